@@ -1,0 +1,51 @@
+# nstdream — the two commands in the README are `make report` (the main job) and `make test`.
+# Both create .venv and install everything on first use; nothing needs to be installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PRESET ?= quick
+# Real ImageNet weights: ../shared/weights beside the repo when present (see README, "Weights").
+ifneq ($(wildcard ../shared/weights/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5),)
+export NSTDREAM_WEIGHTS_DIR ?= $(abspath ../shared/weights)
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export MPLBACKEND ?= Agg
+# The GPU extra where a CUDA driver answers, the CPU wheel elsewhere.
+EXTRA := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
+
+.PHONY: setup test test-fast notebooks report styles paper clean benchmarks
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(EXTRA),dev]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nstdream)" >/dev/null
+	touch $@
+
+setup: $(VENV)/.installed
+
+## The README's test command: unit tests, then every notebook under nbval.
+test: setup
+	$(PY) -m pytest tests -q
+	$(PY) -m pytest --nbval notebooks --sanitize-with notebooks/nbval_sanitize.cfg -q -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest tests -q -m "not slow"
+
+## Re-execute every notebook in place with its default parameters (committed outputs).
+notebooks: setup
+	$(PY) -m nstdream_utils.report --in-place
+
+## The README's main job: run every notebook with papermill and render build/report/index.html.
+report: setup
+	$(PY) -m nstdream_utils.report --preset $(PRESET) --out build
+
+styles: setup
+	$(VENV)/bin/nstdream data styles
+
+benchmarks: setup
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,45 @@
+"""Exceptions that carry a fix.
+
+Every error a user can cause is an :class:`NstdreamError`: it names what is wrong and says how to
+fix it, so the CLI can print it as one line (``error: <where>: <what> — <fix>``) and a notebook shows
+the same text. Each class also derives from the built-in exception a Python user would expect.
+"""
+
+from __future__ import annotations
+
+
+class NstdreamError(Exception):
+    """Base class: ``what`` is wrong with ``where`` (a file, a parameter), and ``fix`` says what to do."""
+
+    def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
+        self.what = what
+        self.where = where
+        self.fix = fix
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The message as one line: ``<where>: <what> — <fix>``."""
+        text = f"{self.where}: {self.what}" if self.where else self.what
+        return f"{text} — {self.fix}" if self.fix else text
+
+
+class InputError(NstdreamError, ValueError):
+    """A bad image, path or parameter given by the user."""
+
+
+class MissingFileError(NstdreamError, FileNotFoundError):
+    """A file the user named does not exist."""
+
+
+class WeightsError(NstdreamError, FileNotFoundError):
+    """Weight files that are missing, truncated or fail their md5 check."""
+
+
+class NonFiniteLossError(NstdreamError, FloatingPointError):
+    """The loss or image became NaN or Inf; ``last_image`` is the last finite image, ``step`` where."""
+
+    def __init__(self, what: str, *, step: int, last_image=None, history=None, fix: str | None = None):
+        self.step = step
+        self.last_image = last_image
+        self.history = history
+        super().__init__(what, where=f"step {step}", fix=fix)
