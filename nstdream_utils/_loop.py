@@ -1,0 +1,125 @@
+"""Bookkeeping shared by the NST and DeepDream loops: history, progress, NaN guard, frames, interrupts.
+
+A loop produces one dict of scalar losses per step (evaluated *before* that step's update). The
+:class:`Recorder` appends them to the history, drives the tqdm bar, prints a fixed-format log line,
+keeps frames, and checks for NaN/Inf, keeping the last finite image so a run that blows up still
+returns something usable. :func:`run_steps` adds batching for gradient loops: values are read back
+to the host every ``sync_every`` steps only, so a GPU does not wait for the host on every step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import NonFiniteLossError
+
+
+class Recorder:
+    """Per-step history plus progress bar, log lines, frames, callback and the NaN guard.
+
+    Args:
+        num_steps: steps expected (for the progress bar).
+        get_image: the current image as a float32 NumPy array in [0, 1].
+        progress: show a tqdm.auto bar. desc: its label.
+        log_every: print ``step N | loss x.xxxxe+yy`` every N steps (0: never).
+        frame_every: keep a copy of the image every N steps (0: never).
+        callback: ``callback(step, losses, image)`` at each sync point.
+        main_key: the loss shown and checked first (``"total"`` for NST, ``"loss"`` for DeepDream).
+        step_offset: added to step numbers (octaves of DeepDream continue counting).
+    """
+
+    def __init__(self, *, num_steps: int, get_image: Callable[[], np.ndarray], progress: bool = True,
+                 desc: str = "", log_every: int = 0, frame_every: int = 0, callback=None,
+                 main_key: str = "total", history: dict | None = None, frames: list | None = None,
+                 step_offset: int = 0) -> None:
+        from tqdm.auto import tqdm
+
+        self.history: dict[str, list[float]] = history if history is not None else {}
+        self.frames: list[np.ndarray] = frames if frames is not None else []
+        self.get_image, self.main_key, self.callback = get_image, main_key, callback
+        self.log_every, self.frame_every, self.step_offset = log_every, frame_every, step_offset
+        self.last_good = get_image()
+        self.status = "running"
+        self._start = time.perf_counter() - (self.history["seconds"][-1] if self.history.get("seconds") else 0.0)
+        self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
+
+    @property
+    def steps_done(self) -> int:
+        return len(self.history.get(self.main_key, []))
+
+    def record(self, losses_per_step: list[dict], *, image_ok: bool = True) -> None:
+        """Append the steps' losses (dicts of floats or scalar tensors), then check and keep the image."""
+        seconds = time.perf_counter() - self._start
+        for losses in losses_per_step:
+            values = {k: float(v) for k, v in losses.items()}
+            for k, v in values.items():
+                self.history.setdefault(k, []).append(v)
+            self.history.setdefault("seconds", []).append(seconds)
+            step = self.step_offset + self.steps_done - 1
+            if not all(math.isfinite(v) for v in values.values()):
+                raise NonFiniteLossError(f"the loss became {values[self.main_key]} (not finite)", step=step,
+                                         last_image=self.last_good, history=self.history,
+                                         fix="lower the learning rate (--lr) or the loss weights")
+            if self.log_every and step % self.log_every == 0:
+                print(f"step {step:>5} | loss {values[self.main_key]:.4e}")
+        if not image_ok:
+            raise NonFiniteLossError("the image became NaN/Inf", step=self.step_offset + self.steps_done,
+                                     last_image=self.last_good, history=self.history,
+                                     fix="lower the learning rate (--lr)")
+        self.last_good = self.get_image()
+        self._bar.update(len(losses_per_step))
+        if self.history.get(self.main_key):
+            self._bar.set_postfix_str(f"loss {self.history[self.main_key][-1]:.4g}")
+        if self.callback is not None:
+            self.callback(self.step_offset + self.steps_done, {k: v[-1] for k, v in self.history.items()},
+                          self.last_good)
+
+    def wants_frame(self, step: int) -> bool:
+        return bool(self.frame_every) and step % self.frame_every == 0
+
+    def keep_frame(self) -> None:
+        self.frames.append(self.last_good.copy())
+
+    def close(self, status: str | None = None) -> None:
+        """Close the progress bar; set the final status when given."""
+        if status is not None:
+            self.status = status
+        self._bar.close()
+
+
+def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int,
+              image_ok: Callable[[], bool], sync_every: int = 10,
+              should_stop: Callable[[], bool] | None = None) -> Recorder:
+    """Call ``step(i)`` ``num_steps`` times, recording its losses; see the module docstring.
+
+    Ctrl-C (KeyboardInterrupt) or ``should_stop()`` returning True ends the run early with status
+    ``"interrupted"``; the steps already done stay in the history.
+
+    Raises:
+        NonFiniteLossError: a loss or the image became NaN/Inf; carries the last finite image.
+    """
+    pending: list[dict] = []
+    status = "completed"
+    try:
+        for i in range(num_steps):
+            if should_stop is not None and should_stop():
+                status = "interrupted"
+                break
+            pending.append(step(i))
+            due = (i + 1) % sync_every == 0 or i == num_steps - 1 or recorder.wants_frame(i) \
+                or (recorder.log_every and i % recorder.log_every == 0)
+            if due:
+                recorder.record(pending, image_ok=image_ok())
+                pending = []
+                if recorder.wants_frame(i) or (recorder.frame_every and i == num_steps - 1):
+                    recorder.keep_frame()
+    except KeyboardInterrupt:
+        status = "interrupted"
+    recorder.status = status
+    if pending:
+        recorder.record(pending, image_ok=image_ok())
+    return recorder

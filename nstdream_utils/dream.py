@@ -1,0 +1,176 @@
+"""DeepDream: gradient *ascent* on an image to maximise Inception v3's mean layer activations.
+
+As in the TensorFlow DeepDream tutorial: the loss is the sum over chosen layers of each layer's
+mean activation (``losses.dream_loss``); each step divides the gradient by its standard deviation
+and adds ``step_size`` times it to the image, which lives in [-1, 1] (Inception's input range) and
+is clipped there. Octaves repeat the ascent at growing scales; tiles with a random roll compute
+the gradient of a large image piece by piece, so memory stays bounded. Taught in notebook 04.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from . import device, images, losses, models
+from ._loop import Recorder, run_steps
+from .presets import DreamConfig, get_preset, validate_dream
+
+INCEPTION_MIN_SIZE = 75
+"""Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
+
+
+@dataclass
+class DreamResult:
+    """What :func:`deep_dream` returns.
+
+    Attributes:
+        image: float32 ``[H, W, 3]`` in [0, 1], the dreamed image (at the input's working size).
+        history: ``loss`` (the dream loss before each step's update, so ``loss[900]`` is the value the
+            TF tutorial prints at "step 900") and ``seconds`` (elapsed), one entry per step.
+        config: the :class:`DreamConfig` used.
+        frames: images kept every ``frame_every`` steps.
+        status: ``"completed"`` or ``"interrupted"``.
+    """
+
+    image: np.ndarray
+    history: dict[str, list[float]]
+    config: DreamConfig
+    frames: list[np.ndarray] = field(default_factory=list)
+    status: str = "completed"
+
+    @property
+    def final_loss(self) -> float:
+        """The last dream loss in the history."""
+        return self.history["loss"][-1]
+
+
+def resolve_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
+    """A DeepDream configuration from a preset name or config, with ``overrides``, validated."""
+    cfg = get_preset(config).dream if isinstance(config, str) else config
+    if overrides.get("layers") is not None:
+        overrides["layers"] = tuple(overrides["layers"])
+    if overrides.get("octaves") is not None and isinstance(overrides["octaves"], int):
+        n = overrides["octaves"]  # an int N means N octaves ending at the base size: -(N-1)..0
+        overrides["octaves"] = tuple(range(-(n - 1), 1)) if n > 0 else n
+    return validate_dream(cfg.replace(**overrides))
+
+
+def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
+    """Resize to the configured size (exact square or longest side), at least 75 px on each side."""
+    x = np.asarray(image, np.float32)
+    x = images.resize(x, exact=(cfg.size, cfg.size)) if cfg.square else images.resize(x, longest_side=cfg.size)
+    return images.ensure_min_size(x, INCEPTION_MIN_SIZE)
+
+
+def _normalized(grad: tf.Tensor, cfg: DreamConfig) -> tf.Tensor:
+    return grad / (tf.math.reduce_std(grad) + 1e-8) if cfg.normalize_gradient else grad
+
+
+def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
+    """One traced ascent step on a whole image: ``step(img [H, W, 3] in [-1, 1]) -> (loss, new img)``."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
+    def step(img):
+        with tf.GradientTape() as tape:
+            tape.watch(img)
+            loss = losses.dream_loss(extractor((img[tf.newaxis] + 1.0) / 2.0))
+        grad = _normalized(tape.gradient(loss, img), cfg)
+        return loss, tf.clip_by_value(img + cfg.step_size * grad, -1.0, 1.0)
+
+    return step
+
+
+def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
+    """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial).
+
+    ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size.
+    """
+    tile = cfg.tile_size
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
+    def step(img, shift):
+        rolled = tf.roll(img, shift=shift, axis=[0, 1])
+        grads = tf.zeros_like(rolled)
+        total = tf.constant(0.0)
+        count = tf.constant(0.0)
+        h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
+        ys = tf.range(0, h, tile)
+        xs = tf.range(0, w, tile)
+        for y in ys:
+            for x in xs:
+                with tf.GradientTape() as tape:
+                    tape.watch(rolled)
+                    piece = rolled[y:y + tile, x:x + tile]
+                    loss = losses.dream_loss(extractor((piece[tf.newaxis] + 1.0) / 2.0))
+                grads = grads + tape.gradient(loss, rolled)
+                total += loss
+                count += 1.0
+        grads = tf.roll(grads, shift=-shift, axis=[0, 1])
+        grads = _normalized(grads, cfg)
+        return total / count, tf.clip_by_value(img + cfg.step_size * grads, -1.0, 1.0)
+
+    return step
+
+
+def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None = None,
+               num_steps: int | None = None, step_size: float | None = None, layers=None, octaves=None,
+               tile_size: int | None = None, seed: int = 0, progress: bool = True, log_every: int = 0,
+               frame_every: int = 0, callback=None, should_stop=None, weights=None) -> DreamResult:
+    """Dream on ``image`` by gradient ascent of Inception v3's mean activations.
+
+    Args:
+        image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
+        config: a preset name or a :class:`DreamConfig`; the other arguments override it (None keeps).
+        layers: Inception layers, e.g. ``("mixed3", "mixed5")``.
+        octaves: a tuple of octave exponents, or an int N for N octaves ending at the base size.
+        tile_size: use tiles of this size with a random roll when the image is larger (0: never).
+        seed: seeds the random rolls; same seed, same result.
+        progress, log_every, frame_every, callback, should_stop, weights: as in ``nst.style_transfer``.
+
+    Returns:
+        A :class:`DreamResult`; Ctrl-C returns one with status ``"interrupted"``.
+
+    Raises:
+        InputError: a bad parameter (before any network is built).
+        NonFiniteLossError: the loss or image became NaN/Inf.
+    """
+    cfg = resolve_config(config, size=size, num_steps=num_steps, step_size=step_size, layers=layers,
+                         octaves=octaves, tile_size=tile_size)
+    device.setup()
+    device.seed_everything(seed)
+    base = prepare_image(image, cfg)
+    extractor = models.inception_features(cfg.layers, weights=weights)
+    whole_step, tiled_step = make_step(extractor, cfg), None
+    rng = np.random.default_rng(seed)
+    img = tf.constant(base * 2.0 - 1.0)
+    state = {"img": img}
+    recorder = Recorder(num_steps=cfg.num_steps * len(cfg.octaves), get_image=lambda: (state["img"].numpy() + 1) / 2,
+                        progress=progress, desc="DeepDream", log_every=log_every, frame_every=frame_every,
+                        callback=callback, main_key="loss")
+    base_hw = np.array(base.shape[:2], np.float64)
+    for n in cfg.octaves:
+        hw = np.maximum(np.round(base_hw * cfg.octave_scale ** n), INCEPTION_MIN_SIZE).astype(int)
+        state["img"] = tf.image.resize(state["img"], hw)
+        use_tiles = cfg.tile_size and max(hw) > cfg.tile_size
+        if use_tiles and tiled_step is None:
+            tiled_step = make_tiled_step(extractor, cfg)
+
+        def step(i: int) -> dict:
+            if use_tiles:
+                shift = rng.integers(-cfg.tile_size, cfg.tile_size, size=2).astype(np.int32)
+                loss, state["img"] = tiled_step(state["img"], tf.constant(shift))
+            else:
+                loss, state["img"] = whole_step(state["img"])
+            return {"loss": loss}
+
+        run_steps(step, recorder, num_steps=cfg.num_steps, should_stop=should_stop,
+                  image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(state["img"]))))
+        if recorder.status != "completed":
+            break
+    recorder.close()
+    out = tf.image.resize(state["img"], base.shape[:2]) if len(cfg.octaves) > 1 else state["img"]
+    return DreamResult(image=np.clip((out.numpy() + 1) / 2, 0, 1).astype(np.float32), history=recorder.history,
+                       config=cfg, frames=recorder.frames, status=recorder.status)

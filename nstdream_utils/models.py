@@ -1,0 +1,140 @@
+"""Frozen ImageNet feature extractors: VGG-19 for style transfer, Inception v3 for DeepDream.
+
+Both take images in [0, 1] and do their own preprocessing, and both return a dict from Keras layer
+name to feature map. The networks are built once per weights file and shared.
+
+Paper names ↔ Keras names: VGG-19's ``conv{b}_{i}`` is ``block{b}_conv{i}``, ``pool{b}`` is
+``block{b}_pool``; Inception v3's inception modules are ``mixed0`` … ``mixed10``.
+Taught in notebook 00 (the two networks).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from . import weights as weights_lib
+from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
+
+# Mean BGR pixel of ImageNet, subtracted by Keras' "caffe" preprocessing (vgg19.preprocess_input).
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+PAPER_NAMES = {
+    **{f"block{b}_conv{i}": f"conv{b}_{i}" for b in range(1, 6) for i in range(1, 5)},
+    **{f"block{b}_pool": f"pool{b}" for b in range(1, 6)},
+}
+"""Keras layer name → the paper's name (VGG-19)."""
+
+
+def vgg_preprocess(images: tf.Tensor) -> tf.Tensor:
+    """[0, 1] RGB → Keras' caffe preprocessing: 0..255 BGR minus the ImageNet mean.
+
+    Args:
+        images: float ``[B, H, W, 3]`` RGB in [0, 1].
+    Returns:
+        float32 ``[B, H, W, 3]`` BGR, roughly in [-124, 152].
+    """
+    x = tf.cast(images, tf.float32) * 255.0
+    return x[..., ::-1] - tf.constant(CAFFE_MEAN_BGR, tf.float32)
+
+
+def inception_preprocess(images: tf.Tensor) -> tf.Tensor:
+    """[0, 1] RGB → [-1, 1] (Keras' ``inception_v3.preprocess_input``)."""
+    return tf.cast(images, tf.float32) * 2.0 - 1.0
+
+
+class FeatureExtractor:
+    """A frozen network returning named layer outputs; call it on ``[B, H, W, 3]`` images in [0, 1].
+
+    Attributes:
+        layers: the layer names it returns, in order.
+        model: the underlying ``keras.Model`` (preprocessed input → list of outputs).
+    """
+
+    def __init__(self, model: keras.Model, layers: Sequence[str], preprocess) -> None:
+        self.model = model
+        self.layers = tuple(layers)
+        self.preprocess = preprocess
+
+    def __call__(self, images) -> dict[str, tf.Tensor]:
+        """Features of ``images`` (float ``[B, H, W, 3]`` in [0, 1]) as float32 ``{layer: [B, h, w, c]}``."""
+        x = tf.convert_to_tensor(images, tf.float32)
+        if x.shape.rank == 3:
+            x = x[tf.newaxis]
+        outputs = self.model(self.preprocess(x), training=False)
+        if not isinstance(outputs, (list, tuple)):
+            outputs = [outputs]
+        return {name: tf.cast(out, tf.float32) for name, out in zip(self.layers, outputs)}
+
+    def __repr__(self) -> str:
+        return f"FeatureExtractor({self.model.name}, layers={list(self.layers)})"
+
+
+@functools.lru_cache(maxsize=4)
+def _vgg19(path: str) -> keras.Model:
+    model = keras.applications.VGG19(include_top=False, weights=path, input_shape=(None, None, 3))
+    model.trainable = False
+    return model
+
+
+@functools.lru_cache(maxsize=4)
+def _inception(path: str) -> keras.Model:
+    model = keras.applications.InceptionV3(include_top=False, weights=path, input_shape=(None, None, 3))
+    model.trainable = False
+    return model
+
+
+def _load(builder, name: str, weights: str | Path | None) -> keras.Model:
+    path = weights_lib.resolve(name, path=weights)
+    try:
+        return builder(str(path))
+    except (OSError, ValueError, KeyError) as exc:
+        from .errors import WeightsError
+
+        raise WeightsError(f"cannot load {path.name}: {exc}", where=str(path),
+                           fix="replace the file: set NSTDREAM_WEIGHTS_DIR or run `nstdream weights fetch`") from exc
+
+
+def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None) -> FeatureExtractor:
+    """A frozen ImageNet VGG-19 returning ``layers`` (Keras names, e.g. ``block5_conv2``).
+
+    Args:
+        layers: names from :data:`presets.VGG19_LAYERS`.
+        weights: a weights file or folder; default: found by ``weights.resolve("vgg19")``.
+
+    Raises:
+        InputError: an unknown layer name (the message lists the valid ones).
+        WeightsError: no verified weights file.
+    """
+    layers = tuple(dict.fromkeys(layers))
+    check_layers(layers, VGG19_LAYERS, where="layers")
+    base = _load(_vgg19, "vgg19", weights)
+    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="vgg19_features")
+    return FeatureExtractor(model, layers, vgg_preprocess)
+
+
+def inception_features(layers: Sequence[str], *, weights: str | Path | None = None) -> FeatureExtractor:
+    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``).
+
+    Images must be at least 75×75 pixels. Raises as :func:`vgg19_features`.
+    """
+    layers = tuple(dict.fromkeys(layers))
+    check_layers(layers, INCEPTION_LAYERS, where="layers")
+    base = _load(_inception, "inception_v3", weights)
+    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="inception_features")
+    return FeatureExtractor(model, layers, inception_preprocess)
+
+
+def layer_table(model: str = "vgg19") -> list[dict]:
+    """Rows (name, paper name, type, output channels, parameters) describing a network's layers."""
+    base = _load(_vgg19 if model == "vgg19" else _inception, "vgg19" if model == "vgg19" else "inception_v3", None)
+    rows = []
+    for layer in base.layers:
+        shape = layer.output.shape
+        rows.append({"name": layer.name, "paper_name": PAPER_NAMES.get(layer.name, ""),
+                     "type": type(layer).__name__, "channels": shape[-1], "params": layer.count_params()})
+    return rows

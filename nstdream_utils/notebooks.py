@@ -1,0 +1,387 @@
+"""Notebook tooling: navigation cells, the contents page, JSON normalisation and pre-commit checks.
+
+Everything here keys on the house notebook anatomy (``../shared/STYLE.md``):
+
+- files are ``NN_snake_case.ipynb`` in one folder;
+- the first cell is markdown whose first ``# `` line is the title (``# 03 · Neural style transfer``)
+  and whose first ``> `` line is the one-line summary;
+- the navigation cell is markdown starting with ``<!-- nav -->``; it is generated, never edited by hand.
+
+Command line (paths default to every ``notebooks/NN_*.ipynb``)::
+
+    python -m nstdream_utils.notebooks nav [NOTEBOOK ...]        # 2nd and last cell of each notebook
+    python -m nstdream_utils.notebooks contents [DIR]            # DIR/README.md (default: notebooks)
+    python -m nstdream_utils.notebooks normalize [NOTEBOOK ...]  # JSON ready to commit
+    python -m nstdream_utils.notebooks check [NOTEBOOK ...]      # exit 1 when a notebook has a problem
+
+This module never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import nbformat
+
+NAV_MARKER = "<!-- nav -->"
+CONTENTS_START = "<!-- contents:start -->"
+CONTENTS_END = "<!-- contents:end -->"
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+MAX_BYTES = 2 * 1024 * 1024
+INJECTED_TAG = "injected-parameters"
+PARAMETERS_TAG = "parameters"
+
+# Metadata that changes on every run and carries nothing a reader needs.
+VOLATILE_NOTEBOOK_METADATA = ("papermill", "widgets")
+VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime", "trusted")
+# Cells papermill adds: the injected parameters and the "An Exception was encountered" markers.
+_PAPERMILL_CELL_TAGS = {INJECTED_TAG, "papermill-error-cell-tag"}
+_VALID_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+DEFAULT_OVERVIEW = (
+    "These notebooks reproduce *Neural style transfer then DeepDream* step by step: first the "
+    "pieces of neural style transfer (images, features, Gram matrices, losses), then the "
+    "optimisation, then DeepDream on the stylised image, and finally the paper's full pipeline. "
+    "Read them in order; each one runs top to bottom with its default (quick) parameters in a few "
+    "minutes on a laptop CPU, and `make report` renders all of them into one HTML report."
+)
+
+
+# ----------------------------------------------------------------------------------------- I/O
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
+
+    A reader (or a crash half-way) never sees a half-written file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def read(path: str | os.PathLike) -> nbformat.NotebookNode:
+    """Read a notebook as nbformat 4.5+, giving every cell a stable id if it lacks one."""
+    nb = nbformat.read(os.fspath(path), as_version=4)
+    _ensure_ids(nb)
+    return nb
+
+
+def dumps(nb: nbformat.NotebookNode) -> str:
+    """The notebook as committed: nbformat's own layout (sorted keys, indent 1), newline at the end."""
+    text = nbformat.writes(nb)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def write(nb: nbformat.NotebookNode, path: str | os.PathLike) -> bool:
+    """Write ``nb`` atomically; return False (and touch nothing) when the file already holds it."""
+    text = dumps(nb)
+    path = Path(path)
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_atomic(path, text)
+    return True
+
+
+def _ensure_ids(nb: nbformat.NotebookNode) -> None:
+    """Upgrade to nbformat 4.5 and give cells without a valid unique id one derived from their content.
+
+    The id depends only on the cell's type and source (plus a counter on a clash), so rerunning any
+    tool gives the same ids, and existing ids are never changed.
+    """
+    if nb.nbformat == 4 and nb.nbformat_minor < 5:
+        nb.nbformat_minor = 5
+    seen: set[str] = set()
+    for cell in nb.cells:
+        cell_id = cell.get("id")
+        if isinstance(cell_id, str) and _VALID_ID.match(cell_id) and cell_id not in seen:
+            seen.add(cell_id)
+            continue
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()
+        base, n = digest[:8], 0
+        cell_id = base
+        while cell_id in seen:
+            n += 1
+            cell_id = f"{base}-{n}"
+        cell["id"] = cell_id
+        seen.add(cell_id)
+
+
+def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]:
+    """Every ``NN_*.ipynb`` in ``notebooks_dir``, sorted by name."""
+    return sorted(Path(notebooks_dir).glob(NOTEBOOK_GLOB))
+
+
+# --------------------------------------------------------------------------- titles and summaries
+
+
+def _title_cell(nb: nbformat.NotebookNode):
+    return next((cell for cell in nb.cells if cell.cell_type == "markdown"), None)
+
+
+def title_of(nb_or_path, *, default: str | None = None) -> str:
+    """The notebook's H1 title: the first ``# `` line of its first markdown cell.
+
+    Falls back to ``default``, or to the file stem for a path (``03_nst`` → ``03 nst``).
+    """
+    nb = read(nb_or_path) if isinstance(nb_or_path, (str, os.PathLike)) else nb_or_path
+    cell = _title_cell(nb)
+    if cell is not None:
+        for line in cell.source.splitlines():
+            if line.startswith("# "):
+                return line[2:].strip()
+    if default is not None:
+        return default
+    if isinstance(nb_or_path, (str, os.PathLike)):
+        return Path(nb_or_path).stem.replace("_", " ")
+    return "Untitled"
+
+
+def summary_of(nb_or_path) -> str:
+    """The one-line summary: the first ``> `` line of the first markdown cell ('' if none)."""
+    nb = read(nb_or_path) if isinstance(nb_or_path, (str, os.PathLike)) else nb_or_path
+    cell = _title_cell(nb)
+    if cell is not None:
+        for line in cell.source.splitlines():
+            if line.startswith(">"):
+                return line.lstrip(">").strip()
+    return ""
+
+
+# ----------------------------------------------------------------------------------- navigation
+
+
+def is_nav_cell(cell) -> bool:
+    """True for a generated navigation cell (markdown starting with ``<!-- nav -->``)."""
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(NAV_MARKER)
+
+
+def _link(target: Path, here: Path) -> str:
+    return Path(os.path.relpath(target, here.parent)).as_posix()
+
+
+def nav_source(index: int, paths: Sequence[Path], titles: Sequence[str], contents: Path) -> str:
+    """The navigation line for ``paths[index]``: ``< previous · Contents · next >``."""
+    here = paths[index]
+    parts = []
+    if index > 0:
+        parts.append(f"< [{titles[index - 1]}]({_link(paths[index - 1], here)})")
+    parts.append(f"[Contents]({_link(contents, here)})")
+    if index + 1 < len(paths):
+        parts.append(f"[{titles[index + 1]}]({_link(paths[index + 1], here)}) >")
+    return f"{NAV_MARKER}\n" + " · ".join(parts)
+
+
+def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Put a navigation cell second and last in each notebook, in the order given.
+
+    Existing navigation cells (anywhere) are replaced, so rerunning changes nothing. Links use
+    each neighbour's H1 title and point to ``README.md`` (the contents page) in the first
+    notebook's folder. Returns the notebooks whose file changed.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return []
+    notebooks = [read(p) for p in paths]
+    titles = [title_of(nb, default=p.stem.replace("_", " ")) for nb, p in zip(notebooks, paths)]
+    contents = paths[0].parent / "README.md"
+    changed = []
+    for index, (nb, path) in enumerate(zip(notebooks, paths)):
+        source = nav_source(index, paths, titles, contents)
+        cells = [cell for cell in nb.cells if not is_nav_cell(cell)]
+        top = nbformat.v4.new_markdown_cell(source, id="nav-top")
+        bottom = nbformat.v4.new_markdown_cell(source, id="nav-bottom")
+        nb.cells = cells[:1] + [top] + cells[1:] + [bottom]
+        if write(nb, path):
+            changed.append(path)
+    return changed
+
+
+# ------------------------------------------------------------------------------------- contents
+
+
+def contents_list(paths: Sequence[Path], here: Path) -> str:
+    """The ordered markdown list: ``1. [03 · Title](03_x.ipynb) — summary``."""
+    lines = []
+    for number, path in enumerate(paths, start=1):
+        nb = read(path)
+        title, summary = title_of(nb, default=path.stem.replace("_", " ")), summary_of(nb)
+        line = f"{number}. [{title}]({_link(path, here)})"
+        lines.append(f"{line} — {summary}" if summary else line)
+    return "\n".join(lines)
+
+
+def write_contents(notebooks_dir: str | os.PathLike = "notebooks") -> Path:
+    """Write ``notebooks_dir/README.md``: an overview paragraph, then the ordered list of notebooks.
+
+    When the README already has ``<!-- contents:start -->`` … ``<!-- contents:end -->`` markers,
+    only the list between them is replaced and the hand-written text around it is kept.
+    """
+    notebooks_dir = Path(notebooks_dir)
+    readme = notebooks_dir / "README.md"
+    block = f"{CONTENTS_START}\n{contents_list(notebook_paths(notebooks_dir), readme)}\n{CONTENTS_END}"
+    old = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    if CONTENTS_START in old and CONTENTS_END in old:
+        head, rest = old.split(CONTENTS_START, 1)
+        tail = rest.split(CONTENTS_END, 1)[1]
+        text = head + block + tail
+    else:
+        text = f"# Notebooks\n\n{DEFAULT_OVERVIEW}\n\n{block}\n"
+    if text != old:
+        write_atomic(readme, text)
+    return readme
+
+
+# ---------------------------------------------------------------------------------- normalise
+
+
+def _tags(cell) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``nb`` ready to commit (see :func:`normalize`)."""
+    nb = copy.deepcopy(nb)
+    _ensure_ids(nb)
+    for key in VOLATILE_NOTEBOOK_METADATA:
+        nb.metadata.pop(key, None)
+    cells = []
+    for cell in nb.cells:
+        if _PAPERMILL_CELL_TAGS & set(_tags(cell)):
+            continue
+        if not cell.source.strip() and not cell.get("outputs"):
+            continue  # an empty cell
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if "tags" in cell.metadata and not cell.metadata.tags:
+            del cell.metadata["tags"]
+        cells.append(cell)
+    nb.cells = cells
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or cell.execution_count is None:
+            continue
+        count += 1
+        cell.execution_count = count
+        for output in cell.outputs:
+            if output.output_type == "execute_result":
+                output.execution_count = count
+    return nb
+
+
+def normalize(path: str | os.PathLike) -> bool:
+    """Normalise a notebook file for commit; return True when the file changed.
+
+    Sorted keys and indent 1 (nbformat's layout); no papermill metadata, cell ``execution``
+    timings or widget state; no papermill injected-parameters or error-marker cell; no empty
+    cells; execution counts 1..n in order; ``kernelspec`` and ``language_info`` kept; every cell
+    keeps its id (missing ids are derived from the cell's content). Idempotent.
+    """
+    return write(normalized(read(path)), path)
+
+
+# -------------------------------------------------------------------------------------- check
+
+
+def check(path: str | os.PathLike) -> list[str]:
+    """What stops this notebook from being committed, one short sentence each ([] when fine)."""
+    path = Path(path)
+    try:
+        nb = read(path)
+    except Exception as exc:  # noqa: BLE001 — any unreadable file is one problem to report
+        return [f"cannot be read as a notebook ({type(exc).__name__}: {exc})"]
+    problems = []
+    size = path.stat().st_size
+    if size > MAX_BYTES:
+        problems.append(f"file is {size / 2**20:.1f} MB, over 2 MB — show smaller images")
+    if "kernelspec" not in nb.metadata:
+        problems.append("no kernelspec in metadata — save it once from Jupyter with the Python 3 kernel")
+    title = _title_cell(nb)
+    if title is None or nb.cells.index(title) != 0 or not re.search(r"(?m)^# ", title.source):
+        problems.append("first cell is not the title cell ('# NN · Title' then a '> summary' line)")
+    elif not summary_of(nb):
+        problems.append("title cell has no one-line '> summary'")
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    if not any(PARAMETERS_TAG in _tags(c) for _, c in code):
+        problems.append("no code cell tagged 'parameters' — papermill cannot set its parameters")
+    if code and not any(c.outputs for _, c in code):
+        problems.append("no outputs — execute it with `make notebooks`")
+    for i, cell in enumerate(nb.cells):
+        if not cell.source.strip():
+            problems.append(f"cell {i} is empty")
+        if INJECTED_TAG in _tags(cell):
+            problems.append(f"cell {i} is papermill's injected-parameters cell — run normalize")
+        for output in cell.get("outputs", []):
+            if output.output_type == "error":
+                problems.append(f"cell {i} stores an error output ({output.ename}: {output.evalue})")
+    if not problems and path.read_text(encoding="utf-8") != dumps(normalized(nb)):
+        problems.append(f"not normalised — run `python -m nstdream_utils.notebooks normalize {path}`")
+    return problems
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m nstdream_utils.notebooks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("command", choices=["nav", "contents", "normalize", "check"])
+    parser.add_argument("paths", nargs="*", help="notebooks (default: notebooks/NN_*.ipynb); "
+                        "for 'contents' the notebooks folder")
+    args = parser.parse_args(argv)
+    if args.command == "contents":
+        for folder in args.paths or ["notebooks"]:
+            print(f"wrote {write_contents(folder)}")
+        return 0
+    paths = [Path(p) for p in args.paths] or notebook_paths("notebooks")
+    if not paths:
+        print("error: no notebooks given and none match notebooks/NN_*.ipynb", file=sys.stderr)
+        return 1
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        print(f"error: {missing[0]}: no such notebook", file=sys.stderr)
+        return 1
+    if args.command == "nav":
+        changed = set(add_navigation(paths))
+        for path in paths:
+            print(f"{'updated' if path in changed else 'unchanged'} {path}")
+        return 0
+    if args.command == "normalize":
+        for path in paths:
+            print(f"{'normalised' if normalize(path) else 'unchanged'} {path}")
+        return 0
+    failed = 0
+    for path in paths:
+        for problem in check(path):
+            print(f"{path}: {problem}")
+            failed = 1
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())

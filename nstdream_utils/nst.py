@@ -1,0 +1,246 @@
+"""Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
+Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
+
+One entry point, :func:`style_transfer`, with three optimisers behind it:
+
+* ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay);
+* ``"adam"`` — the TensorFlow tutorial's choice;
+* ``"lbfgs"`` — Gatys' choice, scipy's L-BFGS-B driving a ``tf.function`` value-and-gradient.
+
+Content features and style Gram matrices are computed once, before the loop; each step then runs
+VGG-19 once, on the image being optimised. Taught in notebook 03.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import tensorflow as tf
+
+from . import device, images, losses, models
+from ._loop import Recorder, run_steps
+from .presets import NSTConfig, get_preset, validate_nst
+
+
+@dataclass
+class NSTResult:
+    """What :func:`style_transfer` returns.
+
+    Attributes:
+        image: float32 ``[H, W, 3]`` in [0, 1], the stylised image.
+        history: per-step lists ``total``, ``content``, ``style``, ``tv`` (weighted terms, each
+            evaluated before that step's update, as keras-io prints them) and ``seconds`` (elapsed).
+        frames: images kept every ``frame_every`` steps.
+        config: the :class:`NSTConfig` used.
+        status: ``"completed"`` or ``"interrupted"``.
+    """
+
+    image: np.ndarray
+    history: dict[str, list[float]]
+    config: NSTConfig
+    frames: list[np.ndarray] = field(default_factory=list)
+    status: str = "completed"
+
+    @property
+    def final_loss(self) -> float:
+        """The last total loss in the history."""
+        return self.history["total"][-1]
+
+
+def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
+    """An NST configuration from a preset name or config, with ``overrides`` (None = keep), validated."""
+    cfg = get_preset(config).nst if isinstance(config, str) else config
+    return validate_nst(cfg.replace(**overrides))
+
+
+def prepare_images(content_image, style_image, cfg: NSTConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Resize the content image to the configured size, and the style image to the content's size.
+
+    Returns:
+        Two float32 ``[H, W, 3]`` arrays in [0, 1] of the same shape.
+    """
+    content = np.asarray(content_image, np.float32)
+    content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
+        else images.resize(content, longest_side=cfg.size)
+    style = images.resize(np.asarray(style_image, np.float32), exact=content.shape[:2])
+    return content, style
+
+
+class NSTLoss:
+    """The total loss of Eq 6 for one content/style pair, with targets precomputed once.
+
+    Call it on the optimised image (``pixel_scale`` × [0, 1] RGB, ``[1, H, W, 3]``) to get the
+    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars.
+    """
+
+    def __init__(self, content: np.ndarray, style: np.ndarray, cfg: NSTConfig, *, weights=None) -> None:
+        self.cfg = cfg
+        self.extractor = models.vgg19_features(tuple(cfg.content_layers) + tuple(cfg.style_layers),
+                                               weights=weights)
+        content_features = self.extractor(content[np.newaxis])
+        style_features = self.extractor(style[np.newaxis])
+        self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
+        self.style_targets = {n: tf.constant(losses.gram_matrix(style_features[n], normalize=cfg.gram_normalize))
+                              for n in cfg.style_layers}
+
+    def __call__(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
+        cfg = self.cfg
+        features = self.extractor(image / cfg.pixel_scale)
+        content = tf.add_n([losses.content_loss(features[n], self.content_targets[n],
+                                                reduction=cfg.content_reduction)
+                            for n in cfg.content_layers]) / len(cfg.content_layers)
+        style = losses.style_loss(features, self.style_targets, cfg.style_layers,
+                                  reduction=cfg.style_reduction, gram_normalize=cfg.gram_normalize,
+                                  image_positions=tf.shape(image)[1] * tf.shape(image)[2])
+        tv = losses.total_variation_loss(image, kind=cfg.tv_kind, power=cfg.tv_power) \
+            if cfg.tv_weight else tf.constant(0.0)
+        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
+                 "tv": cfg.tv_weight * tv}
+        return {"total": terms["content"] + terms["style"] + terms["tv"], **terms}
+
+
+def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
+    if cfg.init == "content":
+        start = content
+    elif cfg.init == "style":
+        start = style
+    else:
+        start = np.random.default_rng(seed).uniform(0, 1, content.shape).astype(np.float32)
+    return (start * cfg.pixel_scale)[np.newaxis].astype(np.float32)
+
+
+def _make_optimizer(cfg: NSTConfig):
+    import keras
+
+    lr = cfg.learning_rate
+    if cfg.lr_decay_rate:
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
+                                                         decay_rate=cfg.lr_decay_rate)
+    if cfg.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=lr)
+    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
+
+
+def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
+                   should_stop=None) -> np.ndarray:
+    """SGD or Adam on a ``tf.Variable``: one traced ``tf.function`` step, no retracing."""
+    image = tf.Variable(x0)
+    recorder.get_image = lambda: image.numpy()[0] / cfg.pixel_scale
+    optimizer = _make_optimizer(cfg)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            terms = loss_fn(image)
+        grad = tape.gradient(terms["total"], image)
+        optimizer.apply_gradients([(grad, image)])
+        if cfg.clip:
+            image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
+        return terms
+
+    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps, should_stop=should_stop,
+              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(image))))
+    recorder.close()
+    recorder.traces = step.experimental_get_tracing_count()
+    return recorder.last_good
+
+
+class _StopLBFGS(Exception):
+    pass
+
+
+def _lbfgs_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
+                should_stop=None) -> np.ndarray:
+    """scipy's L-BFGS-B on a ``tf.function`` value-and-gradient.
+
+    The history has one entry per iteration: the loss at the iterate it starts from (the initial
+    image first), like the gradient loops' "loss before the update".
+    """
+    import scipy.optimize
+
+    shape = x0.shape
+    current = {"x": x0.ravel().astype(np.float64)}
+    recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def value_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            terms = loss_fn(x)
+        return terms, tape.gradient(terms["total"], x)
+
+    evaluated: dict = {}
+
+    def fun(flat: np.ndarray):
+        terms, grad = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
+        evaluated["x"], evaluated["terms"] = flat.copy(), {k: float(v) for k, v in terms.items()}
+        return evaluated["terms"]["total"], grad.numpy().ravel().astype(np.float64)
+
+    def on_iterate(xk) -> None:
+        x = np.asarray(getattr(xk, "x", xk))
+        if not np.array_equal(evaluated.get("x"), x):
+            fun(x)
+        current["x"] = x.copy()
+        if recorder.steps_done < cfg.num_steps:
+            recorder.record([evaluated["terms"]], image_ok=bool(np.isfinite(x).all()))
+            if recorder.wants_frame(recorder.steps_done - 1):
+                recorder.keep_frame()
+        if recorder.steps_done >= cfg.num_steps or (should_stop is not None and should_stop()):
+            raise _StopLBFGS
+
+    status = "completed"
+    try:
+        on_iterate(current["x"])  # the initial image is iteration 0
+        bounds = [(0.0, cfg.pixel_scale)] * current["x"].size if cfg.clip else None
+        scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
+                                callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
+    except _StopLBFGS:
+        status = "interrupted" if recorder.steps_done < cfg.num_steps else "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        recorder.close(status)
+    return recorder.get_image()
+
+
+def style_transfer(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
+                   num_steps: int | None = None, optimizer: str | None = None,
+                   learning_rate: float | None = None, seed: int = 0, progress: bool = True,
+                   log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None,
+                   weights=None) -> NSTResult:
+    """Stylise ``content_image`` with ``style_image`` (the paper's NST).
+
+    Args:
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here).
+        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`.
+        size, num_steps, optimizer, learning_rate: override the config (None keeps it).
+        seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
+        progress: show a tqdm progress bar.
+        log_every: print ``step N | loss x`` every N steps (0: never).
+        frame_every: keep the image every N steps in ``result.frames`` (0: never).
+        callback: ``callback(step, losses, image)`` every 10 steps.
+        should_stop: polled every step; returning True ends the run (status ``"interrupted"``).
+        weights: VGG-19 weights file or folder (default: ``weights.resolve``).
+
+    Returns:
+        An :class:`NSTResult`. Ctrl-C (KeyboardInterrupt) also returns one, with status ``"interrupted"``.
+
+    Raises:
+        InputError: a bad parameter (checked before any network is built).
+        NonFiniteLossError: the loss became NaN/Inf; ``.last_image`` is the last finite image.
+    """
+    cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer,
+                         learning_rate=learning_rate)
+    device.setup()
+    device.seed_everything(seed)
+    content, style = prepare_images(content_image, style_image, cfg)
+    loss_fn = NSTLoss(content, style, cfg, weights=weights)
+    x0 = _initial_image(content, style, cfg, seed)
+    recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0] / cfg.pixel_scale, progress=progress,
+                        desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,
+                        callback=callback, main_key="total")
+    loop = _lbfgs_loop if cfg.optimizer == "lbfgs" else _gradient_loop
+    image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
+    return NSTResult(image=np.clip(image, 0, 1).astype(np.float32), history=recorder.history, config=cfg,
+                     frames=recorder.frames, status=recorder.status)

@@ -1,0 +1,62 @@
+"""The paper's pipeline: neural style transfer, then resize to 299×299, then DeepDream.
+
+Taught in notebook 05; run over a grid of contents × styles by ``batch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import dream, nst
+from .presets import get_preset
+
+
+@dataclass
+class PipelineResult:
+    """What :func:`run_pipeline` returns: both images and both stages' results.
+
+    Attributes:
+        stylized: float32 ``[H, W, 3]`` in [0, 1], the NST output.
+        dreamed: float32 ``[h, w, 3]`` in [0, 1], DeepDream on the (resized) stylised image.
+        nst: the :class:`nst.NSTResult`. dream: the :class:`dream.DreamResult` (None if NST stopped).
+        status: ``"completed"`` or ``"interrupted"`` (then ``dream`` may be None).
+    """
+
+    stylized: np.ndarray
+    dreamed: np.ndarray | None
+    nst: nst.NSTResult
+    dream: dream.DreamResult | None
+    status: str = "completed"
+
+
+def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size: int | None = None,
+                 nst_steps: int | None = None, optimizer: str | None = None, learning_rate: float | None = None,
+                 dream_size: int | None = None, dream_steps: int | None = None,
+                 dream_step_size: float | None = None, layers=None, octaves=None, seed: int = 0,
+                 progress: bool = True, log_every: int = 0, should_stop=None) -> PipelineResult:
+    """Stylise ``content_image`` with ``style_image``, then dream on the result (the paper's pipeline).
+
+    Args:
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1].
+        preset: ``"paper"``, ``"tf-tutorial"`` or ``"quick"``: both stages' settings.
+        nst_size, nst_steps, optimizer, learning_rate: NST overrides (None keeps the preset's).
+        dream_size, dream_steps, dream_step_size, layers, octaves: DeepDream overrides.
+        seed: seeds both stages.
+
+    Returns:
+        A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
+    """
+    chosen = get_preset(preset)
+    nst_cfg = nst.resolve_config(chosen.nst, size=nst_size, num_steps=nst_steps, optimizer=optimizer,
+                                 learning_rate=learning_rate)
+    dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
+                                     step_size=dream_step_size, layers=layers, octaves=octaves)
+    styled = nst.style_transfer(content_image, style_image, config=nst_cfg, seed=seed, progress=progress,
+                                log_every=log_every, should_stop=should_stop)
+    if styled.status != "completed":
+        return PipelineResult(styled.image, None, styled, None, status=styled.status)
+    dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
+                               log_every=log_every, should_stop=should_stop)
+    return PipelineResult(styled.image, dreamed.image, styled, dreamed, status=dreamed.status)
