@@ -14,7 +14,7 @@ Shapes are drawn on a canvas at least twice the size (and at least 1024 px) and 
 which anti-aliases their edges.
 
 Files live in :func:`data_dir` (``<repo>/data``, or ``$NSTDREAM_DATA_DIR``); regenerate them with
-``nstdream data styles`` or ``python -m nstdream_utils.data``.
+``nstdream data styles`` / ``nstdream data content`` or ``python -m nstdream_utils.data`` (both).
 
 Floor 5: imports NumPy, PIL, SciPy and the lower-floor :mod:`nstdream_utils.errors` and
 :mod:`nstdream_utils.files`, never TensorFlow; scikit-image only inside :func:`write_content`.
@@ -55,6 +55,7 @@ __all__ = [
     "DATA_DIR",
     "NOISE_SEED",
     "SCORE_PIXELS",
+    "CONTENT_MAX_SIDE",
     "data_dir",
     "generate_style",
     "write_styles",
@@ -372,13 +373,13 @@ def _check_name(name: object, names: Sequence[str], *, kind: str, where: str) ->
     raise InputError(f"unknown {kind} {name!r}", where=where, fix=f"{hint}valid names: {', '.join(names)}")
 
 
-def _check_size(size: object) -> int:
+def _check_size(size: object, *, where: str) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
         raise TypeError(f"size must be an int, got {type(size).__name__} {size!r} — e.g. size=512")
     if not _MIN_SIZE <= size <= _MAX_SIZE:
         raise InputError(
             f"size={size} is out of range",
-            where="generate_style",
+            where=where,
             fix=f"use a side length between {_MIN_SIZE} and {_MAX_SIZE} pixels, e.g. size=512",
         )
     return int(size)
@@ -407,7 +408,7 @@ def generate_style(name: str, *, size: int = 512) -> np.ndarray:
 
     The paper's four (:data:`PAPER_STYLES`) are look-alikes of its Fig. 5: ``triangle`` (a tiling of
     coloured triangles under three large translucent ones), ``circular`` (overlapping sets of
-    concentric rings), ``spiral`` (eight coloured logarithmic arms woven with dark counter-arms) and
+    concentric rings), ``spiral`` (sixteen coloured logarithmic arms woven with dark counter-arms) and
     ``3d_squares`` (shaded isometric cubes). :data:`GRADED_STYLES` run from least to most busy:
     ``smooth_gradient`` (a rainbow, no edges), ``stripes`` (ten diagonal bands), ``checkerboard``
     (16×16) and ``noise`` (random colours on a 128×128 grid, PCG64 seed :data:`NOISE_SEED`).
@@ -433,7 +434,7 @@ def generate_style(name: str, *, size: int = 512) -> np.ndarray:
         (32, 32, 3)
     """
     name = _check_name(name, STYLE_NAMES, kind="style", where="generate_style")
-    size = _check_size(size)
+    size = _check_size(size, where="generate_style")
     return _DRAWERS[name](size).astype(np.float32) / np.float32(255)
 
 
@@ -465,11 +466,13 @@ def write_styles(
         >>> write_styles("/tmp/styles", size=64, names=["spiral"])  # doctest: +SKIP
         [PosixPath('/tmp/styles/spiral.png')]
     """
+    if isinstance(names, str):
+        names = [names]
     chosen = [
         _check_name(name, STYLE_NAMES, kind="style", where="write_styles")
         for name in (STYLE_NAMES if names is None else names)
     ]
-    size = _check_size(size)
+    size = _check_size(size, where="write_styles")
     folder = _folder(directory, "styles")
     return [atomic_write_bytes(_png_bytes(_DRAWERS[name](size)), folder / f"{name}.png") for name in chosen]
 
@@ -557,7 +560,10 @@ def content_path(name: str) -> Path:
         CONTENT_NAMES,
         kind="content",
         subfolder="content",
-        fix="run `python -m nstdream_utils.data content` (needs scikit-image: pip install 'nstdream[data]')",
+        fix=(
+            "run `nstdream data content` (or `python -m nstdream_utils.data content`); "
+            "it needs scikit-image: pip install 'nstdream[data]'"
+        ),
     )
 
 

@@ -122,11 +122,16 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return source
 
 
-def _too_big(source: Path, size: tuple[int, int] | None, max_pixels: int | None, pillow: str = "") -> InputError:
+def _too_big(
+    source: Path, size: tuple[int, int] | None, max_pixels: int | None, pillow: str = ""
+) -> InputError:
     """The error for an image over our pixel cap (``size`` known) or over Pillow's (``pillow`` message)."""
     if size is not None and max_pixels is not None:
         width, height = size
-        what = f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of {max_pixels / 1e6:g} megapixels"
+        what = (
+            f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
+            f"{max_pixels / 1e6:g} megapixels"
+        )
     else:
         counts = [int(n) for n in re.findall(r"(\d+) pixels", pillow)]
         if len(counts) == 2:
@@ -167,7 +172,8 @@ def _open_header(source: Path, max_pixels: int | None) -> Image.Image:
             what = (
                 "is empty (0 bytes)"
                 if size == 0
-                else "is not an image Pillow can read (unknown format, or a damaged, truncated or zero-size header)"
+                else "is not an image Pillow can read "
+                "(unknown format, or a damaged, truncated or zero-size header)"
             )
             raise InputError(what, where=str(source), fix=_RESAVE_FIX) from error
         except PermissionError as error:
@@ -177,7 +183,9 @@ def _open_header(source: Path, max_pixels: int | None) -> Image.Image:
                 fix=f"make it readable (chmod u+r '{source}') or copy it somewhere you can read",
             ) from error
         except (OSError, SyntaxError, ValueError, EOFError) as error:
-            raise InputError(f"cannot be opened as an image ({error})", where=str(source), fix=_RESAVE_FIX) from error
+            raise InputError(
+                f"cannot be opened as an image ({error})", where=str(source), fix=_RESAVE_FIX
+            ) from error
     width, height = pil.size
     if width <= 0 or height <= 0:
         pil.close()
@@ -319,7 +327,10 @@ def _exif_upright(pil: Image.Image, source: Path) -> Image.Image:
     try:
         return ImageOps.exif_transpose(pil)
     except Exception as error:  # noqa: BLE001 — EXIF blocks are often malformed; pixels are fine
-        warnings.warn(f"{source}: cannot read the EXIF orientation ({error}); using the pixels as stored", stacklevel=3)
+        warnings.warn(
+            f"{source}: cannot read the EXIF orientation ({error}); using the pixels as stored",
+            stacklevel=3,
+        )
         return pil
 
 
@@ -387,7 +398,11 @@ def from_pil(pil: Image.Image) -> np.ndarray:
 def _pil_to_array(pil: Image.Image, *, where: str) -> np.ndarray:
     width, height = pil.size
     if width <= 0 or height <= 0:
-        raise InputError(f"has zero size ({width}×{height} pixels)", where=where, fix="use an image with at least one pixel")
+        raise InputError(
+            f"has zero size ({width}×{height} pixels)",
+            where=where,
+            fix="use an image with at least one pixel",
+        )
     mode = pil.mode
     alpha: np.ndarray | None = None
     try:
@@ -501,10 +516,10 @@ def _resize_array(array: np.ndarray, height: int, width: int, method: str) -> np
     resample = _resample(method)
     if array.shape[:2] == (height, width):
         return np.array(array, dtype=np.float32, copy=True)
-    channels = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(array[..., c])).resize((width, height), resample=resample))
-        for c in range(array.shape[-1])
-    ]
+    channels = []
+    for c in range(array.shape[-1]):
+        plane = Image.fromarray(np.ascontiguousarray(array[..., c]))  # mode "F": 32-bit float
+        channels.append(np.asarray(plane.resize((width, height), resample=resample)))
     # Lanczos and bicubic overshoot at sharp edges (ringing): clip back into [0, 1].
     return np.clip(np.stack(channels, axis=-1), 0.0, 1.0).astype(np.float32, copy=False)
 
@@ -545,7 +560,8 @@ def resize(
         >>> resize(np.zeros((300, 600, 3), np.float32), longest_side=200).shape
         (100, 200, 3)
     """
-    given = [name for name, value in (("size", size), ("longest_side", longest_side), ("exact", exact)) if value is not None]
+    options = (("size", size), ("longest_side", longest_side), ("exact", exact))
+    given = [name for name, value in options if value is not None]
     if len(given) != 1:
         raise InputError(
             f"got {', '.join(given) if given else 'no size'}",
@@ -567,7 +583,7 @@ def resize(
         scale = longest / max(height, width)
         new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
     else:
-        if isinstance(exact, (str, bytes)) or not hasattr(exact, "__len__") or len(exact) != 2:  # type: ignore[arg-type]
+        if isinstance(exact, (str, bytes)) or not hasattr(exact, "__len__") or len(exact) != 2:
             raise InputError(
                 f"must be {'an int or ' if name == 'size' else ''}a (height, width) pair, got {exact!r}",
                 where=name,

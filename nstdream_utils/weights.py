@@ -353,8 +353,8 @@ def _keras_download(name: str) -> tuple[Path | None, str]:
             cache_dir=str(keras_cache_dir().parent),
         )
     except Exception as error:  # noqa: BLE001 — Keras raises a bare Exception for network failures
-        reason = " ".join(str(error).split())
-        reason = reason if len(reason) <= 160 else reason[:157] + "..."
+        reason = " ".join(str(error).replace(url, file_name).split())
+        reason = reason if len(reason) <= 200 else reason[:197] + "..."
         return None, f"{type(error).__name__}: {reason}" if reason else type(error).__name__
     finally:
         socket.setdefaulttimeout(previous_timeout)

@@ -40,7 +40,9 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_bytes(width: int, height: int, *, bit_depth: int = 1, colour_type: int = 0, raw: bytes = b"\0") -> bytes:
+def png_bytes(
+    width: int, height: int, *, bit_depth: int = 1, colour_type: int = 0, raw: bytes = b"\0"
+) -> bytes:
     """A PNG built by hand, so its header may declare any size whatever the data holds."""
     header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
     return (
@@ -123,7 +125,8 @@ def test_palette_with_transparency_over_white(tmp_path):
 
 
 def test_rgb_and_grey_with_trns_colour_over_white(tmp_path):
-    rgb = images.load_image(save(Image.new("RGB", (3, 3), (10, 20, 30)), tmp_path / "t.png", transparency=(10, 20, 30)))
+    colour = (10, 20, 30)
+    rgb = images.load_image(save(Image.new("RGB", (3, 3), colour), tmp_path / "t.png", transparency=colour))
     np.testing.assert_allclose(rgb, 1.0)
     grey = images.load_image(save(Image.new("L", (3, 3), 7), tmp_path / "g.png", transparency=7))
     np.testing.assert_allclose(grey, 1.0)
@@ -162,11 +165,14 @@ def test_16_bit_colour_png_keeps_its_range(tmp_path):
 
 
 def test_32_bit_int_and_float_tiff(tmp_path):
-    ints = images.load_image(save(Image.fromarray(np.array([[0, 32768, 70000]], np.int32)), tmp_path / "i.tif"))
+    def tiff(values, dtype, name):
+        return images.load_image(save(Image.fromarray(np.array([values], dtype)), tmp_path / name))
+
+    ints = tiff([0, 32768, 70000], np.int32, "i.tif")  # mode "I": 16-bit scale, above 65535 clips
     np.testing.assert_allclose(ints[0, :, 0], [0, 32768 / 65535, 1.0], atol=1e-6)
-    unit = images.load_image(save(Image.fromarray(np.array([[0.0, 0.25, 1.0]], np.float32)), tmp_path / "f1.tif"))
+    unit = tiff([0.0, 0.25, 1.0], np.float32, "f1.tif")  # mode "F" within [0, 1]
     np.testing.assert_allclose(unit[0, :, 1], [0.0, 0.25, 1.0], atol=1e-6)
-    bytes_range = images.load_image(save(Image.fromarray(np.array([[0.0, 51.0, 255.0]], np.float32)), tmp_path / "f255.tif"))
+    bytes_range = tiff([0.0, 51.0, 255.0], np.float32, "f255.tif")  # mode "F" in [0, 255]
     np.testing.assert_allclose(bytes_range[0, :, 2], [0.0, 0.2, 1.0], atol=1e-6)
 
 

