@@ -542,7 +542,9 @@ def _rebuild_tensor_v2(
     stride = tuple(int(s) for s in stride)
     storage_offset = int(storage_offset)
     if len(size) != len(stride) or min(size + stride + (storage_offset,), default=0) < 0:
-        raise pickle.UnpicklingError(f"bad tensor view: offset {storage_offset}, size {size}, stride {stride}")
+        raise pickle.UnpicklingError(
+            f"bad tensor view: offset {storage_offset}, size {size}, stride {stride}"
+        )
     if math.prod(size) == 0:
         return np.empty(size, dtype=storage.dtype)
     last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride))
@@ -560,7 +562,10 @@ def _rebuild_tensor_v2(
     return np.array(view, copy=True, order="C")
 
 
-def _rebuild_parameter(data: np.ndarray, requires_grad: bool = False, backward_hooks: object = None) -> np.ndarray:
+def _rebuild_parameter(
+    data: np.ndarray, requires_grad: bool = False, backward_hooks: object = None
+) -> np.ndarray:
+    """NumPy version of ``torch._utils._rebuild_parameter``: the parameter is its data."""
     return data
 
 
@@ -682,7 +687,9 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
             prefix = pickles[0][: -len("data.pkl")]
             with archive.open(pickles[0]) as file:
                 root = _TorchScriptUnpickler(file, archive, prefix).load()
-    except (zipfile.BadZipFile, pickle.UnpicklingError, KeyError, EOFError, ValueError) as error:
+    except WeightsError:
+        raise
+    except Exception as error:  # noqa: BLE001 — bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(
             f"cannot read it as TorchScript: {error}",
             where=str(path),

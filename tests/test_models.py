@@ -1,0 +1,64 @@
+"""models: real VGG-19 / Inception v3 weights, layer names, and a NumPy check of block1_conv1."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from nstdream_utils import errors, models, presets, weights
+
+
+def test_vgg19_file_is_the_verified_keras_file(weights_dir):
+    path = weights.resolve("vgg19")
+    assert weights.md5(path) == "253f8cb515780f3b799900260a226db6"
+
+
+def test_block1_conv1_matches_numpy_convolution(weights_dir, astronaut):
+    from nstdream_utils import images
+
+    image = images.resize(astronaut, exact=(16, 16))
+    got = models.vgg19_features(["block1_conv1"])(image[None])["block1_conv1"].numpy()[0]
+    with h5py.File(weights.resolve("vgg19"), "r") as f:
+        group = f["block1_conv1"]
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
+        kernel, bias = (np.asarray(group[n]) for n in names)  # kernel [3, 3, 3, 64] (HWIO), bias [64]
+    x = image.astype(np.float64) * 255.0
+    x = x[..., ::-1] - np.array(models.CAFFE_MEAN_BGR)  # caffe: BGR minus ImageNet mean
+    padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
+    expected = np.zeros((16, 16, 64))
+    for dy in range(3):
+        for dx in range(3):
+            expected += padded[dy:dy + 16, dx:dx + 16] @ kernel[dy, dx]
+    expected = np.maximum(expected + bias, 0.0)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-2)
+
+
+def test_vgg19_returns_named_layers_with_shapes(weights_dir):
+    extractor = models.vgg19_features(["block1_conv1", "block5_conv2"])
+    out = extractor(np.zeros((1, 64, 48, 3), np.float32))
+    assert list(out) == ["block1_conv1", "block5_conv2"]
+    assert out["block1_conv1"].shape == (1, 64, 48, 64)
+    assert out["block5_conv2"].shape == (1, 4, 3, 512)
+
+
+def test_inception_returns_mixed_layers(weights_dir):
+    out = models.inception_features(["mixed3", "mixed5"])(np.full((1, 299, 299, 3), 0.5, np.float32))
+    assert out["mixed3"].shape == (1, 17, 17, 768) and out["mixed5"].shape == (1, 17, 17, 768)
+    assert np.isfinite(out["mixed5"].numpy()).all() and float(out["mixed5"].numpy().mean()) > 0
+
+
+def test_unknown_layer_lists_valid_ones():
+    with pytest.raises(errors.InputError, match="did you mean 'block5_conv") as info:
+        models.vgg19_features(["block5_conv9"])
+    assert "block1_conv1" in str(info.value)
+    with pytest.raises(errors.InputError, match="mixed3"):
+        models.inception_features(["mixed33"])
+
+
+def test_layer_table_has_16_convs_and_5_pools(weights_dir):
+    rows = models.layer_table("vgg19")
+    assert sum(r["type"] == "Conv2D" for r in rows) == 16
+    assert sum(r["type"] == "MaxPooling2D" for r in rows) == 5
+    assert {r["paper_name"] for r in rows if r["name"] == "block5_conv2"} == {"conv5_2"}
+    assert len(presets.VGG19_LAYERS) == 21
