@@ -10,7 +10,6 @@ ifneq ($(wildcard ../shared/weights/vgg19_weights_tf_dim_ordering_tf_kernels_not
 export NSTDREAM_WEIGHTS_DIR ?= $(abspath ../shared/weights)
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export MPLBACKEND ?= Agg
 # The GPU extra where a CUDA driver answers, the CPU wheel elsewhere.
 EXTRA := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
@@ -21,6 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[$(EXTRA),dev]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (nstdream)" >/dev/null
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || true
 	touch $@
 
 setup: $(VENV)/.installed
@@ -28,7 +28,7 @@ setup: $(VENV)/.installed
 ## The README's test command: unit tests, then every notebook under nbval.
 test: setup
 	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval notebooks --sanitize-with notebooks/nbval_sanitize.cfg -q -p no:cacheprovider
+	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q -p no:cacheprovider
 
 test-fast: setup
 	$(PY) -m pytest tests -q -m "not slow"

@@ -4,21 +4,66 @@ Paths, parameters and output folders are checked before TensorFlow is imported, 
 in well under a second with one line ``error: <file>: <what is wrong> — <how to fix>`` and exit code
 2 (the traceback only with ``--debug``). A run whose loss becomes NaN/Inf writes its last finite
 image and exits 1. Ctrl-C writes the current image and the metrics so far, then exits 130; a second
-Ctrl-C exits at once.
+Ctrl-C exits at once. Every file is written atomically. See ``docs/robustness.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import re
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import files, images, presets
 from .errors import InputError, NonFiniteLossError, NstdreamError
 
-EXIT_ERROR, EXIT_NONFINITE, EXIT_INTERRUPTED = 2, 1, 130
+EXIT_OK, EXIT_NONFINITE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Exit code for an unexpected error (a bug or an environment failure), as for a NaN run.
+EXIT_FAILURE = 1
+
+# An example value per option, for the "how to fix" half of an argparse error.
+_EXAMPLES = {
+    "--size": "--size 256", "--steps": "--steps 100", "--lr": "--lr 0.01", "--seed": "--seed 0",
+    "--octaves": "--octaves 3", "--layers": "--layers mixed3,mixed5", "--optimizer": "--optimizer adam",
+    "--preset": "--preset quick", "--tile-size": "--tile-size 512", "-o/--output": "-o out.png",
+    "--metrics": "--metrics run.json", "--nst-steps": "--nst-steps 100", "--dream-steps": "--dream-steps 100",
+    "--dream-size": "--dream-size 299", "--dream-lr": "--dream-lr 0.01", "--log-every": "--log-every 10",
+    "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line ``error: <arg>: <what> — <fix>``, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        where, what, fix = self.prog, message, f"see `{self.prog} --help`"
+        if match := re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S):
+            where, what = match[1], match[2]
+            if where == "command":
+                where = self.prog
+            if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
+                what = f"unknown choice {choice[1]}"
+                fix = f"choose one of {choice[2].replace(chr(39), '')}"
+            elif where in _EXAMPLES:
+                fix = f"pass e.g. {_EXAMPLES[where]}"
+        elif match := re.fullmatch(r"the following arguments are required: (.*)", message, flags=re.S):
+            where, what = match[1], "required but missing"
+            fix = f"give {'it' if ',' not in where else 'them'}; see `{self.prog} --help`"
+            if where == "command":
+                where, what = self.prog, "no command given"
+                fix = "give one of style, dream, pipeline, weights, info, data, batch; see `nstdream --help`"
+        elif match := re.fullmatch(r"unrecognized arguments: (.*)", message, flags=re.S):
+            where, what = match[1], "unknown option or extra argument"
+        _print_error(f"{where}: {what} — {fix}")
+        self.exit(EXIT_ERROR)
+
+
+def _print_error(line: str) -> None:
+    print(f"error: {' '.join(line.split())}", file=sys.stderr)
 
 
 def _positive_int(text: str) -> int:
@@ -28,6 +73,23 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {value}")
+    return value
+
+
+def _seed(text: str) -> int:
+    value = _nonnegative_int(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"must be below 2**32, got {value}")
     return value
 
 
@@ -45,31 +107,43 @@ def _layers(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def _debug_flag(p: argparse.ArgumentParser) -> None:
+    # Also accepted after the command (``nstdream style ... --debug``); SUPPRESS keeps the global value.
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+
+
 def _common(p: argparse.ArgumentParser, *, nst: bool, dream: bool) -> None:
     p.add_argument("-o", "--output", required=True, help="output PNG")
     p.add_argument("--preset", default="quick", help="paper, tf-tutorial or quick (default)")
-    p.add_argument("--size", type=_positive_int, help="longest side in pixels (NST size for pipeline)")
+    p.add_argument("--size", type=_positive_int,
+                   help="longest side in pixels, keeping the aspect ratio (default: the preset's size and "
+                        "shape; NST size for pipeline)")
+    p.add_argument("--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
     p.add_argument("--steps", type=_positive_int, help="iterations (both stages for pipeline)")
     p.add_argument("--lr", type=_positive_float, help="learning rate (NST) / step size (dream)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--metrics", help="write metrics JSON here")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--log-every", type=_nonnegative_int, default=0,
+                   help="print `step N | loss x` every N steps (default 0: never)")
     if nst:
         p.add_argument("--optimizer", choices=presets.OPTIMIZERS)
     if dream:
         p.add_argument("--layers", type=_layers, help="Inception layers, e.g. mixed3,mixed5")
         p.add_argument("--octaves", type=_positive_int, help="number of octaves ending at full size")
-        p.add_argument("--tile-size", type=int, help="dream tile by tile above this size (0: never)")
+    if dream and not nst:
+        p.add_argument("--tile-size", type=_nonnegative_int, help="dream tile by tile above this size (0: never)")
     if nst and dream:
         p.add_argument("--nst-steps", type=_positive_int)
         p.add_argument("--dream-steps", type=_positive_int)
-        p.add_argument("--dream-size", type=_positive_int)
+        p.add_argument("--dream-size", type=_positive_int, help="DeepDream longest side")
         p.add_argument("--dream-lr", type=_positive_float, help="DeepDream step size")
         p.add_argument("--stylized", help="where to write the NST image (default: OUTPUT_stylized.png)")
+    _debug_flag(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nstdream", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="nstdream", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("style", help="neural style transfer")
@@ -84,107 +158,193 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="check or fetch the ImageNet weight files")
     p.add_argument("action", choices=["check", "fetch"])
     p.add_argument("--dir", help="folder to check / to fetch into (default: the Keras cache)")
-    sub.add_parser("info", help="versions, devices, weights and presets")
+    _debug_flag(p)
+    p = sub.add_parser("info", help="versions, devices, weights and presets")
+    _debug_flag(p)
     p = sub.add_parser("data", help="regenerate the bundled images")
     p.add_argument("what", choices=["styles", "content"])
     p.add_argument("--out", help="folder (default: data/styles or data/content)")
+    _debug_flag(p)
     p = sub.add_parser("batch", help="run a grid of notebook runs (papermill; local or Dask)")
     p.add_argument("grid", help="grid YAML file")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--workers", type=_positive_int)
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    p.add_argument("--retries", type=int, default=0)
+    p.add_argument("--retries", type=_nonnegative_int, default=0)
     p.add_argument("--dry-run", action="store_true")
+    _debug_flag(p)
+    parser.subcommands = sub.choices  # name -> subparser, for errors found after parsing
     return parser
 
 
 # ---------------------------------------------------------------- checks before TensorFlow loads
-def _check_inputs(args) -> None:
+def _stylized_path(args) -> str:
+    output = Path(args.output)
+    return args.stylized or str(output.with_name(output.stem + "_stylized.png"))
+
+
+def _configs(args) -> tuple[presets.Preset, presets.NSTConfig, presets.DreamConfig]:
+    """The preset with the command line's sizes, steps, rates and layers applied, validated.
+
+    ``--size`` is the longest side with the aspect ratio kept (``square=False``) unless ``--square``;
+    without either, the preset's own size and shape.
+    """
+    preset = presets.get_preset(args.preset)
+    square = True if args.square else None
+    nst_cfg, dream_cfg = preset.nst, preset.dream
+    if args.command in ("style", "pipeline"):
+        nst_cfg = presets.validate_nst(nst_cfg.replace(
+            size=args.size, square=square if square or args.size is None else False,
+            num_steps=getattr(args, "nst_steps", None) or args.steps, optimizer=args.optimizer,
+            learning_rate=args.lr))
+    if args.command in ("dream", "pipeline"):
+        dream_size = args.size if args.command == "dream" else args.dream_size
+        dream_lr = args.lr if args.command == "dream" else args.dream_lr
+        dream_cfg = presets.validate_dream(dream_cfg.replace(
+            size=dream_size, square=square if square or dream_size is None else False,
+            layers=args.layers, step_size=dream_lr,
+            num_steps=getattr(args, "dream_steps", None) or args.steps,
+            tile_size=getattr(args, "tile_size", None)))
+    return dataclasses.replace(preset, nst=nst_cfg, dream=dream_cfg), nst_cfg, dream_cfg
+
+
+def _check_inputs(args) -> presets.Preset:
+    """Check image paths, output paths and parameters (milliseconds; no TensorFlow)."""
     for attr in ("content", "style", "image"):
         if getattr(args, attr, None) is not None:
             images.validate_image_path(getattr(args, attr))
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
-    if getattr(args, "stylized", None):
-        files.check_output_path(args.stylized, suffixes=(".png",))
-    preset = presets.get_preset(args.preset)
-    if args.command in ("style", "pipeline"):
-        presets.validate_nst(preset.nst.replace(size=args.size, num_steps=getattr(args, "nst_steps", None)
-                                                or args.steps, optimizer=args.optimizer, learning_rate=args.lr))
-    if args.command in ("dream", "pipeline"):
-        dream_lr = args.lr if args.command == "dream" else args.dream_lr
-        presets.validate_dream(preset.dream.replace(layers=args.layers, step_size=dream_lr,
-                                                    num_steps=getattr(args, "dream_steps", None) or args.steps))
+    if args.command == "pipeline":
+        stylized = files.check_output_path(_stylized_path(args), suffixes=(".png",))
+        if os.path.abspath(stylized) == os.path.abspath(args.output):
+            raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
+                             where=f"--stylized {args.stylized}", fix="give the stylised image another name")
+    return _configs(args)[0]
 
 
-def _install_sigint() -> None:
-    """First Ctrl-C: KeyboardInterrupt (the loop stops and results are saved). Second: exit at once."""
+def _check_weights(names: tuple[str, ...]) -> None:
+    """Refuse a weight file that is present but fails its md5 check, before TensorFlow is imported.
 
-    def second(signum, frame):
+    A file that is missing is left to ``weights.resolve`` at model build (it may still download it).
+    """
+    from . import weights
+
+    for row in weights.check():
+        if row["name"] in names and row["found"] and not row["ok"]:
+            weights.resolve(row["name"], download=False)  # raises the WeightsError naming the fix
+
+
+# ---------------------------------------------------------------- Ctrl-C
+class _Interrupts:
+    """Ctrl-C handling: the first asks the loop to stop after its current step (or, before the loop
+    starts, stops at once); the second exits at once with code 130."""
+
+    def __init__(self) -> None:
+        self.loop_started = False
+        self.requested = False
+        self.previous = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._first)
+
+    def restore(self) -> None:
+        if self.previous is not None and not self.requested:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def should_stop(self) -> bool:
+        """Polled by the loop before each step (``should_stop=``)."""
+        self.loop_started = True
+        return self.requested
+
+    def _first(self, signum, frame) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self._second)
+        if not self.loop_started:
+            raise KeyboardInterrupt
+        print("\nnstdream: stopping after this step and saving; press Ctrl-C again to quit at once",
+              file=sys.stderr, flush=True)
+
+    @staticmethod
+    def _second(signum, frame) -> None:
         os._exit(EXIT_INTERRUPTED)
 
-    def first(signum, frame):
-        signal.signal(signal.SIGINT, second)
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGINT, first)
-
-
-def _stage_metrics(result, image) -> dict:
-    history = dict(result.history)
+# ---------------------------------------------------------------- runs
+def _stage_metrics(history: dict, image, status: str) -> dict:
+    history = dict(history or {})
     main = "total" if "total" in history else "loss"
+    losses = list(history.get(main, []))
     h, w = image.shape[:2]
-    out = {"loss": history[main], "final_loss": history[main][-1] if history[main] else None,
+    out = {"loss": losses, "final_loss": losses[-1] if losses else None,
            "seconds": history["seconds"][-1] if history.get("seconds") else 0.0, "size": [w, h],
-           "steps": len(history[main]), "status": result.status}
+           "steps": len(losses), "status": status}
     out.update({k: v for k, v in history.items() if k not in (main, "seconds")})
     return out
 
 
-def _write_outputs(args, image, metrics: dict) -> None:
-    images.save_image(image, args.output)
+def _write(image, path: str, written: list[str]) -> None:
+    images.save_image(image, path)
+    written.append(path)
+
+
+def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
+    _write(image, args.output, written)
     if args.metrics:
         files.write_json(metrics, args.metrics)
+        written.append(args.metrics)
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if status == "interrupted":
+        print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
-def _run_style(args) -> int:
+def _run_style(args, preset, interrupts, written) -> int:
+    content, style = images.load_image(args.content), images.load_image(args.style)
+    _check_weights(("vgg19",))
     from . import nst
 
-    content, style = images.load_image(args.content), images.load_image(args.style)
-    result = nst.style_transfer(content, style, config=args.preset, size=args.size, num_steps=args.steps,
-                                optimizer=args.optimizer, learning_rate=args.lr, seed=args.seed,
-                                progress=not args.no_progress)
-    _write_outputs(args, result.image, {"preset": args.preset, **_stage_metrics(result, result.image)})
-    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+    result = nst.style_transfer(content, style, config=preset.nst, seed=args.seed,
+                                progress=not args.no_progress, log_every=args.log_every,
+                                should_stop=interrupts.should_stop)
+    metrics = {"preset": args.preset, **_stage_metrics(result.history, result.image, result.status)}
+    return _finish(args, result.image, metrics, result.status, written)
 
 
-def _run_dream(args) -> int:
+def _run_dream(args, preset, interrupts, written) -> int:
+    image = images.load_image(args.image)
+    _check_weights(("inception_v3",))
     from . import dream
 
-    result = dream.deep_dream(images.load_image(args.image), config=args.preset, size=args.size,
-                              num_steps=args.steps, step_size=args.lr, layers=args.layers, octaves=args.octaves,
-                              tile_size=args.tile_size, seed=args.seed, progress=not args.no_progress)
-    _write_outputs(args, result.image, {"preset": args.preset, **_stage_metrics(result, result.image)})
-    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+    result = dream.deep_dream(image, config=preset.dream, octaves=args.octaves, seed=args.seed,
+                              progress=not args.no_progress, log_every=args.log_every,
+                              should_stop=interrupts.should_stop)
+    metrics = {"preset": args.preset, **_stage_metrics(result.history, result.image, result.status)}
+    return _finish(args, result.image, metrics, result.status, written)
 
 
-def _run_pipeline(args) -> int:
+def _run_pipeline(args, preset, interrupts, written) -> int:
+    content, style = images.load_image(args.content), images.load_image(args.style)
+    _check_weights(("vgg19", "inception_v3"))
     from . import pipeline
 
-    stylized_path = args.stylized or str(Path(args.output).with_name(Path(args.output).stem + "_stylized.png"))
-    result = pipeline.run_pipeline(
-        images.load_image(args.content), images.load_image(args.style), preset=args.preset, nst_size=args.size,
-        nst_steps=args.nst_steps or args.steps, optimizer=args.optimizer, learning_rate=args.lr,
-        dream_size=args.dream_size, dream_steps=args.dream_steps or args.steps, dream_step_size=args.dream_lr,
-        layers=args.layers, octaves=args.octaves, seed=args.seed, progress=not args.no_progress)
-    images.save_image(result.stylized, stylized_path)
+    result = pipeline.run_pipeline(content, style, preset=preset, octaves=args.octaves, seed=args.seed,
+                                   progress=not args.no_progress, log_every=args.log_every,
+                                   should_stop=interrupts.should_stop)
+    stylized_path = _stylized_path(args)
+    _write(result.stylized, stylized_path, written)
     metrics = {"preset": args.preset, "status": result.status, "stylized": stylized_path,
-               "nst": _stage_metrics(result.nst, result.stylized)}
+               "nst": _stage_metrics(result.nst.history, result.stylized, result.nst.status)}
+    final = result.stylized
     if result.dream is not None:
-        metrics["dream"] = _stage_metrics(result.dream, result.dreamed)
-    _write_outputs(args, result.dreamed if result.dreamed is not None else result.stylized, metrics)
-    return EXIT_INTERRUPTED if result.status == "interrupted" else 0
+        final = result.dreamed
+        metrics["dream"] = _stage_metrics(result.dream.history, result.dreamed, result.dream.status)
+    metrics["seconds"] = sum(metrics[k]["seconds"] for k in ("nst", "dream") if k in metrics)
+    metrics["size"] = [final.shape[1], final.shape[0]]
+    return _finish(args, final, metrics, result.status, written)
 
 
 def _run_weights(args) -> int:
@@ -193,11 +353,11 @@ def _run_weights(args) -> int:
     if args.action == "fetch":
         for name, path in weights.fetch(args.dir).items():
             print(f"{name}: {path}")
-        return 0
+        return EXIT_OK
     rows = weights.check(args.dir)
     for row in rows:
         print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'} — {row['message']}")
-    return 0 if all(r["ok"] for r in rows) else EXIT_ERROR
+    return EXIT_OK if all(r["ok"] for r in rows) else EXIT_ERROR
 
 
 def _run_info(args) -> int:
@@ -210,7 +370,7 @@ def _run_info(args) -> int:
     print("presets:")
     for preset in presets.PRESETS.values():
         print(presets.describe(preset))
-    return 0
+    return EXIT_OK
 
 
 def _run_data(args) -> int:
@@ -219,7 +379,7 @@ def _run_data(args) -> int:
     written = data.write_styles(args.out) if args.what == "styles" else data.write_content(args.out)
     for path in written:
         print(path)
-    return 0
+    return EXIT_OK
 
 
 def _run_batch(args) -> int:
@@ -228,34 +388,76 @@ def _run_batch(args) -> int:
     return batch.main_from_args(args)
 
 
+def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
+    """Write the last finite image (and the metrics up to the bad step); exit code 1."""
+    if exc.last_image is not None:
+        try:
+            _write(exc.last_image, args.output, written)
+            if args.metrics:
+                stage = _stage_metrics(exc.history, exc.last_image, "nonfinite")
+                if args.command == "pipeline":
+                    stage = {"nst" if "total" in (exc.history or {}) else "dream": stage,
+                             "size": stage["size"], "seconds": stage["seconds"]}
+                files.write_json({"preset": args.preset, "status": "nonfinite", "step": exc.step,
+                                  "error": exc.one_line(), **stage}, args.metrics)
+                written.append(args.metrics)
+        except (NstdreamError, OSError) as error:
+            _print_error(f"{args.output}: could not write the last finite image ({error})")
+    saved = f"wrote the last finite image to {', '.join(written)}" if written else "nothing was written"
+    _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; {saved} — {exc.fix}")
+    return EXIT_NONFINITE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``nstdream`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    runners = {"style": _run_style, "dream": _run_dream, "pipeline": _run_pipeline, "weights": _run_weights,
-               "info": _run_info, "data": _run_data, "batch": _run_batch}
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra:
+            parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # --help (0) or a parse error (2), already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    runners = {"weights": _run_weights, "info": _run_info, "data": _run_data, "batch": _run_batch}
+    interrupts, written = _Interrupts(), []
     try:
         if args.command in ("style", "dream", "pipeline"):
-            _check_inputs(args)
-            _install_sigint()
+            preset = _check_inputs(args)
+            interrupts.install()
+            run = {"style": _run_style, "dream": _run_dream, "pipeline": _run_pipeline}[args.command]
+            return run(args, preset, interrupts, written)
         return runners[args.command](args)
     except NonFiniteLossError as exc:
-        if exc.last_image is not None:
-            images.save_image(exc.last_image, args.output)
-            if args.metrics:
-                files.write_json({"status": "nonfinite", "error": exc.one_line(), "step": exc.step,
-                                  "history": exc.history}, args.metrics)
-        print(f"error: {exc.one_line()} (last finite image written to {args.output})", file=sys.stderr)
+        code = _nonfinite(args, exc, written)
         if args.debug:
             raise
-        return EXIT_NONFINITE
+        return code
     except NstdreamError as exc:
         if args.debug:
             raise
-        print(f"error: {exc.one_line()}", file=sys.stderr)
+        _print_error(exc.one_line())
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        if args.debug:
+            raise
+        print("interrupted before the first step: nothing written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # disk full, folder removed during the run, ...
+        if args.debug:
+            raise
+        where = exc.filename or getattr(args, "output", None) or "nstdream"
+        _print_error(f"{where}: {exc.strerror or exc} — check the disk space and the folder's permissions; "
+                     "rerun with --debug for the traceback")
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 — a bug: still one line, the traceback with --debug
+        if args.debug:
+            raise
+        _print_error(f"nstdream {args.command}: unexpected {type(exc).__name__}: {exc} — rerun with --debug "
+                     "for the traceback and report it")
+        return EXIT_FAILURE
+    finally:
+        interrupts.restore()
 
 
 if __name__ == "__main__":

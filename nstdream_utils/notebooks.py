@@ -25,11 +25,12 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import nbformat
+
+from nstdream_utils.files import atomic_write_text
 
 NAV_MARKER = "<!-- nav -->"
 CONTENTS_START = "<!-- contents:start -->"
@@ -47,41 +48,16 @@ _PAPERMILL_CELL_TAGS = {INJECTED_TAG, "papermill-error-cell-tag"}
 _VALID_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 DEFAULT_OVERVIEW = (
-    "These notebooks reproduce *Neural style transfer then DeepDream* step by step: first the "
-    "pieces of neural style transfer (images, features, Gram matrices, losses), then the "
-    "optimisation, then DeepDream on the stylised image, and finally the paper's full pipeline. "
-    "Read them in order; each one runs top to bottom with its default (quick) parameters in a few "
-    "minutes on a laptop CPU, and `make report` renders all of them into one HTML report."
+    "These notebooks reproduce Al-Khazraji, Abbas & Jamil (2022), neural style transfer followed "
+    "by DeepDream, step by step: first the pieces of neural style transfer (images, features, "
+    "Gram matrices, losses), then the optimisation, then DeepDream on the stylised image, and "
+    "finally the paper's full pipeline. Read them in order; each one runs top to bottom with its "
+    "default (quick) parameters in a few minutes on two CPU cores, and `make report` renders all "
+    "of them into one HTML report."
 )
 
 
 # ----------------------------------------------------------------------------------------- I/O
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    A reader (or a crash half-way) never sees a half-written file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        # mkstemp makes the file private (0600); give it the mode a plain open() would have.
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def read(path: str | os.PathLike) -> nbformat.NotebookNode:
@@ -103,7 +79,7 @@ def write(nb: nbformat.NotebookNode, path: str | os.PathLike) -> bool:
     path = Path(path)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    write_atomic(path, text)
+    atomic_write_text(text, path)
     return True
 
 
@@ -252,7 +228,7 @@ def write_contents(notebooks_dir: str | os.PathLike = "notebooks") -> Path:
     else:
         text = f"# Notebooks\n\n{DEFAULT_OVERVIEW}\n\n{block}\n"
     if text != old:
-        write_atomic(readme, text)
+        atomic_write_text(text, readme)
     return readme
 
 

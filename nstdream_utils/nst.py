@@ -22,6 +22,9 @@ from . import device, images, losses, models
 from ._loop import Recorder, run_steps
 from .presets import NSTConfig, get_preset, validate_nst
 
+VGG19_MIN_SIZE = 32
+"""VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
+
 
 @dataclass
 class NSTResult:
@@ -55,7 +58,8 @@ def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
 
 
 def prepare_images(content_image, style_image, cfg: NSTConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Resize the content image to the configured size, and the style image to the content's size.
+    """Resize the content image to the configured size (at least 32 px per side), and the style image to
+    the content's size.
 
     Returns:
         Two float32 ``[H, W, 3]`` arrays in [0, 1] of the same shape.
@@ -63,6 +67,7 @@ def prepare_images(content_image, style_image, cfg: NSTConfig) -> tuple[np.ndarr
     content = np.asarray(content_image, np.float32)
     content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
         else images.resize(content, longest_side=cfg.size)
+    content = images.ensure_min_size(content, VGG19_MIN_SIZE)  # VGG-19's 4 poolings before block5
     style = images.resize(np.asarray(style_image, np.float32), exact=content.shape[:2])
     return content, style
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import contextlib
 import datetime as dt
 import difflib
 import html
 import math
+import mimetypes
 import numbers
 import os
 import re
@@ -35,6 +37,7 @@ import nbformat
 
 from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
+from nstdream_utils.files import atomic_write_text
 
 REPORT_TITLE = "Neural style transfer, then DeepDream"
 # The kernel must draw figures inline whatever the calling shell says (the Makefile exports
@@ -44,10 +47,10 @@ KERNEL_ENV = {
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
 }
-
-
-# ipykernel warns on every start that its local TCP sockets are unencrypted; keep its errors only.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+# The kernel process's own log is noise here: a warning on every start that its local TCP sockets
+# are unencrypted, and "KeyboardInterrupt caught in kernel" when jupyter_client's shutdown SIGINT
+# races a busy kernel. Cell errors still arrive through the notebook, so keep only critical lines.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 
 
 class NotebookError(NstdreamError, RuntimeError):
@@ -68,9 +71,17 @@ class NotebookError(NstdreamError, RuntimeError):
         value = _shorten(evalue, 200)
         super().__init__(
             f"{cell} raised {ename}" + (f": {value}" if value else ""),
-            where=str(notebook),
+            where=_display(notebook),
             fix=f"the partly executed notebook is {output_path}; fix the cell and run again",
         )
+
+
+def _display(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (shorter messages)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _shorten(text: str, limit: int) -> str:
@@ -104,14 +115,28 @@ def _plain(name: str, value: Any) -> Any:
 
 
 def declared_parameters(notebook: str | os.PathLike) -> set[str]:
-    """Names defined in the notebook's ``parameters`` cell (via ``papermill.inspect_notebook``)."""
+    """Names defined in the notebook's ``parameters`` cell (via ``papermill.inspect_notebook``).
+
+    Without a kernelspec papermill cannot tell the language; the cell is then read as Python.
+    """
     import papermill
 
     try:
         return set(papermill.inspect_notebook(str(notebook)))
-    except ValueError as exc:
-        raise InputError(f"papermill cannot read its parameters ({exc})", where=str(notebook),
-                         fix="give the notebook a Python kernelspec and a cell tagged 'parameters'") from exc
+    except ValueError:
+        nb = nbformat.read(notebook, as_version=4)
+        cell = next((c for c in nb.cells if c.cell_type == "code"
+                     and "parameters" in c.metadata.get("tags", [])), None)
+        try:
+            tree = ast.parse(cell.source) if cell is not None else ast.Module(body=[], type_ignores=[])
+        except SyntaxError as exc:
+            raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
+                             where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
+        names = set()
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+        return names
 
 
 # ------------------------------------------------------------------------------------- execution
@@ -139,11 +164,13 @@ def _first_line(source: str) -> str:
 def _source_index(source_nb, executed_index: int, injected: bool) -> int:
     """Map an index in the executed notebook back to the source notebook.
 
-    Papermill inserts its injected-parameters cell right after the ``parameters`` cell.
+    Papermill inserts its injected-parameters cell right after the ``parameters`` cell (or
+    overwrites one already there).
     """
-    if not injected:
+    tags = [c.metadata.get("tags", []) for c in source_nb.cells]
+    if not injected or any("injected-parameters" in t for t in tags):
         return executed_index
-    tagged = [i for i, c in enumerate(source_nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    tagged = [i for i, t in enumerate(tags) if "parameters" in t]
     return executed_index - 1 if tagged and executed_index > tagged[0] else executed_index
 
 
@@ -161,28 +188,34 @@ def _running_cell(output_path: Path) -> tuple[int | None, str]:
     return None, ""
 
 
-def _execute(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str) -> None:
-    """Run one notebook with papermill; raise :class:`NotebookError` naming the failing cell."""
+def _execute(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str, *,
+             run_from: Path | None = None) -> None:
+    """Run one notebook with papermill; raise :class:`NotebookError` naming the failing cell.
+
+    The kernel runs in ``source``'s folder; papermill reads ``run_from`` (a cleaned copy of
+    ``source``) when given, else ``source``.
+    """
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
 
     source = source.resolve()
+    run_from = (run_from or source).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _kernel_environment():
             papermill.execute_notebook(
-                str(source), str(output.resolve()), parameters=dict(parameters),
+                str(run_from), str(output.resolve()), parameters=dict(parameters),
                 kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(source.parent),
-                extra_arguments=KERNEL_ARGUMENTS,
+                extra_arguments=list(KERNEL_ARGUMENTS),
             )
     except PapermillExecutionError as exc:
-        source_nb = nbformat.read(source, as_version=4)
+        source_nb = nbformat.read(run_from, as_version=4)
         index = _source_index(source_nb, exc.cell_index, injected=bool(parameters))
         raise NotebookError(source, cell_index=index, source_line=_first_line(exc.source),
                             ename=exc.ename, evalue=exc.evalue, output_path=output) from exc
     except NoSuchKernel as exc:
-        raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
+        raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=_display(source),
                             fix="run `make setup` (it installs the 'python3' kernel into .venv)") from exc
     except (NstdreamError, KeyboardInterrupt):
         raise
@@ -263,22 +296,25 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
                      progress: bool = True) -> list[Path]:
     """Re-execute notebooks with their default parameters and store the normalised result in place.
 
-    Each notebook runs into a temporary folder; only when all its cells succeed is the original
+    Papermill runs a normalised copy (so a stray injected-parameters cell cannot change the
+    "default" results) into a temporary folder; only when all cells succeed is the original
     replaced (atomically) by the normalised output. On a failure the original is untouched and the
     :class:`NotebookError` names the partly executed copy (kept in the temporary folder).
     """
     paths = _existing(paths)
     work = Path(tempfile.mkdtemp(prefix="nstdream-notebooks-"))
     for number, path in enumerate(paths, start=1):
-        output = work / path.name
+        output, clean = work / path.name, work / f"input-{path.name}"
+        nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
         done = _progress(progress, number, len(paths), path.name)
         try:
-            _execute(path, output, {}, kernel_name)
+            _execute(path, output, {}, kernel_name, run_from=clean)
         except BaseException:
             done("failed")
             raise
         nbtools.write(nbtools.normalized(nbtools.read(output)), path)
         output.unlink()
+        clean.unlink()
         done("done")
     with contextlib.suppress(OSError):
         work.rmdir()
@@ -301,6 +337,30 @@ def _link_pages(nb, names: set[str]) -> None:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = re.sub(r"\]\(([^)\s#/]+)(#[^)\s]*)?\)", replace, cell.source)
+
+
+_MARKDOWN_IMAGE = re.compile(r'(!\[[^\]]*\]\(\s*)([^)\s]+)|(<img\b[^>]*?\bsrc=")([^"]+)')
+
+
+def _embed_markdown_images(nb, source_dir: Path) -> None:
+    """Inline images that markdown cells load from disk (``![x](../data/a.png)``, ``<img src=...>``).
+
+    nbconvert's own ``embed_images`` refuses files outside the notebook's folder, and the course
+    keeps its pictures in ``../data``. Only relative links to existing image files are inlined.
+    """
+    def replace(match: re.Match) -> str:
+        prefix, src = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+        if re.match(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", src, flags=re.I):  # data:, https:, attachment:, absolute
+            return match.group(0)
+        path = source_dir / src.split("#")[0].split("?")[0]
+        mime = mimetypes.guess_type(path.name)[0] or ""
+        if not mime.startswith("image/") or not path.is_file():
+            return match.group(0)
+        return f"{prefix}data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = _MARKDOWN_IMAGE.sub(replace, cell.source)
 
 
 def _build_date() -> str:
@@ -361,15 +421,17 @@ def render_html(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
     """Render executed notebooks to one self-contained page each, plus ``index.html``; return it.
 
     Pages use nbconvert's ``lab`` template; output figures are already base64 data URIs and stay
-    embedded, and images that markdown cells link from disk are embedded too. Links between the
-    notebooks (the navigation cells) are rewritten to point at the pages. ``index.html`` lists every
-    page with its H1 title and ``>`` summary, the preset (by default the ``preset`` parameter
-    papermill passed, else "default") and the build date. Files are written atomically.
+    embedded, and images that markdown cells load from disk (``../data/...`` included) are embedded
+    too. Links between the notebooks (the navigation cells) are rewritten to point at the pages.
+    ``index.html`` lists every page with its H1 title and ``>`` summary, the preset (by default the
+    ``preset`` parameter papermill passed, else "default") and the build date (UTC, or
+    ``SOURCE_DATE_EPOCH``). Files are written atomically.
     """
     from nbconvert import HTMLExporter
 
     paths = _existing(executed)
     report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     names = {path.stem for path in paths}
     pages, presets = [], set()
@@ -382,16 +444,17 @@ def render_html(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
         # Relative image links in markdown are relative to the source notebook, not the executed copy.
         source_dir = Path(run["input_path"]).parent if run.get("input_path") else path.parent
         _link_pages(nb, names)
+        _embed_markdown_images(nb, source_dir)
         body, _ = exporter.from_notebook_node(
             nb, resources={"metadata": {"name": page_title, "path": str(source_dir)}})
-        page = nbtools.write_atomic(report_dir / f"{path.stem}.html", body)
+        page = atomic_write_text(body, report_dir / f"{path.stem}.html")
         duration = run.get("duration")
         pages.append({"href": page.name, "title": page_title, "summary": nbtools.summary_of(nb),
                       "duration": duration if isinstance(duration, (int, float)) and math.isfinite(duration) else None})
     if preset is None:
         preset = presets.pop() if len(presets) == 1 else "default"
     index = _index_html(pages, preset=preset, built=_build_date(), title=title)
-    return nbtools.write_atomic(report_dir / "index.html", index)
+    return atomic_write_text(index, report_dir / "index.html")
 
 
 # ------------------------------------------------------------------------------------------ build

@@ -112,6 +112,14 @@ def test_run_notebooks_rejects_unknown_and_non_plain_parameters(course, tmp_path
     assert not any(tmp_path.iterdir())  # checked before anything ran
 
 
+def test_declared_parameters_without_a_kernelspec(course, tmp_path):
+    nb = nbformat.read(course / "01_red.ipynb", as_version=4)
+    nb.metadata.pop("kernelspec")
+    nbformat.write(nb, tmp_path / "x.ipynb")
+    assert report.declared_parameters(tmp_path / "x.ipynb") == {"preset", "num_steps", "label"}
+    assert report.declared_parameters(course / "01_red.ipynb") == {"preset", "num_steps", "label"}
+
+
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("broken")
@@ -149,12 +157,17 @@ def test_cli_exits_1_with_one_line_on_a_failing_cell(broken, tmp_path, capsys):
 
 def test_execute_in_place_stores_normalised_outputs(course, tmp_path):
     path = tmp_path / "02_scale.ipynb"
-    shutil.copy(course / "02_scale.ipynb", path)
+    nb = nbformat.read(course / "02_scale.ipynb", as_version=4)
+    stray = new_code_cell("# Parameters\nscale = 100\n")  # left by a papermill run copied back
+    stray.metadata.tags = ["injected-parameters"]
+    nb.cells.insert(3, stray)
+    nbformat.write(nb, path)
     report.execute_in_place([path], progress=False)
     nb = nbformat.read(path, as_version=4)
     assert "papermill" not in path.read_text()
     assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2]
-    assert stdout_of(path) == "21\n"  # default parameters
+    assert stdout_of(path) == "21\n"  # default parameters: the stray injected cell did not run
+    assert "scale = 100" not in path.read_text()
     assert "language_info" in nb.metadata and nb.metadata.kernelspec.name == "python3"
     assert nbtools.check(path) == []
     assert nbtools.normalize(path) is False

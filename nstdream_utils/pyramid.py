@@ -1,0 +1,203 @@
+"""Coarse-to-fine neural style transfer: solve a small image first, then refine it at larger sizes.
+
+Most of the work in style transfer is making the coarse structure match the style (large strokes,
+colour layout), and a 4× smaller image costs about 16× less per VGG-19 pass. So
+:func:`coarse_to_fine` runs the optimiser at a quarter of the size, upsamples the result, runs it
+again at half the size, and finishes at full size — every level starts from the previous level's
+answer instead of from the content image. The full-size level then only has to add fine detail,
+which takes few of its expensive steps. It also bounds memory: only the last level runs at full
+size, with only a few steps (see ``docs/benchmarks.md`` for 2048² on a 24 GiB CPU machine).
+
+Each level is an ordinary NST problem at its own size: the content targets come from the content
+image resized to that level, and the style Gram matrices from the style image resized to that
+level (``nst.prepare_images``), so a level's loss is the loss ``nst.style_transfer`` would report
+at that size.
+
+Floor 4, beside ``nst``, whose loss and loops it reuses. Taught in notebook 03 (faster NST).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import device, images, nst
+from ._loop import Recorder
+from .errors import InputError
+from .presets import NSTConfig
+
+MIN_LEVEL_SIDE = 16
+"""The smallest side a level may have: VGG-19 halves the image four times before ``block5``."""
+
+
+def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
+    """The ``(height, width)`` of each level, coarsest first: the full shape divided by 2^k.
+
+    Args:
+        shape: ``(height, width)`` of the full-size (last) level.
+        levels: number of levels, ≥ 1; ``3`` gives quarter, half and full size.
+
+    Returns:
+        ``levels`` pairs; the last equals ``shape``, each other one is half the next (rounded).
+
+    Raises:
+        InputError: ``levels`` < 1, or a level whose shorter side is below :data:`MIN_LEVEL_SIDE`.
+
+    Example:
+        >>> level_shapes((512, 384), 3)
+        [(128, 96), (256, 192), (512, 384)]
+    """
+    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
+        raise InputError(f"levels must be a whole number ≥ 1, got {levels!r}", where="levels",
+                         fix="pass e.g. levels=3 (quarter, half and full size)")
+    height, width = shape
+    out = [(max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))) for k in range(levels - 1, -1, -1)]
+    if min(out[0]) < MIN_LEVEL_SIDE:
+        raise InputError(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below "
+                         f"{MIN_LEVEL_SIDE} px", where="levels",
+                         fix="use fewer levels or a larger size")
+    return out
+
+
+def _steps(steps_per_level, levels: int, default: int) -> list[int]:
+    if steps_per_level is None:
+        steps_per_level = default
+    if isinstance(steps_per_level, (int, np.integer)) and not isinstance(steps_per_level, bool):
+        steps = [int(steps_per_level)] * levels
+    elif isinstance(steps_per_level, Sequence) and not isinstance(steps_per_level, str):
+        steps = list(steps_per_level)
+        if len(steps) != levels:
+            raise InputError(f"steps_per_level has {len(steps)} entries for {levels} levels",
+                             where="steps_per_level", fix=f"give one step count per level ({levels})")
+    else:
+        raise InputError(f"steps_per_level must be an int or a list of ints, got {steps_per_level!r}",
+                         where="steps_per_level", fix="pass e.g. steps_per_level=(60, 30, 15)")
+    for s in steps:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
+            raise InputError(f"every level needs at least 1 step, got {steps_per_level!r}",
+                             where="steps_per_level", fix="pass positive whole numbers")
+    return [int(s) for s in steps]
+
+
+DEFAULT_STEPS_PER_LEVEL = (60, 30, 15)
+"""Default L-BFGS iterations per level for three levels (coarsest first); see docs/benchmarks.md."""
+
+
+def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
+                   levels: int = 3, steps_per_level: int | Sequence[int] | None = None,
+                   optimizer: str | None = "lbfgs", learning_rate: float | None = None, seed: int = 0,
+                   progress: bool = True, log_every: int = 0, callback=None, should_stop=None,
+                   weights=None) -> nst.NSTResult:
+    """Stylise ``content_image`` level by level: quarter size, half size, then full size.
+
+    Each level optimises the NST loss of ``config`` at its own size, starting from the previous
+    level's result upsampled (Lanczos); the first level starts from ``config.init``.
+
+    Args:
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here).
+        config: a preset name or an :class:`NSTConfig`; ``size``, ``optimizer`` and
+            ``learning_rate`` override it (None keeps it). ``size`` is the last level's size.
+        levels: number of levels; each is half the size of the next (``level_shapes``).
+        steps_per_level: one int for every level, or one per level (coarsest first). Default:
+            :data:`DEFAULT_STEPS_PER_LEVEL` for three levels, else ``config.num_steps`` each.
+        optimizer: ``"lbfgs"`` (default), ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
+        seed, progress, log_every, weights: as in ``nst.style_transfer``.
+        callback: ``callback(step, losses, image)`` as in ``nst.style_transfer``, with ``step``
+            counted across levels and ``losses["level"]`` the level index (0 = coarsest).
+        should_stop: polled every step; True ends the run (status ``"interrupted"``).
+
+    Returns:
+        An ``nst.NSTResult`` whose ``image`` has the full size (an interrupted run's image is
+        upsampled to it), and whose ``history`` joins the levels: ``total``, ``content``,
+        ``style``, ``tv`` as in ``nst.style_transfer`` (each at its level's size), ``level`` (the
+        level index of each entry) and ``seconds`` (since the call started, levels included).
+
+    Raises:
+        InputError: a bad parameter, or too many levels for the size (checked before any network
+            is built).
+        NonFiniteLossError: as in ``nst.style_transfer``.
+
+    Example::
+
+        result = coarse_to_fine(content, style, config="tf-tutorial", size=1024)
+        result.image.shape   # (1024, 1024, 3) for square inputs
+    """
+    cfg = nst.resolve_config(config, size=size, optimizer=optimizer, learning_rate=learning_rate)
+    content_full = np.asarray(content_image, np.float32)
+    content_full = content_full[0] if content_full.ndim == 4 else content_full
+    full_shape = _full_shape(content_full.shape[:2], cfg)
+    shapes = level_shapes(full_shape, levels)
+    steps = _steps(steps_per_level, levels,
+                   DEFAULT_STEPS_PER_LEVEL if levels == len(DEFAULT_STEPS_PER_LEVEL) else cfg.num_steps)
+
+    device.setup()
+    device.seed_everything(seed)
+    start = time.perf_counter()
+    history: dict[str, list[float]] = {}
+    image = None
+    status = "completed"
+    for index, ((h, w), num_steps) in enumerate(zip(shapes, steps)):
+        level_cfg = cfg.replace(size=max(h, w), num_steps=num_steps)
+        content, style = _level_images(content_full, style_image, (h, w))
+        loss_fn = nst.NSTLoss(content, style, level_cfg, weights=weights)
+        if image is None:
+            x0 = nst._initial_image(content, style, level_cfg, seed)
+        else:
+            x0 = (images.resize(image, exact=(h, w)) * level_cfg.pixel_scale)[np.newaxis].astype(np.float32)
+        offset = len(history.get("total", []))
+        recorder = Recorder(num_steps=num_steps, get_image=lambda x0=x0: x0[0] / level_cfg.pixel_scale,
+                            progress=progress, desc=f"NST level {index + 1}/{levels} {h}×{w}",
+                            log_every=log_every, callback=_level_callback(callback, index),
+                            main_key="total", step_offset=offset)
+        loop = nst._lbfgs_loop if level_cfg.optimizer == "lbfgs" else nst._gradient_loop
+        image = np.clip(loop(loss_fn, x0, level_cfg, recorder, should_stop=should_stop), 0, 1).astype(np.float32)
+        del loss_fn
+        _append(history, recorder.history, index, time.perf_counter() - start)
+        if recorder.status != "completed":
+            status = recorder.status
+            break
+    if image.shape[:2] != tuple(full_shape):
+        image = images.resize(image, exact=tuple(full_shape))
+    return nst.NSTResult(image=image, history=history, config=cfg.replace(num_steps=sum(steps)), status=status)
+
+
+def _full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
+    """The last level's ``(height, width)``: what ``nst.prepare_images`` gives (``images.resize``'s rounding)."""
+    if cfg.square:
+        return cfg.size, cfg.size
+    scale = cfg.size / max(shape)
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def _level_images(content_full: np.ndarray, style_image, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The content image at ``shape`` and the style image at the same shape (targets of one level)."""
+    content = images.resize(content_full, exact=shape)
+    style = images.resize(np.asarray(style_image, np.float32), exact=shape)
+    return content, style
+
+
+def _level_callback(callback, level: int):
+    if callback is None:
+        return None
+
+    def wrapped(step, losses, image):
+        callback(step, {**losses, "level": float(level)}, image)
+
+    return wrapped
+
+
+def _append(history: dict, level_history: dict, level: int, elapsed: float) -> None:
+    """Join one level's history to the run's: ``seconds`` become time since the run started."""
+    n = len(level_history.get("total", []))
+    level_seconds = level_history.get("seconds", [0.0] * n)
+    shift = elapsed - (level_seconds[-1] if level_seconds else 0.0)
+    for key, values in level_history.items():
+        if key == "seconds":
+            values = [s + shift for s in values]
+        history.setdefault(key, []).extend(values)
+    history.setdefault("level", []).extend([float(level)] * n)
+
+
+__all__ = ["coarse_to_fine", "level_shapes", "DEFAULT_STEPS_PER_LEVEL", "MIN_LEVEL_SIDE"]
