@@ -12,10 +12,37 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .errors import NonFiniteLossError
+
+
+@dataclass
+class RunResult:
+    """What an optimisation loop returns (base of ``NSTResult`` and ``DreamResult``).
+
+    Attributes:
+        image: float32 ``[H, W, 3]`` in [0, 1].
+        history: per-step lists of losses (evaluated before each step's update) and ``seconds``.
+        config: the configuration used.
+        frames: images kept every ``frame_every`` steps.
+        status: ``"completed"`` or ``"interrupted"``.
+    """
+
+    main_key: ClassVar[str] = "loss"
+    image: np.ndarray
+    history: dict[str, list[float]]
+    config: Any
+    frames: list[np.ndarray] = field(default_factory=list)
+    status: str = "completed"
+
+    @property
+    def final_loss(self) -> float:
+        """The last value of the main loss in the history."""
+        return self.history[self.main_key][-1]
 
 
 class Recorder:

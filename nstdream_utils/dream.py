@@ -9,42 +9,26 @@ the gradient of a large image piece by piece, so memory stays bounded. Taught in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import tensorflow as tf
 
 from . import device, images, losses, models
-from ._loop import Recorder, run_steps
+from ._loop import Recorder, RunResult, run_steps
 from .presets import DreamConfig, get_preset, validate_dream
 
 INCEPTION_MIN_SIZE = 75
 """Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
 
 
-@dataclass
-class DreamResult:
-    """What :func:`deep_dream` returns.
+class DreamResult(RunResult):
+    """What :func:`deep_dream` returns: ``image`` (at the working size), ``history``, ``config`` (a
+    :class:`DreamConfig`), ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
 
-    Attributes:
-        image: float32 ``[H, W, 3]`` in [0, 1], the dreamed image (at the input's working size).
-        history: ``loss`` (the dream loss before each step's update, so ``loss[900]`` is the value the
-            TF tutorial prints at "step 900") and ``seconds`` (elapsed), one entry per step.
-        config: the :class:`DreamConfig` used.
-        frames: images kept every ``frame_every`` steps.
-        status: ``"completed"`` or ``"interrupted"``.
+    ``history["loss"][i]`` is the dream loss before step ``i``'s update, so ``loss[900]`` is what the
+    TF tutorial prints at "step 900"; ``history["seconds"]`` is the elapsed time.
     """
 
-    image: np.ndarray
-    history: dict[str, list[float]]
-    config: DreamConfig
-    frames: list[np.ndarray] = field(default_factory=list)
-    status: str = "completed"
-
-    @property
-    def final_loss(self) -> float:
-        """The last dream loss in the history."""
-        return self.history["loss"][-1]
+    main_key = "loss"
 
 
 def resolve_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:

@@ -13,42 +13,26 @@ VGG-19 once, on the image being optimised. Taught in notebook 03.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import tensorflow as tf
 
 from . import device, images, losses, models
-from ._loop import Recorder, run_steps
+from ._loop import Recorder, RunResult, run_steps
 from .presets import NSTConfig, get_preset, validate_nst
 
 VGG19_MIN_SIZE = 32
 """VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
 
 
-@dataclass
-class NSTResult:
-    """What :func:`style_transfer` returns.
+class NSTResult(RunResult):
+    """What :func:`style_transfer` returns: ``image``, ``history``, ``config`` (an :class:`NSTConfig`),
+    ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
 
-    Attributes:
-        image: float32 ``[H, W, 3]`` in [0, 1], the stylised image.
-        history: per-step lists ``total``, ``content``, ``style``, ``tv`` (weighted terms, each
-            evaluated before that step's update, as keras-io prints them) and ``seconds`` (elapsed).
-        frames: images kept every ``frame_every`` steps.
-        config: the :class:`NSTConfig` used.
-        status: ``"completed"`` or ``"interrupted"``.
+    ``history`` holds ``total``, ``content``, ``style``, ``tv`` (the weighted terms, each evaluated
+    before that step's update, as keras-io prints them) and ``seconds`` (elapsed).
     """
 
-    image: np.ndarray
-    history: dict[str, list[float]]
-    config: NSTConfig
-    frames: list[np.ndarray] = field(default_factory=list)
-    status: str = "completed"
-
-    @property
-    def final_loss(self) -> float:
-        """The last total loss in the history."""
-        return self.history["total"][-1]
+    main_key = "total"
 
 
 def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
