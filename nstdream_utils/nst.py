@@ -99,10 +99,17 @@ def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed:
     return (start * cfg.pixel_scale)[np.newaxis].astype(np.float32)
 
 
-def _make_optimizer(cfg: NSTConfig):
+def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
+    """``cfg.learning_rate`` scaled to an image of ``num_pixels`` (see ``NSTConfig.lr_reference_pixels``)."""
+    if cfg.lr_reference_pixels:
+        return cfg.learning_rate * num_pixels / cfg.lr_reference_pixels
+    return cfg.learning_rate
+
+
+def _make_optimizer(cfg: NSTConfig, num_pixels: int):
     import keras
 
-    lr = cfg.learning_rate
+    lr = effective_learning_rate(cfg, num_pixels)
     if cfg.lr_decay_rate:
         lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
                                                          decay_rate=cfg.lr_decay_rate)
@@ -116,7 +123,7 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
     """SGD or Adam on a ``tf.Variable``: one traced ``tf.function`` step, no retracing."""
     image = tf.Variable(x0)
     recorder.get_image = lambda: image.numpy()[0] / cfg.pixel_scale
-    optimizer = _make_optimizer(cfg)
+    optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
 
     @tf.function
     def step():

@@ -41,6 +41,10 @@ class NSTConfig:
         optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial) or ``"lbfgs"`` (Gatys; scipy).
         learning_rate: step size, in the units of ``pixel_scale``.
         lr_decay_rate, lr_decay_steps: exponential decay ``lr · rate^(step / steps)`` (None: constant).
+        lr_reference_pixels: ``learning_rate`` is the one for an image of this many pixels and is
+            scaled by ``H·W / lr_reference_pixels`` (None: never scaled). The keras-io style loss
+            divides by (H·W)², so each pixel's gradient grows as the image shrinks: lr 10 is stable
+            at 224² but diverges at 64² (measured: NaN by step 3), while lr 10·(64/224)² converges.
         adam_beta1, adam_epsilon: Adam's β₁ and ε.
         pixel_scale: the optimised image is ``pixel_scale × RGB[0, 1]``; 255 reproduces the keras-io
             example, which optimises caffe-preprocessed pixels in 0..255 (mean shift and BGR order do
@@ -60,6 +64,7 @@ class NSTConfig:
     learning_rate: float = 10.0
     lr_decay_rate: float | None = 0.96
     lr_decay_steps: int = 100
+    lr_reference_pixels: int | None = 224 * 224
     adam_beta1: float = 0.9
     adam_epsilon: float = 1e-7
     pixel_scale: float = 255.0
@@ -153,7 +158,7 @@ TF_TUTORIAL = Preset(
     ),
     nst=NSTConfig(
         size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02,
-        lr_decay_rate=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
+        lr_decay_rate=None, lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
         content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
         gram_normalize="hw", tv_weight=30.0, tv_kind="tf",
     ),
