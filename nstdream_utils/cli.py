@@ -35,6 +35,9 @@ _EXAMPLES = {
     "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
 }
 
+# Library parameter names -> the option that sets them, for errors raised by the library.
+_OPTION_NAMES = {"layers": "--layers"}
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``error: <arg>: <what> — <fix>``, exit code 2."""
@@ -436,7 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     except NstdreamError as exc:
         if args.debug:
             raise
-        _print_error(exc.one_line())
+        where = _OPTION_NAMES.get(exc.where, exc.where) if args.command in ("style", "dream", "pipeline") \
+            else exc.where
+        _print_error(f"{where}: {exc.what}" + (f" — {exc.fix}" if exc.fix else "") if where else exc.one_line())
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:

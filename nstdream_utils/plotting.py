@@ -5,8 +5,8 @@ never calls ``plt.show()``: the notebook does, at the end of the cell, so no ``<
 stored in its outputs. Images are float ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in ``[0, 1]``, or
 uint8; NumPy arrays or TensorFlow tensors.
 
-Floor 5: imports NumPy, matplotlib, PIL and :mod:`nstdream_utils.files` / :mod:`nstdream_utils.images`
-(never TensorFlow; a tensor is converted with ``np.asarray``).
+Floor 5: imports NumPy, matplotlib, PIL and :mod:`nstdream_utils.files` (never TensorFlow; a tensor
+is converted with ``np.asarray``).
 Taught in notebook 00 (:func:`show_images`), 01 (:func:`heatmap`), 02–04 (:func:`plot_history`,
 :func:`save_gif`).
 

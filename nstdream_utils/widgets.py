@@ -19,7 +19,8 @@ How "live" is detected (:func:`is_live_frontend`), first match wins:
    send ``True``. This is read from the kernel's parent message (``kernel.get_parent()``).
 5. Otherwise → live.
 
-Floor 5: imports :mod:`nstdream_utils.plotting` only for matplotlib; never TensorFlow.
+Floor 5: imports only the standard library at import time; IPython, ipywidgets and matplotlib
+when needed; never TensorFlow.
 Taught in notebook 02 (the α/β sliders).
 """
 
