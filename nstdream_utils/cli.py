@@ -393,6 +393,12 @@ def _run_batch(args) -> int:
 
 def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
     """Write the last finite image (and the metrics up to the bad step); exit code 1."""
+    nst_result = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
+    if nst_result is not None:
+        try:
+            _write(nst_result.image, _stylized_path(args), written)
+        except (NstdreamError, OSError) as error:
+            _print_error(f"{_stylized_path(args)}: could not write the stylised image ({error})")
     if exc.last_image is not None:
         try:
             _write(exc.last_image, args.output, written)

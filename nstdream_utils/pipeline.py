@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import dream, nst
+from .errors import NonFiniteLossError
 from .presets import get_preset
 
 
@@ -47,6 +48,10 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
 
     Returns:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
+
+    Raises:
+        NonFiniteLossError: a stage's loss became NaN/Inf; when DeepDream did, ``.nst_result`` holds
+            the finished NST result.
     """
     chosen = get_preset(preset)
     nst_cfg = nst.resolve_config(chosen.nst, size=nst_size, num_steps=nst_steps, optimizer=optimizer,
@@ -57,6 +62,10 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                                 log_every=log_every, should_stop=should_stop)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)
-    dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
-                               log_every=log_every, should_stop=should_stop)
+    try:
+        dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
+                                   log_every=log_every, should_stop=should_stop)
+    except NonFiniteLossError as exc:
+        exc.nst_result = styled  # the finished first stage is not lost
+        raise
     return PipelineResult(styled.image, dreamed.image, styled, dreamed, status=dreamed.status)
