@@ -102,8 +102,8 @@ def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed:
 def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
     """``cfg.learning_rate`` scaled to an image of ``num_pixels`` (see ``NSTConfig.lr_reference_pixels``)."""
     if cfg.lr_reference_pixels:
-        return cfg.learning_rate * num_pixels / cfg.lr_reference_pixels
-    return cfg.learning_rate
+        return float(cfg.learning_rate) * num_pixels / cfg.lr_reference_pixels
+    return float(cfg.learning_rate)
 
 
 def _make_optimizer(cfg: NSTConfig, num_pixels: int):

@@ -1,0 +1,1280 @@
+"""Run a notebook over a grid of parameters with papermill, on local processes or Dask (issue 7).
+
+``nstdream batch GRID.yaml --out DIR [--workers N] [--scheduler ADDRESS] [--retries N] [--dry-run]``
+
+**The grid file** (YAML, read with ``yaml.safe_load`` only)::
+
+    notebook: ../notebooks/05_nst_to_deepdream.ipynb   # optional; this is the default
+    parameters:                 # scalars are fixed; every list is an axis of a Cartesian product
+      content: [../data/content/astronaut.png, ../data/content/chelsea.png]
+      style: [../data/styles/triangle.png, ../data/styles/spiral.png]
+      size: 64
+    runs:                       # optional explicit runs: each dict is merged over every combination
+      - {nst_steps: 5}
+    outputs: [stylized.png, dreamed.png]   # optional: images each run must write (the default)
+
+Relative paths (``notebook:`` and file parameters) are looked up in the YAML's folder first, then
+in the repository holding this package, then in the working directory. The last key of
+``parameters`` varies fastest and ``runs`` is the innermost axis. A list inside a ``runs`` entry is
+passed as it is; in ``parameters`` write a one-element list of lists (``layers: [[mixed3, mixed5]]``)
+to pass one list value.
+
+**Checked before anything runs** (one :class:`~nstdream_utils.errors.InputError` naming the key and
+the run, exit code 2, nothing written): every key must be defined by the notebook's ``parameters``
+cell (read with ``papermill.inspect_notebook``); a value must have the type of the notebook's
+default (an int is accepted, and passed as a float, where the default is a float); a *file
+parameter* must name an existing file (an image that opens, when its default names an image); a
+``preset`` must exist. A file parameter is one whose default in the notebook is a string that ends
+in an image suffix or names an existing file relative to the notebook — for notebook 05, ``content``
+and ``style``. ``output_dir`` is set by the batch (each run's folder) and may not be in the grid;
+``progress`` is set to False unless the grid sets it.
+
+**The output folder**::
+
+    DIR/manifest.json          every run: parameters, status, attempts, seconds, finished, error
+    DIR/summary.csv            one row per run: parameters, final losses, time
+    DIR/contact_sheet.png      the last output image of every run, labelled by what varies
+    DIR/index.html             links to every run's notebook, images and metrics
+    DIR/runs/<run_id>/         the executed notebook, its images and metrics.json
+
+A run id is readable and stable: ``<index>-<values that vary>-<8 hex digits of a hash of the
+notebook name and the parameters>``, e.g. ``001-astronaut-spiral-3f9c2a71``.
+
+**Resume.** Running the same grid again skips every run whose outputs are complete — judged on
+the files, not the manifest: the executed notebook parses and stores no error, ``metrics.json``
+parses, says ``"status": "completed"`` and has finite final losses, and every output image opens.
+Other runs run again, each at most ``1 + retries`` times per call. A run executes in
+``runs/.<run_id>.tmp-<pid>/`` and is renamed to ``runs/<run_id>/`` when papermill returns, so a
+run killed at any moment (even by SIGKILL) leaves no half-written run folder; stale temporary
+folders are removed at the next start. A complete run folder is never replaced. The manifest and
+the reports are written atomically, the manifest after every run. A lock file
+(``DIR/.batch.lock``) keeps two batches from writing the same folder at once.
+
+**Executors.** One code path submits runs to a pool and collects them as they complete:
+
+* ``executor="local"`` — :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start
+  method and ``workers`` processes (default: 1 on a CPU; one per GPU, each worker process seeing
+  one GPU through ``CUDA_VISIBLE_DEVICES``).
+* ``executor="dask"`` — ``distributed.Client(scheduler)`` when a scheduler address is given, else
+  a ``distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)``; futures
+  from ``Client.submit`` are collected with ``distributed.as_completed``. Remote workers need this
+  package installed and the grid's files at the same paths (a shared file system).
+
+The command line follows the issue: ``--scheduler`` or ``--workers N`` selects Dask (``--workers N``
+alone starts a LocalCluster of N single-threaded worker processes); with neither, runs go one at a
+time (one per GPU) through the local process pool. Both executors run the same function, so they
+give the same files and the same losses.
+
+Each run is ``papermill.execute_notebook(..., parameters=values, kernel_name="python3",
+progress_bar=False, cwd=<the notebook's folder>)``: parameters arrive as values (papermill writes
+them as literals), never as code. A failing run records papermill's exception name and value and
+the failing cell in the manifest, and the batch goes on; ``main_from_args`` returns 1 when a run
+still fails after its retries, 0 otherwise. One process runs one notebook at a time.
+
+Floor 6: imports ``errors``, ``files``, ``images`` and ``presets``, never TensorFlow (each run's
+kernel does). Taught in notebook 05.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import csv
+import datetime as dt
+import difflib
+import hashlib
+import html
+import io
+import itertools
+import json
+import math
+import multiprocessing
+import os
+import queue
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+from . import files, images, presets
+from .errors import InputError, MissingFileError, NstdreamError
+
+__all__ = [
+    "GridSpec", "Run", "BatchResult", "expand_grid", "load_grid", "validate", "run_batch",
+    "check_outputs", "execute_run", "main_from_args", "DEFAULT_NOTEBOOK", "DEFAULT_OUTPUTS",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_NOTEBOOK = "notebooks/05_nst_to_deepdream.ipynb"
+DEFAULT_OUTPUTS = ("stylized.png", "dreamed.png")
+METRICS_FILE = "metrics.json"
+STAGE_ORDER = ("nst", "dream")  # summary columns: these stages first, in pipeline order
+GRID_KEYS = ("notebook", "parameters", "runs", "outputs")
+RESERVED = "output_dir"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+KERNEL_NAME = "python3"
+# As report.KERNEL_ENV / KERNEL_ARGUMENTS (same floor, so not imported): figures inline whatever
+# the calling shell's MPLBACKEND says, no debugger warning, no ipykernel chatter.
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+_TEMP = re.compile(r"^\.(?P<run_id>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
+_NO_DEFAULT = object()
+
+
+# ------------------------------------------------------------------------------------ the grid
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """A grid: the notebook to run, its parameters (lists are axes), explicit runs, expected outputs.
+
+    Attributes:
+        notebook: the notebook file (absolute).
+        parameters: name → value; a list is an axis of the Cartesian product.
+        runs: explicit runs, each merged over every combination of ``parameters``.
+        outputs: image files (in the run folder) a complete run has written; the last one goes on
+            the contact sheet.
+        base_dir: the folder relative paths are looked up in first (the YAML's folder).
+        source: the YAML file, or None for a grid given as a dict.
+    """
+
+    notebook: Path
+    parameters: dict[str, Any] = field(default_factory=dict)
+    runs: tuple[dict[str, Any], ...] = ()
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    base_dir: Path = field(default_factory=Path.cwd)
+    source: Path | None = None
+
+    @property
+    def where(self) -> str:
+        """How error messages name this grid: its file, or ``grid``."""
+        return str(self.source) if self.source else "grid"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None,
+                  source: str | os.PathLike | None = None) -> "GridSpec":
+        """Check a grid's structure (not its values) and resolve its notebook.
+
+        Raises:
+            InputError: not a mapping, an unknown top-level key, a bad ``parameters``/``runs``/
+                ``outputs`` shape, an empty axis, no runs at all.
+            MissingFileError: the notebook cannot be found.
+        """
+        where = str(source) if source else "grid"
+        base = Path(base_dir) if base_dir is not None else Path.cwd()
+        _check_structure(data, where)
+        notebook = _find_file(data.get("notebook") or DEFAULT_NOTEBOOK, base, where=where, key="notebook",
+                              fix="give `notebook:` a path relative to the grid file or the repository")
+        if notebook.suffix != ".ipynb":
+            raise InputError(f"notebook {notebook.name!r} is not a .ipynb file", where=where,
+                             fix="point `notebook:` at a Jupyter notebook")
+        outputs = tuple(data.get("outputs") or DEFAULT_OUTPUTS)
+        return cls(notebook=notebook, parameters=dict(data.get("parameters") or {}),
+                   runs=tuple(dict(r) for r in data.get("runs") or ()), outputs=outputs,
+                   base_dir=base.resolve(), source=Path(source) if source else None)
+
+
+def _check_structure(data: Any, where: str) -> None:
+    """Raise InputError when ``data`` is not a well-formed grid (values are not checked here)."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"a grid must be a mapping with `parameters:` (got {type(data).__name__})",
+                         where=where, fix="see examples/grid_small.yaml")
+    for key in data:
+        if key not in GRID_KEYS:
+            close = difflib.get_close_matches(str(key), GRID_KEYS, n=1)
+            raise InputError(f"unknown top-level key {key!r}", where=where,
+                             fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
+    parameters, runs = data.get("parameters") or {}, data.get("runs") or []
+    if not isinstance(parameters, Mapping):
+        raise InputError("`parameters:` must be a mapping name: value", where=where,
+                         fix="write one `name: value` (or `name: [v1, v2]`) per line")
+    if not isinstance(runs, list) or not all(isinstance(r, Mapping) for r in runs):
+        raise InputError("`runs:` must be a list of mappings", where=where,
+                         fix="write each run as `- {name: value, ...}`")
+    for mapping in [parameters, *runs]:
+        for key in mapping:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise InputError(f"parameter name {key!r} is not a Python identifier", where=where,
+                                 fix="use the names of the notebook's parameters cell")
+    for key, value in parameters.items():
+        if isinstance(value, list) and not value:
+            raise InputError(f"parameter {key!r} is an empty list, which gives no runs", where=where,
+                             fix=f"give {key!r} at least one value")
+    outputs = data.get("outputs")
+    if outputs is not None and (not isinstance(outputs, list) or not outputs
+                                or not all(isinstance(o, str) and o and "/" not in o for o in outputs)):
+        raise InputError("`outputs:` must be a list of file names", where=where,
+                         fix="e.g. outputs: [stylized.png, dreamed.png]")
+    if not parameters and not runs:
+        raise InputError("the grid defines no runs", where=where,
+                         fix="add `parameters:` (lists expand into runs) or `runs:`")
+
+
+def _candidates(value: str | os.PathLike, base: Path) -> list[Path]:
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        return [path]
+    folders = []
+    for folder in (base, REPO_ROOT, Path.cwd()):
+        if folder.resolve() not in folders:
+            folders.append(folder.resolve())
+    return [folder / path for folder in folders]
+
+
+def _find_file(value: Any, base: Path, *, where: str, fix: str, key: str | None = None) -> Path:
+    """The first existing file among ``_candidates``; MissingFileError naming where it looked."""
+    for candidate in _candidates(value, base):
+        if candidate.is_file():
+            return candidate.resolve()
+    looked = ", ".join(str(c.parent) for c in _candidates(value, base))
+    what = f"no such file {str(value)!r} (looked in {looked})"
+    raise MissingFileError(f"{key}: {what}" if key else what, where=where, fix=fix)
+
+
+def load_grid(path: str | os.PathLike) -> GridSpec:
+    """Read a grid YAML file (``yaml.safe_load``) into a :class:`GridSpec`.
+
+    Raises:
+        MissingFileError: no such grid file, or its notebook is missing.
+        InputError: not valid YAML, or not a well-formed grid (with the YAML line where known).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError("no such grid file", where=str(path),
+                               fix="give a YAML file, e.g. examples/grid_small.yaml")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"not valid YAML{line}: {getattr(exc, 'problem', None) or exc}", where=str(path),
+                         fix="check the indentation and quoting there") from exc
+    return GridSpec.from_dict(data if data is not None else {}, base_dir=path.parent, source=path)
+
+
+def _as_spec(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
+    if isinstance(spec, GridSpec):
+        return spec
+    if isinstance(spec, Mapping):
+        return GridSpec.from_dict(spec)
+    return load_grid(spec)
+
+
+def expand_grid(spec: GridSpec | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a grid: every combination of the list-valued parameters, times ``runs``.
+
+    Pure: values and files are not checked (see :func:`validate`).
+
+    Args:
+        spec: a :class:`GridSpec` or a dict with ``parameters`` (and optionally ``runs``).
+
+    Returns:
+        One dict per run, parameter name → value, in the grid's key order; the last list-valued
+        key varies fastest, and ``runs`` entries (merged over each combination) faster still.
+
+    Example::
+
+        >>> expand_grid({"parameters": {"style": ["a.png", "b.png"], "size": [64, 96], "seed": 0}})
+        ... # doctest: +NORMALIZE_WHITESPACE
+        [{'style': 'a.png', 'size': 64, 'seed': 0}, {'style': 'a.png', 'size': 96, 'seed': 0},
+         {'style': 'b.png', 'size': 64, 'seed': 0}, {'style': 'b.png', 'size': 96, 'seed': 0}]
+    """
+    if isinstance(spec, GridSpec):
+        parameters, runs = spec.parameters, list(spec.runs)
+    else:
+        _check_structure(spec, "grid")
+        parameters, runs = dict(spec.get("parameters") or {}), list(spec.get("runs") or [])
+    axes = [key for key, value in parameters.items() if isinstance(value, list)]
+    combos = []
+    for values in itertools.product(*(parameters[key] for key in axes)):
+        chosen = dict(zip(axes, values))
+        combos.append({key: chosen.get(key, value) for key, value in parameters.items()})
+    if not runs:
+        return combos
+    return [{**combo, **dict(run)} for combo in combos for run in runs]
+
+
+# ------------------------------------------------------------------------------ validation
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a grid.
+
+    Attributes:
+        index: position in the grid (0-based).
+        run_id: folder name under ``runs/``: ``<index>-<what varies>-<hash>``.
+        parameters: the values the grid gives (as written, an int given for a float made a float).
+        values: what the notebook receives: ``parameters`` with file paths made absolute, plus
+            ``progress=False`` where the notebook has ``progress`` (``output_dir`` is added when
+            the run executes).
+        varying: the names whose values differ between the grid's runs.
+        files: the names that are file parameters.
+    """
+
+    index: int
+    run_id: str
+    parameters: dict[str, Any]
+    values: dict[str, Any]
+    varying: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def label(self, *, sep: str = " ") -> str:
+        """What tells this run apart: ``content=astronaut style=spiral`` (file parameters by stem)."""
+        keys = self.varying or tuple(self.parameters)
+        return sep.join(f"{key}={_short_value(key, self.parameters[key], key in self.files)}" for key in keys)
+
+
+def _short_value(key: str, value: Any, is_file: bool) -> str:
+    if is_file and isinstance(value, str):
+        return Path(value).stem
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _slug(run: dict[str, Any], keys: Sequence[str], file_keys: Sequence[str]) -> str:
+    parts = []
+    for key in keys:
+        value = run[key]
+        if key in file_keys and isinstance(value, str):
+            text = Path(value).stem
+        elif isinstance(value, bool):
+            text = key if value else f"no-{key}"
+        elif isinstance(value, (int, float)):
+            text = f"{key}{_short_value(key, value, False)}"
+        elif isinstance(value, str):
+            text = value
+        else:
+            text = key
+        parts.append(re.sub(r"[^A-Za-z0-9_.]+", "-", text).strip("-.") or key)
+    return "-".join(parts)[:48].strip("-.") or "run"
+
+
+def _run_hash(notebook: Path, parameters: Mapping[str, Any]) -> str:
+    blob = json.dumps({"notebook": notebook.name, "parameters": parameters}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:8]
+
+
+def _declared(notebook: Path, where: str) -> dict[str, dict]:
+    import papermill
+
+    try:
+        return dict(papermill.inspect_notebook(str(notebook)))
+    except Exception as exc:  # noqa: BLE001 — any reason papermill cannot read it is one input error
+        raise InputError(f"papermill cannot read the parameters of {notebook} ({exc})", where=where,
+                         fix="give the notebook a Python kernelspec and a cell tagged 'parameters'") from exc
+
+
+def _default(info: Mapping[str, Any]) -> Any:
+    try:
+        return ast.literal_eval(str(info.get("default")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return _NO_DEFAULT
+
+
+def _is_file_parameter(default: Any, notebook_dir: Path) -> bool:
+    """The documented rule: a string default ending in an image suffix or naming an existing file."""
+    if not isinstance(default, str) or not default:
+        return False
+    path = Path(default)
+    return path.suffix.lower() in IMAGE_SUFFIXES or (notebook_dir / path).is_file()
+
+
+def _plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return not (isinstance(value, float) and not math.isfinite(value))
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _checked_value(key: str, value: Any, default: Any) -> tuple[Any, str | None, str | None]:
+    """(value to pass, problem, fix): the type rule of the module docstring."""
+    if not _plain(value):
+        return value, f"parameter {key!r} is a {type(value).__name__} ({value!r})", \
+            "give plain values: numbers, strings, true/false, null, lists or mappings (quote dates)"
+    if default is _NO_DEFAULT or default is None:
+        return value, None, None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    elif isinstance(default, (list, tuple)):
+        ok = isinstance(value, list)
+    elif isinstance(default, dict):
+        ok = isinstance(value, dict)
+    else:
+        ok = True
+    if ok:
+        return value, None, None
+    fix = f"give {_type_name(default)}"
+    if isinstance(default, (int, float)) and isinstance(value, str):
+        try:
+            float(value)
+            fix += " (unquoted; YAML reads 1e-3 as a string, write 1.0e-3)"
+        except ValueError:
+            pass
+    return value, (f"parameter {key!r} must be {_type_name(default)} like the notebook's default "
+                   f"{default!r}, got {_type_name(value)} {value!r}"), fix
+
+
+def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[Run]:
+    """Check every run of a grid against its notebook, before anything runs; return the runs.
+
+    Args:
+        spec: a :class:`GridSpec`, a grid dict, or the path of a grid YAML file.
+
+    Returns:
+        The :class:`Run`\\ s, in grid order, with their ids and the values the notebook will get.
+
+    Raises:
+        InputError: one message naming the grid, the run (index and what varies) and the key: a
+            parameter the notebook does not define, a wrong type, a missing or unreadable file, an
+            unknown preset, ``output_dir`` set in the grid, or a notebook without ``output_dir``.
+        MissingFileError: the grid file or the notebook is missing.
+
+    Example::
+
+        >>> runs = validate("examples/grid_small.yaml")  # doctest: +SKIP
+        >>> [run.run_id for run in runs]  # doctest: +SKIP
+        ['000-astronaut-triangle-…', '001-astronaut-spiral-…', '002-chelsea-triangle-…', …]
+    """
+    spec = _as_spec(spec)
+    where = spec.where
+    declared = _declared(spec.notebook, where)
+    if RESERVED not in declared:
+        raise InputError(f"the notebook {spec.notebook.name} has no parameter {RESERVED!r}", where=where,
+                         fix=f"add `{RESERVED} = \"...\"` to its parameters cell: batch points it at each "
+                             "run's folder, where the notebook must write its outputs")
+    defaults = {name: _default(info) for name, info in declared.items()}
+    file_keys = tuple(name for name, default in defaults.items()
+                      if _is_file_parameter(default, spec.notebook.parent))
+    grid = expand_grid(spec)
+    keys = list(dict.fromkeys(key for run in grid for key in run))
+    varying = tuple(key for key in keys
+                    if len({json.dumps(run.get(key), sort_keys=True, default=str) for run in grid}) > 1)
+
+    def fail(index: int, run: dict, problem: str, fix: str) -> InputError:
+        shown = varying or tuple(run)
+        label = ", ".join(f"{k}={run.get(k)!r}" for k in shown)
+        return InputError(f"run {index} ({label}): {problem}", where=where, fix=fix)
+
+    runs, width = [], max(3, len(str(len(grid) - 1)))
+    for index, given in enumerate(grid):
+        parameters, values = {}, {}
+        for key, value in given.items():
+            if key == RESERVED:
+                raise fail(index, given, f"parameter {key!r} is set by the batch (each run's folder)",
+                           f"remove {key!r} from the grid; use --out to choose where runs go")
+            if key not in declared:
+                close = difflib.get_close_matches(key, list(declared), n=1)
+                raise fail(index, given, f"unknown parameter {key!r}: the notebook "
+                           f"{spec.notebook.name} does not define it in its parameters cell",
+                           f"did you mean {close[0]!r}?" if close else
+                           f"defined parameters: {', '.join(declared)}")
+            value, problem, fix = _checked_value(key, value, defaults[key])
+            if problem:
+                raise fail(index, given, problem, fix)
+            parameters[key], values[key] = value, value
+            if key in file_keys and value is not None:
+                try:
+                    path = _find_file(value, spec.base_dir, where=where, fix="")
+                    if Path(str(defaults[key])).suffix.lower() in IMAGE_SUFFIXES:
+                        images.validate_image_path(path)
+                except NstdreamError as exc:
+                    raise fail(index, given, f"parameter {key!r}: {exc.what}",
+                               exc.fix or "give a path relative to the grid file or the repository, "
+                                          "or an absolute path") from exc
+                values[key] = str(path)
+            if key == "preset" and isinstance(value, str):
+                try:
+                    presets.get_preset(value)
+                except InputError as exc:
+                    raise fail(index, given, f"parameter 'preset': {exc.what}", exc.fix or "") from exc
+        if "progress" in declared and "progress" not in given and isinstance(defaults["progress"], bool):
+            values["progress"] = False
+        slug = _slug(parameters, varying or [k for k in parameters if k in file_keys], file_keys)
+        run_id = f"{index:0{width}d}-{slug}-{_run_hash(spec.notebook, parameters)}"
+        runs.append(Run(index=index, run_id=run_id, parameters=parameters, values=values, varying=varying,
+                        files=tuple(k for k in parameters if k in file_keys)))
+    return runs
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def _read_metrics(folder: Path) -> dict | None:
+    try:
+        metrics = json.loads((folder / METRICS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def final_losses(metrics: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``{stage: final_loss}`` for every top-level entry of a metrics dict that has a ``final_loss``."""
+    if not metrics:
+        return {}
+    return {key: value["final_loss"] for key, value in metrics.items()
+            if isinstance(value, Mapping) and "final_loss" in value}
+
+
+def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str] = DEFAULT_OUTPUTS
+                  ) -> str | None:
+    """Why a run folder is not complete, or None when it is (the resume rule).
+
+    Complete means: the executed notebook ``notebook_name`` parses and stores no error output;
+    ``metrics.json`` parses, has ``"status": "completed"`` and at least one final loss, all finite
+    numbers; every file in ``outputs`` exists and decodes as an image.
+    """
+    from PIL import Image
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return "no run folder"
+    notebook = folder / notebook_name
+    try:
+        import nbformat
+
+        nb = nbformat.read(notebook, as_version=4)
+    except FileNotFoundError:
+        return f"no executed notebook {notebook_name}"
+    except Exception as exc:  # noqa: BLE001 — any unreadable notebook makes the run incomplete
+        return f"{notebook_name} does not parse ({type(exc).__name__})"
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"{notebook_name} stores an error ({output.get('ename')})"
+    metrics = _read_metrics(folder)
+    if metrics is None:
+        return f"{METRICS_FILE} is missing or does not parse"
+    if metrics.get("status") != "completed":
+        return f"{METRICS_FILE} has status {metrics.get('status')!r}"
+    losses = final_losses(metrics)
+    if not losses:
+        return f"{METRICS_FILE} has no final losses"
+    for stage, value in losses.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{METRICS_FILE}: the final loss of {stage!r} is not a finite number ({value!r})"
+    for name in outputs:
+        path = folder / name
+        try:
+            with Image.open(path) as image:
+                image.load()
+        except FileNotFoundError:
+            return f"{name} is missing"
+        except Exception as exc:  # noqa: BLE001 — truncated or not an image
+            return f"{name} does not open ({type(exc).__name__})"
+    return None
+
+
+# ------------------------------------------------------------------------------ one run (worker)
+
+_EXECUTION_LOCK = threading.Lock()  # papermill changes the process's cwd and env: one run at a time
+
+
+@contextlib.contextmanager
+def _kernel_environment() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in KERNEL_ENV}
+    os.environ.update(KERNEL_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _first_line(source: str) -> str:
+    return next((line.strip() for line in str(source).splitlines() if line.strip()), "")
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _source_cell(notebook: Path, executed_index: int | None) -> int | None:
+    """Map a cell index of the executed notebook (with papermill's injected cell) to the source's."""
+    if executed_index is None:
+        return None
+    try:
+        import nbformat
+
+        cells = nbformat.read(notebook, as_version=4).cells
+    except Exception:  # noqa: BLE001
+        return executed_index
+    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    return executed_index - 1 if tagged and executed_index > tagged[0] else executed_index
+
+
+def _running_cell(executed: Path) -> tuple[int | None, str]:
+    """The cell papermill marked as running in a partly executed notebook (for a dead kernel)."""
+    try:
+        import nbformat
+
+        nb = nbformat.read(executed, as_version=4)
+    except Exception:  # noqa: BLE001
+        return None, ""
+    cells = [c for c in nb.cells
+             if not {"injected-parameters", "papermill-error-cell-tag"} & set(c.metadata.get("tags", []))]
+    for index, cell in enumerate(cells):
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            return index, _first_line(cell.source)
+    return None, ""
+
+
+def _install(temp: Path, final: Path, *, notebook_name: str, outputs: Sequence[str]) -> None:
+    """Move a finished temporary folder to its final name; never replace a complete run folder."""
+    if final.exists():
+        if check_outputs(final, notebook_name=notebook_name, outputs=outputs) is None:
+            shutil.rmtree(temp, ignore_errors=True)  # someone finished it meanwhile: keep theirs
+            return
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(temp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(temp, final)
+
+
+def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Execute one run with papermill in a temporary folder, then rename it into place.
+
+    Runs in a worker process (local pool or Dask); returns a plain dict and never raises for a
+    failing notebook: ``{"run_id", "status": "completed"|"failed", "seconds", "finished", "error",
+    "host", "pid"}``, where ``error`` is None or ``{"ename", "evalue", "cell_index", "cell"}``
+    (``cell_index``: 0-based, in the source notebook; ``cell``: its first line).
+
+    Args:
+        task: ``notebook`` (path), ``runs_dir``, ``run_id``, ``values`` (the parameters),
+            ``outputs`` (image names), ``kernel_name``, ``start_timeout``.
+    """
+    with _EXECUTION_LOCK:
+        return _execute_run(task)
+
+
+def _execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    notebook, runs_dir, run_id = Path(task["notebook"]), Path(task["runs_dir"]), task["run_id"]
+    outputs = tuple(task.get("outputs") or DEFAULT_OUTPUTS)
+    temp, final = runs_dir / f".{run_id}.tmp-{os.getpid()}", runs_dir / run_id
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    executed = temp / notebook.name
+    error = None
+    start = time.perf_counter()
+    try:
+        with _kernel_environment():
+            papermill.execute_notebook(
+                str(notebook), str(executed), parameters={**task["values"], RESERVED: str(temp)},
+                kernel_name=task.get("kernel_name", KERNEL_NAME), progress_bar=False, log_output=False,
+                cwd=str(notebook.parent), start_timeout=int(task.get("start_timeout", 180)),
+                extra_arguments=KERNEL_ARGUMENTS)
+    except PapermillExecutionError as exc:
+        error = {"ename": exc.ename, "evalue": _one_line(exc.evalue),
+                 "cell_index": _source_cell(notebook, exc.cell_index), "cell": _first_line(exc.source)}
+    except Exception as exc:  # noqa: BLE001 — a dead kernel, a timeout, a missing kernel: record it
+        index, line = _running_cell(executed)
+        error = {"ename": type(exc).__name__, "evalue": _one_line(exc), "cell_index": index, "cell": line}
+    seconds = time.perf_counter() - start
+    if error is None:
+        problem = check_outputs(temp, notebook_name=notebook.name, outputs=outputs)
+        if problem:
+            error = {"ename": "IncompleteOutputs", "evalue": f"the notebook ran but {problem}",
+                     "cell_index": None, "cell": ""}
+    _install(temp, final, notebook_name=notebook.name, outputs=outputs)
+    return {"run_id": run_id, "status": "failed" if error else "completed", "seconds": round(seconds, 3),
+            "finished": _now(), "error": error, "host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ------------------------------------------------------------------------------ executors
+
+
+def gpu_ids() -> list[str]:
+    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s list.
+
+    Never imports TensorFlow (which would take GPU memory in the driver).
+    """
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return [g.strip() for g in visible.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        listed = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                                capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
+
+
+def _set_gpu(gpu: str | None) -> None:
+    """Runs in each worker process: its notebooks' kernels inherit this one GPU."""
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+def _init_local_worker(counter, gpus: Sequence[str]) -> None:
+    if gpus:
+        with counter.get_lock():
+            slot = counter.value
+            counter.value += 1
+        _set_gpu(gpus[slot % len(gpus)])
+
+
+class _Completed:
+    """``as_completed`` with ``add`` for concurrent.futures (what ``distributed.as_completed`` does)."""
+
+    def __init__(self) -> None:
+        self._done: queue.Queue = queue.Queue()
+        self._pending = 0
+
+    def add(self, future) -> None:
+        self._pending += 1
+        future.add_done_callback(self._done.put)
+
+    def __iter__(self):
+        while self._pending:
+            try:
+                future = self._done.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+            except queue.Empty:
+                continue
+            self._pending -= 1
+            yield future
+
+
+class _LocalPool:
+    """``ProcessPoolExecutor`` (spawn), one GPU per worker process where there are GPUs."""
+
+    name = "local"
+
+    def __init__(self, workers: int, gpus: Sequence[str]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_init_local_worker,
+                                             initargs=(context.Value("i", 0), list(gpus)))
+
+    def submit(self, fn, *args):
+        return self._executor.submit(fn, *args)
+
+    def as_completed(self):
+        return _Completed()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class _DaskPool:
+    """A ``distributed.Client`` on a scheduler address, or on a LocalCluster it starts."""
+
+    name = "dask"
+
+    def __init__(self, workers: int, scheduler: str | None, gpus: Sequence[str]) -> None:
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        self.cluster = None
+        try:
+            if scheduler:
+                self.client = Client(scheduler, timeout="30s")
+            else:
+                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                            dashboard_address=None, silence_logs=logging.ERROR)
+                self.client = Client(self.cluster)
+        except (OSError, TimeoutError) as exc:
+            if self.cluster is not None:
+                self.cluster.close()
+            raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
+                             fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
+        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
+        if self.cluster is not None and gpus:
+            for slot, address in enumerate(sorted(self.client.scheduler_info()["workers"])):
+                self.client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self):
+        from distributed import as_completed
+
+        return as_completed()
+
+    def close(self) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _make_pool(executor: str, workers: int, scheduler: str | None, gpus: Sequence[str]):
+    if executor == "dask":
+        return _DaskPool(workers, scheduler, gpus)
+    return _LocalPool(workers, gpus)
+
+
+# ------------------------------------------------------------------------------ the batch
+
+
+@dataclass
+class BatchResult:
+    """What :func:`run_batch` returns.
+
+    Attributes:
+        out: the output folder. runs: the grid's :class:`Run`\\ s. records: the manifest entries,
+        in run order (``status`` ``completed``/``failed``/``pending``/``interrupted``;
+        ``skipped`` true when the outputs were already complete). dry_run: nothing was run.
+    """
+
+    out: Path
+    runs: list[Run]
+    records: list[dict[str, Any]]
+    dry_run: bool = False
+    executor: str = "local"
+    workers: int = 1
+
+    def _ids(self, test) -> list[str]:
+        return [r["run_id"] for r in self.records if test(r)]
+
+    @property
+    def skipped(self) -> list[str]:
+        """Runs that were complete already and did not run."""
+        return self._ids(lambda r: r.get("skipped"))
+
+    @property
+    def executed(self) -> list[str]:
+        """Runs that ran in this call and completed."""
+        return self._ids(lambda r: r["status"] == "completed" and not r.get("skipped"))
+
+    @property
+    def failed(self) -> list[str]:
+        """Runs that still failed after their retries (or were interrupted)."""
+        return self._ids(lambda r: r["status"] in ("failed", "interrupted"))
+
+    @property
+    def pending(self) -> list[str]:
+        """Runs that would run (dry run) or did not get to run."""
+        return self._ids(lambda r: r["status"] == "pending")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    manifest_path = property(lambda self: self.out / "manifest.json")
+    summary_path = property(lambda self: self.out / "summary.csv")
+    contact_sheet_path = property(lambda self: self.out / "contact_sheet.png")
+    index_path = property(lambda self: self.out / "index.html")
+
+    def plan(self) -> str:
+        """The runs as lines ``run|skip <run_id>  <what varies>`` (what ``--dry-run`` prints)."""
+        lines = []
+        for run, record in zip(self.runs, self.records):
+            verb = "skip" if record.get("skipped") else "run "
+            note = "  (complete)" if record.get("skipped") else (
+                f"  (failed before: {record['incomplete']})" if record.get("previous_status") == "failed" else "")
+            lines.append(f"{verb} {run.run_id}  {run.label()}{note}")
+        todo = len(self.runs) - len(self.skipped)
+        lines.append(f"{todo} to run, {len(self.skipped)} complete, {len(self.runs)} in the grid → {self.out}")
+        return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """Hold ``out/.batch.lock`` (flock) for the whole batch; InputError if another batch holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock; one batch per folder is then up to you
+        yield
+        return
+    with open(out / ".batch.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise InputError("another `nstdream batch` is writing to this folder", where=str(out),
+                             fix="wait for it to finish, or choose another --out") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _pid_alive(pid: int) -> bool:
+    """True for a running process on this machine (a zombie, killed but not yet reaped, is not)."""
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
+
+
+def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
+    """Remove ``.<run_id>.tmp-<pid>`` / ``.old-<pid>`` folders left by killed runs; return them.
+
+    A folder whose pid is a live process on this machine is kept (a worker of a killed batch may
+    still be finishing it; it renames its folder into place itself, or the next start removes it).
+    """
+    removed = []
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return removed
+    for entry in sorted(runs_dir.iterdir()):
+        match = _TEMP.match(entry.name)
+        if match and entry.is_dir() and not _pid_alive(int(match.group("pid"))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _read_manifest(out: Path) -> dict[str, dict]:
+    try:
+        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+        return {r["run_id"]: r for r in manifest.get("runs", []) if isinstance(r, dict) and "run_id" in r}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}  # no or damaged manifest: the run folders are the truth
+
+
+def _record(run: Run, spec: GridSpec, previous: Mapping[str, Any] | None, problem: str | None) -> dict:
+    previous = previous or {}
+    folder = f"runs/{run.run_id}"
+    record = {
+        "index": run.index, "run_id": run.run_id, "parameters": run.parameters, "label": run.label(),
+        "folder": folder, "notebook": f"{folder}/{spec.notebook.name}",
+        "outputs": [f"{folder}/{name}" for name in spec.outputs], "metrics": f"{folder}/{METRICS_FILE}",
+        "attempts": int(previous.get("attempts") or 0), "seconds": previous.get("seconds"),
+        "finished": previous.get("finished"), "error": previous.get("error"),
+        "previous_status": previous.get("status"),
+    }
+    if problem is None:
+        record.update(status="completed", skipped=True, error=None)
+    else:
+        record.update(status="pending", skipped=False, incomplete=problem)
+    return record
+
+
+def _check_options(executor: str | None, workers: int | None, scheduler: str | None, retries: int) -> str:
+    if executor not in (None, "local", "dask"):
+        raise InputError(f"unknown executor {executor!r}", where="executor", fix="use 'local' or 'dask'")
+    if executor == "local" and scheduler:
+        raise InputError("a scheduler address needs the Dask executor", where="executor",
+                         fix="pass executor='dask' (or leave executor unset)")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}", where="--workers",
+                         fix="e.g. --workers 2")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InputError(f"retries must be a whole number ≥ 0, got {retries!r}", where="--retries",
+                         fix="e.g. --retries 1")
+    return executor or ("dask" if scheduler else "local")
+
+
+def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
+              workers: int | None = None, scheduler: str | None = None, executor: str | None = None,
+              retries: int = 0, dry_run: bool = False, progress: bool = True,
+              kernel_name: str = KERNEL_NAME) -> BatchResult:
+    """Run every incomplete run of a grid, then write the manifest, summary, contact sheet and index.
+
+    Args:
+        spec_or_path: a :class:`GridSpec`, a grid dict, or a grid YAML file.
+        out: the output folder (created).
+        workers: worker processes (default: 1 on a CPU, one per GPU).
+        scheduler: a Dask scheduler address (``tcp://host:8786``); implies ``executor="dask"``.
+        executor: ``"local"`` (process pool) or ``"dask"`` (the scheduler, else a LocalCluster of
+            ``workers`` single-threaded processes); default ``"dask"`` with a scheduler, else local.
+        retries: run a failing run again up to this many times.
+        dry_run: validate and report what would run (:meth:`BatchResult.plan`); write nothing.
+        progress: a tqdm progress bar over the runs (on stderr).
+        kernel_name: the Jupyter kernel the notebooks run on.
+
+    Returns:
+        A :class:`BatchResult`.
+
+    Raises:
+        InputError, MissingFileError: a bad grid or option — before any folder is created.
+        KeyboardInterrupt: after recording the finished runs (the others are marked interrupted).
+    """
+    spec = _as_spec(spec_or_path)
+    kind = _check_options(executor, workers, scheduler, retries)
+    runs = validate(spec)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("is a file, not a folder", where=str(out), fix="give --out a folder")
+    gpus = gpu_ids() if kind == "local" or not scheduler else []
+    count = workers or max(1, len(gpus))
+    runs_dir = out / "runs"
+    if dry_run:
+        previous = _read_manifest(out)
+        records = [_record(run, spec, previous.get(run.run_id),
+                           check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name,
+                                         outputs=spec.outputs)) for run in runs]
+        return BatchResult(out, runs, records, dry_run=True, executor=kind, workers=count)
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output folder ({exc})", where=str(out),
+                         fix="choose a folder you can write to") from exc
+    with _folder_lock(out):
+        clean_stale(runs_dir)
+        previous = _read_manifest(out)
+        records = [_record(run, spec, previous.get(run.run_id),
+                           check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name,
+                                         outputs=spec.outputs)) for run in runs]
+        result = BatchResult(out, runs, records, executor=kind, workers=count)
+        _write_manifest(result, spec)
+        todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
+        try:
+            if todo:
+                _execute_all(todo, result, spec, kind=kind, workers=count, scheduler=scheduler, gpus=gpus,
+                             retries=retries, progress=progress, kernel_name=kernel_name)
+        except BaseException:
+            for record in records:
+                if record["status"] in ("pending", "running"):
+                    record["status"] = "interrupted"
+            raise
+        finally:
+            write_reports(result, spec)
+    return result
+
+
+def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, workers: int, scheduler: str | None,
+                 gpus: Sequence[str], retries: int, progress: bool, kernel_name: str) -> None:
+    """Submit every run, collect them as they complete, resubmit failures up to ``retries``."""
+    from tqdm.auto import tqdm
+
+    pool = _make_pool(kind, workers, scheduler, gpus)
+    result.workers = pool.workers
+    bar = tqdm(total=len(todo), desc="nstdream batch", unit="run", disable=not progress, file=sys.stderr)
+    try:
+        completed = pool.as_completed()
+        owners, tries = {}, {}
+
+        def submit(run: Run, record: dict) -> None:
+            task = {"notebook": str(spec.notebook), "runs_dir": str((result.out / "runs").resolve()),
+                    "run_id": run.run_id, "values": run.values, "outputs": list(spec.outputs),
+                    "kernel_name": kernel_name}
+            tries[run.run_id] = tries.get(run.run_id, 0) + 1
+            record["status"] = "running"
+            future = pool.submit(execute_run, task)
+            owners[future] = (run, record)
+            completed.add(future)
+
+        for run, record in todo:
+            submit(run, record)
+        for future in completed:
+            run, record = owners.pop(future)
+            try:
+                outcome = future.result()
+            except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
+                outcome = {"status": "failed", "seconds": None, "finished": _now(),
+                           "error": {"ename": type(exc).__name__, "evalue": _one_line(exc),
+                                     "cell_index": None, "cell": ""}}
+            record["attempts"] += 1
+            record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
+            record.pop("incomplete", None)
+            if record["status"] == "failed" and tries[run.run_id] <= retries:
+                try:
+                    submit(run, record)
+                    continue
+                except Exception as exc:  # noqa: BLE001 — the pool is broken: record and go on
+                    record["error"]["evalue"] += f" (retry not possible: {_one_line(exc, 100)})"
+            bar.update(1)
+            bar.set_postfix_str(f"{len(result.failed)} failed")
+            _write_manifest(result, spec)
+    finally:
+        bar.close()
+        pool.close()
+
+
+# ------------------------------------------------------------------------------ reports
+
+
+def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
+    counts = {status: sum(r["status"] == status for r in result.records)
+              for status in ("completed", "failed", "pending", "running", "interrupted")}
+    files.write_json({
+        "grid": str(spec.source) if spec.source else None, "notebook": str(spec.notebook),
+        "outputs": list(spec.outputs), "executor": result.executor, "workers": result.workers,
+        "updated": _now(), "counts": counts,
+        "runs": [{k: v for k, v in r.items() if k != "previous_status"} for r in result.records],
+    }, result.manifest_path)
+
+
+def write_reports(result: BatchResult, spec: GridSpec) -> None:
+    """Write ``manifest.json``, ``summary.csv``, ``contact_sheet.png`` and ``index.html`` (atomically)."""
+    metrics = {run.run_id: _read_metrics(result.out / "runs" / run.run_id) for run in result.runs}
+    for record in result.records:
+        record["final_losses"] = final_losses(metrics[record["run_id"]]) if record["status"] == "completed" else {}
+    _write_manifest(result, spec)
+    files.atomic_write_text(_summary_csv(result), result.summary_path)
+    files.atomic_write_bytes(_contact_sheet(result, spec), result.contact_sheet_path)
+    files.atomic_write_text(_index_html(result, spec), result.index_path)
+
+
+def _summary_csv(result: BatchResult) -> str:
+    keys = list(dict.fromkeys(k for run in result.runs for k in run.parameters))
+    found = dict.fromkeys(s for r in result.records for s in r.get("final_losses", {}))
+    stages = sorted(found, key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["index", "run_id", "status", *keys, *(f"{s}_final_loss" for s in stages), "seconds",
+                     "attempts", "error"])
+    for run, record in zip(result.runs, result.records):
+        error = record.get("error") or {}
+        writer.writerow([run.index, run.run_id, record["status"], *(run.parameters.get(k, "") for k in keys),
+                         *(record["final_losses"].get(s, "") for s in stages),
+                         "" if record.get("seconds") is None else record["seconds"], record["attempts"],
+                         f"{error.get('ename')}: {error.get('evalue')}" if error else ""])
+    return buffer.getvalue()
+
+
+def _contact_sheet(result: BatchResult, spec: GridSpec) -> bytes:
+    """PNG bytes: the last output image of every run, titled with its index and what varies."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    count = len(result.runs)
+    ncols = min(count, max(1, math.ceil(math.sqrt(count))), 6)
+    nrows = math.ceil(count / ncols)
+    lines = max(len(run.varying) or 1 for run in result.runs) + 1
+    figure = Figure(figsize=(2.4 * ncols, (2.4 + 0.17 * lines) * nrows), dpi=100)
+    axes = figure.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, run, record in zip(axes.ravel(), result.runs, result.records):
+        title = "\n".join([f"#{run.index} {record['status']}", *run.label(sep="\n").splitlines()])
+        path = result.out / "runs" / run.run_id / spec.outputs[-1]
+        pixels = None
+        if record["status"] == "completed":
+            try:
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert("RGB"))
+            except Exception:  # noqa: BLE001 — shown as a grey panel
+                pixels = None
+        if pixels is None:
+            ax.imshow(np.full((8, 8, 3), 0.85), vmin=0, vmax=1)
+            ax.text(3.5, 3.5, record["status"], ha="center", va="center", fontsize=9, color="0.3")
+        else:
+            ax.imshow(pixels)
+        ax.set_title(title, fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 2rem; }
+table { border-collapse: collapse; } td, th { border-bottom: 1px solid #d0d7de; padding: .4rem .6rem;
+text-align: left; vertical-align: top; } th { background: #f6f8fa; } img.thumb { width: 128px; }
+.failed { color: #cf222e; } .completed { color: #1a7f37; } pre { white-space: pre-wrap; max-width: 36rem; }
+"""
+
+
+def _index_html(result: BatchResult, spec: GridSpec) -> str:
+    esc = html.escape
+
+    def link(target: str, text: str) -> str:
+        return f'<a href="{esc(quote(target))}">{esc(text)}</a>'
+
+    rows = []
+    for run, record in zip(result.runs, result.records):
+        losses = "<br>".join(f"{esc(stage)}: {value:.4g}" if isinstance(value, (int, float)) else
+                             f"{esc(stage)}: {esc(str(value))}" for stage, value in record["final_losses"].items())
+        thumbs = " ".join(f'<a href="{esc(quote(p))}"><img class="thumb" src="{esc(quote(p))}" alt="{esc(p)}"></a>'
+                          for p in record["outputs"] if (result.out / p).is_file())
+        links = " · ".join(link(p, Path(p).name) for p in (record["notebook"], record["metrics"])
+                           if (result.out / p).is_file())
+        error = record.get("error")
+        if error and record["status"] != "completed":
+            cell = f"cell {error.get('cell_index')} (<code>{esc(error.get('cell') or '')}</code>) " \
+                if error.get("cell_index") is not None else ""
+            losses += f"<pre>{cell}{esc(str(error.get('ename')))}: {esc(str(error.get('evalue')))}</pre>"
+        seconds = "" if record.get("seconds") is None else f"{record['seconds']:.1f} s"
+        rows.append(
+            f"<tr><td>{run.index}</td><td><code>{esc(run.run_id)}</code><br>{esc(run.label())}</td>"
+            f'<td class="{esc(record["status"])}">{esc(record["status"])}'
+            f'{" (skipped: complete)" if record.get("skipped") else ""}</td><td>{losses}</td>'
+            f"<td>{seconds}<br>{record['attempts']} attempt(s)</td><td>{links}</td><td>{thumbs}</td></tr>")
+    counts = f"{len(result.runs)} runs: {len(result.runs) - len(result.failed) - len(result.pending)} " \
+             f"completed, {len(result.failed)} failed"
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>nstdream batch — {esc(spec.notebook.name)}</title>
+<style>{_CSS}</style></head><body>
+<h1>nstdream batch</h1>
+<p>Notebook <code>{esc(spec.notebook.name)}</code>{f" · grid <code>{esc(str(spec.source))}</code>" if spec.source else ""}
+ · {esc(counts)} · {link("manifest.json", "manifest.json")} · {link("summary.csv", "summary.csv")}</p>
+<p><a href="contact_sheet.png"><img src="contact_sheet.png" alt="contact sheet" style="max-width: 100%"></a></p>
+<table><thead><tr><th>#</th><th>run</th><th>status</th><th>final losses</th><th>time</th><th>files</th>
+<th>images</th></tr></thead><tbody>
+{chr(10).join(rows)}
+</tbody></table></body></html>
+"""
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def main_from_args(args) -> int:
+    """``nstdream batch``: run the grid, print a summary; 0 when every run completed, 1 otherwise.
+
+    ``--scheduler ADDRESS`` or ``--workers N`` selects Dask (``--workers`` alone starts a
+    LocalCluster of N single-threaded worker processes); with neither, the local process pool
+    (one worker on a CPU, one per GPU). Input errors raise :class:`InputError` (the CLI prints one
+    line and exits 2).
+    """
+    executor = "dask" if (args.scheduler or args.workers) else "local"
+    result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
+                       retries=args.retries, dry_run=args.dry_run, progress=True)
+    if args.dry_run:
+        print(result.plan())
+        return 0
+    for run, record in zip(result.runs, result.records):
+        error = record.get("error")
+        if record["status"] != "completed" and error:
+            cell = f"cell {error['cell_index']} (`{error.get('cell')}`) " if error.get("cell_index") is not None else ""
+            print(f"failed {run.run_id} after {record['attempts']} attempt(s): {cell}raised "
+                  f"{error.get('ename')}: {error.get('evalue')}", file=sys.stderr)
+    print(f"{len(result.runs)} runs: {len(result.executed)} ran, {len(result.skipped)} were complete, "
+          f"{len(result.failed)} failed — see {result.index_path}")
+    return 0 if result.ok else 1
