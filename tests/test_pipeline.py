@@ -1,0 +1,80 @@
+"""Tests for ``nstdream_utils.pipeline``: NST, then DeepDream on the stylised image, on the real networks.
+
+Small sizes and few steps (NST 64 px, DeepDream 96 px) on ``data/content/astronaut.png`` with
+``data/styles/triangle.png``. Skipped when the real weights cannot be found without downloading.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstdream_utils import data, images, pipeline, weights
+from nstdream_utils.errors import InputError
+
+
+def _weights_present(name: str) -> bool:
+    """A weight file for ``name`` in NSTDREAM_WEIGHTS_DIR or the Keras cache (no download, no md5)."""
+    folders = [os.environ.get(weights.ENV_VAR), weights.keras_cache_dir()]
+    return any(folder and (Path(folder) / f).is_file() for folder in folders for f in weights.FILES[name])
+
+
+needs_weights = pytest.mark.skipif(
+    not (_weights_present("vgg19") and _weights_present("inception_v3")),
+    reason="needs the real weights: set NSTDREAM_WEIGHTS_DIR to a folder holding "
+    f"{weights.VGG19_FILE} and {weights.INCEPTION_FILE}",
+)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    return images.load_image(data.content_path("astronaut")), images.load_image(data.style_path("triangle"))
+
+
+def test_bad_stage_parameter_fails_before_either_stage_runs(monkeypatch, pair):
+    def boom(*args, **kwargs):
+        raise AssertionError("a stage ran before every parameter was checked")
+
+    monkeypatch.setattr(pipeline.nst, "style_transfer", boom)
+    monkeypatch.setattr(pipeline.dream, "deep_dream", boom)
+    content, style = pair
+    with pytest.raises(InputError, match="unknown layer 'mixed99'"):
+        pipeline.run_pipeline(content, style, layers=["mixed99"], progress=False)
+    with pytest.raises(InputError, match="unknown optimizer"):
+        pipeline.run_pipeline(content, style, optimizer="rmsprop", progress=False)
+    with pytest.raises(InputError, match="unknown preset"):
+        pipeline.run_pipeline(content, style, preset="nope", progress=False)
+
+
+@needs_weights
+@pytest.mark.slow
+def test_run_pipeline_returns_both_stages_at_the_configured_sizes(pair):
+    content, style = pair
+    result = pipeline.run_pipeline(content, style, preset="quick", nst_size=64, nst_steps=6, dream_size=96,
+                                   dream_steps=4, seed=0, progress=False)
+    assert result.status == "completed"
+    assert result.stylized.shape == (64, 64, 3) and result.stylized.dtype == np.float32
+    assert result.dreamed.shape == (96, 96, 3) and result.dreamed.dtype == np.float32
+    for image in (result.stylized, result.dreamed):
+        assert 0.0 <= image.min() and image.max() <= 1.0
+    np.testing.assert_array_equal(result.stylized, result.nst.image)
+    np.testing.assert_array_equal(result.dreamed, result.dream.image)
+    assert result.nst.config.size == 64 and result.dream.config.size == 96
+    assert len(result.nst.history["total"]) == 6 and len(result.dream.history["loss"]) == 4
+    assert result.nst.history["total"][-1] < result.nst.history["total"][0]
+    assert result.dream.history["loss"][-1] > result.dream.history["loss"][0]
+
+
+@needs_weights
+@pytest.mark.slow
+def test_quick_preset_nst_stays_finite_at_its_own_size(pair):
+    # Regression: before lr_reference_pixels, the quick preset ran the paper's lr 10 (tuned for 224²)
+    # at 128² and SGD diverged at step 14 on this pair.
+    content, style = pair
+    result = pipeline.run_pipeline(content, style, nst_steps=20, dream_size=80, dream_steps=1, progress=False)
+    assert result.stylized.shape == (128, 128, 3)
+    assert np.isfinite(result.nst.history["total"]).all()
+    assert result.nst.history["total"][-1] < result.nst.history["total"][0]
