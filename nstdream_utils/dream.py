@@ -81,8 +81,10 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
         total = tf.constant(0.0)
         count = tf.constant(0.0)
         h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
-        ys = tf.range(0, h, tile)
-        xs = tf.range(0, w, tile)
+        # The last tile in each direction ends at the image edge (overlapping its neighbour), so
+        # no piece is ever smaller than a tile — Inception v3 cannot take pieces under 75 px.
+        ys = tf.minimum(tf.range(0, h, tile), tf.maximum(h - tile, 0))
+        xs = tf.minimum(tf.range(0, w, tile), tf.maximum(w - tile, 0))
         for y in ys:
             for x in xs:
                 with tf.GradientTape() as tape:

@@ -101,7 +101,7 @@ def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed:
 
 def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
     """``cfg.learning_rate`` scaled to an image of ``num_pixels`` (see ``NSTConfig.lr_reference_pixels``)."""
-    if cfg.lr_reference_pixels:
+    if cfg.lr_reference_pixels and cfg.optimizer == "sgd":
         return float(cfg.learning_rate) * num_pixels / cfg.lr_reference_pixels
     return float(cfg.learning_rate)
 
@@ -124,6 +124,7 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
     image = tf.Variable(x0)
     recorder.get_image = lambda: image.numpy()[0] / cfg.pixel_scale
     optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
+    optimizer.build([image])  # create its slots now, so the step below is traced once, not twice
 
     @tf.function
     def step():

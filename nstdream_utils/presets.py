@@ -41,8 +41,9 @@ class NSTConfig:
         optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial) or ``"lbfgs"`` (Gatys; scipy).
         learning_rate: step size, in the units of ``pixel_scale``.
         lr_decay_rate, lr_decay_steps: exponential decay ``lr · rate^(step / steps)`` (None: constant).
-        lr_reference_pixels: ``learning_rate`` is the one for an image of this many pixels and is
-            scaled by ``H·W / lr_reference_pixels`` (None: never scaled). The keras-io style loss
+        lr_reference_pixels: for SGD, ``learning_rate`` is the one for an image of this many pixels
+            and is scaled by ``H·W / lr_reference_pixels`` (None: never scaled; Adam and L-BFGS are
+            never scaled: their steps do not depend on the gradient's size). The keras-io style loss
             divides by (H·W)², so each pixel's gradient grows as the image shrinks: lr 10 is stable
             at 224² but diverges at 64² (measured: NaN by step 3), while lr 10·(64/224)² converges.
         adam_beta1, adam_epsilon: Adam's β₁ and ε.
@@ -82,7 +83,8 @@ class NSTConfig:
     tv_power: float = 1.25
 
     def replace(self, **changes) -> "NSTConfig":
-        """A copy with some fields changed; ``None`` values are ignored."""
+        """A copy with some fields changed; ``None`` values are ignored (they mean "keep"), so to
+        set a field to None use ``dataclasses.replace``."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
@@ -262,6 +264,9 @@ def validate_dream(cfg: DreamConfig) -> DreamConfig:
     _positive(cfg.num_steps, "num_steps", where=where)
     _positive(cfg.step_size, "step_size", where=where)
     _positive(cfg.octave_scale, "octave_scale", where=where)
+    if cfg.tile_size and cfg.tile_size < 75:
+        raise InputError(f"tile_size {cfg.tile_size} is below Inception v3's 75-pixel minimum", where="tile_size",
+                         fix="use 0 (no tiles) or a tile size of at least 75, e.g. 512")
     if not cfg.layers:
         raise InputError("no layers chosen", where="layers", fix="pass e.g. mixed3,mixed5")
     check_layers(cfg.layers, INCEPTION_LAYERS, where="layers")

@@ -149,10 +149,6 @@ def test_same_seed_gives_the_same_output(photo, tiled):
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "library bug: dream.make_tiled_step cuts tiles at range(0, h, tile_size), so an edge tile can be "
-    "smaller than Inception's 75-px minimum (128 px with tile_size=100 gives a 28-px tile); on the "
-    "real network that crashes the interpreter (SIGFPE) or raises in Keras"))
 def test_tiled_step_never_feeds_inception_a_piece_below_its_minimum(monkeypatch):
     seen: list[tuple[int, int]] = []
 
