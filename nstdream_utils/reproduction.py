@@ -1,6 +1,7 @@
 """Reproduce the paper's numbers: every loss Al-Khazraji, Abbas & Jamil (2022) print, beside ours.
 
-One command makes them all (about an hour on 2 CPU cores; resumable)::
+One command makes them all (resumable; about 40 minutes per style, measured on a 2-core CPU shared
+with other jobs)::
 
     python -m nstdream_utils.reproduction run --preset paper --out results/paper
 
@@ -116,14 +117,41 @@ def weights_md5() -> dict[str, dict[str, str]]:
 
 
 def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, dream_steps: int | None = None,
-                    nst_size: int | None = None, dream_size: int | None = None):
-    """The (NSTConfig, DreamConfig) a run uses: the preset's, with the given overrides (None keeps)."""
+                    nst_size: int | None = None, dream_size: int | None = None,
+                    learning_rate: float | None = None):
+    """The (NSTConfig, DreamConfig) a run uses: the preset's, with the given overrides (None keeps).
+
+    Raises:
+        InputError: an unknown preset or a bad override (checked before any network loads).
+    """
     from .presets import get_preset, validate_dream, validate_nst
 
     chosen = get_preset(preset)
-    nst_cfg = validate_nst(chosen.nst.replace(num_steps=nst_steps, size=nst_size))
+    nst_cfg = validate_nst(chosen.nst.replace(num_steps=nst_steps, size=nst_size, learning_rate=learning_rate))
     dream_cfg = validate_dream(chosen.dream.replace(num_steps=dream_steps, size=dream_size))
     return nst_cfg, dream_cfg
+
+
+def scaled_learning_rate(preset: str = "paper", size: int = 224) -> float:
+    """The preset's NST learning rate for an image of ``size`` px: ``lr · (size / preset size)²`` for SGD.
+
+    The style term Σ(G−A)²/(4·N²·(HW)²) has a gradient per pixel ∝ 1/(HW) (G and A grow with HW),
+    so plain gradient descent with a fixed rate takes (HW_ref / HW)-times larger steps on a smaller
+    image: the ``paper`` preset's lr 10, stable at 224², makes the loss infinite within 3 steps at
+    64² (measured), and stalls at 128². Scaling the rate with the pixel count keeps the step the
+    same. Adam normalises its steps, so an Adam preset's rate is returned unchanged.
+
+    Example::
+
+        >>> round(scaled_learning_rate("paper", 64), 3)  # doctest: +SKIP
+        0.816
+    """
+    from .presets import get_preset
+
+    cfg = get_preset(preset).nst
+    if cfg.optimizer != "sgd":
+        return cfg.learning_rate
+    return cfg.learning_rate * (size / cfg.size) ** 2
 
 
 def _parameters(preset: str, nst_cfg, dream_cfg, seed: int) -> dict[str, Any]:
@@ -140,12 +168,16 @@ def _read_json(path: Path) -> dict | None:
         return None
 
 
-def _done(out: Path, name: str, pngs: Iterable[str], parameters: dict) -> dict | None:
-    """The stored record of run ``name`` if its JSON and PNGs exist and its parameters match."""
+FINISHED = ("completed", "diverged")
+"""Statuses of a finished run: ``diverged`` (NST loss became NaN/Inf) is a result too, and is kept."""
+
+
+def _done(out: Path, name: str, parameters: dict) -> dict | None:
+    """The stored record of run ``name`` if it finished with these parameters and its PNGs exist."""
     record = _read_json(out / f"{name}.json")
-    if record is None or record.get("status") != "completed" or record.get("parameters") != parameters:
+    if record is None or record.get("status") not in FINISHED or record.get("parameters") != parameters:
         return None
-    if not all((out / png).is_file() for png in pngs):
+    if not all((out / png).is_file() for png in record.get("images", {}).values()):
         return None
     return record
 
@@ -158,8 +190,8 @@ def _done(out: Path, name: str, pngs: Iterable[str], parameters: dict) -> dict |
 def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               styles: Sequence[str] = PAPER_STYLES, contents: Sequence[str] = ("astronaut",),
               nst_steps: int | None = None, dream_steps: int | None = None, nst_size: int | None = None,
-              dream_size: int | None = None, recompute: bool = False, seed: int = 0,
-              log: Callable[[str], None] | None = print) -> dict:
+              dream_size: int | None = None, learning_rate: float | None = None, recompute: bool = False,
+              seed: int = 0, log: Callable[[str], None] | None = print) -> dict:
     """Run the paper's experiments (every content × style, plus a dream on each content) and summarise.
 
     Args:
@@ -167,7 +199,9 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         preset: ``"paper"`` (the paper's sizes and steps), ``"quick"`` or ``"tf-tutorial"``.
         styles: style names (``data.STYLE_NAMES``); the paper's four by default.
         contents: content names (``data.CONTENT_NAMES``); the first one fills the summary's tables.
-        nst_steps, dream_steps, nst_size, dream_size: override the preset (None keeps it).
+        nst_steps, dream_steps, nst_size, dream_size, learning_rate: override the preset (None keeps
+            it). SGD's stable learning rate scales with the pixel count (:func:`scaled_learning_rate`):
+            the ``paper`` preset's 10 diverges below about 200 px.
         recompute: run again even when a run's files exist.
         seed: seeds both stages of every run.
         log: called with one line per run (None: silent).
@@ -176,18 +210,21 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         The summary (also written to ``<out_dir>/summary.json``), see :func:`summarize`.
 
     Note:
-        Each run's files are written as soon as it ends; a run whose JSON (status completed, same
-        parameters) and PNGs exist is read back instead of recomputed. ``summary["ran"]`` lists the
-        runs this call computed.
+        Each run's files are written as soon as it ends; a run whose JSON (status completed or
+        diverged, same parameters) and PNGs exist is read back instead of recomputed.
+        ``summary["ran"]`` lists the runs this call computed. A run whose NST loss becomes NaN/Inf
+        is recorded with status ``"diverged"``, its history up to then and its last finite image,
+        and no dream; the other runs go on.
     """
     from . import data, images, pipeline
     from .dream import deep_dream
+    from .errors import NonFiniteLossError
 
     say = log or (lambda line: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     nst_cfg, dream_cfg = resolve_configs(preset, nst_steps=nst_steps, dream_steps=dream_steps,
-                                         nst_size=nst_size, dream_size=dream_size)
+                                         nst_size=nst_size, dream_size=dream_size, learning_rate=learning_rate)
     parameters = _parameters(str(preset), nst_cfg, dream_cfg, seed)
     for name in styles:
         data.style_path(name)  # fail before any compute on a bad or missing name
@@ -201,54 +238,66 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         content_image = images.load_image(data.content_path(content))
         for style in styles:
             name = run_name(content, style)
-            pngs = (f"{name}__stylized.png", f"{name}__dreamed.png")
-            record = None if recompute else _done(out, name, pngs, parameters)
+            pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
+            record = None if recompute else _done(out, name, parameters)
             if record is not None:
                 say(f"{name}: done before, skipped")
                 records[name] = record
                 continue
             start = time.perf_counter()
-            result = pipeline.run_pipeline(content_image, images.load_image(data.style_path(style)),
-                                           preset=preset, nst_size=nst_cfg.size,
-                                           nst_steps=nst_cfg.num_steps, dream_size=dream_cfg.size,
-                                           dream_steps=dream_cfg.num_steps, seed=seed, progress=False)
+            try:
+                result = pipeline.run_pipeline(content_image, images.load_image(data.style_path(style)),
+                                               preset=preset, nst_size=nst_cfg.size, nst_steps=nst_cfg.num_steps,
+                                               learning_rate=nst_cfg.learning_rate, dream_size=dream_cfg.size,
+                                               dream_steps=dream_cfg.num_steps, seed=seed, progress=False)
+            except NonFiniteLossError as error:  # NST blew up: keep what there is, dream on nothing
+                history = error.history or {}
+                status, stylized, dreamed, dream_history, problem = \
+                    "diverged", error.last_image, None, {"loss": []}, str(error)
+            else:
+                history, dream_history, status, problem = \
+                    result.nst.history, result.dream.history, result.status, None
+                stylized, dreamed = result.stylized, result.dreamed
             seconds = time.perf_counter() - start
-            images.save_image(result.stylized, out / pngs[0])
-            images.save_image(result.dreamed, out / pngs[1])
-            nst_loss = result.nst.history["total"]
-            dream_loss = result.dream.history["loss"]
+            if dreamed is None:
+                del pngs["dreamed"]
+            images.save_image(stylized, out / pngs["stylized"])
+            if dreamed is not None:
+                images.save_image(dreamed, out / pngs["dreamed"])
+            nst_loss = history.get("total", [])
+            dream_loss = dream_history["loss"]
             record = files.to_jsonable({
-                "content": content, "style": style, "status": result.status, "parameters": parameters,
-                "nst_loss": nst_loss, "nst_content_loss": result.nst.history["content"],
-                "nst_style_loss": result.nst.history["style"], "nst_tv_loss": result.nst.history["tv"],
+                "content": content, "style": style, "status": status, "error": problem, "parameters": parameters,
+                "nst_loss": nst_loss, "nst_content_loss": history.get("content", []),
+                "nst_style_loss": history.get("style", []), "nst_tv_loss": history.get("tv", []),
                 "nst_loss_1000": _at(nst_loss, NST_INDEX), "nst_loss_final": _last(nst_loss),
                 "dream_loss": dream_loss, "dream_loss_900": _at(dream_loss, DREAM_INDEX),
                 "dream_loss_final": _last(dream_loss), "seconds": seconds, "weights": md5s,
-                "images": {"stylized": pngs[0], "dreamed": pngs[1]},
+                "images": pngs,
             })
             files.write_json(record, out / f"{name}.json")
             records[name] = record
             ran.append(name)
-            say(f"{name}: nst loss {_fmt(record['nst_loss_final'])} after {len(nst_loss)} steps, "
+            say(f"{name}: {status}, nst loss {_fmt(record['nst_loss_final'])} after {len(nst_loss)} steps, "
                 f"dream loss {_fmt(record['dream_loss_final'])} after {len(dream_loss)} steps, "
                 f"{seconds:.0f} s")
 
         name = run_name(content, ORIGINAL)
-        pngs = (f"{name}__dreamed.png",)
-        record = None if recompute else _done(out, name, pngs, parameters)
+        pngs = {"dreamed": f"{name}__dreamed.png"}
+        record = None if recompute else _done(out, name, parameters)
         if record is not None:
             say(f"{name}: done before, skipped")
         else:
             start = time.perf_counter()
             result = deep_dream(content_image, config=dream_cfg, seed=seed, progress=False)
             seconds = time.perf_counter() - start
-            images.save_image(result.image, out / pngs[0])
+            images.save_image(result.image, out / pngs["dreamed"])
             dream_loss = result.history["loss"]
             record = files.to_jsonable({
                 "content": content, "style": ORIGINAL, "status": result.status, "parameters": parameters,
                 "dream_loss": dream_loss, "dream_loss_900": _at(dream_loss, DREAM_INDEX),
                 "dream_loss_final": _last(dream_loss), "seconds": seconds, "weights": md5s,
-                "images": {"dreamed": pngs[0]},
+                "images": pngs,
             })
             files.write_json(record, out / f"{name}.json")
             ran.append(name)
@@ -320,16 +369,16 @@ def load_summary(out_dir: str | Path = "results/paper") -> dict:
     if summary is None:
         raise MissingFileError("no summary of the paper runs", where=str(path),
                                fix="run `python -m nstdream_utils.reproduction run --preset paper "
-                                   f"--out {out_dir}` (about an hour on 2 CPU cores)")
+                                   f"--out {out_dir}` (hours on a 2-core CPU)")
     return summary
 
 
 def load_records(out_dir: str | Path = "results/paper") -> list[dict]:
-    """Every completed run record (``<content>__<style>.json``, originals included) in ``out_dir``."""
+    """Every finished run record (``<content>__<style>.json``, originals included) in ``out_dir``."""
     records = []
     for path in sorted(Path(out_dir).glob("*__*.json")):
         record = _read_json(path)
-        if record is not None and record.get("status") == "completed":
+        if record is not None and record.get("status") in FINISHED:
             records.append(record)
     return records
 
@@ -573,7 +622,9 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
 
     Each recipe keeps its own loss definitions, weights, optimiser and learning rate (``paper``:
     keras-io, SGD, Σ(G−A)²/(4·3²·(HW)²); ``tf-tutorial``: Adam, Gram ÷ HW, mean-squared terms) but
-    runs on a square ``size`` image for ``num_steps`` steps, so only the recipe differs.
+    runs on a square ``size`` image for ``num_steps`` steps, so only the recipe differs. An SGD
+    recipe's rate is scaled to ``size`` (:func:`scaled_learning_rate`), else it diverges on a small
+    image.
 
     Returns:
         ``{"size", "num_steps", "content", "styles", "paper" (the paper's NST losses), "recipes":
@@ -583,6 +634,7 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
         "best_order"}``.
     """
     from . import data, images, nst
+    from .errors import NonFiniteLossError
     from .presets import get_preset
 
     say = log or (lambda line: None)
@@ -592,18 +644,23 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
     out: dict[str, Any] = {"size": size, "num_steps": num_steps, "content": content, "styles": list(styles),
                            "seed": seed, "paper": dict(zip(styles, paper)), "recipes": {}}
     for recipe in recipes:
-        cfg = get_preset(recipe).nst.replace(size=size, num_steps=num_steps, square=True)
+        cfg = get_preset(recipe).nst.replace(size=size, num_steps=num_steps, square=True,
+                                             learning_rate=scaled_learning_rate(recipe, size))
         found = {}
         for style in styles:
-            result = nst.style_transfer(content_image, images.load_image(data.style_path(style)), config=cfg,
-                                        seed=seed, progress=False)
-            found[style] = _last(result.history["total"])
+            try:
+                result = nst.style_transfer(content_image, images.load_image(data.style_path(style)), config=cfg,
+                                            seed=seed, progress=False)
+                found[style] = _last(result.history["total"])
+            except NonFiniteLossError:
+                found[style] = None  # diverged
             say(f"{recipe:<12} {style:<11} NST loss after {num_steps} steps: {sig(found[style])}")
         values = [found[s] for s in styles]
         finite = [v for v in values if v is not None and v > 0]
         median = float(np.log10(np.median(finite))) if finite else None
         out["recipes"][recipe] = {
-            "losses": found, "log10_median": median, "log10_paper_median": paper_median,
+            "losses": found, "learning_rate": cfg.learning_rate, "optimizer": cfg.optimizer,
+            "log10_median": median, "log10_paper_median": paper_median,
             "magnitude_gap": None if median is None else abs(median - paper_median),
             "spearman": spearman(paper, [v if v is not None else np.nan for v in values]),
         }
@@ -650,7 +707,8 @@ def _claim_markdown(claim: dict, title: str) -> list[str]:
                      f"{sig(point['nst_loss'])} | {sig(point['dream_loss'])} |")
     lines += ["", "| correlation with the distortion score | claimed sign | Spearman ρ | n | "
                   "p (scipy, t approx.) | p (permutation) |", "|---|:-:|---:|---:|---:|---:|"]
-    for key, label in (("nst", f"NST loss ({claim['nst']['loss']})"), ("dream", f"dream loss ({claim['dream']['loss']})")):
+    labels = (("nst", f"NST loss ({claim['nst']['loss']})"), ("dream", f"dream loss ({claim['dream']['loss']})"))
+    for key, label in labels:
         r = claim[key]
         lines.append(f"| {label} | {r['expected_sign']} | {sig(r['rho'], 3)} | {r['n']} | {sig(r['p_value'], 2)} | "
                      f"{sig(r['p_permutation'], 2)} |")
@@ -673,6 +731,13 @@ def _still_falling(records: Sequence[dict] | None) -> str:
         return "Our losses at that point are not converged values."
     return (f"Our losses were still falling, by {sig(100 * min(drops), 2)}–{sig(100 * max(drops), 2)} % over the "
             "last 10 % of the iterations, so they overstate what 10,000 iterations would reach.")
+
+
+def _duration(records: Sequence[dict] | None) -> str:
+    seconds = sum(r.get("seconds") or 0.0 for r in records or [])
+    if not seconds:
+        return ""
+    return f"; the committed runs took {sig(seconds / 3600, 2)} hours on a 2-core CPU shared with other jobs"
 
 
 def _lr_note(check: dict | None) -> str:
@@ -752,7 +817,7 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "not this file. -->",
         "",
         "Every loss that Al-Khazraji, Abbas & Jamil (2022) print, beside the same quantity from our code. "
-        "All of our numbers below were produced by one command (resumable; about an hour on 2 CPU cores):",
+        f"All of our numbers below were produced by one command (resumable{_duration(records)}):",
         "",
         "```bash",
         f"export NSTDREAM_WEIGHTS_DIR=/path/to/weights   # or let `nstdream weights fetch` put them in the Keras cache",
@@ -843,12 +908,13 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         f"- **{nst_steps:,} instead of 10,000 iterations.** The paper's NST numbers are after 10,000 iterations, "
         "ten times our compute (our runs are timed in the JSONs). " + _still_falling(records),
         f"- **Learning rate {nst_cfg['learning_rate']:g}, not keras-io's 100.** keras-io's lr 100 was tuned for "
-        "400-px images; at 224² it diverges (" + _lr_note((comparison or {}).get("lr100")) + "); lr 10 converges. The paper does "
-        "not state its learning rate.",
+        "400-px images; at 224² it diverges (" + _lr_note((comparison or {}).get("lr100"))
+        + "); lr 10 converges. The paper does not state its learning rate.",
         "- **Loss normalisation.** The paper does not say which weights and normalisation its loss values "
-        "use. Its values (10³–10⁴) fit keras-io's (content Σ(F−P)² × 2.5e-8, style Σ(G−A)²/(4·3²·(HW)²) × "
-        "1e-6), which is why the `paper` preset uses them; other recipes give other scales (see the recipe "
-        "comparison). The paper's exact α, β and total-variation weight are unknown.",
+        "use. Its values (10³–10⁴) fit keras-io's (content Σ(F−P)² × 2.5e-8, style "
+        "Σ(G−A)²/(4·3²·(HW)²) × 1e-6), which is why the `paper` preset uses them; other recipes give "
+        "other scales (see the recipe comparison). The paper's exact α, β and total-variation weight are "
+        "unknown.",
         "- **Weight versions.** VGG-19 is Keras' file (md5 above). Inception v3 is Google's original "
         "2015-12-05 ImageNet release (the FID network), converted to Keras layout — not the Keras "
         "`weights=\"imagenet\"` file the TF tutorial loads, which is a different training. The dream loss is "
@@ -886,7 +952,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nstdream_utils.reproduction run [--preset paper] [--out results/paper] ...``."""
+    """``python -m nstdream_utils.reproduction run|compare|markdown [options]`` (``--help`` for each)."""
     from .errors import NstdreamError
 
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.reproduction",
@@ -901,6 +967,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--dream-steps", type=int, default=None, help="override the preset's dream steps")
     run.add_argument("--nst-size", type=int, default=None, help="override the NST size (px)")
     run.add_argument("--dream-size", type=int, default=None, help="override the dream size (px)")
+    run.add_argument("--lr", type=float, default=None, help="override the NST learning rate")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--recompute", action="store_true", help="run again even when results exist")
     compare = sub.add_parser("compare", help="the recipe comparison → <out>/recipe_comparison.json")
@@ -928,7 +995,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "run":
             run_paper(args.out, preset=args.preset, styles=_names(args.styles), contents=_names(args.contents),
                       nst_steps=args.nst_steps, dream_steps=args.dream_steps, nst_size=args.nst_size,
-                      dream_size=args.dream_size, recompute=args.recompute, seed=args.seed, log=say)
+                      dream_size=args.dream_size, learning_rate=args.lr, recompute=args.recompute,
+                      seed=args.seed, log=say)
     except NstdreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

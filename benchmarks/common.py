@@ -1,0 +1,253 @@
+"""Helpers shared by the benchmarks: environment, JSON output, FLOP counts, a sustained-rate probe,
+peak memory. Run alone, it prints the machine description and its sustained GFLOP/s as one JSON line::
+
+    .venv/bin/python benchmarks/common.py [--size 256]
+
+FLOP conventions (used by ``nst_step.py`` and ``dream_step.py``):
+
+* a convolution's forward pass costs ``2 · h_out · w_out · k_h · k_w · c_in · c_out`` FLOPs
+  (multiply and add counted separately), a Gram matrix ``2 · h · w · c²``;
+* NST and DeepDream differentiate with respect to the *image* only — the network is frozen — so a
+  step's backward pass computes input gradients (as many FLOPs as the forward pass) and no weight
+  gradients. The floor is therefore **2 × forward FLOPs** (the "3 × forward" of training counts
+  weight gradients too; the benchmarks also print that looser floor);
+* elementwise work (ReLU, pooling, batch norm, the optimiser update, total variation) is not
+  counted: the floor is what the convolutions and Gram matrices alone would cost at the best rate
+  this machine sustains, measured in the same process (the best of a large ``tf.matmul`` and
+  convolutions of VGG-19's shapes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENT = ROOT / "data" / "content" / "astronaut.png"
+STYLE = ROOT / "data" / "styles" / "triangle.png"
+
+
+def setup_env() -> None:
+    """Quiet TensorFlow and find the weights (``NSTDREAM_WEIGHTS_DIR``, else a ``shared/weights`` folder)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not os.environ.get("NSTDREAM_WEIGHTS_DIR"):
+        for candidate in (ROOT / "shared" / "weights", ROOT.parent / "shared" / "weights"):
+            if candidate.is_dir():
+                os.environ["NSTDREAM_WEIGHTS_DIR"] = str(candidate)
+                break
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def emit(record: dict) -> None:
+    """Print the benchmark's one JSON line (floats rounded to 4 significant digits)."""
+    def rounded(v):
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        if isinstance(v, dict):
+            return {k: rounded(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [rounded(x) for x in v]
+        return v
+
+    print(json.dumps(rounded(record)), flush=True)
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB (``getrusage``: KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> dict:
+    """Date, CPU, cores, load, memory, TensorFlow version and device (no GPU is assumed)."""
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "cores": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "memory_gib": round(mem_gib, 1),
+            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
+
+
+# --------------------------------------------------------------------------------------------------
+# FLOP counts
+# --------------------------------------------------------------------------------------------------
+
+def conv_flops(model) -> float:
+    """Forward FLOPs of every ``Conv2D`` in a Keras model built with a fixed input shape."""
+    import keras
+
+    total = 0.0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output.shape
+            kh, kw, c_in, _ = layer.kernel.shape
+            total += 2.0 * h * w * kh * kw * c_in * c_out
+    return total
+
+
+def vgg19_forward_flops(shape: tuple[int, int], deepest: str, gram_layers=()) -> dict:
+    """Forward FLOPs of VGG-19 up to ``deepest`` on an ``(H, W)`` image, and of the Gram matrices.
+
+    Returns:
+        ``{"conv": …, "gram": …}`` in FLOPs (forward only).
+    """
+    import keras
+
+    base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*shape, 3))
+    sub = keras.Model(base.input, base.get_layer(deepest).output)
+    gram = 0.0
+    for name in gram_layers:
+        _, h, w, c = base.get_layer(name).output.shape
+        gram += 2.0 * h * w * c * c
+    return {"conv": conv_flops(sub), "gram": gram}
+
+
+def inception_forward_flops(shape: tuple[int, int], deepest: str) -> float:
+    """Forward convolution FLOPs of Inception v3 up to ``deepest`` on an ``(H, W)`` image (≥ 75 px)."""
+    import keras
+
+    base = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(*shape, 3))
+    return conv_flops(keras.Model(base.input, base.get_layer(deepest).output))
+
+
+# --------------------------------------------------------------------------------------------------
+# Counting VGG-19 evaluations
+# --------------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def counted_evaluations():
+    """Within the block, ``nst.NSTLoss`` counts its evaluations inside the graph; yields the class.
+
+    ``cls.full_size_evaluations(full_pixels)`` is the number of VGG-19 evaluations so far, each
+    weighted by its pixels ÷ ``full_pixels`` (an evaluation at half size counts ¼). Only instances
+    built since ``cls.instances`` was last reset are counted.
+    """
+    import tensorflow as tf
+
+    from nstdream_utils import nst
+
+    class CountingLoss(nst.NSTLoss):
+        instances: list = []
+
+        def __init__(self, content, style, cfg, **kwargs):
+            super().__init__(content, style, cfg, **kwargs)
+            self.calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.pixels = int(content.shape[0] * content.shape[1])
+            CountingLoss.instances.append(self)
+
+        def __call__(self, image):
+            self.calls.assign_add(1)
+            return super().__call__(image)
+
+        @classmethod
+        def full_size_evaluations(cls, full_pixels: int) -> float:
+            return sum(int(i.calls.numpy()) * i.pixels / full_pixels for i in cls.instances)
+
+    original = nst.NSTLoss
+    nst.NSTLoss = CountingLoss
+    try:
+        yield CountingLoss
+    finally:
+        nst.NSTLoss = original
+
+
+# --------------------------------------------------------------------------------------------------
+# Sustained rate
+# --------------------------------------------------------------------------------------------------
+
+class RateProbe:
+    """Measures the GFLOP/s this process sustains right now, on the kernels the networks use.
+
+    Three kernels, each timed over a burst of repeated calls (median per call): a 2048² float32
+    ``tf.matmul`` and two 3×3 convolutions of VGG-19's shapes — block3 (256→256 channels at a
+    quarter of the image size) and block1 (64→64 at full size, capped at 256²). ``measure()``
+    returns the best of the three: the strictest (lowest) floor.
+    """
+
+    def __init__(self, image_side: int = 256) -> None:
+        import tensorflow as tf
+
+        self.tf = tf
+        n = 2048
+        s3 = max(8, image_side // 4)
+        s1 = min(256, image_side)
+        g = tf.random.Generator.from_seed(0)
+        self.kernels = {
+            "matmul_2048": (tf.function(lambda a, b: tf.matmul(a, b)),
+                            (g.normal([n, n]), g.normal([n, n])), 2.0 * n ** 3),
+            f"conv3x3_256_{s3}px": (tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME")),
+                                   (g.normal([1, s3, s3, 256]), g.normal([3, 3, 256, 256])),
+                                   2.0 * s3 * s3 * 9 * 256 * 256),
+            f"conv3x3_64_{s1}px": (tf.function(lambda x, k: tf.nn.conv2d(x, k, 1, "SAME")),
+                                  (g.normal([1, s1, s1, 64]), g.normal([3, 3, 64, 64])),
+                                  2.0 * s1 * s1 * 9 * 64 * 64),
+        }
+        for fn, args, _ in self.kernels.values():
+            fn(*args).numpy()  # trace and warm up
+
+    def measure(self, min_seconds: float = 0.5) -> dict:
+        """Rates measured now: ``{"best": GFLOP/s, "best_cpu": GFLOP per CPU-second, "<kernel>": ...}``.
+
+        ``best`` divides by wall time; ``best_cpu`` by this process's CPU time (all threads), which
+        other processes on a shared machine barely change.
+        """
+        rates, cpu_rates = {}, {}
+        for name, (fn, args, flops) in self.kernels.items():
+            times, cpu_times, start = [], [], time.perf_counter()
+            while len(times) < 3 or time.perf_counter() - start < min_seconds:
+                t, c = time.perf_counter(), time.process_time()
+                fn(*args).numpy()
+                times.append(time.perf_counter() - t)
+                cpu_times.append(time.process_time() - c)
+            rates[name] = flops / median(times) / 1e9
+            cpu_rates[name] = flops / median(cpu_times) / 1e9
+        return {"best": max(rates.values()), "best_cpu": max(cpu_rates.values()), **rates}
+
+
+class Clock:
+    """Wall and CPU time since the last ``lap()``: ``(wall seconds, CPU seconds of this process)``."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def lap(self) -> tuple[float, float]:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        self.reset()
+        return wall, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256, help="image side for the convolution shapes")
+    args = parser.parse_args()
+    setup_env()
+    probe = RateProbe(args.size)
+    emit({"benchmark": "machine", **machine(), "gflops": probe.measure()})
+
+
+if __name__ == "__main__":
+    main()

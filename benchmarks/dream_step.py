@@ -1,0 +1,84 @@
+"""Seconds per DeepDream step and its ratio to the FLOP floor, in one process.
+
+    .venv/bin/python benchmarks/dream_step.py --size 512 [--tile-size 0] [--rounds 3]
+
+Times the library's ascent step (``dream.deep_dream``: Inception v3 to ``mixed5``, loss = mean of
+``mixed3`` + ``mixed5``, gradient ÷ its std, one traced ``tf.function``; with ``--tile-size`` the
+tiled step with a random roll) in rounds of 10 steps. The floor is 2 × the forward FLOPs of
+Inception v3's convolutions up to ``mixed5`` on the image (or on each tile, summed), divided by the
+best GFLOP/s this process sustains, measured after each round (``common.RateProbe``). Prints one
+JSON line with ``dream_s`` (median seconds per step), ``floor_s``, ``ratio_to_floor`` (median
+over rounds of the per-round ratio) and ``ratio_to_floor_cpu`` (the same in this process's CPU
+seconds, which load from other processes barely changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import common
+
+SYNC_EVERY = 10
+
+
+def tile_shapes(shape: tuple[int, int], tile: int) -> list[tuple[int, int]]:
+    """The tiles ``dream.make_tiled_step`` cuts an image of ``shape`` into (every roll gives the same)."""
+    if not tile or max(shape) <= tile:
+        return [tuple(shape)]
+    heights = [min(tile, shape[0] - y) for y in range(0, shape[0], tile)]
+    widths = [min(tile, shape[1] - x) for x in range(0, shape[1], tile)]
+    return [(h, w) for h in heights for w in widths]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Seconds per DeepDream step and its FLOP floor.")
+    parser.add_argument("--size", type=int, default=512, help="image side in pixels (square)")
+    parser.add_argument("--tile-size", type=int, default=0, help="tile size (0: the whole image at once)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of 10 steps")
+    args = parser.parse_args()
+    common.setup_env()
+    from nstdream_utils import dream, images, presets
+
+    cfg = presets.QUICK.dream.replace(size=args.size, num_steps=SYNC_EVERY * (args.rounds + 1),
+                                      tile_size=args.tile_size, octaves=(0,))
+    image = images.load_image(common.CONTENT)
+    shape = (args.size, args.size)
+    cache: dict = {}
+    forward = 0.0
+    for tile in tile_shapes(shape, args.tile_size):
+        if tile not in cache:
+            cache[tile] = common.inception_forward_flops(tile, cfg.layers[-1])
+        forward += cache[tile]
+    probe = common.RateProbe(min(args.size, 512))
+
+    rounds: list[dict] = []
+    clock, started = common.Clock(), []
+
+    def interleave(step, losses, img) -> None:
+        wall, cpu = clock.lap()
+        if started:  # the first block holds the trace: not timed
+            rate = probe.measure()
+            rounds.append({"dream_s": wall / SYNC_EVERY, "floor_s": 2.0 * forward / (rate["best"] * 1e9),
+                           "dream_cpu_s": cpu / SYNC_EVERY, "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9),
+                           "gflops": rate["best"], "gflops_per_cpu_s": rate["best_cpu"]})
+        started.append(True)
+        clock.reset()
+
+    dream.deep_dream(image, config=cfg, progress=False, callback=interleave)
+    common.emit({
+        "benchmark": "dream_step", "size": args.size, "tile_size": args.tile_size,
+        "tiles": len(tile_shapes(shape, args.tile_size)), "rounds": len(rounds),
+        "dream_s": common.median(r["dream_s"] for r in rounds),
+        "floor_s": common.median(r["floor_s"] for r in rounds),
+        "ratio_to_floor": common.median(r["dream_s"] / r["floor_s"] for r in rounds),
+        "ratio_to_floor_cpu": common.median(r["dream_cpu_s"] / r["floor_cpu_s"] for r in rounds),
+        "forward_gflop": forward / 1e9, "sustained_gflops": common.median(r["gflops"] for r in rounds),
+        "gflops_per_cpu_s": common.median(r["gflops_per_cpu_s"] for r in rounds),
+        "floor_definition": "2 x forward conv FLOPs of Inception v3 to mixed5 (per tile, summed) / best "
+        "sustained GFLOP/s (matmul 2048^2 or VGG-shaped 3x3 conv) measured in the same round; *_cpu: the same in this process's CPU seconds",
+        "per_round": rounds, "machine": common.machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

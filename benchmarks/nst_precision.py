@@ -1,0 +1,111 @@
+"""float32 vs bfloat16 on this CPU: seconds per NST evaluation, and the loss L-BFGS reaches with each.
+
+    .venv/bin/python benchmarks/nst_precision.py --size 256 [--steps 30]
+
+Keras' ``mixed_bfloat16`` policy runs VGG-19 in bfloat16 (the losses stay float32, as
+``models.FeatureExtractor`` casts its outputs); CPUs with AVX512-BF16 or AMX run bfloat16
+convolutions about twice as fast. A policy is global to a process, so each runs in a subprocess
+(this file with ``--child``):
+
+1. the bfloat16 child times the value-and-gradient of the TF tutorial's loss (CPU seconds, median
+   of ``--repeats``), runs ``--steps`` L-BFGS steps and saves its image;
+2. the float32 child does the same, and also evaluates, **in float32**, the loss of the bfloat16
+   run's image — so both images are judged by the same (exact) loss.
+
+Prints one JSON line: ``speedup_cpu`` (float32 CPU seconds per evaluation ÷ bfloat16's),
+``loss_ratio`` (float32 loss of the bfloat16 result ÷ that of the float32 result; < 1 means
+bfloat16 did better), and the relative error of the bfloat16 loss on the content image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import common
+
+
+def child(args) -> None:
+    common.setup_env()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    if args.policy != "float32":
+        keras.mixed_precision.set_global_policy(args.policy)
+    import tf_tutorial
+
+    from nstdream_utils import nst
+
+    content, style, cfg = tf_tutorial.prepared_pair(args.size)
+    loss_fn = nst.NSTLoss(content, style, cfg)
+    x0 = tf.constant(content[np.newaxis])
+
+    @tf.function
+    def value_and_grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = loss_fn(x)["total"]
+        return total, tape.gradient(total, x)
+
+    value_and_grad(x0)
+    cpu = []
+    for _ in range(args.repeats):
+        c = time.process_time()
+        total, grad = value_and_grad(x0)
+        grad.numpy()
+        cpu.append(time.process_time() - c)
+    result = nst.style_transfer(content, style, config=cfg, optimizer="lbfgs", num_steps=args.steps, progress=False)
+    np.save(args.out, result.image)
+    record = {"policy": args.policy, "cpu_s_per_evaluation": common.median(cpu),
+              "loss_content_image": float(total), "own_final_loss": result.final_loss}
+    if args.judge:
+        judged = np.load(args.judge)
+        record["float32_loss_of_other"] = float(loss_fn(judged[np.newaxis])["total"])
+        record["float32_loss_of_own"] = float(loss_fn(result.image[np.newaxis])["total"])
+    print(json.dumps(record), flush=True)
+
+
+def run_child(policy: str, args, out: Path, judge: Path | None = None) -> dict:
+    command = [sys.executable, __file__, "--child", "--policy", policy, "--size", str(args.size), "--steps",
+               str(args.steps), "--repeats", str(args.repeats), "--out", str(out)]
+    if judge is not None:
+        command += ["--judge", str(judge)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="float32 vs bfloat16 NST on this CPU.")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=30, help="L-BFGS steps for each policy")
+    parser.add_argument("--repeats", type=int, default=5, help="timed evaluations for each policy")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--policy", default="float32", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--judge", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        bf16 = run_child("mixed_bfloat16", args, Path(tmp) / "bf16.npy")
+        fp32 = run_child("float32", args, Path(tmp) / "fp32.npy", judge=Path(tmp) / "bf16.npy")
+    common.setup_env()
+    common.emit({
+        "benchmark": "nst_precision", "size": args.size, "steps": args.steps,
+        "speedup_cpu": fp32["cpu_s_per_evaluation"] / bf16["cpu_s_per_evaluation"],
+        "loss_ratio": fp32["float32_loss_of_other"] / fp32["float32_loss_of_own"],
+        "bf16_loss_relative_error_on_content": abs(bf16["loss_content_image"] - fp32["loss_content_image"])
+        / fp32["loss_content_image"],
+        "float32": fp32, "mixed_bfloat16": bf16, "machine": common.machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

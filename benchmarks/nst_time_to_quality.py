@@ -1,0 +1,147 @@
+"""Wall time to the TF tutorial's final loss: the tutorial's recipe vs our best configurations.
+
+    .venv/bin/python benchmarks/nst_time_to_quality.py --size 128 [--reference-steps 1000]
+
+1. Runs the TF style-transfer tutorial's recipe (``tf_tutorial.Tutorial``: Adam, lr 0.02) for
+   ``--reference-steps`` steps on data/content/astronaut.png with data/styles/triangle.png, and
+   records its final loss and wall time (the training loop only, tracing included; model building
+   and targets not counted).
+2. Checks that our loss (``presets.TF_TUTORIAL.nst``, ``nst.NSTLoss``) equals the tutorial's on
+   the content image and on the tutorial's final image, and prints both.
+3. Runs our configurations on that same loss until each first reaches the tutorial's final loss,
+   and records the wall time from the call (image resizing, targets, tracing and every coarse
+   level included; the VGG-19 weights are already loaded, as they are for the tutorial):
+
+   * ``lbfgs`` — ``nst.style_transfer(..., optimizer="lbfgs")`` at full size;
+   * ``c2f2:S``, ``c2f3:S`` — ``pyramid.coarse_to_fine`` with 2 levels (half, full) or 3 levels
+     (quarter, half, full), S L-BFGS steps at each coarse level, then full size until the loss;
+   * ``adam:LR`` — our Adam loop on the same loss at a tuned learning rate (checks that L-BFGS is
+     the better choice; the Adam loop reads the loss every 10 steps, so it stops at a multiple of 10).
+
+``speedup`` is the tutorial's time ÷ the best configuration's time. Because the machine may be
+shared, it also prints ``work_speedup``: the tutorial's steps ÷ our VGG-19 evaluations, counted in
+full-size equivalents (an evaluation at half size counts ¼) — a ratio that load on the machine does
+not change. A configuration that does not reach the loss within ``--max-steps`` full-size
+iterations reports ``null``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import common
+import tf_tutorial
+
+
+class StopAtLoss:
+    """``callback`` and ``should_stop`` for a run that ends when the full-size loss reaches ``target``."""
+
+    def __init__(self, target: float, final_level: float | None = None) -> None:
+        self.target, self.final_level = target, final_level
+        self.start = time.perf_counter()
+        self.seconds = None
+        self.step = None
+        self.best = float("inf")
+
+    def callback(self, step, losses, image) -> None:
+        if self.final_level is not None and losses.get("level") != self.final_level:
+            return
+        self.best = min(self.best, losses["total"])
+        if self.seconds is None and losses["total"] <= self.target:
+            self.seconds, self.step = time.perf_counter() - self.start, step
+
+    def should_stop(self) -> bool:
+        return self.seconds is not None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Time to the TF tutorial's final loss: tutorial vs ours.")
+    parser.add_argument("--size", type=int, default=128, help="longest side in pixels")
+    parser.add_argument("--reference-steps", type=int, default=1000, help="the tutorial's Adam steps (K)")
+    parser.add_argument("--max-steps", type=int, default=300, help="our cap on full-size L-BFGS iterations")
+    parser.add_argument("--configs", default="lbfgs,c2f2:20,c2f3:20,c2f3:50,adam:0.2",
+                        help="comma-separated: lbfgs; c2fL:S (L levels, S L-BFGS steps per coarse level); "
+                        "adam:LR (our Adam loop at learning rate LR, at most --reference-steps steps)")
+    args = parser.parse_args()
+    common.setup_env()
+    import numpy as np
+
+    from nstdream_utils import nst, pyramid, weights
+
+    content, style, cfg = tf_tutorial.prepared_pair(args.size)
+    full_pixels = content.shape[0] * content.shape[1]
+
+    # 1. The tutorial's recipe, checkpointed ten times (loss evaluations not timed).
+    tutorial = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
+    curve, elapsed, done = [], 0.0, 0
+    chunk = max(1, args.reference_steps // 10)
+    while done < args.reference_steps:
+        n = min(chunk, args.reference_steps - done)
+        t = time.perf_counter()
+        tutorial.step(n)
+        elapsed += time.perf_counter() - t
+        done += n
+        curve.append({"step": done, "loss": tutorial.loss(), "seconds": elapsed})
+    target, reference_seconds = curve[-1]["loss"], elapsed
+    final_image = tutorial.image_array()
+
+    # 2. Same loss function?
+    ours_content = tf_tutorial.our_loss(content, style, cfg, content)
+    ours_final = tf_tutorial.our_loss(content, style, cfg, final_image)
+    loss_check = {"tutorial_loss_content_image": tutorial.loss(content[np.newaxis]),
+                  "our_loss_content_image": ours_content,
+                  "tutorial_loss_final_image": target, "our_loss_final_image": ours_final}
+    loss_check["max_relative_difference"] = max(
+        abs(loss_check["our_loss_content_image"] - loss_check["tutorial_loss_content_image"])
+        / loss_check["tutorial_loss_content_image"], abs(ours_final - target) / target)
+    del tutorial
+
+    # 3. Ours, until the tutorial's final loss.
+    lbfgs = cfg.replace(optimizer="lbfgs")
+    results = {}
+    with common.counted_evaluations() as counting:
+        for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
+            kind, _, coarse = name.partition(":")
+            counting.instances = []
+            if kind == "lbfgs":
+                stop = StopAtLoss(target)
+                run = nst.style_transfer(content, style, config=lbfgs, num_steps=args.max_steps, progress=False,
+                                         callback=stop.callback, should_stop=stop.should_stop)
+                detail = {"iterations": len(run.history["total"]) - 1}
+            elif kind in ("c2f2", "c2f3") and coarse.isdigit():
+                levels = int(kind[-1])
+                stop = StopAtLoss(target, final_level=float(levels - 1))
+                steps = [int(coarse)] * (levels - 1) + [args.max_steps]
+                run = pyramid.coarse_to_fine(content, style, config=lbfgs, levels=levels, steps_per_level=steps,
+                                             progress=False, callback=stop.callback, should_stop=stop.should_stop)
+                per_level = np.bincount(np.asarray(run.history["level"], int))
+                detail = {"steps_per_level": steps, "iterations_per_level": [int(n) - 1 for n in per_level]}
+            elif kind == "adam":
+                stop = StopAtLoss(target)
+                run = nst.style_transfer(content, style, config=cfg, learning_rate=float(coarse),
+                                         num_steps=args.reference_steps, progress=False,
+                                         callback=stop.callback, should_stop=stop.should_stop)
+                detail = {"steps": len(run.history["total"])}
+            else:
+                raise SystemExit(f"unknown config {name!r}: use lbfgs, c2f2:S, c2f3:S or adam:LR")
+            work = counting.full_size_evaluations(full_pixels)
+            results[name] = {"seconds": stop.seconds, "reached": stop.seconds is not None,
+                             "best_full_size_loss": stop.best, "full_size_evaluations": work,
+                             "speedup": reference_seconds / stop.seconds if stop.seconds else None,
+                             "work_speedup": args.reference_steps / work if stop.seconds else None, **detail}
+
+    reached = {k: v for k, v in results.items() if v["reached"]}
+    best = min(reached, key=lambda k: reached[k]["seconds"]) if reached else None
+    common.emit({
+        "benchmark": "nst_time_to_quality", "size": args.size, "shape": list(content.shape[:2]),
+        "reference_steps": args.reference_steps, "reference_seconds": reference_seconds, "target_loss": target,
+        "best": best, "ours_seconds": reached[best]["seconds"] if best else None,
+        "speedup": results[best]["speedup"] if best else None,
+        "work_speedup": results[best]["work_speedup"] if best else None,
+        "configs": results, "loss_check": loss_check, "tutorial_curve": curve, "machine": common.machine(),
+    })
+
+
+if __name__ == "__main__":
+    main()

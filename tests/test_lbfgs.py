@@ -1,0 +1,74 @@
+"""Tests for the L-BFGS path of ``nstdream_utils.nst`` (scipy's L-BFGS-B on a traced value and gradient).
+
+Correctness only, never wall-clock: on a small case (64 px, 15 steps, the TF tutorial's loss) L-BFGS
+ends lower than Adam at the tutorial's learning rate and at the best one measured
+(``benchmarks/nst_optimizers.py``), its loss never rises, and the Adam step is traced a fixed number
+of times, not once per step. Needs the real VGG-19 weights (``NSTDREAM_WEIGHTS_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstdream_utils import data, images, nst, presets, weights
+
+WEIGHTS_DIR = os.environ.get("NSTDREAM_WEIGHTS_DIR")
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS_DIR or not (Path(WEIGHTS_DIR) / weights.VGG19_FILE).is_file(),
+    reason=f"needs the real VGG-19 weights: set NSTDREAM_WEIGHTS_DIR to a folder holding {weights.VGG19_FILE}",
+)
+pytestmark = [needs_weights, pytest.mark.slow]
+
+SIZE, STEPS = 64, 15
+CONFIG = presets.TF_TUTORIAL.nst.replace(size=SIZE, num_steps=STEPS)
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """Content and style at 64 px, as ``nst`` prepares them."""
+    content = images.load_image(data.content_path("astronaut"))
+    style = images.load_image(data.style_path("triangle"))
+    return nst.prepare_images(content, style, CONFIG)
+
+
+@pytest.fixture(scope="module")
+def loss_of(pair):
+    loss_fn = nst.NSTLoss(*pair, CONFIG)
+    return lambda image: float(loss_fn(np.asarray(image, np.float32)[np.newaxis] * CONFIG.pixel_scale)["total"])
+
+
+@pytest.fixture(scope="module")
+def lbfgs_run(pair) -> nst.NSTResult:
+    return nst.style_transfer(*pair, config=CONFIG, optimizer="lbfgs", progress=False)
+
+
+@pytest.mark.parametrize("learning_rate", [0.02, 0.2], ids=["tutorial-lr", "tuned-lr"])
+def test_lbfgs_ends_lower_than_adam_in_the_same_steps(pair, loss_of, lbfgs_run, learning_rate):
+    adam = nst.style_transfer(*pair, config=CONFIG, optimizer="adam", learning_rate=learning_rate, progress=False)
+    start, ours, theirs = loss_of(pair[0]), loss_of(lbfgs_run.image), loss_of(adam.image)
+    assert len(lbfgs_run.history["total"]) == len(adam.history["total"]) == STEPS
+    assert ours < theirs < start, (ours, theirs, start)
+
+
+def test_lbfgs_loss_never_rises_and_the_image_stays_in_range(lbfgs_run):
+    total = np.asarray(lbfgs_run.history["total"])
+    assert lbfgs_run.status == "completed"
+    assert np.all(np.diff(total) <= 1e-6 * total[:-1]), total  # Wolfe line search: sufficient decrease
+    assert lbfgs_run.image.dtype == np.float32 and lbfgs_run.image.shape == (SIZE, SIZE, 3)
+    assert 0.0 <= lbfgs_run.image.min() and lbfgs_run.image.max() <= 1.0
+
+
+def test_adam_step_is_not_retraced_per_step(pair):
+    from nstdream_utils._loop import Recorder
+
+    cfg = CONFIG.replace(optimizer="adam", num_steps=12)
+    x0 = nst._initial_image(*pair, cfg, seed=0)
+    recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0], progress=False)
+    nst._gradient_loop(nst.NSTLoss(*pair, cfg), x0, cfg, recorder)
+    assert len(recorder.history["total"]) == 12
+    # One trace, plus at most one more while Adam creates its slot variables on the first call.
+    assert recorder.traces <= 2

@@ -1,0 +1,161 @@
+"""Tests for ``nstdream_utils.pyramid``: level shapes, argument checks, and a tiny coarse-to-fine run.
+
+The run (32 → 64 → 128 px on a non-square photo, 5 L-BFGS steps per level, the TF tutorial's loss)
+checks the output size and aspect, the joined history, and that every level lowers its own loss:
+each level's final loss is below the same level's loss of its starting image (the previous level's
+result, upsampled). Correctness only, never wall-clock. The run needs the real VGG-19 weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nstdream_utils import data, images, presets, pyramid, weights
+from nstdream_utils.errors import InputError
+
+WEIGHTS_DIR = os.environ.get("NSTDREAM_WEIGHTS_DIR")
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS_DIR or not (Path(WEIGHTS_DIR) / weights.VGG19_FILE).is_file(),
+    reason=f"needs the real VGG-19 weights: set NSTDREAM_WEIGHTS_DIR to a folder holding {weights.VGG19_FILE}",
+)
+
+CONFIG = presets.TF_TUTORIAL.nst.replace(size=128)
+
+
+@pytest.mark.parametrize(("shape", "levels", "expected"), [
+    ((512, 384), 3, [(128, 96), (256, 192), (512, 384)]),
+    ((85, 128), 3, [(21, 32), (42, 64), (85, 128)]),
+    ((100, 100), 1, [(100, 100)]),
+    ((101, 99), 2, [(50, 50), (101, 99)]),
+])
+def test_level_shapes_halve_towards_the_full_size(shape, levels, expected):
+    assert pyramid.level_shapes(shape, levels) == expected
+
+
+@pytest.mark.parametrize("levels", [0, -1, 2.5, True, "3"])
+def test_bad_levels_are_refused(levels):
+    with pytest.raises(InputError, match="levels") as info:
+        pyramid.level_shapes((256, 256), levels)
+    assert info.value.fix
+
+
+def test_too_many_levels_for_the_size_name_the_coarsest_shape():
+    with pytest.raises(InputError, match="8×8") as info:
+        pyramid.level_shapes((64, 64), 4)
+    assert "fewer levels" in info.value.fix
+
+
+@pytest.mark.parametrize("steps", [(5, 5), (5, 0, 5), "5", 2.0, (5, 5, 5.5)])
+def test_bad_steps_per_level_are_refused_before_any_network(steps, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built before the arguments were checked")
+
+    monkeypatch.setattr(pyramid.nst, "NSTLoss", no_network)
+    image = np.zeros((64, 64, 3), np.float32)
+    with pytest.raises(InputError, match="steps_per_level"):
+        pyramid.coarse_to_fine(image, image, config=CONFIG, steps_per_level=steps, progress=False)
+
+
+def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
+    """The orchestration alone, with the network and the optimiser replaced by stand-ins."""
+    calls = []
+
+    class FakeLoss:
+        def __init__(self, content, style, cfg, weights=None):
+            assert content.shape == style.shape
+            self.shape = content.shape
+
+    def fake_loop(loss_fn, x0, cfg, recorder, should_stop=None):
+        calls.append((x0.shape[1:3], cfg.num_steps, cfg.optimizer))
+        recorder.get_image = lambda: x0[0] / cfg.pixel_scale
+        for step in range(cfg.num_steps):
+            recorder.record([{"total": 10.0 - step, "content": 0.0, "style": 0.0, "tv": 0.0}])
+        recorder.close("completed")
+        return x0[0] / cfg.pixel_scale
+
+    monkeypatch.setattr(pyramid.nst, "NSTLoss", FakeLoss)
+    monkeypatch.setattr(pyramid.nst, "_lbfgs_loop", fake_loop)
+    content = np.full((300, 400, 3), 0.5, np.float32)
+    result = pyramid.coarse_to_fine(content, content, config=CONFIG, size=200, progress=False)
+    assert calls == [((38, 50), pyramid.COARSE_STEPS, "lbfgs"), ((75, 100), pyramid.COARSE_STEPS, "lbfgs"),
+                     ((150, 200), pyramid.FINE_STEPS, "lbfgs")]
+    assert result.image.shape == (150, 200, 3)
+    np.testing.assert_allclose(result.image, 0.5, atol=1e-5)  # a constant image survives every upsampling
+    assert result.history["level"] == [0.0] * 20 + [1.0] * 20 + [2.0] * 100
+    assert result.config.num_steps == 140
+
+
+@pytest.fixture(scope="module")
+def pair() -> tuple[np.ndarray, np.ndarray]:
+    """A non-square content photo (chelsea, 300×451) and a style image."""
+    return (images.load_image(data.content_path("chelsea")), images.load_image(data.style_path("triangle")))
+
+
+@pytest.fixture(scope="module")
+def run(pair):
+    seen = []
+    result = pyramid.coarse_to_fine(*pair, config=CONFIG, levels=3, steps_per_level=5, progress=False,
+                                    callback=lambda step, losses, image: seen.append((step, losses["level"])))
+    return result, seen
+
+
+@needs_weights
+@pytest.mark.slow
+def test_output_has_the_requested_size_and_keeps_the_aspect(pair, run):
+    result, _ = run
+    height, width = pair[0].shape[:2]
+    assert result.image.shape == (round(height * 128 / width), 128, 3) == (85, 128, 3)
+    assert result.image.dtype == np.float32
+    assert 0.0 <= result.image.min() and result.image.max() <= 1.0
+    assert result.status == "completed"
+
+
+@needs_weights
+@pytest.mark.slow
+def test_every_level_lowers_its_own_loss(run):
+    result, _ = run
+    level = np.asarray(result.history["level"])
+    total = np.asarray(result.history["total"])
+    assert sorted(set(level.tolist())) == [0.0, 1.0, 2.0]
+    for index in range(3):
+        losses = total[level == index]
+        assert len(losses) == 5  # the starting image's loss, then one per L-BFGS iteration
+        assert losses[-1] < losses[0], (index, losses)  # final < the same level's loss of its start
+    assert np.all(np.diff(result.history["seconds"]) >= 0)
+    assert set(result.history) >= {"total", "content", "style", "tv", "seconds", "level"}
+
+
+@needs_weights
+@pytest.mark.slow
+def test_callback_counts_steps_across_levels(run):
+    _, seen = run
+    steps = [step for step, _ in seen]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert [level for _, level in seen] == sorted(level for _, level in seen)
+    assert {level for _, level in seen} == {0.0, 1.0, 2.0}
+
+
+@needs_weights
+@pytest.mark.slow
+def test_a_stopped_run_still_returns_the_full_size(pair):
+    result = pyramid.coarse_to_fine(*pair, config=CONFIG, levels=3, steps_per_level=5, progress=False,
+                                    should_stop=lambda: True)
+    assert result.status == "interrupted"
+    assert result.image.shape == (85, 128, 3)
+    assert set(result.history["level"]) == {0.0}
+
+
+@needs_weights
+@pytest.mark.slow
+def test_adam_levels_also_lower_their_loss(pair):
+    result = pyramid.coarse_to_fine(*pair, config=CONFIG, size=64, levels=2, steps_per_level=10, optimizer="adam",
+                                    progress=False)
+    assert result.image.shape == (43, 64, 3)
+    level = np.asarray(result.history["level"])
+    total = np.asarray(result.history["total"])
+    for index in range(2):
+        assert total[level == index][-1] < total[level == index][0]
