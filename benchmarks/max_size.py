@@ -7,7 +7,8 @@ Each size runs in its own subprocess (this file with ``--child``), so each peak 
 
 * NST: ``pyramid.coarse_to_fine`` on the TF tutorial's loss, three levels (quarter, half, full
   size), very few L-BFGS steps per level (``--nst-steps``, default 5,3,2: the full-size level
-  evaluates its starting image and takes one iteration);
+  evaluates its starting image and takes one iteration); ``--nst-loop tf`` swaps in the
+  TensorFlow L-BFGS prototype of ``lbfgs_tf.py`` for scipy's L-BFGS-B;
 * DeepDream: ``dream.deep_dream`` with tiles of ``--tile-size`` (default 512) and a random roll,
   ``--dream-steps`` steps (default 2) at one octave.
 
@@ -67,11 +68,18 @@ def child(task: str, size: int, args) -> None:
     content = images.load_image(common.CONTENT)
     start = time.perf_counter()
     if task == "nst":
+        if args.nst_loop == "tf":
+            import lbfgs_tf
+
+            from nstdream_utils import nst
+
+            nst._lbfgs_loop = lbfgs_tf.lbfgs_tf_loop  # what pyramid calls for optimizer="lbfgs"
         steps = [int(s) for s in args.nst_steps.split(",")]
         cfg = presets.TF_TUTORIAL.nst.replace(size=size, square=True, optimizer="lbfgs")
         result = pyramid.coarse_to_fine(content, images.load_image(common.STYLE), config=cfg, levels=len(steps),
                                         steps_per_level=steps, progress=False)
-        record.update(levels=len(steps), steps_per_level=steps, final_loss=result.final_loss)
+        record.update(levels=len(steps), steps_per_level=steps, final_loss=result.final_loss,
+                      lbfgs=args.nst_loop)
     else:
         cfg = presets.QUICK.dream.replace(size=size, square=True, num_steps=args.dream_steps,
                                           tile_size=args.tile_size, octaves=(0,))
@@ -90,6 +98,8 @@ def main() -> None:
     parser.add_argument("--nst-steps", default="5,3,2", help="L-BFGS steps per level, coarsest first")
     parser.add_argument("--dream-steps", type=int, default=2)
     parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--nst-loop", choices=("scipy", "tf"), default="scipy",
+                        help="L-BFGS engine: the library's scipy L-BFGS-B, or the TensorFlow prototype in lbfgs_tf.py")
     parser.add_argument("--min-free-gib", type=float, default=1.0, help="stop a child below this much free memory")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per child")
     parser.add_argument("--child", choices=("nst", "dream"), help=argparse.SUPPRESS)
@@ -103,7 +113,7 @@ def main() -> None:
     for task, sizes in (("nst", args.nst_sizes), ("dream", args.dream_sizes)):
         for size in [int(s) for s in sizes.split(",") if s]:
             command = [sys.executable, __file__, "--child", task, "--size", str(size), "--nst-steps", args.nst_steps,
-                       "--dream-steps", str(args.dream_steps), "--tile-size", str(args.tile_size),
+                       "--dream-steps", str(args.dream_steps), "--nst-loop", args.nst_loop, "--tile-size", str(args.tile_size),
                        "--min-free-gib", str(args.min_free_gib)]
             try:
                 done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)

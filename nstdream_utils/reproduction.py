@@ -132,28 +132,6 @@ def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, drea
     return nst_cfg, dream_cfg
 
 
-def scaled_learning_rate(preset: str = "paper", size: int = 224) -> float:
-    """The preset's NST learning rate for an image of ``size`` px: ``lr · (size / preset size)²`` for SGD.
-
-    The style term Σ(G−A)²/(4·N²·(HW)²) has a gradient per pixel ∝ 1/(HW) (G and A grow with HW),
-    so plain gradient descent with a fixed rate takes (HW_ref / HW)-times larger steps on a smaller
-    image: the ``paper`` preset's lr 10, stable at 224², makes the loss infinite within 3 steps at
-    64² (measured), and stalls at 128². Scaling the rate with the pixel count keeps the step the
-    same. Adam normalises its steps, so an Adam preset's rate is returned unchanged.
-
-    Example::
-
-        >>> round(scaled_learning_rate("paper", 64), 3)  # doctest: +SKIP
-        0.816
-    """
-    from .presets import get_preset
-
-    cfg = get_preset(preset).nst
-    if cfg.optimizer != "sgd":
-        return cfg.learning_rate
-    return cfg.learning_rate * (size / cfg.size) ** 2
-
-
 def _parameters(preset: str, nst_cfg, dream_cfg, seed: int) -> dict[str, Any]:
     return files.to_jsonable({"preset": preset, "seed": seed, "nst": dataclasses.asdict(nst_cfg),
                               "dream": dataclasses.asdict(dream_cfg)})
@@ -200,8 +178,8 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         styles: style names (``data.STYLE_NAMES``); the paper's four by default.
         contents: content names (``data.CONTENT_NAMES``); the first one fills the summary's tables.
         nst_steps, dream_steps, nst_size, dream_size, learning_rate: override the preset (None keeps
-            it). SGD's stable learning rate scales with the pixel count (:func:`scaled_learning_rate`):
-            the ``paper`` preset's 10 diverges below about 200 px.
+            it). An SGD ``learning_rate`` is the rate at 224×224; ``nst`` scales it with the pixel
+            count (``NSTConfig.lr_reference_pixels``), since a fixed rate 10 diverges at 64×64.
         recompute: run again even when a run's files exist.
         seed: seeds both stages of every run.
         log: called with one line per run (None: silent).
@@ -622,9 +600,8 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
 
     Each recipe keeps its own loss definitions, weights, optimiser and learning rate (``paper``:
     keras-io, SGD, Σ(G−A)²/(4·3²·(HW)²); ``tf-tutorial``: Adam, Gram ÷ HW, mean-squared terms) but
-    runs on a square ``size`` image for ``num_steps`` steps, so only the recipe differs. An SGD
-    recipe's rate is scaled to ``size`` (:func:`scaled_learning_rate`), else it diverges on a small
-    image.
+    runs on a square ``size`` image for ``num_steps`` steps, so only the recipe differs. (``nst``
+    scales an SGD recipe's rate to the pixel count, ``NSTConfig.lr_reference_pixels``.)
 
     Returns:
         ``{"size", "num_steps", "content", "styles", "paper" (the paper's NST losses), "recipes":
@@ -644,8 +621,7 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
     out: dict[str, Any] = {"size": size, "num_steps": num_steps, "content": content, "styles": list(styles),
                            "seed": seed, "paper": dict(zip(styles, paper)), "recipes": {}}
     for recipe in recipes:
-        cfg = get_preset(recipe).nst.replace(size=size, num_steps=num_steps, square=True,
-                                             learning_rate=scaled_learning_rate(recipe, size))
+        cfg = get_preset(recipe).nst.replace(size=size, num_steps=num_steps, square=True)
         found = {}
         for style in styles:
             try:
@@ -659,7 +635,8 @@ def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styl
         finite = [v for v in values if v is not None and v > 0]
         median = float(np.log10(np.median(finite))) if finite else None
         out["recipes"][recipe] = {
-            "losses": found, "learning_rate": cfg.learning_rate, "optimizer": cfg.optimizer,
+            "losses": found, "optimizer": cfg.optimizer,
+            "learning_rate": nst.effective_learning_rate(cfg, size * size),
             "log10_median": median, "log10_paper_median": paper_median,
             "magnitude_gap": None if median is None else abs(median - paper_median),
             "spearman": spearman(paper, [v if v is not None else np.nan for v in values]),
@@ -715,7 +692,7 @@ def _claim_markdown(claim: dict, title: str) -> list[str]:
     r = claim["nst_vs_dream"]
     lines.append(f"| *NST loss with dream loss* (no score needed) | − | {sig(r['rho'], 3)} | {r['n']} | "
                  f"{sig(r['p_value'], 2)} | {sig(r['p_permutation'], 2)} |")
-    lines += ["", f"Verdict: the claim *{PAPER_CLAIM}* **{claim['verdict']}**.", ""]
+    lines += ["", f"Verdict on *{PAPER_CLAIM}*: **{claim['verdict']}**.", ""]
     lines += [f"- {d}" for d in claim["details"]]
     return lines + [""]
 
@@ -731,6 +708,34 @@ def _still_falling(records: Sequence[dict] | None) -> str:
         return "Our losses at that point are not converged values."
     return (f"Our losses were still falling, by {sig(100 * min(drops), 2)}–{sig(100 * max(drops), 2)} % over the "
             "last 10 % of the iterations, so they overstate what 10,000 iterations would reach.")
+
+
+def _in_short(table1: list[dict], table2: list[dict], rho1: dict, rho2: dict, claim: dict | None) -> list[str]:
+    """Bullets saying, from the numbers, what matches the paper and what does not."""
+    out = []
+    ours1 = [r["ours"] for r in table1 if r["ours"] is not None]
+    ours2 = [r["ours"] for r in table2 if r["ours"] is not None]
+    if ours1:
+        paper1 = [r["paper"] for r in table1]
+        ratios = [r["ratio"] for r in table1 if r["ratio"] is not None]
+        out.append(f"- **NST loss scale:** ours {sig(min(ours1))}–{sig(max(ours1))} after 1,000 iterations, the "
+                   f"paper's {min(paper1):,}–{max(paper1):,} after 10,000 (ours ÷ paper "
+                   f"{sig(min(ratios), 3)}–{sig(max(ratios), 3)}).")
+        out.append(f"- **NST style order:** Spearman ρ = {sig(rho1['rho'], 3)} with the paper's (n = {rho1['n']}); "
+                   f"highest loss: ours `{_top(table1, 'our_rank')}`, the paper's `{_top(table1, 'paper_rank')}`.")
+    if ours2:
+        out.append(f"- **Dream loss at step 900:** ours {sig(min(ours2))}–{sig(max(ours2))}, the paper's "
+                   f"{min(r['paper'] for r in table2)}–{max(r['paper'] for r in table2)}; order ρ = "
+                   f"{sig(rho2['rho'], 3)} (n = {rho2['n']}); highest: ours `{_top(table2, 'our_rank')}`, the "
+                   f"paper's `{_top(table2, 'paper_rank')}`.")
+    if claim is not None:
+        out.append(f"- **The claim** (*{PAPER_CLAIM}*), tested on our {claim['n']} runs with edge density as "
+                   f"\"distorted\": {claim['verdict']}.")
+    return out
+
+
+def _top(table: list[dict], key: str) -> str:
+    return next((r["style"] for r in table if r[key] == 1), "n/a")
 
 
 def _duration(records: Sequence[dict] | None) -> str:
@@ -829,6 +834,10 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         f"The raw results are in `{results_dir}/`: one JSON per run (`<content>__<style>.json`, with both loss "
         "curves and the parameters) and its PNGs, and `summary.json`. Notebook 06 shows them with figures.",
         "",
+        "## In short",
+        "",
+        *_in_short(table1, table2, rho1, rho2, claim),
+        "",
         "## How our numbers were produced",
         "",
         f"- Content image: `{summary['content']}` (the paper does not publish its content photo). Style images: "
@@ -879,7 +888,8 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
               "(`data.distortion_score`: mean Sobel gradient magnitude of the luminance at about 256×256). Edges "
               "are what the eye reads as busy, and they are what VGG-19's early layers — whose Gram matrices "
               "make up the style loss — respond to, so a busier style gives NST more Gram energy to match and "
-              "is the natural reading of the claim. The score is independent of resolution. Spearman's ρ uses "
+              "is the natural reading of the claim. The score does not depend on the resolution (within a few "
+              "per cent). Spearman's ρ uses "
               "ranks only, so the different loss scales do not matter. With n = 4 the smallest two-sided "
               "permutation p is 2/24 ≈ 0.083, so four points can never make the claim significant; scipy's "
               "t-approximate p is shown too but is unreliable at such n.", ""]
@@ -920,7 +930,7 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "`weights=\"imagenet\"` file the TF tutorial loads, which is a different training. The dream loss is "
         "a mean activation, so a different Inception changes its absolute level (and possibly the order).",
         "- **Numerics.** TensorFlow 2.21 on CPU with oneDNN, float32; the paper used an unknown TF version and "
-        "hardware. This moves the last digits, not the picture.",
+        "hardware. Not measured here; float32 round-off usually moves only the last digits.",
         "",
         "## Regenerating",
         "",

@@ -29,8 +29,7 @@ def tiny_run(tmp_path_factory, weights_dir):
     return out, summary
 
 
-TINY = dict(nst_steps=2, dream_steps=2, nst_size=32, dream_size=75,
-            learning_rate=reproduction.scaled_learning_rate("paper", 32))
+TINY = dict(nst_steps=2, dream_steps=2, nst_size=32, dream_size=75)
 
 
 def test_runner_writes_every_run_and_the_summary(tiny_run):
@@ -69,7 +68,7 @@ def test_runner_resumes_without_recomputing(tiny_run):
 
 def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir):
     summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
-                                     nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e4,
+                                     nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
                                      log=None)
     record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
     assert record["status"] == "diverged" and "not finite" in record["error"]
@@ -78,15 +77,10 @@ def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir):
     assert summary["styles"]["triangle"]["nst_loss_final"] is None
     assert json.loads((tmp_path / "astronaut__original.json").read_text())["status"] == "completed"
     again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
-                                   nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e4,
+                                   nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
                                    log=None)
     assert again["ran"] == []  # a divergence is a result: not retried
 
-
-def test_scaled_learning_rate():
-    assert reproduction.scaled_learning_rate("paper", 224) == pytest.approx(10.0)
-    assert reproduction.scaled_learning_rate("paper", 112) == pytest.approx(2.5)
-    assert reproduction.scaled_learning_rate("tf-tutorial", 64) == pytest.approx(0.02)  # Adam: unchanged
 
 
 def test_markdown_renders_from_a_run(tiny_run, tmp_path):
