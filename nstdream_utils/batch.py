@@ -106,6 +106,7 @@ from urllib.parse import quote
 
 from . import files, images, presets
 from .errors import InputError, MissingFileError, NstdreamError
+from .report import KERNEL_ENV, _first_line, _kernel_environment
 
 __all__ = [
     "GridSpec", "Run", "BatchResult", "expand_grid", "load_grid", "validate", "run_batch",
@@ -123,7 +124,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 KERNEL_NAME = "python3"
 # As report.KERNEL_ENV / KERNEL_ARGUMENTS (same floor, so not imported): figures inline whatever
 # the calling shell's MPLBACKEND says, no debugger warning, no ipykernel chatter.
-KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 _TEMP = re.compile(r"^\.(?P<run_id>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _NO_DEFAULT = object()
@@ -596,22 +596,6 @@ def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Seq
 _EXECUTION_LOCK = threading.Lock()  # papermill changes the process's cwd and env: one run at a time
 
 
-@contextlib.contextmanager
-def _kernel_environment() -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in KERNEL_ENV}
-    os.environ.update(KERNEL_ENV)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _first_line(source: str) -> str:
-    return next((line.strip() for line in str(source).splitlines() if line.strip()), "")
 
 
 def _one_line(text: Any, limit: int = 300) -> str:

@@ -158,7 +158,7 @@ def _kernel_environment() -> Iterator[None]:
 
 
 def _first_line(source: str) -> str:
-    return next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return next((line.strip() for line in str(source or "").splitlines() if line.strip()), "")
 
 
 def _source_index(source_nb, executed_index: int, injected: bool) -> int:
