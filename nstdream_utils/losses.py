@@ -30,6 +30,21 @@ def _check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
 
 
+@tf.custom_gradient
+def _gram_flat(flat: tf.Tensor):
+    """``Fᵀ F`` for ``flat`` of shape ``[B, P, C]`` → ``[B, C, C]``, with a one-product gradient.
+
+    The gradient of ``G = Fᵀ F`` is ``dF = F (dG + dGᵀ)``: one matrix product. Autodiff of
+    ``tf.einsum``/``tf.matmul`` computes one product per operand (two, although both are ``F``) plus
+    transposed copies; this form makes the NST step ≈ 7 % cheaper (``benchmarks/gram_gradient.py``).
+    """
+
+    def grad(d_gram):
+        return tf.matmul(flat, d_gram + tf.linalg.matrix_transpose(d_gram))
+
+    return tf.matmul(flat, flat, transpose_a=True), grad
+
+
 def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
     """Gram matrix of a feature map: inner products between channels, summed over positions.
 
@@ -58,8 +73,8 @@ def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
         f = f[tf.newaxis]
     elif rank != 4:
         raise ValueError(f"features must be [P, C], [H, W, C] or [B, H, W, C]; got shape {f.shape}")
-    gram = tf.einsum("bhwc,bhwd->bcd", f, f)
     shape = tf.shape(f)
+    gram = _gram_flat(tf.reshape(f, [shape[0], shape[1] * shape[2], shape[3]]))
     positions = tf.cast(shape[1] * shape[2], tf.float32)
     if normalize == "hw":
         gram = gram / positions

@@ -261,6 +261,15 @@ def _without_tf_log(outputs: list) -> list:
     return kept
 
 
+def drop_tf_log(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probes) from every cell's stderr,
+    in place, and return ``nb``: they say nothing about the notebook and look like errors in a report."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "code":
+            cell.outputs = _without_tf_log(cell.get("outputs", []))
+    return nb
+
+
 def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` ready to commit (see :func:`normalize`)."""
     nb = copy.deepcopy(nb)

@@ -50,8 +50,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
 
     Raises:
-        NonFiniteLossError: a stage's loss became NaN/Inf; when DeepDream did, ``.nst_result`` holds
-            the finished NST result.
+        NonFiniteLossError: a stage's loss became NaN/Inf. Whatever DeepDream raises (this error,
+            ``KeyboardInterrupt``, …) carries the finished NST result as ``.nst_result``.
     """
     chosen = get_preset(preset)
     nst_cfg = nst.resolve_config(chosen.nst, size=nst_size, num_steps=nst_steps, optimizer=optimizer,
@@ -65,7 +65,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
     try:
         dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
                                    log_every=log_every, should_stop=should_stop)
-    except NonFiniteLossError as exc:
-        exc.nst_result = styled  # the finished first stage is not lost
+    except BaseException as exc:  # NaN, a bad layer, Ctrl-C: the finished first stage is not lost
+        exc.nst_result = styled
         raise
     return PipelineResult(styled.image, dreamed.image, styled, dreamed, status=dreamed.status)

@@ -445,6 +445,7 @@ def render_html(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
         source_dir = Path(run["input_path"]).parent if run.get("input_path") else path.parent
         _link_pages(nb, names)
         _embed_markdown_images(nb, source_dir)
+        nbtools.drop_tf_log(nb)
         body, _ = exporter.from_notebook_node(
             nb, resources={"metadata": {"name": page_title, "path": str(source_dir)}})
         page = atomic_write_text(body, report_dir / f"{path.stem}.html")

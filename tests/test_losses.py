@@ -41,6 +41,21 @@ def test_gram_batch_and_normalisations():
     np.testing.assert_allclose(losses.gram_matrix(f[0], normalize="chw").numpy(), np_gram(f[0]) / 60, rtol=1e-5)
 
 
+@pytest.mark.parametrize("normalize", [None, "hw"])
+def test_gram_gradient_matches_numpy(normalize):
+    # The custom one-product gradient dF = F(dG + dGᵀ) against the analytic gradient of Σ W∘G.
+    f = RNG.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    w = RNG.normal(size=(2, 5, 5)).astype(np.float32)  # not symmetric, so dG ≠ dGᵀ
+    x = tf.constant(f)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        value = tf.reduce_sum(losses.gram_matrix(x, normalize=normalize) * w)
+    grad = tape.gradient(value, x).numpy()
+    flat = f.reshape(2, 12, 5).astype(np.float64)
+    expected = (flat @ (w + w.transpose(0, 2, 1))).reshape(f.shape) / (12 if normalize else 1)
+    np.testing.assert_allclose(grad, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_gram_ignores_spatial_layout():
     f = RNG.normal(size=(8, 8, 4)).astype(np.float32)
     shuffled = RNG.permutation(f.reshape(64, 4)).reshape(8, 8, 4)

@@ -48,6 +48,13 @@ ax.set_axis_off()
 plt.show()"""
 
 
+# TensorFlow's C++ start-up line, as it reaches a cell's stderr, and a warning of the user's own.
+TF_LOG_CELL = """\
+import sys
+sys.stderr.write("I0000 00:00:1795624084.438899   13894 port" + ".cc:153] one" + "DNN custom operations are on.\\n")
+sys.stderr.write("a warning of your own\\n")"""
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
     """notebooks/01_red.ipynb (preset, num_steps, label; a red figure) and 02_scale.ipynb (scale only)."""
@@ -67,7 +74,7 @@ def course(tmp_path_factory) -> Path:
         "md:A picture from disk: ![blue](../data/blue.png)",
     )
     write_notebook(folder / "02_scale.ipynb", "02 · Scale", "Prints a number.", "scale = 1  # factor",
-                   "print(scale * 21)")
+                   "print(scale * 21)", TF_LOG_CELL)
     nbtools.add_navigation(nbtools.notebook_paths(folder))
     return folder
 
@@ -165,8 +172,9 @@ def test_execute_in_place_stores_normalised_outputs(course, tmp_path):
     report.execute_in_place([path], progress=False)
     nb = nbformat.read(path, as_version=4)
     assert "papermill" not in path.read_text()
-    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2]
+    assert [c.execution_count for c in nb.cells if c.cell_type == "code"] == [1, 2, 3]
     assert stdout_of(path) == "21\n"  # default parameters: the stray injected cell did not run
+    assert "oneDNN" not in path.read_text() and "a warning of your own" in path.read_text()  # TF's log dropped
     assert "scale = 100" not in path.read_text()
     assert "language_info" in nb.metadata and nb.metadata.kernelspec.name == "python3"
     assert nbtools.check(path) == []
@@ -215,6 +223,12 @@ def test_pages_are_self_contained(built):
     # Navigation links point at the pages, not the .ipynb files.
     assert 'href="02_scale.html"' in page and 'href="index.html"' in page
     assert not re.search(r'href="[^"]*\.ipynb', page)
+
+
+def test_pages_leave_out_tensorflow_start_up_lines(built):
+    page = (built.parent / "02_scale.html").read_text()
+    assert "a warning of your own" in page
+    assert "oneDNN" not in page and "port.cc" not in page  # the source splits both words
 
 
 def test_render_html_reads_the_preset_from_papermill(executed, tmp_path):

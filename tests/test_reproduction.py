@@ -66,6 +66,23 @@ def test_runner_resumes_without_recomputing(tiny_run):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == mtimes
 
 
+def test_a_failed_dream_keeps_the_finished_nst(tmp_path, weights_dir, monkeypatch):
+    from nstdream_utils import dream
+
+    def broken(*args, **kwargs):
+        raise KeyboardInterrupt  # as if the user pressed Ctrl-C during DeepDream
+
+    monkeypatch.setattr(dream, "deep_dream", broken)
+    with pytest.raises(KeyboardInterrupt):
+        reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",), **TINY,
+                               log=None)
+    assert (tmp_path / "astronaut__triangle__stylized.png").is_file()
+    kept = json.loads((tmp_path / "astronaut__triangle__nst.json").read_text())
+    assert len(kept["nst_loss"]) == 2 and all(math.isfinite(v) for v in kept["nst_loss"])
+    assert not (tmp_path / "astronaut__triangle.json").exists()  # not a finished run: the next call redoes it
+    assert reproduction.load_records(tmp_path) == []
+
+
 def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir):
     summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
                                      nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
@@ -154,6 +171,7 @@ def test_committed_paper_results():
         entry = summary["styles"][style]
         for key in ("nst_loss_1000", "dream_loss_900"):
             assert entry[key] is not None and math.isfinite(entry[key]), (style, key)
+            assert summary[style][key] == entry[key]  # the layout: a top-level key per style
     assert math.isfinite(summary["original_dream_loss_900"])
     assert {k: v["md5"] for k, v in summary["weights"].items()} == EXPECTED_MD5
     for stem in summary["runs"]:
