@@ -250,6 +250,8 @@ _TF_LOG_LINE = re.compile(
 
 
 def _without_tf_log(outputs: list) -> list:
+    """``outputs`` without TensorFlow's start-up lines, adjacent pieces of one stream joined (how
+    a kernel splits a stream into messages depends on timing, not on the notebook)."""
     kept = []
     for output in outputs:
         if output.get("output_type") == "stream" and output.get("name") == "stderr":
@@ -257,6 +259,11 @@ def _without_tf_log(outputs: list) -> list:
             if not "".join(lines).strip():
                 continue
             output.text = "".join(lines)
+        previous = kept[-1] if kept else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous.text += output.text
+            continue
         kept.append(output)
     return kept
 

@@ -313,3 +313,15 @@ def test_sanitize_replaces_what_varies(raw, expected):
 ])
 def test_sanitize_keeps_what_a_lesson_checks(text):
     assert sanitize(text) == text
+
+
+def test_normalized_joins_pieces_of_one_stream_and_drops_tf_start_up_lines():
+    cell = new_code_cell("print('a', end=''); print('b')", execution_count=7, outputs=[
+        new_output("stream", name="stdout", text="a"),
+        new_output("stream", name="stdout", text="b\n"),
+        new_output("stream", name="stderr", text="WARNING: All log messages before absl::InitializeLog() "
+                                                   "is called are written to STDERR\nmine\n"),
+        new_output("stream", name="stdout", text="c\n"),
+    ])
+    out = nbtools.normalized(new_notebook(cells=[cell])).cells[0].outputs
+    assert [(o.name, o.text) for o in out] == [("stdout", "ab\n"), ("stderr", "mine\n"), ("stdout", "c\n")]
