@@ -169,7 +169,8 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               styles: Sequence[str] = PAPER_STYLES, contents: Sequence[str] = ("astronaut",),
               nst_steps: int | None = None, dream_steps: int | None = None, nst_size: int | None = None,
               dream_size: int | None = None, learning_rate: float | None = None, recompute: bool = False,
-              seed: int = 0, log: Callable[[str], None] | None = print) -> dict:
+              seed: int = 0, log: Callable[[str], None] | None = print, workers: int | None = None,
+              scheduler: str | None = None) -> dict:
     """Run the paper's experiments (every content × style, plus a dream on each content) and summarise.
 
     Args:
@@ -183,6 +184,11 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         recompute: run again even when a run's files exist.
         seed: seeds both stages of every run.
         log: called with one line per run (None: silent).
+        workers, scheduler: run the content × style runs through the batch runner
+            (:func:`nstdream_utils.batch.run_batch`: notebook 05 under papermill, in ``workers``
+            processes or on the Dask cluster at ``scheduler``), its folder ``<out_dir>/batch/``; each
+            finished run becomes a record here like an in-process one. Runs the batch could not
+            finish are then computed in this process. None for both: everything in this process.
 
     Returns:
         The summary (also written to ``<out_dir>/summary.json``), see :func:`summarize`.
@@ -196,7 +202,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     """
     from . import data, images, pipeline
     from .dream import deep_dream
-    from .errors import NonFiniteLossError
+    from .errors import InputError, NonFiniteLossError
 
     say = log or (lambda line: None)
     out = Path(out_dir)
@@ -211,6 +217,18 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     md5s = weights_md5()
     records: dict[str, dict] = {}
     ran: list[str] = []
+    if workers is not None or scheduler is not None:
+        if learning_rate is not None:
+            raise InputError("a learning rate override cannot go through the batch runner (notebook 05 "
+                             "takes the preset's rate)", where="learning_rate",
+                             fix="leave learning_rate unset, or run without workers/scheduler")
+        todo = [(c, s) for c in contents for s in styles
+                if recompute or _done(out, run_name(c, s), parameters) is None]
+        if todo:
+            ran += _run_through_batch(out, todo, preset=str(preset), nst_cfg=nst_cfg, dream_cfg=dream_cfg,
+                                      seed=seed, parameters=parameters, md5s=md5s, workers=workers,
+                                      scheduler=scheduler, say=say, progress=log is not None)
+        recompute = False  # what the batch just made is current
 
     for content in contents:
         content_image = images.load_image(data.content_path(content))
@@ -219,7 +237,8 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
             record = None if recompute else _done(out, name, parameters)
             if record is not None:
-                say(f"{name}: done before, skipped")
+                if name not in ran:
+                    say(f"{name}: done before, skipped")
                 records[name] = record
                 continue
             start = time.perf_counter()
@@ -300,6 +319,48 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
+
+
+def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: str, nst_cfg, dream_cfg,
+                       seed: int, parameters: dict, md5s: dict, workers: int | None, scheduler: str | None,
+                       say: Callable[[str], None], progress: bool) -> list[str]:
+    """Run ``todo`` (content, style) pairs as one batch of notebook 05; turn each finished run into
+    ``<out>/<name>.json`` and its two PNGs. Returns the names of the records written."""
+    from . import batch, data
+
+    grid = {"notebook": str(Path(__file__).resolve().parents[1] / "notebooks" / "05_nst_to_deepdream.ipynb"),
+            "parameters": {"preset": preset, "size": nst_cfg.size, "nst_steps": nst_cfg.num_steps,
+                           "dream_size": dream_cfg.size, "dream_steps": dream_cfg.num_steps, "seed": seed},
+            "runs": [{"content": str(data.content_path(c)), "style": str(data.style_path(s))} for c, s in todo]}
+    say(f"batch: {len(todo)} runs of notebook 05 → {out / 'batch'}")
+    result = batch.run_batch(grid, out / "batch", workers=workers, scheduler=scheduler, progress=progress)
+    written = []
+    for (content, style), entry in zip(todo, result.records):
+        folder = out / "batch" / "runs" / entry["run_id"]
+        metrics = _read_json(folder / "metrics.json")
+        if entry["status"] != "completed" or metrics is None:
+            say(f"{run_name(content, style)}: the batch run failed ({entry.get('error') or entry['status']}); "
+                "computing it here")
+            continue
+        name = run_name(content, style)
+        pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
+        for kind, png in pngs.items():
+            files.atomic_write_bytes((folder / f"{kind}.png").read_bytes(), out / png)
+        nst_m, dream_m = metrics["nst"], metrics["dream"]
+        record = files.to_jsonable({
+            "content": content, "style": style, "status": metrics.get("status", "completed"), "error": None,
+            "parameters": parameters, "nst_loss": nst_m["loss"], "nst_content_loss": nst_m.get("content_loss", []),
+            "nst_style_loss": nst_m.get("style_loss", []), "nst_tv_loss": nst_m.get("tv_loss", []),
+            "nst_loss_1000": _at(nst_m["loss"], NST_INDEX), "nst_loss_final": _last(nst_m["loss"]),
+            "dream_loss": dream_m["loss"], "dream_loss_900": _at(dream_m["loss"], DREAM_INDEX),
+            "dream_loss_final": _last(dream_m["loss"]), "seconds": nst_m["seconds"] + dream_m["seconds"],
+            "weights": md5s, "images": pngs, "batch_run": entry["run_id"],
+        })
+        files.write_json(record, out / f"{name}.json")
+        written.append(name)
+        say(f"{name}: {record['status']} (batch), nst loss {_fmt(record['nst_loss_final'])}, "
+            f"dream loss {_fmt(record['dream_loss_final'])}")
+    return written
 
 
 def _keep_stylized(out: Path, name: str, nst_result) -> None:
@@ -853,6 +914,8 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         f"export NSTDREAM_WEIGHTS_DIR=/path/to/weights   # or let `nstdream weights fetch` put them in the Keras cache",
         COMMAND,
         "python -m nstdream_utils.reproduction compare --out results/paper   # the recipe comparison (optional)",
+        "# the same through the batch runner (notebook 05 under papermill; Dask: --scheduler tcp://HOST:8786):",
+        COMMAND + " --workers 2",
         "# the paper's 10,000 NST iterations (≈ 70 min per style on 2 CPU cores; not run here):",
         "python -m nstdream_utils.reproduction run --preset paper --nst-steps 10000 --out results/paper-10000",
         "python -m nstdream_utils.reproduction markdown --out results/paper  # this page",
@@ -1016,6 +1079,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--lr", type=float, default=None, help="override the NST learning rate")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--recompute", action="store_true", help="run again even when results exist")
+    run.add_argument("--workers", type=int, default=None,
+                     help="run the style runs through `nstdream batch` (notebook 05) in N processes")
+    run.add_argument("--scheduler", default=None, help="... or on the Dask cluster at this address")
     compare = sub.add_parser("compare", help="the recipe comparison → <out>/recipe_comparison.json")
     compare.add_argument("--out", default="results/paper")
     compare.add_argument("--size", type=int, default=64, help="NST size in px (default 64)")
@@ -1042,7 +1108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_paper(args.out, preset=args.preset, styles=_names(args.styles), contents=_names(args.contents),
                       nst_steps=args.nst_steps, dream_steps=args.dream_steps, nst_size=args.nst_size,
                       dream_size=args.dream_size, learning_rate=args.lr, recompute=args.recompute,
-                      seed=args.seed, log=say)
+                      seed=args.seed, log=say, workers=args.workers, scheduler=args.scheduler)
     except NstdreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

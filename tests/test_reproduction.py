@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nstdream_utils import reproduction
@@ -64,6 +65,24 @@ def test_runner_resumes_without_recomputing(tiny_run):
                                    **TINY, log=None)
     assert again["ran"] == []
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == mtimes
+
+
+def test_runs_through_the_batch_runner_match_in_process_runs(tiny_run, tmp_path):
+    """The same two runs through `nstdream batch` (notebook 05 under papermill): same records."""
+    out, _ = tiny_run
+    summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
+                                     **TINY, log=None, workers=1)
+    assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__spiral", "astronaut__triangle"]
+    for stem in ("astronaut__triangle", "astronaut__spiral"):
+        here, there = (json.loads((folder / f"{stem}.json").read_text()) for folder in (tmp_path, out))
+        assert here["batch_run"] and (tmp_path / "batch" / "runs" / here["batch_run"] / "metrics.json").is_file()
+        assert here["parameters"] == there["parameters"] and here["status"] == "completed"
+        for key in ("nst_loss", "nst_style_loss", "dream_loss"):
+            np.testing.assert_allclose(here[key], there[key], rtol=1e-4, err_msg=key)
+        assert (tmp_path / f"{stem}__stylized.png").is_file() and (tmp_path / f"{stem}__dreamed.png").is_file()
+    again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
+                                   **TINY, log=None, workers=1)
+    assert again["ran"] == []  # resumable: nothing runs twice
 
 
 def test_a_failed_dream_keeps_the_finished_nst(tmp_path, weights_dir, monkeypatch):
