@@ -539,7 +539,8 @@ def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed
 
     ``p_value`` is ``scipy.stats.spearmanr``'s (a t approximation, poor for small n: with n = 4
     and ρ = 1 it says p = 0). ``p_permutation`` counts the pairings of ``y`` with ``x`` whose |ρ| is
-    at least as large: exact (all n! pairings) for n ≤ ``exact_max``, else 20,000 seeded random ones.
+    at least as large: exact (all n! pairings) for n ≤ ``exact_max``, else estimated from 20,000 seeded
+    random ones as (k + 1) / 20,001, so it is never 0.
     With n = 4 the smallest possible two-sided permutation p is 2/24 ≈ 0.083: four points can never
     be "significant" at 0.05.
 
@@ -568,7 +569,9 @@ def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed
     cx = rank_x - rank_x.mean()
     cy = pairings - pairings.mean(axis=1, keepdims=True)
     rhos = (cy @ cx) / (np.sqrt((cy ** 2).sum(axis=1)) * np.sqrt((cx ** 2).sum()))
-    p_perm = float(np.mean(np.abs(rhos) >= abs(rho) - 1e-12))
+    extreme = int(np.sum(np.abs(rhos) >= abs(rho) - 1e-12))
+    # Exact: a fraction of all pairings. Sampled: (k + 1) / (N + 1), never 0 (Phipson & Smyth 2010).
+    p_perm = extreme / len(rhos) if n <= exact_max else (extreme + 1) / (len(rhos) + 1)
     return {"rho": rho, "p_value": float(result.pvalue), "p_permutation": p_perm, "n": n}
 
 

@@ -156,6 +156,15 @@ def test_spearman_small_n_uses_an_exact_permutation_p():
     assert reproduction.spearman([1, 2], [2, 1])["rho"] is None
 
 
+def test_spearman_large_n_estimates_a_permutation_p_that_is_never_zero():
+    perfect = reproduction.spearman(list(range(12)), list(range(12)))
+    assert perfect["rho"] == pytest.approx(1.0)
+    assert perfect["p_permutation"] == pytest.approx(1 / 20_001)  # no sampled pairing reaches ρ = 1
+    rng = np.random.default_rng(1)
+    noise = reproduction.spearman(rng.normal(size=24), rng.normal(size=24))
+    assert 0.05 < noise["p_permutation"] <= 1 and abs(noise["p_permutation"] - noise["p_value"]) < 0.05
+
+
 def test_claim_test_returns_rho_in_range_with_the_right_n():
     scores = {"a": 0.01, "b": 0.02, "c": 0.03, "d": 0.04}
     records = [{"content": c, "style": s, "nst_loss_final": 100 * v + i, "dream_loss_final": 1 - 10 * v}
