@@ -65,6 +65,12 @@ def main() -> None:
     parser.add_argument("--configs", default="lbfgs,c2f2:20,c2f3:20,c2f3:50,adam:0.2",
                         help="comma-separated: lbfgs; c2fL:S (L levels, S L-BFGS steps per coarse level); "
                         "adam:LR (our Adam loop at learning rate LR, at most --reference-steps steps)")
+    parser.add_argument("--target-loss", type=float, default=None,
+                        help="skip the tutorial's run: use this loss (from an earlier run's target_loss)")
+    parser.add_argument("--reference-seconds", type=float, default=None,
+                        help="with --target-loss: the earlier run's reference_seconds (for `speedup`)")
+    parser.add_argument("--reference-cpu-seconds", type=float, default=None,
+                        help="with --target-loss: the earlier run's reference_cpu_seconds (for `speedup_cpu`)")
     args = parser.parse_args()
     common.setup_env()
     import numpy as np
@@ -74,31 +80,35 @@ def main() -> None:
     content, style, cfg = tf_tutorial.prepared_pair(args.size)
     full_pixels = content.shape[0] * content.shape[1]
 
-    # 1. The tutorial's recipe, checkpointed ten times (loss evaluations not timed).
-    tutorial = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
-    curve, elapsed, elapsed_cpu, done = [], 0.0, 0.0, 0
-    chunk = max(1, args.reference_steps // 10)
-    while done < args.reference_steps:
-        n = min(chunk, args.reference_steps - done)
-        t, c = time.perf_counter(), time.process_time()
-        tutorial.step(n)
-        elapsed += time.perf_counter() - t
-        elapsed_cpu += time.process_time() - c
-        done += n
-        curve.append({"step": done, "loss": tutorial.loss(), "seconds": elapsed})
-    target, reference_seconds, reference_cpu_seconds = curve[-1]["loss"], elapsed, elapsed_cpu
-    final_image = tutorial.image_array()
+    if args.target_loss is not None:  # the tutorial's numbers from an earlier run of this script
+        target, curve, loss_check = args.target_loss, [], None
+        reference_seconds, reference_cpu_seconds = args.reference_seconds, args.reference_cpu_seconds
+    else:
+        # 1. The tutorial's recipe, checkpointed ten times (loss evaluations not timed).
+        tutorial = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
+        curve, elapsed, elapsed_cpu, done = [], 0.0, 0.0, 0
+        chunk = max(1, args.reference_steps // 10)
+        while done < args.reference_steps:
+            n = min(chunk, args.reference_steps - done)
+            t, c = time.perf_counter(), time.process_time()
+            tutorial.step(n)
+            elapsed += time.perf_counter() - t
+            elapsed_cpu += time.process_time() - c
+            done += n
+            curve.append({"step": done, "loss": tutorial.loss(), "seconds": elapsed})
+        target, reference_seconds, reference_cpu_seconds = curve[-1]["loss"], elapsed, elapsed_cpu
+        final_image = tutorial.image_array()
 
-    # 2. Same loss function?
-    ours_content = tf_tutorial.our_loss(content, style, cfg, content)
-    ours_final = tf_tutorial.our_loss(content, style, cfg, final_image)
-    loss_check = {"tutorial_loss_content_image": tutorial.loss(content[np.newaxis]),
-                  "our_loss_content_image": ours_content,
-                  "tutorial_loss_final_image": target, "our_loss_final_image": ours_final}
-    loss_check["max_relative_difference"] = max(
-        abs(loss_check["our_loss_content_image"] - loss_check["tutorial_loss_content_image"])
-        / loss_check["tutorial_loss_content_image"], abs(ours_final - target) / target)
-    del tutorial
+        # 2. Same loss function?
+        ours_content = tf_tutorial.our_loss(content, style, cfg, content)
+        ours_final = tf_tutorial.our_loss(content, style, cfg, final_image)
+        loss_check = {"tutorial_loss_content_image": tutorial.loss(content[np.newaxis]),
+                      "our_loss_content_image": ours_content,
+                      "tutorial_loss_final_image": target, "our_loss_final_image": ours_final}
+        loss_check["max_relative_difference"] = max(
+            abs(loss_check["our_loss_content_image"] - loss_check["tutorial_loss_content_image"])
+            / loss_check["tutorial_loss_content_image"], abs(ours_final - target) / target)
+        del tutorial
 
     # 3. Ours, until the tutorial's final loss.
     lbfgs = cfg.replace(optimizer="lbfgs")
@@ -132,8 +142,9 @@ def main() -> None:
             results[name] = {"seconds": stop.seconds, "cpu_seconds": stop.cpu_seconds,
                              "reached": stop.seconds is not None,
                              "best_full_size_loss": stop.best, "full_size_evaluations": work,
-                             "speedup": reference_seconds / stop.seconds if stop.seconds else None,
-                             "speedup_cpu": reference_cpu_seconds / stop.cpu_seconds if stop.seconds else None,
+                             "speedup": reference_seconds / stop.seconds if stop.seconds and reference_seconds else None,
+                             "speedup_cpu": (reference_cpu_seconds / stop.cpu_seconds
+                                             if stop.seconds and reference_cpu_seconds else None),
                              "work_speedup": args.reference_steps / work if stop.seconds else None, **detail}
 
     reached = {k: v for k, v in results.items() if v["reached"]}
