@@ -106,7 +106,7 @@ from urllib.parse import quote
 
 from . import files, images, presets
 from .errors import InputError, MissingFileError, NstdreamError
-from .report import KERNEL_ENV, _first_line, _kernel_environment
+from .report import _first_line, _kernel_environment
 
 __all__ = [
     "GridSpec", "Run", "BatchResult", "expand_grid", "load_grid", "validate", "run_batch",
@@ -122,8 +122,8 @@ GRID_KEYS = ("notebook", "parameters", "runs", "outputs")
 RESERVED = "output_dir"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 KERNEL_NAME = "python3"
-# As report.KERNEL_ENV / KERNEL_ARGUMENTS (same floor, so not imported): figures inline whatever
-# the calling shell's MPLBACKEND says, no debugger warning, no ipykernel chatter.
+# Kernel environment as in a report (report._kernel_environment); arguments like
+# report.KERNEL_ARGUMENTS, but keeping ipykernel's errors for the run's log.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 _TEMP = re.compile(r"^\.(?P<run_id>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _NO_DEFAULT = object()
@@ -594,8 +594,6 @@ def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Seq
 # ------------------------------------------------------------------------------ one run (worker)
 
 _EXECUTION_LOCK = threading.Lock()  # papermill changes the process's cwd and env: one run at a time
-
-
 
 
 def _one_line(text: Any, limit: int = 300) -> str:

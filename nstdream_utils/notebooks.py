@@ -269,8 +269,9 @@ def _without_tf_log(outputs: list) -> list:
 
 
 def drop_tf_log(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probes) from every cell's stderr,
-    in place, and return ``nb``: they say nothing about the notebook and look like errors in a report."""
+    """Remove TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probes) from every cell's stderr
+    and join adjacent pieces of one stream, in place, and return ``nb``: the lines say nothing about
+    the notebook and look like errors in a report."""
     for cell in nb.cells:
         if cell.get("cell_type") == "code":
             cell.outputs = _without_tf_log(cell.get("outputs", []))

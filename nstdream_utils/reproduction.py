@@ -247,17 +247,16 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                                                preset=preset, nst_size=nst_cfg.size, nst_steps=nst_cfg.num_steps,
                                                learning_rate=nst_cfg.learning_rate, dream_size=dream_cfg.size,
                                                dream_steps=dream_cfg.num_steps, seed=seed, progress=False)
-            except NonFiniteLossError as error:  # NST blew up: keep what there is, dream on nothing
-                if getattr(error, "nst_result", None) is not None:
+            except BaseException as error:
+                if getattr(error, "nst_result", None) is not None:  # DeepDream failed or was stopped
                     _keep_stylized(out, name, error.nst_result)
                     raise
+                if not isinstance(error, NonFiniteLossError):
+                    raise
+                # NST blew up: keep what there is, dream on nothing
                 history = error.history or {}
                 status, stylized, dreamed, dream_history, problem = \
                     "diverged", error.last_image, None, {"loss": []}, str(error)
-            except BaseException as error:  # DeepDream failed or was stopped: keep the finished NST
-                if getattr(error, "nst_result", None) is not None:
-                    _keep_stylized(out, name, error.nst_result)
-                raise
             else:
                 history, dream_history, status, problem = \
                     result.nst.history, result.dream.history, result.status, None
@@ -268,22 +267,14 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             images.save_image(stylized, out / pngs["stylized"])
             if dreamed is not None:
                 images.save_image(dreamed, out / pngs["dreamed"])
-            nst_loss = history.get("total", [])
-            dream_loss = dream_history["loss"]
-            record = files.to_jsonable({
-                "content": content, "style": style, "status": status, "error": problem, "parameters": parameters,
-                "nst_loss": nst_loss, "nst_content_loss": history.get("content", []),
-                "nst_style_loss": history.get("style", []), "nst_tv_loss": history.get("tv", []),
-                "nst_loss_1000": _at(nst_loss, NST_INDEX), "nst_loss_final": _last(nst_loss),
-                "dream_loss": dream_loss, "dream_loss_900": _at(dream_loss, DREAM_INDEX),
-                "dream_loss_final": _last(dream_loss), "seconds": seconds, "weights": md5s,
-                "images": pngs,
-            })
+            record = _style_record(content, style, status=status, error=problem, parameters=parameters,
+                                   nst_history=history, dream_loss=dream_history["loss"], seconds=seconds,
+                                   md5s=md5s, pngs=pngs)
             files.write_json(record, out / f"{name}.json")
             records[name] = record
             ran.append(name)
-            say(f"{name}: {status}, nst loss {_fmt(record['nst_loss_final'])} after {len(nst_loss)} steps, "
-                f"dream loss {_fmt(record['dream_loss_final'])} after {len(dream_loss)} steps, "
+            say(f"{name}: {status}, nst loss {_fmt(record['nst_loss_final'])} after {len(record['nst_loss'])} "
+                f"steps, dream loss {_fmt(record['dream_loss_final'])} after {len(record['dream_loss'])} steps, "
                 f"{seconds:.0f} s")
 
         name = run_name(content, ORIGINAL)
@@ -321,6 +312,25 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+NST_TERMS = ("content", "style", "tv")
+"""The weighted NST loss terms a run record keeps beside the total (``nst_<term>_loss``)."""
+
+
+def _style_record(content: str, style: str, *, status: str, error: str | None, parameters: dict,
+                  nst_history: dict, dream_loss: Sequence[float], seconds: float, md5s: dict,
+                  pngs: dict[str, str], **extra) -> dict:
+    """The JSON record of one content × style run, from its NST history (``total`` and the
+    :data:`NST_TERMS`, each one value per step; missing ones are empty) and its dream losses."""
+    nst_loss = nst_history.get("total", [])
+    return files.to_jsonable({
+        "content": content, "style": style, "status": status, "error": error, "parameters": parameters,
+        "nst_loss": nst_loss, **{f"nst_{term}_loss": nst_history.get(term, []) for term in NST_TERMS},
+        "nst_loss_1000": _at(nst_loss, NST_INDEX), "nst_loss_final": _last(nst_loss),
+        "dream_loss": dream_loss, "dream_loss_900": _at(dream_loss, DREAM_INDEX),
+        "dream_loss_final": _last(dream_loss), "seconds": seconds, "weights": md5s, "images": pngs, **extra,
+    })
+
+
 def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: str, nst_cfg, dream_cfg,
                        seed: int, parameters: dict, md5s: dict, workers: int | None, scheduler: str | None,
                        say: Callable[[str], None], progress: bool) -> list[str]:
@@ -347,15 +357,11 @@ def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: st
         for kind, png in pngs.items():
             files.atomic_write_bytes((folder / f"{kind}.png").read_bytes(), out / png)
         nst_m, dream_m = metrics["nst"], metrics["dream"]
-        record = files.to_jsonable({
-            "content": content, "style": style, "status": metrics.get("status", "completed"), "error": None,
-            "parameters": parameters, "nst_loss": nst_m["loss"], "nst_content_loss": nst_m.get("content_loss", []),
-            "nst_style_loss": nst_m.get("style_loss", []), "nst_tv_loss": nst_m.get("tv_loss", []),
-            "nst_loss_1000": _at(nst_m["loss"], NST_INDEX), "nst_loss_final": _last(nst_m["loss"]),
-            "dream_loss": dream_m["loss"], "dream_loss_900": _at(dream_m["loss"], DREAM_INDEX),
-            "dream_loss_final": _last(dream_m["loss"]), "seconds": nst_m["seconds"] + dream_m["seconds"],
-            "weights": md5s, "images": pngs, "batch_run": entry["run_id"],
-        })
+        nst_history = {"total": nst_m["loss"], **{term: nst_m.get(f"{term}_loss", []) for term in NST_TERMS}}
+        record = _style_record(content, style, status=metrics.get("status", "completed"), error=None,
+                               parameters=parameters, nst_history=nst_history, dream_loss=dream_m["loss"],
+                               seconds=nst_m["seconds"] + dream_m["seconds"], md5s=md5s, pngs=pngs,
+                               batch_run=entry["run_id"])
         files.write_json(record, out / f"{name}.json")
         written.append(name)
         say(f"{name}: {record['status']} (batch), nst loss {_fmt(record['nst_loss_final'])}, "
