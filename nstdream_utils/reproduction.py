@@ -216,7 +216,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         data.content_path(name)
     md5s = weights_md5()
     records: dict[str, dict] = {}
-    ran: list[str] = []
+    ran: list[str] = []  # computed by this call (by the batch runner first, where asked)
     if workers is not None or scheduler is not None:
         if learning_rate is not None:
             raise InputError("a learning rate override cannot go through the batch runner (notebook 05 "
@@ -228,14 +228,13 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             ran += _run_through_batch(out, todo, preset=str(preset), nst_cfg=nst_cfg, dream_cfg=dream_cfg,
                                       seed=seed, parameters=parameters, md5s=md5s, workers=workers,
                                       scheduler=scheduler, say=say, progress=log is not None)
-        recompute = False  # what the batch just made is current
 
     for content in contents:
         content_image = images.load_image(data.content_path(content))
         for style in styles:
             name = run_name(content, style)
             pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
-            record = None if recompute else _done(out, name, parameters)
+            record = None if recompute and name not in ran else _done(out, name, parameters)
             if record is not None:
                 if name not in ran:
                     say(f"{name}: done before, skipped")

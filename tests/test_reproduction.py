@@ -83,6 +83,9 @@ def test_runs_through_the_batch_runner_match_in_process_runs(tiny_run, tmp_path)
     again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
                                    **TINY, log=None, workers=1)
     assert again["ran"] == []  # resumable: nothing runs twice
+    fresh = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
+                                   **TINY, log=None, workers=1, recompute=True)
+    assert sorted(fresh["ran"]) == ["astronaut__original", "astronaut__triangle"]  # the original dream too
 
 
 def test_a_failed_dream_keeps_the_finished_nst(tmp_path, weights_dir, monkeypatch):
