@@ -13,10 +13,15 @@
    level included; the VGG-19 weights are already loaded, as they are for the tutorial):
 
    * ``lbfgs`` — ``nst.style_transfer(..., optimizer="lbfgs")`` at full size;
-   * ``c2f2:S``, ``c2f3:S`` — ``pyramid.coarse_to_fine`` with 2 levels (half, full) or 3 levels
-     (quarter, half, full), S L-BFGS steps at each coarse level, then full size until the loss;
+   * ``c2f2:S``, ``c2f3:S``, ``c2f4:S`` — ``pyramid.coarse_to_fine`` with 2, 3 or 4 levels (each
+     half the next: 3 = quarter, half, full), S L-BFGS steps at each coarse level (or one count
+     per coarse level, coarsest first: ``c2f3:200-100``), then full size until the loss;
    * ``adam:LR`` — our Adam loop on the same loss at a tuned learning rate (checks that L-BFGS is
-     the better choice; the Adam loop reads the loss every 10 steps, so it stops at a multiple of 10).
+     the better choice; the Adam loop reads the loss every 10 steps, so it stops at a multiple of 10);
+   * any of these with ``@bf16`` (e.g. ``c2f3:20@bf16``) — VGG-19 computes in bfloat16
+     (``precision="bfloat16"``; losses float32). Its own loss is then only approximately the
+     tutorial's, so whether it has reached the target is judged on its image by the float32 loss
+     (``StopAtLoss``; judging not timed).
 
 ``speedup`` is the tutorial's time ÷ the best configuration's time. Because the machine may be
 shared, it also prints ``speedup_cpu`` (the same from this process's CPU seconds, which other
@@ -36,25 +41,57 @@ import tf_tutorial
 
 
 class StopAtLoss:
-    """``callback`` and ``should_stop`` for a run that ends when the full-size loss reaches ``target``."""
+    """``callback`` and ``should_stop`` for a run that ends when the full-size loss reaches ``target``.
 
-    def __init__(self, target: float, final_level: float | None = None) -> None:
-        self.target, self.final_level = target, final_level
+    With ``judge`` (a function image → float32 loss), the run's own losses only say when to look:
+    from the first full-size step whose own loss is within ``JUDGE_MARGIN`` of the target, each
+    step's image is judged by ``judge``, and that loss decides. Time spent judging is not counted,
+    as the tutorial's checkpoint losses are not.
+    """
+
+    JUDGE_MARGIN = 1.05
+
+    def __init__(self, target: float, final_level: float | None = None, judge=None) -> None:
+        self.target, self.final_level, self.judge = target, final_level, judge
         self.start, self.start_cpu = time.perf_counter(), time.process_time()
+        self.paused = self.paused_cpu = 0.0
         self.seconds = self.cpu_seconds = None
         self.step = None
         self.best = float("inf")
+        self.judged = 0
 
     def callback(self, step, losses, image) -> None:
         if self.final_level is not None and losses.get("level") != self.final_level:
             return
-        self.best = min(self.best, losses["total"])
-        if self.seconds is None and losses["total"] <= self.target:
-            self.seconds, self.step = time.perf_counter() - self.start, step
-            self.cpu_seconds = time.process_time() - self.start_cpu
+        loss = losses["total"]
+        if self.judge is not None:
+            if loss > self.JUDGE_MARGIN * self.target:
+                return
+            t, c = time.perf_counter(), time.process_time()
+            loss = self.judge(image)
+            self.judged += 1
+            self.paused += time.perf_counter() - t
+            self.paused_cpu += time.process_time() - c
+        self.best = min(self.best, loss)
+        if self.seconds is None and loss <= self.target:
+            self.seconds = time.perf_counter() - self.start - self.paused
+            self.cpu_seconds = time.process_time() - self.start_cpu - self.paused_cpu
+            self.step = step
 
     def should_stop(self) -> bool:
         return self.seconds is not None
+
+
+def exact_loss(content, style, cfg):
+    """The float32 loss at full size (image in [0, 1] → float), built outside the evaluation count."""
+    import numpy as np
+    import tensorflow as tf
+
+    from nstdream_utils import nst
+
+    loss_fn = nst.NSTLoss(content, style, cfg, precision="float32")
+    forward = tf.function(lambda x: loss_fn(x)["total"])
+    return lambda image: float(forward(tf.constant(np.asarray(image, np.float32)[np.newaxis] * cfg.pixel_scale)))
 
 
 def main() -> None:
@@ -63,8 +100,10 @@ def main() -> None:
     parser.add_argument("--reference-steps", type=int, default=1000, help="the tutorial's Adam steps (K)")
     parser.add_argument("--max-steps", type=int, default=300, help="our cap on full-size L-BFGS iterations")
     parser.add_argument("--configs", default="lbfgs,c2f2:20,c2f3:20,c2f3:50,adam:0.2",
-                        help="comma-separated: lbfgs; c2fL:S (L levels, S L-BFGS steps per coarse level); "
-                        "adam:LR (our Adam loop at learning rate LR, at most --reference-steps steps)")
+                        help="comma-separated: lbfgs; c2fL:S (L levels, S L-BFGS steps per coarse level, or S1-S2-… "
+                        "one per coarse level); "
+                        "adam:LR (our Adam loop at learning rate LR, at most --reference-steps steps); "
+                        "each optionally with @bf16 (VGG-19 in bfloat16, judged in float32)")
     parser.add_argument("--target-loss", type=float, default=None,
                         help="skip the tutorial's run: use this loss (from an earlier run's target_loss)")
     parser.add_argument("--reference-seconds", type=float, default=None,
@@ -112,32 +151,44 @@ def main() -> None:
 
     # 3. Ours, until the tutorial's final loss.
     lbfgs = cfg.replace(optimizer="lbfgs")
+    judge = exact_loss(content, style, cfg)
     results = {}
     with common.counted_evaluations() as counting:
         for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
-            kind, _, coarse = name.partition(":")
+            spec, _, suffix = name.partition("@")
+            kind, _, coarse = spec.partition(":")
+            if suffix not in ("", "bf16"):
+                raise SystemExit(f"unknown suffix in {name!r}: use @bf16 or nothing")
+            precision = "bfloat16" if suffix else None
+            stop_judge = judge if suffix else None
             counting.instances = []
             if kind == "lbfgs":
-                stop = StopAtLoss(target)
+                stop = StopAtLoss(target, judge=stop_judge)
                 run = nst.style_transfer(content, style, config=lbfgs, num_steps=args.max_steps, progress=False,
-                                         callback=stop.callback, should_stop=stop.should_stop)
+                                         callback=stop.callback, should_stop=stop.should_stop, precision=precision)
                 detail = {"iterations": len(run.history["total"]) - 1}
-            elif kind in ("c2f2", "c2f3") and coarse.isdigit():
+            elif kind in ("c2f2", "c2f3", "c2f4") and coarse.replace("-", "").isdigit():
                 levels = int(kind[-1])
-                stop = StopAtLoss(target, final_level=float(levels - 1))
-                steps = [int(coarse)] * (levels - 1) + [args.max_steps]
+                stop = StopAtLoss(target, final_level=float(levels - 1), judge=stop_judge)
+                coarse_steps = [int(c) for c in coarse.split("-")]
+                if len(coarse_steps) not in (1, levels - 1):
+                    raise SystemExit(f"{name!r}: give one step count, or one per coarse level ({levels - 1})")
+                steps = (coarse_steps * (levels - 1))[:levels - 1] + [args.max_steps]
                 run = pyramid.coarse_to_fine(content, style, config=lbfgs, levels=levels, steps_per_level=steps,
-                                             progress=False, callback=stop.callback, should_stop=stop.should_stop)
+                                             progress=False, callback=stop.callback, should_stop=stop.should_stop,
+                                             precision=precision)
                 per_level = np.bincount(np.asarray(run.history["level"], int))
                 detail = {"steps_per_level": steps, "iterations_per_level": [int(n) - 1 for n in per_level]}
             elif kind == "adam":
-                stop = StopAtLoss(target)
+                stop = StopAtLoss(target, judge=stop_judge)
                 run = nst.style_transfer(content, style, config=cfg, learning_rate=float(coarse),
-                                         num_steps=args.reference_steps, progress=False,
+                                         num_steps=args.reference_steps, progress=False, precision=precision,
                                          callback=stop.callback, should_stop=stop.should_stop)
                 detail = {"steps": len(run.history["total"])}
             else:
-                raise SystemExit(f"unknown config {name!r}: use lbfgs, c2f2:S, c2f3:S or adam:LR")
+                raise SystemExit(f"unknown config {name!r}: use lbfgs, c2f2:S, c2f3:S, c2f4:S or adam:LR")
+            if suffix:
+                detail["precision"], detail["judged_images"] = precision, stop.judged
             work = counting.full_size_evaluations(full_pixels)
             results[name] = {"seconds": stop.seconds, "cpu_seconds": stop.cpu_seconds,
                              "reached": stop.seconds is not None,

@@ -60,13 +60,15 @@ class NSTLoss:
     """The total loss of Eq 6 for one content/style pair, with targets precomputed once.
 
     Call it on the optimised image (``pixel_scale`` × [0, 1] RGB, ``[1, H, W, 3]``) to get the
-    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars.
+    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars. ``precision``
+    (``models.vgg19_features``) sets what VGG-19 computes in; the losses are always float32.
     """
 
-    def __init__(self, content: np.ndarray, style: np.ndarray, cfg: NSTConfig, *, weights=None) -> None:
+    def __init__(self, content: np.ndarray, style: np.ndarray, cfg: NSTConfig, *, weights=None,
+                 precision: str | None = None) -> None:
         self.cfg = cfg
         self.extractor = models.vgg19_features(tuple(cfg.content_layers) + tuple(cfg.style_layers),
-                                               weights=weights)
+                                               weights=weights, precision=precision)
         content_features = self.extractor(content[np.newaxis])
         style_features = self.extractor(style[np.newaxis])
         self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
@@ -205,7 +207,7 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    num_steps: int | None = None, optimizer: str | None = None,
                    learning_rate: float | None = None, seed: int = 0, progress: bool = True,
                    log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None,
-                   weights=None) -> NSTResult:
+                   weights=None, precision: str | None = None) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST).
 
     Args:
@@ -219,6 +221,9 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
         callback: ``callback(step, losses, image)`` every 10 steps.
         should_stop: polled every step; returning True ends the run (status ``"interrupted"``).
         weights: VGG-19 weights file or folder (default: ``weights.resolve``).
+        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (about 1.8× faster on
+            CPUs with AVX512-BF16 or AMX, ``docs/benchmarks.md``), ``"float16"`` (GPUs) — or None
+            for the global Keras policy (``device.setup``). Losses are float32 either way.
 
     Returns:
         An :class:`NSTResult`. Ctrl-C (KeyboardInterrupt) also returns one, with status ``"interrupted"``.
@@ -229,10 +234,11 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     """
     cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer,
                          learning_rate=learning_rate)
+    models._policy_name(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
     content, style = prepare_images(content_image, style_image, cfg)
-    loss_fn = NSTLoss(content, style, cfg, weights=weights)
+    loss_fn = NSTLoss(content, style, cfg, weights=weights, precision=precision)
     x0 = _initial_image(content, style, cfg, seed)
     recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0] / cfg.pixel_scale, progress=progress,
                         desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,

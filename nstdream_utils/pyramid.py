@@ -29,7 +29,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import device, images, nst
+from . import device, images, models, nst
 from ._loop import Recorder
 from .errors import InputError
 from .presets import NSTConfig
@@ -98,7 +98,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
                    levels: int = 3, steps_per_level: int | Sequence[int] | None = None,
                    optimizer: str | None = "lbfgs", learning_rate: float | None = None, seed: int = 0,
                    progress: bool = True, log_every: int = 0, callback=None, should_stop=None,
-                   weights=None) -> nst.NSTResult:
+                   weights=None, precision: str | None = None) -> nst.NSTResult:
     """Stylise ``content_image`` level by level: quarter size, half size, then full size.
 
     Each level optimises the NST loss of ``config`` at its own size, starting from the previous
@@ -113,7 +113,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
             :data:`COARSE_STEPS` at each coarse level and :data:`FINE_STEPS` at full size
             (``config.num_steps`` is not used: it counts Adam or SGD steps).
         optimizer: ``"lbfgs"`` (default), ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
-        seed, progress, log_every, weights: as in ``nst.style_transfer``.
+        seed, progress, log_every, weights, precision: as in ``nst.style_transfer``.
         callback: ``callback(step, losses, image)`` as in ``nst.style_transfer``, with ``step``
             counted across levels and ``losses["level"]`` the level index (0 = coarsest).
         should_stop: polled every step; True ends the run (status ``"interrupted"``).
@@ -140,6 +140,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     full_shape = _full_shape(content_full.shape[:2], cfg)
     shapes = level_shapes(full_shape, levels)
     steps = _steps(steps_per_level, levels, [COARSE_STEPS] * (levels - 1) + [FINE_STEPS])
+    models._policy_name(precision)  # a bad precision fails here, before any work
 
     device.setup()
     device.seed_everything(seed)
@@ -150,7 +151,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     for index, ((h, w), num_steps) in enumerate(zip(shapes, steps)):
         level_cfg = cfg.replace(size=max(h, w), num_steps=num_steps)
         content, style = _level_images(content_full, style_image, (h, w))
-        loss_fn = nst.NSTLoss(content, style, level_cfg, weights=weights)
+        loss_fn = nst.NSTLoss(content, style, level_cfg, weights=weights, precision=precision)
         if image is None:
             x0 = nst._initial_image(content, style, level_cfg, seed)
         else:

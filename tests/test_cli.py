@@ -50,6 +50,8 @@ def one_line(err: str) -> str:
     (["style", "a", "b", "-o", "x.png", "--size", "-5"], "error: --size: must be > 0, got -5 — pass e.g. --size 256"),
     (["style", "a", "b", "-o", "x.png", "--optimizer", "rmsprop"],
      "error: --optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs"),
+    (["style", "a", "b", "-o", "x.png", "--precision", "half"],
+     "error: --precision: unknown choice 'half' — choose one of float32, bfloat16, float16"),
     (["dream", "a", "-o", "x.png", "--optimizer", "adam"],
      "error: --optimizer adam: unknown option or extra argument — see `nstdream dream --help`"),
     (["style", "a", "b", "c", "-o", "x.png"],
@@ -123,6 +125,20 @@ def test_style_writes_the_image_and_metrics(tmp_path, capsys, weights_dir):
     assert report["seconds"] > 0 and report["status"] == "completed" and report["preset"] == "quick"
     assert {"content", "style", "tv"} <= set(report)
     assert err.strip() == f"wrote {out}, {metrics}"
+
+
+def test_style_in_bfloat16_is_close_to_float32(tmp_path, capsys, weights_dir):
+    losses = {}
+    for precision in ("float32", "bfloat16"):
+        metrics = tmp_path / f"{precision}.json"
+        code, _, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / f"{precision}.png", "--metrics", metrics,
+                                "--size", "48", "--steps", "1", "--no-progress", "--precision", precision], capsys)
+        assert code == 0, err
+        report = json.loads(metrics.read_text())
+        assert report["precision"] == precision
+        losses[precision] = report["loss"][0]  # the content image's loss
+    assert losses["bfloat16"] != losses["float32"]
+    assert abs(losses["bfloat16"] - losses["float32"]) < 0.05 * losses["float32"], losses
 
 
 def test_dream_with_layers_and_octaves(tmp_path, capsys, weights_dir):

@@ -71,3 +71,12 @@ def test_adam_step_is_not_retraced_per_step(pair):
     nst._gradient_loop(nst.NSTLoss(*pair, cfg), x0, cfg, recorder)
     assert len(recorder.history["total"]) == 12
     assert recorder.traces == 1  # the optimiser's slots are built before tracing: one trace for all steps
+
+
+def test_bfloat16_lbfgs_reaches_about_the_float32_loss(pair, loss_of, lbfgs_run):
+    """VGG-19 in bfloat16 (losses float32): judged by the float32 loss, the result is about as good."""
+    bf16 = nst.style_transfer(*pair, config=CONFIG, optimizer="lbfgs", precision="bfloat16", progress=False)
+    start, exact, fast = loss_of(pair[0]), loss_of(lbfgs_run.image), loss_of(bf16.image)
+    assert fast < 0.5 * start, (fast, start)
+    assert abs(fast - exact) < 0.1 * exact, (fast, exact)
+    assert not np.array_equal(bf16.image, lbfgs_run.image)  # it did run in another precision

@@ -62,3 +62,29 @@ def test_layer_table_has_16_convs_and_5_pools(weights_dir):
     assert sum(r["type"] == "MaxPooling2D" for r in rows) == 5
     assert {r["paper_name"] for r in rows if r["name"] == "block5_conv2"} == {"conv5_2"}
     assert len(presets.VGG19_LAYERS) == 21
+
+
+def test_bfloat16_features_are_float32_and_close_to_float32(weights_dir, astronaut):
+    import keras
+
+    from nstdream_utils import images
+
+    image = images.resize(astronaut, exact=(64, 64))[None]
+    before = keras.mixed_precision.global_policy().name
+    exact = models.vgg19_features(["block1_conv1", "block5_conv2"], precision="float32")
+    bf16 = models.vgg19_features(["block1_conv1", "block5_conv2"], precision="bfloat16")
+    assert keras.mixed_precision.global_policy().name == before  # building did not change the global policy
+    assert bf16.model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert exact.model.get_layer("block1_conv1").compute_dtype == "float32"
+    want, got = exact(image), bf16(image)
+    for name in want:
+        assert got[name].dtype == "float32"
+        scale = float(np.abs(want[name].numpy()).max())
+        error = float(np.abs(got[name].numpy() - want[name].numpy()).max()) / scale
+        assert 0 < error < 0.05, (name, error)  # bfloat16 keeps ~3 significant digits: close, not equal
+
+
+def test_unknown_precision_is_an_input_error():
+    with pytest.raises(errors.InputError, match="unknown precision 'half'") as info:
+        models.vgg19_features(["block1_conv1"], precision="half")
+    assert "bfloat16" in info.value.fix

@@ -85,6 +85,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"num_steps": 0}, "num_steps must be a positive number"),
         ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
         ({"size": 0}, "size must be a positive number"),
+        ({"precision": "half"}, "unknown precision 'half'"),
     ],
 )
 def test_bad_parameter_raises_input_error_before_model_loads(no_network, overrides, expected):
