@@ -191,7 +191,8 @@ def _lbfgs_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Reco
     status = "completed"
     try:
         on_iterate(current["x"])  # the initial image is iteration 0
-        bounds = [(0.0, cfg.pixel_scale)] * current["x"].size if cfg.clip else None
+        n = current["x"].size  # arrays, not a list of n pairs: scipy would convert that pixel by pixel
+        bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
         scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
                                 callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
     except _StopLBFGS:

@@ -8,10 +8,11 @@ content image, and the expensive full-size level needs fewer steps.
 
 Measured on a 2-core CPU (``docs/benchmarks.md``): against the TF tutorial's loss it reaches a given
 loss sooner than plain L-BFGS from 256 px up (6.1× vs 5.3× the tutorial's speed at 256 px, 5.2×
-vs 4.0× at 512 px), but not at 128 px, where each level's trace costs more than the coarse steps
-save — use ``nst.style_transfer(..., optimizer="lbfgs")`` there. It does not lower the peak
-memory, which the full-size level sets (a 2048² image fits in 24 GiB); it makes the full-size
-evaluations few.
+vs 4.0× at 512 px against its 100-step loss; against its 1000-step loss at 512 px, 200 + 100
+coarse steps leave 178 full-size iterations to do where plain L-BFGS needs about 250), but not at
+128 px, where each level's trace costs more than the coarse steps save — use
+``nst.style_transfer(..., optimizer="lbfgs")`` there. It does not lower the peak memory, which the
+full-size level sets (a 2048² image fits in 24 GiB); it makes the full-size evaluations few.
 
 Each level is an ordinary NST problem at its own size: the content targets come from the content
 image resized to that level, and the style Gram matrices from the style image resized to that
@@ -19,7 +20,7 @@ level's shape (as ``nst.prepare_images`` does), so a level's loss is the loss
 ``nst.style_transfer`` would report at that size.
 
 Floor 4, beside ``nst``, whose loss (``nst.NSTLoss``) and loops (``nst._lbfgs_loop``,
-``nst._gradient_loop``) it reuses. Taught in notebook 03.
+``nst._gradient_loop``) it reuses. Measured, not taught: ``docs/benchmarks.md`` (§ 2, § 3).
 """
 
 from __future__ import annotations
@@ -87,8 +88,21 @@ def _steps(steps_per_level, levels: int, default: list[int]) -> list[int]:
     return [int(s) for s in steps]
 
 
-COARSE_STEPS = 20
-"""Default L-BFGS steps at each coarse level: enough to settle the layout (docs/benchmarks.md)."""
+def default_steps(levels: int) -> list[int]:
+    """L-BFGS steps per level, coarsest first, when ``steps_per_level`` is not given.
+
+    Example:
+        >>> default_steps(3)
+        [200, 100, 100]
+    """
+    return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
+
+
+COARSE_STEPS = 100
+"""Default L-BFGS steps at the half-size level; each level below it gets twice the steps of the one
+above (quarter size 200, eighth 400), so every coarse level costs about as much as 25 or fewer
+full-size evaluations. At 512 px, 200 + 100 coarse steps cut the full-size iterations to the TF
+tutorial's 1000-step loss from 248 (20 + 20 coarse steps) to 178 (docs/benchmarks.md)."""
 
 FINE_STEPS = 100
 """Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""
@@ -110,8 +124,9 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
             ``learning_rate`` override it (None keeps it). ``size`` is the last level's size.
         levels: number of levels; each is half the size of the next (``level_shapes``).
         steps_per_level: one int for every level, or one per level (coarsest first). Default:
-            :data:`COARSE_STEPS` at each coarse level and :data:`FINE_STEPS` at full size
-            (``config.num_steps`` is not used: it counts Adam or SGD steps).
+            :func:`default_steps` — :data:`COARSE_STEPS` at half size, doubling at each
+            coarser level, and :data:`FINE_STEPS` at full size (``config.num_steps`` is not
+            used: it counts Adam or SGD steps).
         optimizer: ``"lbfgs"`` (default), ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
         seed, progress, log_every, weights, precision: as in ``nst.style_transfer``.
         callback: ``callback(step, losses, image)`` as in ``nst.style_transfer``, with ``step``
@@ -139,7 +154,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     content_full = content_full[0] if content_full.ndim == 4 else content_full
     full_shape = _full_shape(content_full.shape[:2], cfg)
     shapes = level_shapes(full_shape, levels)
-    steps = _steps(steps_per_level, levels, [COARSE_STEPS] * (levels - 1) + [FINE_STEPS])
+    steps = _steps(steps_per_level, levels, default_steps(levels))
     models._policy_name(precision)  # a bad precision fails here, before any work
 
     device.setup()
@@ -210,4 +225,4 @@ def _append(history: dict, level_history: dict, level: int, elapsed: float) -> N
     history.setdefault("level", []).extend([float(level)] * n)
 
 
-__all__ = ["coarse_to_fine", "level_shapes", "COARSE_STEPS", "FINE_STEPS", "MIN_LEVEL_SIDE"]
+__all__ = ["coarse_to_fine", "level_shapes", "default_steps", "COARSE_STEPS", "FINE_STEPS", "MIN_LEVEL_SIDE"]

@@ -65,7 +65,7 @@ def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
     calls = []
 
     class FakeLoss:
-        def __init__(self, content, style, cfg, weights=None):
+        def __init__(self, content, style, cfg, weights=None, precision=None):
             assert content.shape == style.shape
             self.shape = content.shape
 
@@ -81,12 +81,13 @@ def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
     monkeypatch.setattr(pyramid.nst, "_lbfgs_loop", fake_loop)
     content = np.full((300, 400, 3), 0.5, np.float32)
     result = pyramid.coarse_to_fine(content, content, config=CONFIG, size=200, progress=False)
-    assert calls == [((38, 50), pyramid.COARSE_STEPS, "lbfgs"), ((75, 100), pyramid.COARSE_STEPS, "lbfgs"),
-                     ((150, 200), pyramid.FINE_STEPS, "lbfgs")]
+    assert calls == [((38, 50), 200, "lbfgs"), ((75, 100), 100, "lbfgs"), ((150, 200), 100, "lbfgs")]
+    assert pyramid.default_steps(3) == [2 * pyramid.COARSE_STEPS, pyramid.COARSE_STEPS, pyramid.FINE_STEPS]
+    assert pyramid.default_steps(1) == [pyramid.FINE_STEPS]
     assert result.image.shape == (150, 200, 3)
     np.testing.assert_allclose(result.image, 0.5, atol=1e-5)  # a constant image survives every upsampling
-    assert result.history["level"] == [0.0] * 20 + [1.0] * 20 + [2.0] * 100
-    assert result.config.num_steps == 140
+    assert result.history["level"] == [0.0] * 200 + [1.0] * 100 + [2.0] * 100
+    assert result.config.num_steps == 400
 
 
 @pytest.fixture(scope="module")
