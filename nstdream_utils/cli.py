@@ -129,11 +129,11 @@ def _common(p: argparse.ArgumentParser, *, nst: bool, dream: bool) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--log-every", type=_nonnegative_int, default=0,
                    help="print `step N | loss x` every N steps (default 0: never)")
+    p.add_argument("--precision", choices=("float32", "bfloat16", "float16"),
+                   help="what the networks compute in (default: float32; float16 on tensor-core GPUs); "
+                        "bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
     if nst:
         p.add_argument("--optimizer", choices=presets.OPTIMIZERS)
-        p.add_argument("--precision", choices=("float32", "bfloat16", "float16"),
-                       help="what VGG-19 computes in (default: float32; float16 on tensor-core GPUs); "
-                            "bfloat16 is ~1.8x faster on CPUs with AVX512-BF16 or AMX")
     if dream:
         p.add_argument("--layers", type=_layers, help="Inception layers, e.g. mixed3,mixed5")
         p.add_argument("--octaves", type=_positive_int, help="number of octaves ending at full size")
@@ -317,7 +317,8 @@ def _run_style(args, preset, interrupts, written) -> int:
     result = nst.style_transfer(content, style, config=preset.nst, seed=args.seed,
                                 progress=not args.no_progress, log_every=args.log_every,
                                 should_stop=interrupts.should_stop, precision=args.precision)
-    metrics = {"preset": args.preset, "precision": args.precision, **_stage_metrics(result.history, result.image, result.status)}
+    metrics = {"preset": args.preset, "precision": args.precision,
+               **_stage_metrics(result.history, result.image, result.status)}
     return _finish(args, result.image, metrics, result.status, written)
 
 
@@ -328,8 +329,9 @@ def _run_dream(args, preset, interrupts, written) -> int:
 
     result = dream.deep_dream(image, config=preset.dream, octaves=args.octaves, seed=args.seed,
                               progress=not args.no_progress, log_every=args.log_every,
-                              should_stop=interrupts.should_stop)
-    metrics = {"preset": args.preset, **_stage_metrics(result.history, result.image, result.status)}
+                              should_stop=interrupts.should_stop, precision=args.precision)
+    metrics = {"preset": args.preset, "precision": args.precision,
+               **_stage_metrics(result.history, result.image, result.status)}
     return _finish(args, result.image, metrics, result.status, written)
 
 
@@ -340,10 +342,10 @@ def _run_pipeline(args, preset, interrupts, written) -> int:
 
     result = pipeline.run_pipeline(content, style, preset=preset, octaves=args.octaves, seed=args.seed,
                                    progress=not args.no_progress, log_every=args.log_every,
-                                   should_stop=interrupts.should_stop, nst_precision=args.precision)
+                                   should_stop=interrupts.should_stop, precision=args.precision)
     stylized_path = _stylized_path(args)
     _write(result.stylized, stylized_path, written)
-    metrics = {"preset": args.preset, "status": result.status, "stylized": stylized_path,
+    metrics = {"preset": args.preset, "precision": args.precision, "status": result.status, "stylized": stylized_path,
                "nst": _stage_metrics(result.nst.history, result.stylized, result.nst.status)}
     final = result.stylized
     if result.dream is not None:

@@ -104,7 +104,8 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
 def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None = None,
                num_steps: int | None = None, step_size: float | None = None, layers=None, octaves=None,
                tile_size: int | None = None, seed: int = 0, progress: bool = True, log_every: int = 0,
-               frame_every: int = 0, callback=None, should_stop=None, weights=None) -> DreamResult:
+               frame_every: int = 0, callback=None, should_stop=None, weights=None,
+               precision: str | None = None) -> DreamResult:
     """Dream on ``image`` by gradient ascent of Inception v3's mean activations.
 
     Args:
@@ -115,6 +116,9 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
         tile_size: use tiles of this size with a random roll when the image is larger (0: never).
         seed: seeds the random rolls; same seed, same result.
         progress, log_every, frame_every, callback, should_stop, weights: as in ``nst.style_transfer``.
+        precision: what Inception v3 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs
+            with AVX512-BF16 or AMX), ``"float16"`` (GPUs) — or None for the global Keras policy;
+            the loss is float32 either way.
 
     Returns:
         A :class:`DreamResult`; Ctrl-C returns one with status ``"interrupted"``.
@@ -125,10 +129,11 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
     """
     cfg = resolve_config(config, size=size, num_steps=num_steps, step_size=step_size, layers=layers,
                          octaves=octaves, tile_size=tile_size)
+    models._policy_name(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
     base = prepare_image(image, cfg)
-    extractor = models.inception_features(cfg.layers, weights=weights)
+    extractor = models.inception_features(cfg.layers, weights=weights, precision=precision)
     whole_step, tiled_step = make_step(extractor, cfg), None
     rng = np.random.default_rng(seed)
     img = tf.constant(base * 2.0 - 1.0)

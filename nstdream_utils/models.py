@@ -156,14 +156,15 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
     return FeatureExtractor(model, layers, vgg_preprocess)
 
 
-def inception_features(layers: Sequence[str], *, weights: str | Path | None = None) -> FeatureExtractor:
+def inception_features(layers: Sequence[str], *, weights: str | Path | None = None,
+                       precision: str | None = None) -> FeatureExtractor:
     """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``).
 
-    Images must be at least 75×75 pixels. Raises as :func:`vgg19_features`.
+    Images must be at least 75×75 pixels. ``precision`` and errors as in :func:`vgg19_features`.
     """
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, INCEPTION_LAYERS, where="layers")
-    base = _load(_inception, "inception_v3", weights)
+    base = _load(_inception, "inception_v3", weights, _policy_name(precision))
     model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="inception_features")
     return FeatureExtractor(model, layers, inception_preprocess)
 

@@ -37,7 +37,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                  dream_size: int | None = None, dream_steps: int | None = None,
                  dream_step_size: float | None = None, layers=None, octaves=None, seed: int = 0,
                  progress: bool = True, log_every: int = 0, should_stop=None,
-                 nst_precision: str | None = None) -> PipelineResult:
+                 precision: str | None = None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image``, then dream on the result (the paper's pipeline).
 
     Args:
@@ -46,7 +46,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
         nst_size, nst_steps, optimizer, learning_rate: NST overrides (None keeps the preset's).
         dream_size, dream_steps, dream_step_size, layers, octaves: DeepDream overrides.
         seed: seeds both stages.
-        nst_precision: what VGG-19 computes in (``nst.style_transfer``'s ``precision``).
+        precision: what both networks compute in (``nst.style_transfer``'s ``precision``).
 
     Returns:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
@@ -61,12 +61,12 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
     dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
                                      step_size=dream_step_size, layers=layers, octaves=octaves)
     styled = nst.style_transfer(content_image, style_image, config=nst_cfg, seed=seed, progress=progress,
-                                log_every=log_every, should_stop=should_stop, precision=nst_precision)
+                                log_every=log_every, should_stop=should_stop, precision=precision)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)
     try:
         dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
-                                   log_every=log_every, should_stop=should_stop)
+                                   log_every=log_every, should_stop=should_stop, precision=precision)
     except BaseException as exc:  # NaN, a bad layer, Ctrl-C: the finished first stage is not lost
         exc.nst_result = styled
         raise

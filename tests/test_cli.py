@@ -127,16 +127,17 @@ def test_style_writes_the_image_and_metrics(tmp_path, capsys, weights_dir):
     assert err.strip() == f"wrote {out}, {metrics}"
 
 
-def test_style_in_bfloat16_is_close_to_float32(tmp_path, capsys, weights_dir):
+@pytest.mark.parametrize("command", [["style", CONTENT, STYLE], ["dream", CONTENT]], ids=["style", "dream"])
+def test_bfloat16_run_is_close_to_float32(command, tmp_path, capsys, weights_dir):
     losses = {}
     for precision in ("float32", "bfloat16"):
         metrics = tmp_path / f"{precision}.json"
-        code, _, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / f"{precision}.png", "--metrics", metrics,
+        code, _, err = run_cli([*command, "-o", tmp_path / f"{precision}.png", "--metrics", metrics,
                                 "--size", "48", "--steps", "1", "--no-progress", "--precision", precision], capsys)
         assert code == 0, err
         report = json.loads(metrics.read_text())
         assert report["precision"] == precision
-        losses[precision] = report["loss"][0]  # the content image's loss
+        losses[precision] = report["loss"][0]  # the loss of the input image
     assert losses["bfloat16"] != losses["float32"]
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.05 * losses["float32"], losses
 

@@ -84,7 +84,22 @@ def test_bfloat16_features_are_float32_and_close_to_float32(weights_dir, astrona
         assert 0 < error < 0.05, (name, error)  # bfloat16 keeps ~3 significant digits: close, not equal
 
 
+def test_bfloat16_inception_is_close_to_float32(weights_dir, astronaut):
+    from nstdream_utils import images
+
+    image = images.resize(astronaut, exact=(96, 96))[None]
+    want = models.inception_features(["mixed3", "mixed5"], precision="float32")(image)
+    bf16 = models.inception_features(["mixed3", "mixed5"], precision="bfloat16")
+    assert bf16.model.get_layer("mixed5").compute_dtype == "bfloat16"
+    got = bf16(image)
+    for name in want:  # DeepDream's loss is the mean activation: compare means
+        exact, fast = float(want[name].numpy().mean()), float(got[name].numpy().mean())
+        assert exact > 0 and fast != exact and abs(fast - exact) < 0.02 * exact, (name, fast, exact)
+
+
 def test_unknown_precision_is_an_input_error():
     with pytest.raises(errors.InputError, match="unknown precision 'half'") as info:
         models.vgg19_features(["block1_conv1"], precision="half")
     assert "bfloat16" in info.value.fix
+    with pytest.raises(errors.InputError, match="unknown precision"):
+        models.inception_features(["mixed3"], precision=["bfloat16"])
