@@ -129,7 +129,7 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
     """
     cfg = resolve_config(config, size=size, num_steps=num_steps, step_size=step_size, layers=layers,
                          octaves=octaves, tile_size=tile_size)
-    models._policy_name(precision)  # a bad precision fails here, before any work
+    models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
     base = prepare_image(image, cfg)

@@ -235,7 +235,7 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     """
     cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer,
                          learning_rate=learning_rate)
-    models._policy_name(precision)  # a bad precision fails here, before any work
+    models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
     content, style = prepare_images(content_image, style_image, cfg)

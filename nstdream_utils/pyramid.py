@@ -155,7 +155,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     full_shape = _full_shape(content_full.shape[:2], cfg)
     shapes = level_shapes(full_shape, levels)
     steps = _steps(steps_per_level, levels, default_steps(levels))
-    models._policy_name(precision)  # a bad precision fails here, before any work
+    models.check_precision(precision)  # a bad precision fails here, before any work
 
     device.setup()
     device.seed_everything(seed)
