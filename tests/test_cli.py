@@ -142,6 +142,21 @@ def test_bfloat16_run_is_close_to_float32(command, tmp_path, capsys, weights_dir
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.05 * losses["float32"], losses
 
 
+def test_pipeline_precision_reaches_both_stages(tmp_path, capsys, weights_dir):
+    reports = {}
+    for precision in ("float32", "bfloat16"):
+        metrics = tmp_path / f"{precision}.json"
+        code, _, err = run_cli(["pipeline", CONTENT, STYLE, "-o", tmp_path / f"{precision}.png", "--metrics", metrics,
+                                "--size", "48", "--dream-size", "48", "--steps", "1", "--no-progress",
+                                "--precision", precision], capsys)
+        assert code == 0, err
+        reports[precision] = json.loads(metrics.read_text())
+        assert reports[precision]["precision"] == precision
+    for stage in ("nst", "dream"):  # first loss of each stage: (nearly) the same input, other arithmetic
+        exact, fast = reports["float32"][stage]["loss"][0], reports["bfloat16"][stage]["loss"][0]
+        assert fast != exact and abs(fast - exact) < 0.05 * abs(exact), (stage, fast, exact)
+
+
 def test_dream_with_layers_and_octaves(tmp_path, capsys, weights_dir):
     out, metrics = tmp_path / "out.png", tmp_path / "run.json"
     code, _, err = run_cli(["dream", CONTENT, "-o", out, "--metrics", metrics, "--size", "48", "--steps", "2",
