@@ -82,18 +82,6 @@ class StopAtLoss:
         return self.seconds is not None
 
 
-def exact_loss(content, style, cfg):
-    """The float32 loss at full size (image in [0, 1] → float), built outside the evaluation count."""
-    import numpy as np
-    import tensorflow as tf
-
-    from nstdream_utils import nst
-
-    loss_fn = nst.NSTLoss(content, style, cfg, precision="float32")
-    forward = tf.function(lambda x: loss_fn(x)["total"])
-    return lambda image: float(forward(tf.constant(np.asarray(image, np.float32)[np.newaxis] * cfg.pixel_scale)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description="Time to the TF tutorial's final loss: tutorial vs ours.")
     parser.add_argument("--size", type=int, default=128, help="longest side in pixels")
@@ -118,6 +106,9 @@ def main() -> None:
 
     content, style, cfg = tf_tutorial.prepared_pair(args.size)
     full_pixels = content.shape[0] * content.shape[1]
+    # Our loss in float32, built once and outside the evaluation count: checks it equals the
+    # tutorial's (step 2) and judges the bfloat16 configurations (step 3).
+    exact_loss = tf_tutorial.our_loss_function(content, style, cfg, precision="float32")
 
     if args.target_loss is not None:  # the tutorial's numbers from an earlier run of this script
         target, curve, loss_check = args.target_loss, [], None
@@ -139,8 +130,7 @@ def main() -> None:
         final_image = tutorial.image_array()
 
         # 2. Same loss function?
-        ours_content = tf_tutorial.our_loss(content, style, cfg, content)
-        ours_final = tf_tutorial.our_loss(content, style, cfg, final_image)
+        ours_content, ours_final = exact_loss(content), exact_loss(final_image)
         loss_check = {"tutorial_loss_content_image": tutorial.loss(content[np.newaxis]),
                       "our_loss_content_image": ours_content,
                       "tutorial_loss_final_image": target, "our_loss_final_image": ours_final}
@@ -151,7 +141,6 @@ def main() -> None:
 
     # 3. Ours, until the tutorial's final loss.
     lbfgs = cfg.replace(optimizer="lbfgs")
-    judge = exact_loss(content, style, cfg)
     results = {}
     with common.counted_evaluations() as counting:
         for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
@@ -160,7 +149,7 @@ def main() -> None:
             if suffix not in ("", "bf16"):
                 raise SystemExit(f"unknown suffix in {name!r}: use @bf16 or nothing")
             precision = "bfloat16" if suffix else None
-            stop_judge = judge if suffix else None
+            stop_judge = exact_loss if suffix else None
             counting.instances = []
             if kind == "lbfgs":
                 stop = StopAtLoss(target, judge=stop_judge)

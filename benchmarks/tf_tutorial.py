@@ -149,13 +149,22 @@ def prepared_pair(size: int):
     return content, style, cfg
 
 
-def our_loss(content, style, cfg, image) -> float:
-    """Our library's total loss (``nst.NSTLoss``) of ``image`` ``[H, W, 3]`` in [0, 1]."""
+def our_loss_function(content, style, cfg, *, precision: str | None = None):
+    """Our library's total loss (``nst.NSTLoss``, targets computed once, traced) as a function of an
+    image ``[H, W, 3]`` in [0, 1] → float; ``precision`` as in ``nst.NSTLoss``."""
     import numpy as np
+    import tensorflow as tf
 
     from nstdream_utils import nst
 
-    return float(nst.NSTLoss(content, style, cfg)(np.asarray(image, np.float32)[np.newaxis] * cfg.pixel_scale)["total"])
+    loss_fn = nst.NSTLoss(content, style, cfg, precision=precision)
+    total = tf.function(lambda x: loss_fn(x)["total"])
+    return lambda image: float(total(tf.constant(np.asarray(image, np.float32)[np.newaxis] * cfg.pixel_scale)))
+
+
+def our_loss(content, style, cfg, image) -> float:
+    """Our library's total loss (``nst.NSTLoss``) of ``image`` ``[H, W, 3]`` in [0, 1]."""
+    return our_loss_function(content, style, cfg)(image)
 
 
 def main() -> None:

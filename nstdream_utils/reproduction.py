@@ -233,7 +233,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         content_image = images.load_image(data.content_path(content))
         for style in styles:
             name = run_name(content, style)
-            pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
+            pngs = _png_names(name)
             record = None if recompute and name not in ran else _done(out, name, parameters)
             if record is not None:
                 if name not in ran:
@@ -277,7 +277,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                 f"{seconds:.0f} s")
 
         name = run_name(content, ORIGINAL)
-        pngs = {"dreamed": f"{name}__dreamed.png"}
+        pngs = {"dreamed": _png_names(name)["dreamed"]}
         record = None if recompute else _done(out, name, parameters)
         if record is not None:
             say(f"{name}: done before, skipped")
@@ -352,7 +352,7 @@ def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: st
                 "computing it here")
             continue
         name = run_name(content, style)
-        pngs = {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
+        pngs = _png_names(name)
         for kind, png in pngs.items():
             files.atomic_write_bytes((folder / f"{kind}.png").read_bytes(), out / png)
         nst_m, dream_m = metrics["nst"], metrics["dream"]
@@ -368,17 +368,23 @@ def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: st
     return written
 
 
+def _png_names(name: str) -> dict[str, str]:
+    """The file names of a content × style run's two images, by kind (``stylized``, ``dreamed``)."""
+    return {"stylized": f"{name}__stylized.png", "dreamed": f"{name}__dreamed.png"}
+
+
 def _keep_stylized(out: Path, name: str, nst_result) -> None:
     """Save a finished NST stage whose DeepDream failed: ``<name>__stylized.png`` and
     ``<name>__nst.json`` (its loss history). The run itself stays missing, so the next
     ``run_paper`` computes it again."""
     from . import images
 
-    images.save_image(nst_result.image, out / f"{name}__stylized.png")
+    stylized = out / _png_names(name)["stylized"]
+    images.save_image(nst_result.image, stylized)
     files.write_json(files.to_jsonable({"name": name, "status": "nst only: DeepDream failed",
                                         "nst_loss": nst_result.history.get("total", [])}),
                      out / f"{name}__nst.json")
-    print(f"{name}: DeepDream failed; the finished NST is kept in {out / (name + '__stylized.png')}",
+    print(f"{name}: DeepDream failed; the finished NST is kept in {stylized}",
           file=sys.stderr)
 
 
