@@ -84,8 +84,11 @@ def machine() -> dict:
     except OSError:
         pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    from nstdream_utils import device
+
+    simd = sorted(f for f in device.cpu_flags() if f.startswith(("avx", "amx")))
     return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
-            "cores": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "memory_gib": round(mem_gib, 1),
+            "cpu_simd": simd, "cores": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "memory_gib": round(mem_gib, 1),
             "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
 
 

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import re
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from . import files, images, presets
-from .errors import InputError, NonFiniteLossError, NstdreamError
+from .errors import InputError, NonFiniteLossError, NstdreamError, PerformanceWarning
 
 EXIT_OK, EXIT_NONFINITE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: Exit code for an unexpected error (a bug or an environment failure), as for a NaN run.
@@ -67,6 +69,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _print_error(line: str) -> None:
     print(f"error: {' '.join(line.split())}", file=sys.stderr)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None, *, default=None):
+    """Print the library's :class:`PerformanceWarning` as one line ``warning: --<option> …``; others as usual."""
+    if issubclass(category, PerformanceWarning):
+        print(f"warning: --{' '.join(str(message).split())}", file=sys.stderr)
+    elif default is not None:
+        default(message, category, filename, lineno, file, line)
 
 
 def _positive_int(text: str) -> int:
@@ -436,6 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     runners = {"weights": _run_weights, "info": _run_info, "data": _run_data, "batch": _run_batch}
     interrupts, written = _Interrupts(), []
+    previous_show_warning = warnings.showwarning
+    warnings.showwarning = functools.partial(_show_warning, default=previous_show_warning)
     try:
         if args.command in ("style", "dream", "pipeline"):
             preset = _check_inputs(args)
@@ -475,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     finally:
         interrupts.restore()
+        warnings.showwarning = previous_show_warning
 
 
 if __name__ == "__main__":

@@ -51,6 +51,56 @@ def _supports_mixed_precision(gpu) -> bool:
     return tuple(capability) >= (7, 0)
 
 
+NATIVE_CPU_FLAGS: dict[str, tuple[str, ...]] = {
+    "bfloat16": ("avx512_bf16", "amx_bf16"),
+    "float16": ("avx512_fp16", "amx_fp16"),
+}
+"""``/proc/cpuinfo`` flags, any one of which means the CPU computes that precision natively."""
+
+CPU_EMULATION_COST: dict[str, float] = {"bfloat16": 10.0, "float16": 3.0}
+"""CPU time of one NST value-and-gradient (VGG-19, 128 px) in that precision ÷ in float32 on a 2-core
+AVX2 CPU without either set of flags, rounded down from two runs of ``benchmarks/nst_precision.py``
+(bfloat16 9.8× and 11.5×, float16 3.3× and 5.1×; ``docs/benchmarks.md``, § 1)."""
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``, Linux); empty where they cannot be read."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None,
+                   gpu: bool | None = None) -> str | None:
+    """Why computing in ``precision`` would be *slower* than float32 here, or None.
+
+    TensorFlow runs bfloat16 and float16 on any CPU, but a CPU without the instructions for them
+    (:data:`NATIVE_CPU_FLAGS`) emulates them: an NST step then costs several times float32's
+    (:data:`CPU_EMULATION_COST`). Returns None for float32 or None, on a GPU, where the CPU has
+    the instructions, and where its flags cannot be read (not Linux).
+
+    Args:
+        precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None.
+        flags: the CPU flags (default: :func:`cpu_flags`).
+        gpu: whether TensorFlow sees a GPU (default: :func:`is_gpu`).
+    """
+    if precision not in NATIVE_CPU_FLAGS:
+        return None
+    flags = cpu_flags() if flags is None else flags
+    if not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
+        return None
+    if is_gpu() if gpu is None else gpu:
+        return None
+    return (f"this CPU has no {precision} instructions ({' or '.join(NATIVE_CPU_FLAGS[precision])}), so "
+            f"TensorFlow emulates them: measured about {CPU_EMULATION_COST[precision]:g}× the CPU time of "
+            "float32 per NST step on such a CPU")
+
+
 def setup(*, mixed_precision: bool | str = "auto", memory_growth: bool = True) -> DeviceInfo:
     """Configure TensorFlow for the device at hand; safe to call more than once.
 
@@ -128,4 +178,5 @@ def pick(cpu, gpu):
     return gpu if is_gpu() else cpu
 
 
-__all__ = ["DeviceInfo", "setup", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick"]
+__all__ = ["DeviceInfo", "setup", "cpu_flags", "slow_precision", "NATIVE_CPU_FLAGS",
+           "CPU_EMULATION_COST", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick"]

@@ -43,3 +43,7 @@ class NonFiniteLossError(NstdreamError, FloatingPointError):
         self.last_image = last_image
         self.history = history
         super().__init__(what, where=f"step {step}", fix=fix)
+
+
+class PerformanceWarning(UserWarning):
+    """A request that works but will run much slower than the user expects; the text says why and the fix."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from . import weights as weights_lib
+from . import device, weights as weights_lib
 from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
 
 # Mean BGR pixel of ImageNet, subtracted by Keras' "caffe" preprocessing (vgg19.preprocess_input).
@@ -71,6 +71,11 @@ class FeatureExtractor:
             outputs = [outputs]
         return {name: tf.cast(out, tf.float32) for name, out in zip(self.layers, outputs)}
 
+    @property
+    def compute_dtype(self) -> str:
+        """What the convolutions compute in: ``"float32"``, ``"bfloat16"`` or ``"float16"``."""
+        return next(layer.compute_dtype for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D))
+
     def __repr__(self) -> str:
         return f"FeatureExtractor({self.model.name}, layers={list(self.layers)})"
 
@@ -82,8 +87,16 @@ PRECISIONS: dict[str | None, str | None] = {
 which ``device.setup`` sets to ``mixed_float16`` on tensor-core GPUs)."""
 
 
+_WARNED: set[str] = set()
+"""Precisions already warned about in this process (one :class:`errors.PerformanceWarning` each)."""
+
+
 def check_precision(precision: str | None) -> str | None:
     """The Keras dtype policy for ``precision`` (a key of :data:`PRECISIONS`).
+
+    Where ``precision`` would be emulated, and so slower than float32 (a CPU without bfloat16 or
+    float16 instructions: ``device.slow_precision``), warns once per process with an
+    :class:`errors.PerformanceWarning` that says so and names the fix; the run goes on.
 
     Raises:
         InputError: an unknown precision (the fix lists the valid ones).
@@ -93,7 +106,63 @@ def check_precision(precision: str | None) -> str | None:
 
         raise InputError(f"unknown precision {precision!r}", where="precision",
                          fix="use float32, bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or float16 (GPUs)")
+    if precision not in _WARNED and (reason := device.slow_precision(precision)):
+        import warnings
+
+        from .errors import PerformanceWarning
+
+        _WARNED.add(precision)
+        warnings.warn(PerformanceWarning(f"precision {precision}: {reason} — use float32 (the default) "
+                                         "on this machine"), stacklevel=2)
     return PRECISIONS[precision]
+
+
+class LossScale:
+    """Dynamic loss scaling for a gradient with respect to an image through a float16 network.
+
+    Backpropagation is linear in the loss, so the gradient of ``scale × loss`` is ``scale ×`` the
+    gradient at every layer: a scale below 1 keeps float16's backward pass from overflowing, one
+    above 1 keeps small gradients from underflowing. As Keras' ``LossScaleOptimizer`` does for
+    weights: start at :attr:`INITIAL`; when a gradient is not finite, divide the scale by
+    :attr:`FACTOR` and compute it again (at most :attr:`RETRIES` times in one call); after
+    :attr:`GROWTH_INTERVAL` finite gradients in a row, multiply it by 2 (up to :attr:`MAXIMUM`).
+    """
+
+    INITIAL = 1.0
+    FACTOR = 2.0 ** 4
+    RETRIES = 8
+    GROWTH_INTERVAL = 100
+    MAXIMUM = 2.0 ** 15
+
+    def __init__(self) -> None:
+        self.scale = tf.Variable(self.INITIAL, trainable=False, dtype=tf.float32)
+        self.finite_run = tf.Variable(0, trainable=False, dtype=tf.int32)
+
+    def value_and_gradient(self, loss_fn, image: tf.Tensor):
+        """``loss_fn(image)`` (a dict with ``"total"``) and ``d total / d image``, unscaled, in float32."""
+        def attempt(scale):
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                terms = loss_fn(image)
+                scaled = terms["total"] * scale
+            return terms, tape.gradient(scaled, image) / scale
+
+        def not_finite(grad):
+            return tf.logical_not(tf.reduce_all(tf.math.is_finite(grad)))
+
+        def retry(scale, terms, grad, tries):
+            scale = scale / self.FACTOR
+            return (scale, *attempt(scale), tries + 1)
+
+        scale = self.scale.read_value()
+        scale, terms, grad, tries = tf.while_loop(
+            lambda scale, terms, grad, tries: tf.logical_and(not_finite(grad), tries < self.RETRIES),
+            retry, (scale, *attempt(scale), tf.constant(0)))
+        run = tf.where(tries > 0, 0, self.finite_run + 1)
+        grow = run >= self.GROWTH_INTERVAL
+        self.scale.assign(tf.where(grow, tf.minimum(scale * 2.0, self.MAXIMUM), scale))
+        self.finite_run.assign(tf.where(grow, 0, run))
+        return terms, grad
 
 
 @contextlib.contextmanager

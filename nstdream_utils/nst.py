@@ -13,6 +13,8 @@ VGG-19 once, on the image being optimised. Taught in notebook 03.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import tensorflow as tf
 
@@ -90,6 +92,27 @@ class NSTLoss:
                  "tv": cfg.tv_weight * tv}
         return {"total": terms["content"] + terms["style"] + terms["tv"], **terms}
 
+    def value_and_gradient(self, image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """The weighted terms (as ``__call__``) and ``d total / d image`` (float32, ``image``'s shape).
+
+        Where VGG-19 computes in float16 (``precision="float16"``, or the ``mixed_float16`` policy
+        that ``device.setup`` turns on on tensor-core GPUs), the backward pass would overflow
+        float16's range (65,504) for losses as large as the TF tutorial's (≈ 10¹⁰): the gradient
+        is then computed with a dynamic loss scale (:class:`models.LossScale`). Otherwise it is plain
+        autodiff. Call it inside a ``tf.function``.
+        """
+        if self.loss_scale is None:
+            with tf.GradientTape() as tape:
+                tape.watch(image)
+                terms = self(image)
+            return terms, tape.gradient(terms["total"], image)
+        return self.loss_scale.value_and_gradient(self, image)
+
+    @functools.cached_property
+    def loss_scale(self) -> models.LossScale | None:
+        """The dynamic loss scale of a float16 network (None in float32 and bfloat16, float32's range)."""
+        return models.LossScale() if self.extractor.compute_dtype == "float16" else None
+
 
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
     if cfg.init == "content":
@@ -130,9 +153,7 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
 
     @tf.function
     def step():
-        with tf.GradientTape() as tape:
-            terms = loss_fn(image)
-        grad = tape.gradient(terms["total"], image)
+        terms, grad = loss_fn.value_and_gradient(image)
         optimizer.apply_gradients([(grad, image)])
         if cfg.clip:
             image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
@@ -164,10 +185,7 @@ def _lbfgs_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Reco
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
     def value_and_grad(x):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            terms = loss_fn(x)
-        return terms, tape.gradient(terms["total"], x)
+        return loss_fn.value_and_gradient(x)
 
     evaluated: dict = {}
 

@@ -142,6 +142,25 @@ def test_bfloat16_run_is_close_to_float32(command, tmp_path, capsys, weights_dir
     assert abs(losses["bfloat16"] - losses["float32"]) < 0.05 * losses["float32"], losses
 
 
+def test_emulated_precision_is_one_warning_line(tmp_path, capsys, weights_dir, monkeypatch):
+    from nstdream_utils import device, models
+
+    monkeypatch.setattr(models, "_WARNED", set())
+    monkeypatch.setattr(device, "is_gpu", lambda: False)
+    out = tmp_path / "out.png"
+    for flags, warned in ((frozenset({"sse2", "avx2"}), True), (frozenset({"sse2", "avx512_bf16"}), False)):
+        monkeypatch.setattr(device, "cpu_flags", lambda flags=flags: flags)
+        code, _, err = run_cli(["style", CONTENT, STYLE, "-o", out, "--size", "48", "--steps", "1", "--no-progress",
+                                "--precision", "bfloat16"], capsys)
+        assert code == 0 and out.is_file(), err
+        lines = [line for line in err.splitlines() if line.startswith("warning:")]
+        expected = ["warning: --precision bfloat16: this CPU has no bfloat16 instructions (avx512_bf16 or "
+                    f"amx_bf16), so TensorFlow emulates them: measured about {device.CPU_EMULATION_COST['bfloat16']:g}× "
+                    "the CPU time of float32 per NST step on such a CPU — use float32 (the default) on this machine"]
+        assert lines == (expected if warned else []), err
+        monkeypatch.setattr(models, "_WARNED", set())
+
+
 def test_pipeline_precision_reaches_both_stages(tmp_path, capsys, weights_dir):
     reports = {}
     for precision in ("float32", "bfloat16"):

@@ -165,3 +165,24 @@ def test_tiled_step_never_feeds_inception_a_piece_below_its_minimum(monkeypatch)
         tf.config.run_functions_eagerly(False)
     assert new.shape == (128, 128, 3)
     assert seen and min(min(s) for s in seen) >= dream.INCEPTION_MIN_SIZE, seen
+
+
+@needs_inception
+@pytest.mark.slow
+def test_float16_dream_step_follows_float32_thanks_to_the_loss_scale(photo, monkeypatch):
+    """The mean-activation loss's gradient underflows float16 on a 512 px image unless it is scaled."""
+    cfg = presets.QUICK.dream
+    img = tf.constant(images.resize(photo, exact=(512, 512)) * 2.0 - 1.0)
+
+    def update(precision):
+        extractor = models.inception_features(cfg.layers, precision=precision)
+        return (dream.make_step(extractor, cfg)(img)[1] - img).numpy().ravel()
+
+    def cosine(a, b):
+        return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+    want = update("float32")
+    scaled = cosine(update("float16"), want)
+    monkeypatch.setattr(dream, "FLOAT16_LOSS_SCALE", 1.0)
+    unscaled = cosine(update("float16"), want)
+    assert scaled > 0.985 and scaled > unscaled + 0.005, (scaled, unscaled)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import platform
+import warnings
+
 import h5py
 import numpy as np
 import pytest
 
-from nstdream_utils import errors, models, presets, weights
+from nstdream_utils import device, errors, models, presets, weights
 
 
 def test_vgg19_file_is_the_verified_keras_file(weights_dir):
@@ -103,3 +106,57 @@ def test_unknown_precision_is_an_input_error():
     assert "bfloat16" in info.value.fix
     with pytest.raises(errors.InputError, match="unknown precision"):
         models.inception_features(["mixed3"], precision=["bfloat16"])
+
+
+AVX2_ONLY = frozenset({"fpu", "sse2", "avx", "avx2", "fma", "avx512f"})  # AVX-512 without its BF16/FP16 parts
+
+
+def test_slow_precision_names_the_missing_instructions():
+    reason = device.slow_precision("bfloat16", flags=AVX2_ONLY, gpu=False)
+    assert reason.startswith("this CPU has no bfloat16 instructions (avx512_bf16 or amx_bf16)")
+    assert f"about {device.CPU_EMULATION_COST['bfloat16']:g}× the CPU time of float32" in reason
+    assert "(avx512_fp16 or amx_fp16)" in device.slow_precision("float16", flags=AVX2_ONLY, gpu=False)
+    for native in ("avx512_bf16", "amx_bf16"):
+        assert device.slow_precision("bfloat16", flags=AVX2_ONLY | {native}, gpu=False) is None
+        assert device.slow_precision("float16", flags=AVX2_ONLY | {native}, gpu=False) is not None
+    assert device.slow_precision("bfloat16", flags=AVX2_ONLY, gpu=True) is None  # a GPU computes it
+    assert device.slow_precision("float32", flags=AVX2_ONLY, gpu=False) is None
+    assert device.slow_precision(None, flags=AVX2_ONLY, gpu=False) is None
+    assert device.slow_precision("bfloat16", flags=frozenset(), gpu=False) is None  # flags unknown: no claim
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.machine() != "x86_64", reason="reads x86 /proc/cpuinfo")
+def test_cpu_flags_reads_this_cpu():
+    flags = device.cpu_flags()
+    assert {"sse2", "fpu"} <= flags  # every x86-64 CPU has them
+    assert all(f == f.strip() and f for f in flags)
+
+
+@pytest.fixture
+def emulating_cpu(monkeypatch):
+    """A CPU without bfloat16/float16 instructions and no GPU, and no precision warned about yet."""
+    monkeypatch.setattr(models, "_WARNED", set())
+    monkeypatch.setattr(device, "cpu_flags", lambda: AVX2_ONLY)
+    monkeypatch.setattr(device, "is_gpu", lambda: False)
+    return monkeypatch
+
+
+def test_emulated_precision_warns_once_and_still_runs(emulating_cpu):
+    with pytest.warns(errors.PerformanceWarning, match=r"^precision bfloat16: this CPU has no bfloat16 "
+                      r"instructions .* use float32 \(the default\) on this machine$"):
+        assert models.check_precision("bfloat16") == "mixed_bfloat16"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any further warning would fail here
+        assert models.check_precision("bfloat16") == "mixed_bfloat16"  # once per process
+        assert models.check_precision("float32") == "float32"
+        assert models.check_precision(None) is None
+    with pytest.warns(errors.PerformanceWarning, match="^precision float16: "):
+        models.check_precision("float16")
+
+
+def test_native_precision_does_not_warn(emulating_cpu):
+    emulating_cpu.setattr(device, "cpu_flags", lambda: AVX2_ONLY | {"avx512_bf16", "amx_fp16"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert models.check_precision("bfloat16") == "mixed_bfloat16"
+        assert models.check_precision("float16") == "mixed_float16"

@@ -221,3 +221,56 @@ def test_gradient_step_is_not_retraced_per_step(content, style, optimizer):
     # The optimiser's variables are built before the loop, so the step is traced exactly once,
     # however many steps run.
     assert traces(2) == traces(12) == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# float16 (GPUs' mixed_float16): the gradient needs a loss scale
+# --------------------------------------------------------------------------------------------------
+
+
+def test_loss_scale_retries_an_overflowing_gradient_and_grows_back():
+    """Without a network: d/dx Σx² through float16 overflows at scale 2¹⁵ for x = 4 (2·4·2¹⁵ > 65,504)."""
+    import tensorflow as tf
+
+    from nstdream_utils import models
+
+    def fn(x):
+        return {"total": tf.cast(tf.reduce_sum(tf.cast(x, tf.float16) ** 2), tf.float32)}
+
+    scale = models.LossScale()
+    scale.scale.assign(2.0 ** 15)
+    x = tf.constant([4.0, 1.0])
+    terms, grad = scale.value_and_gradient(fn, x)
+    np.testing.assert_array_equal(grad.numpy(), [8.0, 2.0])  # exact: powers of two
+    assert float(terms["total"]) == 17.0
+    assert float(scale.scale.numpy()) == 2.0 ** 15 / models.LossScale.FACTOR  # one retry
+    for _ in range(models.LossScale.GROWTH_INTERVAL):
+        scale.value_and_gradient(fn, x)
+    assert float(scale.scale.numpy()) == 2.0 ** 12  # doubled after GROWTH_INTERVAL finite gradients
+    assert int(scale.finite_run.numpy()) == 0
+
+
+@needs_vgg19
+@pytest.mark.slow
+def test_float16_gradient_of_the_tutorial_loss_is_finite_and_follows_float32(content, style):
+    """The TF tutorial's loss (≈ 10¹⁰) overflows float16's backward pass; the loss scale fixes it."""
+    import tensorflow as tf
+
+    cfg = dataclasses.replace(presets.TF_TUTORIAL.nst, size=SIZE)
+    pair = nst.prepare_images(content, style, cfg)
+    x = tf.constant(pair[0][np.newaxis] * cfg.pixel_scale)
+    exact = nst.NSTLoss(*pair, cfg, precision="float32")
+    half = nst.NSTLoss(*pair, cfg, precision="float16")
+    assert exact.loss_scale is None and half.loss_scale is not None
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = half(x)["total"]
+    assert not np.isfinite(tape.gradient(total, x).numpy()).all()  # plain autodiff: inf/NaN entries
+    want = exact.value_and_gradient(x)[1].numpy().ravel()
+    terms, grad = tf.function(half.value_and_gradient)(x)
+    got = grad.numpy().ravel()
+    assert np.isfinite(got).all() and float(half.loss_scale.scale.numpy()) < 1.0
+    assert got @ want / np.linalg.norm(got) / np.linalg.norm(want) > 0.999
+    run = nst.style_transfer(content, style, config=cfg, optimizer="lbfgs", num_steps=5, precision="float16",
+                             progress=False)
+    assert run.status == "completed" and run.history["total"][-1] < 0.2 * run.history["total"][0]
