@@ -57,8 +57,9 @@ image the float16 gradient's cosine with float32's is 0.72 unscaled and 0.96 wit
 (2⁸ to 2²⁰ all give 0.96; none overflowed)."""
 
 
-def _loss_scale(extractor: models.FeatureExtractor) -> float:
-    return FLOAT16_LOSS_SCALE if extractor.compute_dtype == "float16" else 1.0
+def _loss_scale(extractor) -> float:
+    """:data:`FLOAT16_LOSS_SCALE` for a float16 ``models.FeatureExtractor``, else 1 (any other callable too)."""
+    return FLOAT16_LOSS_SCALE if getattr(extractor, "compute_dtype", None) == "float16" else 1.0
 
 
 def _normalized(grad: tf.Tensor, cfg: DreamConfig) -> tf.Tensor:
