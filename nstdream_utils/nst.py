@@ -13,8 +13,6 @@ VGG-19 once, on the image being optimised. Taught in notebook 03.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import tensorflow as tf
 
@@ -62,8 +60,10 @@ class NSTLoss:
     """The total loss of Eq 6 for one content/style pair, with targets precomputed once.
 
     Call it on the optimised image (``pixel_scale`` × [0, 1] RGB, ``[1, H, W, 3]``) to get the
-    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars. ``precision``
-    (``models.vgg19_features``) sets what VGG-19 computes in; the losses are always float32.
+    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars, or use
+    :meth:`value_and_gradient` for the gradient too. ``precision`` (``models.vgg19_features``) sets
+    what VGG-19 computes in; the losses are always float32. ``loss_scale`` is the
+    :class:`models.LossScale` of a float16 network, else None.
     """
 
     def __init__(self, content: np.ndarray, style: np.ndarray, cfg: NSTConfig, *, weights=None,
@@ -76,6 +76,8 @@ class NSTLoss:
         self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
         self.style_targets = {n: tf.constant(losses.gram_matrix(style_features[n], normalize=cfg.gram_normalize))
                               for n in cfg.style_layers}
+        # float16's range needs a loss scale for the gradient; bfloat16 and float32 have float32's range.
+        self.loss_scale = models.LossScale() if self.extractor.compute_dtype == "float16" else None
 
     def __call__(self, image: tf.Tensor) -> dict[str, tf.Tensor]:
         cfg = self.cfg
@@ -107,11 +109,6 @@ class NSTLoss:
                 terms = self(image)
             return terms, tape.gradient(terms["total"], image)
         return self.loss_scale.value_and_gradient(self, image)
-
-    @functools.cached_property
-    def loss_scale(self) -> models.LossScale | None:
-        """The dynamic loss scale of a float16 network (None in float32 and bfloat16, float32's range)."""
-        return models.LossScale() if self.extractor.compute_dtype == "float16" else None
 
 
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
