@@ -144,7 +144,8 @@ def seed_everything(seed: int) -> None:
 
 
 def report() -> dict:
-    """A device report: versions, devices, threads, oneDNN and mixed precision. Not for nbval."""
+    """A device report: versions, devices, threads, oneDNN, mixed precision, and whether the CPU computes
+    bfloat16 and float16 natively (``slow_precision``). Not for nbval."""
     tf = _tf()
     import keras
 
@@ -164,6 +165,8 @@ def report() -> dict:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
         "policy": keras.mixed_precision.global_policy().name,
+        "cpu_16bit": ", ".join(f"{p} {'emulated (slower than float32)' if slow_precision(p, gpu=False) else 'native'}"
+                               for p in NATIVE_CPU_FLAGS) if cpu_flags() else "unknown",
     }
 
 

@@ -239,6 +239,7 @@ def test_weights_check(tmp_path, capsys, weights_dir):
 def test_info_lists_devices_weights_and_presets(capsys, weights_dir):
     code, out, _ = run_cli(["info"], capsys)
     assert code == 0 and "tensorflow" in out and "weights:" in out
+    assert "cpu_16bit: bfloat16 " in out  # says whether this CPU computes bfloat16 natively
     assert all(f"[{name}]" in out for name in ("paper", "tf-tutorial", "quick"))
 
 
