@@ -59,8 +59,8 @@ NATIVE_CPU_FLAGS: dict[str, tuple[str, ...]] = {
 
 CPU_EMULATION_COST: dict[str, float] = {"bfloat16": 10.0, "float16": 3.0}
 """CPU time of one NST value-and-gradient (VGG-19, 128 px) in that precision ÷ in float32 on a 2-core
-AVX2 CPU without either set of flags, rounded down from two runs of ``benchmarks/nst_precision.py``
-(bfloat16 9.8× and 11.5×, float16 3.3× and 5.1×; ``docs/benchmarks.md``, § 1)."""
+AVX2 CPU without either set of flags, about, from three runs of ``benchmarks/nst_precision.py``
+(bfloat16 9.8×, 10.3× and 11.5×; float16 2.8×, 3.0× and 5.1×; ``docs/benchmarks.md``, § 6)."""
 
 
 def cpu_flags() -> frozenset[str]:
@@ -150,6 +150,7 @@ def report() -> dict:
     import keras
 
     info = setup()
+    flags = cpu_flags()
     return {
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
@@ -165,8 +166,9 @@ def report() -> dict:
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
         "policy": keras.mixed_precision.global_policy().name,
-        "cpu_16bit": ", ".join(f"{p} {'emulated (slower than float32)' if slow_precision(p, gpu=False) else 'native'}"
-                               for p in NATIVE_CPU_FLAGS) if cpu_flags() else "unknown",
+        "cpu_16bit": ", ".join(
+            f"{p} {'emulated (slower than float32)' if slow_precision(p, flags=flags, gpu=False) else 'native'}"
+            for p in NATIVE_CPU_FLAGS) if flags else "unknown",
     }
 
 
