@@ -7,8 +7,8 @@ Each size runs in its own subprocess (this file with ``--child``), so each peak 
 
 * NST: ``pyramid.coarse_to_fine`` on the TF tutorial's loss, three levels (quarter, half, full
   size), very few L-BFGS steps per level (``--nst-steps``, default 5,3,2: the full-size level
-  evaluates its starting image and takes one iteration); ``--nst-loop tf`` swaps in the
-  TensorFlow L-BFGS prototype of ``lbfgs_tf.py`` for scipy's L-BFGS-B;
+  evaluates its starting image and takes one iteration); ``--nst-loop tf`` runs the
+  library's TensorFlow L-BFGS (``optimizer="lbfgs-tf"``) instead of scipy's L-BFGS-B;
 * DeepDream: ``dream.deep_dream`` with tiles of ``--tile-size`` (default 512) and a random roll,
   ``--dream-steps`` steps (default 2) at one octave.
 
@@ -68,15 +68,11 @@ def child(task: str, size: int, args) -> None:
     content = images.load_image(common.CONTENT)
     start = time.perf_counter()
     if task == "nst":
-        if args.nst_loop == "tf":
-            import lbfgs_tf
-
-            from nstdream_utils import nst
-
-            nst._lbfgs_loop = lbfgs_tf.lbfgs_tf_loop  # what pyramid calls for optimizer="lbfgs"
         steps = [int(s) for s in args.nst_steps.split(",")]
-        cfg = presets.TF_TUTORIAL.nst.replace(size=size, square=True, optimizer="lbfgs")
-        result = pyramid.coarse_to_fine(content, images.load_image(common.STYLE), config=cfg, levels=len(steps),
+        cfg = presets.TF_TUTORIAL.nst.replace(size=size, square=True,
+                                              optimizer="lbfgs-tf" if args.nst_loop == "tf" else "lbfgs")
+        result = pyramid.coarse_to_fine(content, images.load_image(common.STYLE), config=cfg, optimizer=cfg.optimizer,
+                                        levels=len(steps),
                                         steps_per_level=steps, progress=False)
         record.update(levels=len(steps), steps_per_level=steps, final_loss=result.final_loss,
                       lbfgs=args.nst_loop)
@@ -99,7 +95,7 @@ def main() -> None:
     parser.add_argument("--dream-steps", type=int, default=2)
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--nst-loop", choices=("scipy", "tf"), default="scipy",
-                        help="L-BFGS engine: the library's scipy L-BFGS-B, or the TensorFlow prototype in lbfgs_tf.py")
+                        help="L-BFGS engine: scipy's L-BFGS-B (optimizer lbfgs) or the TensorFlow one (lbfgs-tf)")
     parser.add_argument("--min-free-gib", type=float, default=1.0, help="stop a child below this much free memory")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per child")
     parser.add_argument("--child", choices=("nst", "dream"), help=argparse.SUPPRESS)

@@ -20,7 +20,9 @@ seconds — the rate probe and the steps both counted in CPU time, which other p
 machine barely change. Prints one JSON line with ``ours_s``, ``tutorial_s``, ``floor_s`` (medians),
 ``ratio_to_floor``, ``ratio_to_floor_cpu``, ``ratio_to_floor_3x`` (the looser floor with 3 ×
 forward), ``ours_over_tutorial`` and ``ours_traces`` (times our step function was traced: a
-constant, not one per step).
+constant, not one per step). ``--precision bfloat16`` runs *our* step with VGG-19 in bfloat16
+(``NSTLoss(..., precision=)``); the tutorial and the floor stay float32's, so ``ratio_to_floor``
+then says how far below the float32 floor bfloat16 brings the step.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Seconds per NST step: ours, the TF tutorial's, the FLOP floor.")
     parser.add_argument("--size", type=int, default=256, help="longest side in pixels")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds of 10 steps each")
+    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
+                        help="what VGG-19 computes in for our step (the tutorial and floor stay float32)")
     args = parser.parse_args()
     common.setup_env()
     import numpy as np
@@ -71,7 +75,7 @@ def main() -> None:
         started.append(True)
         clock.reset()
 
-    loss_fn = nst.NSTLoss(content, style, cfg)
+    loss_fn = nst.NSTLoss(content, style, cfg, precision=args.precision)
     x0 = nst._initial_image(content, style, cfg, seed=0)
     recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0], progress=False,
                         callback=interleave, main_key="total")
@@ -84,7 +88,7 @@ def main() -> None:
         return common.median(r[a] / (scale * r[b]) for r in rounds)
 
     common.emit({
-        "benchmark": "nst_step", "size": args.size, "shape": list(shape), "rounds": len(rounds),
+        "benchmark": "nst_step", "size": args.size, "precision": args.precision, "shape": list(shape), "rounds": len(rounds),
         "ours_s": med("ours_s"), "tutorial_s": med("tutorial_s"), "floor_s": med("floor_s"),
         "ratio_to_floor": ratio("ours_s", "floor_s"), "ratio_to_floor_cpu": ratio("ours_cpu_s", "floor_cpu_s"),
         "ratio_to_floor_3x": ratio("ours_s", "floor_s", 1.5),

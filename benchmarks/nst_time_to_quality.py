@@ -91,13 +91,18 @@ def main() -> None:
                         help="comma-separated: lbfgs; c2fL:S (L levels, S L-BFGS steps per coarse level, or S1-S2-… "
                         "one per coarse level); "
                         "adam:LR (our Adam loop at learning rate LR, at most --reference-steps steps); "
-                        "each optionally with @bf16 (VGG-19 in bfloat16, judged in float32)")
+                        "each optionally with @bf16 (VGG-19 in bfloat16, judged in float32), @tf (optimizer "
+                        "lbfgs-tf: the library's TensorFlow L-BFGS instead of scipy's) or @bf16+tf")
     parser.add_argument("--target-loss", type=float, default=None,
                         help="skip the tutorial's run: use this loss (from an earlier run's target_loss)")
     parser.add_argument("--reference-seconds", type=float, default=None,
                         help="with --target-loss: the earlier run's reference_seconds (for `speedup`)")
     parser.add_argument("--reference-cpu-seconds", type=float, default=None,
                         help="with --target-loss: the earlier run's reference_cpu_seconds (for `speedup_cpu`)")
+    parser.add_argument("--adjacent-steps", type=int, default=0,
+                        help="time this many tutorial steps before and after each of our configurations, in the "
+                        "same process, for a speed-up against the tutorial's step time measured beside ours "
+                        "(`speedup_adjacent`: robust to the machine's speed drifting between runs)")
     args = parser.parse_args()
     common.setup_env()
     import numpy as np
@@ -139,17 +144,32 @@ def main() -> None:
             / loss_check["tutorial_loss_content_image"], abs(ours_final - target) / target)
         del tutorial
 
+    adjacent = None
+    if args.adjacent_steps:
+        adjacent = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
+        adjacent.step(2)  # trace and warm up
+
+    def tutorial_step_seconds():
+        if adjacent is None:
+            return None
+        t, c = time.perf_counter(), time.process_time()
+        adjacent.step(args.adjacent_steps)
+        return (time.perf_counter() - t) / args.adjacent_steps, (time.process_time() - c) / args.adjacent_steps
+
+    step_before = tutorial_step_seconds()
+
     # 3. Ours, until the tutorial's final loss.
-    lbfgs = cfg.replace(optimizer="lbfgs")
     results = {}
     with common.counted_evaluations() as counting:
         for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
             spec, _, suffix = name.partition("@")
             kind, _, coarse = spec.partition(":")
-            if suffix not in ("", "bf16"):
-                raise SystemExit(f"unknown suffix in {name!r}: use @bf16 or nothing")
-            precision = "bfloat16" if suffix else None
-            stop_judge = exact_loss if suffix else None
+            flags = set(suffix.split("+")) - {""}
+            if flags - {"bf16", "tf"}:
+                raise SystemExit(f"unknown suffix in {name!r}: use @bf16, @tf, @bf16+tf or nothing")
+            precision = "bfloat16" if "bf16" in flags else None
+            stop_judge = exact_loss if precision else None
+            lbfgs = cfg.replace(optimizer="lbfgs-tf" if "tf" in flags else "lbfgs")
             counting.instances = []
             if kind == "lbfgs":
                 stop = StopAtLoss(target, judge=stop_judge)
@@ -163,7 +183,8 @@ def main() -> None:
                 if len(coarse_steps) not in (1, levels - 1):
                     raise SystemExit(f"{name!r}: give one step count, or one per coarse level ({levels - 1})")
                 steps = (coarse_steps * (levels - 1))[:levels - 1] + [args.max_steps]
-                run = pyramid.coarse_to_fine(content, style, config=lbfgs, levels=levels, steps_per_level=steps,
+                run = pyramid.coarse_to_fine(content, style, config=lbfgs, optimizer=lbfgs.optimizer, levels=levels,
+                                             steps_per_level=steps,
                                              progress=False, callback=stop.callback, should_stop=stop.should_stop,
                                              precision=precision)
                 per_level = np.bincount(np.asarray(run.history["level"], int))
@@ -176,9 +197,17 @@ def main() -> None:
                 detail = {"steps": len(run.history["total"])}
             else:
                 raise SystemExit(f"unknown config {name!r}: use lbfgs, c2f2:S, c2f3:S, c2f4:S or adam:LR")
-            if suffix:
+            if precision:
                 detail["precision"], detail["judged_images"] = precision, stop.judged
+            detail["optimizer"] = run.config.optimizer  # what ran (coarse_to_fine's optimizer= overrides the config's)
             work = counting.full_size_evaluations(full_pixels)
+            step_after = tutorial_step_seconds()
+            if step_after and stop.seconds:
+                wall, cpu = ((a + b) / 2 for a, b in zip(step_before, step_after))
+                detail.update(tutorial_step_seconds_adjacent=wall, tutorial_step_cpu_seconds_adjacent=cpu,
+                              speedup_adjacent=args.reference_steps * wall / stop.seconds,
+                              speedup_cpu_adjacent=args.reference_steps * cpu / stop.cpu_seconds)
+            step_before = step_after
             results[name] = {"seconds": stop.seconds, "cpu_seconds": stop.cpu_seconds,
                              "reached": stop.seconds is not None,
                              "best_full_size_loss": stop.best, "full_size_evaluations": work,

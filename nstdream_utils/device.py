@@ -53,14 +53,24 @@ def _supports_mixed_precision(gpu) -> bool:
 
 NATIVE_CPU_FLAGS: dict[str, tuple[str, ...]] = {
     "bfloat16": ("avx512_bf16", "amx_bf16"),
-    "float16": ("avx512_fp16", "amx_fp16"),
+    "float16": ("amx_fp16",),
 }
-"""``/proc/cpuinfo`` flags, any one of which means the CPU computes that precision natively."""
+"""``/proc/cpuinfo`` flags, any one of which makes that precision at least as fast as float32 on the CPU.
+
+bfloat16: measured 1.8× less CPU per NST evaluation than float32 with ``avx512_bf16`` and 3.4× with
+``amx_bf16`` (``docs/benchmarks.md``, § 1 and § 7). float16: ``avx512_fp16`` alone is not enough — on a
+CPU with it but without ``amx_fp16`` float16 was still slower than float32 (:data:`PARTIAL_CPU_FLAGS`);
+``amx_fp16`` is listed because oneDNN runs float16 convolutions on it, not measured here."""
 
 CPU_EMULATION_COST: dict[str, float] = {"bfloat16": 10.0, "float16": 3.0}
 """CPU time of one NST value-and-gradient (VGG-19, 128 px) in that precision ÷ in float32 on a 2-core
 AVX2 CPU without either set of flags, about, from three runs of ``benchmarks/nst_precision.py``
 (bfloat16 9.8×, 10.3× and 11.5×; float16 2.8×, 3.0× and 5.1×; ``docs/benchmarks.md``, § 6)."""
+
+PARTIAL_CPU_FLAGS: dict[str, tuple[str, float]] = {"float16": ("avx512_fp16", 1.3)}
+"""A flag that gives a precision some instructions of its own yet leaves it slower than float32, and
+that cost as in :data:`CPU_EMULATION_COST`: float16 on a 2-core AVX512-FP16 CPU without AMX-FP16,
+1.2× at 128 px and 1.37× at 256 px (``benchmarks/nst_precision.py``, ``docs/benchmarks.md``, § 7)."""
 
 
 def cpu_flags() -> frozenset[str]:
@@ -81,7 +91,8 @@ def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None
 
     TensorFlow runs bfloat16 and float16 on any CPU, but a CPU without the instructions for them
     (:data:`NATIVE_CPU_FLAGS`) emulates them: an NST step then costs several times float32's
-    (:data:`CPU_EMULATION_COST`). Returns None for float32 or None, on a GPU, where the CPU has
+    (:data:`CPU_EMULATION_COST`). float16 stays slower than float32 even with AVX512-FP16 when
+    AMX-FP16 is missing (:data:`PARTIAL_CPU_FLAGS`). Returns None for float32 or None, on a GPU, where the CPU has
     the instructions, and where its flags cannot be read (not Linux).
 
     Args:
@@ -96,9 +107,13 @@ def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None
         return None
     if is_gpu() if gpu is None else gpu:
         return None
-    return (f"this CPU has no {precision} instructions ({' or '.join(NATIVE_CPU_FLAGS[precision])}), so "
-            f"TensorFlow emulates them: measured about {CPU_EMULATION_COST[precision]:g}× the CPU time of "
-            "float32 per NST step on such a CPU")
+    native = " or ".join(NATIVE_CPU_FLAGS[precision])
+    partial, cost = PARTIAL_CPU_FLAGS.get(precision, ("", 0.0))
+    if partial in flags:
+        return (f"this CPU has {partial} but no {native}, so TensorFlow runs {precision} slower than float32 "
+                f"here: measured about {cost:g}× the CPU time of float32 per NST step on such a CPU")
+    return (f"this CPU has no {precision} instructions ({native}), so TensorFlow emulates them: measured "
+            f"about {CPU_EMULATION_COST[precision]:g}× the CPU time of float32 per NST step on such a CPU")
 
 
 def setup(*, mixed_precision: bool | str = "auto", memory_growth: bool = True) -> DeviceInfo:
@@ -167,9 +182,16 @@ def report() -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
         "policy": keras.mixed_precision.global_policy().name,
         "cpu_16bit": ", ".join(
-            f"{p} {'emulated (slower than float32)' if slow_precision(p, flags=flags, gpu=False) else 'native'}"
+            f"{p} {_cpu_16bit(p, flags)}"
             for p in NATIVE_CPU_FLAGS) if flags else "unknown",
     }
+
+
+def _cpu_16bit(precision: str, flags: frozenset[str]) -> str:
+    if not slow_precision(precision, flags=flags, gpu=False):
+        return "native"
+    return "slower than float32" if PARTIAL_CPU_FLAGS.get(precision, ("",))[0] in flags else \
+        "emulated (slower than float32)"
 
 
 def format_report(rep: dict | None = None) -> str:
@@ -184,4 +206,4 @@ def pick(cpu, gpu):
 
 
 __all__ = ["DeviceInfo", "setup", "cpu_flags", "slow_precision", "NATIVE_CPU_FLAGS",
-           "CPU_EMULATION_COST", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick"]
+           "CPU_EMULATION_COST", "PARTIAL_CPU_FLAGS", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick"]

@@ -216,7 +216,7 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
         precision: what the convolutions compute in: ``"float32"``, ``"bfloat16"`` or ``"float16"``
             (Keras mixed policies: weights stay float32, features are returned as float32), or
             None for the global Keras policy. bfloat16 takes about 1.8× less CPU time per NST step on
-            CPUs with AVX512-BF16 or AMX (``docs/benchmarks.md``); features then carry about 3
+            CPUs with AVX512-BF16, 3.4× with AMX (``docs/benchmarks.md``); features then carry about 3
             significant digits.
 
     Raises:

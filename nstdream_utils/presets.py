@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 
-OPTIMIZERS = ("sgd", "adam", "lbfgs")
+OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
 INITS = ("content", "noise", "style")
 
 KERAS_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
@@ -38,7 +38,8 @@ class NSTConfig:
         size: output size in pixels: the longest side, or both sides when ``square`` is true.
         square: resize to ``size × size`` (the paper's 224×224) instead of keeping the aspect ratio.
         num_steps: optimiser iterations.
-        optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial) or ``"lbfgs"`` (Gatys; scipy).
+        optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial), ``"lbfgs"`` (Gatys; scipy) or
+            ``"lbfgs-tf"`` (the same in TensorFlow: faster where VGG-19 is fast, e.g. bfloat16 on AMX).
         learning_rate: step size, in the units of ``pixel_scale``.
         lr_decay_rate, lr_decay_steps: exponential decay ``lr · rate^(step / steps)`` (None: constant).
         lr_reference_pixels: for SGD, ``learning_rate`` is the one for an image of this many pixels

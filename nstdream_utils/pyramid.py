@@ -127,7 +127,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
             :func:`default_steps` — :data:`COARSE_STEPS` at half size, doubling at each
             coarser level, and :data:`FINE_STEPS` at full size (``config.num_steps`` is not
             used: it counts Adam or SGD steps).
-        optimizer: ``"lbfgs"`` (default), ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
+        optimizer: ``"lbfgs"`` (default), ``"lbfgs-tf"``, ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
         seed, progress, log_every, weights, precision: as in ``nst.style_transfer``.
         callback: ``callback(step, losses, image)`` as in ``nst.style_transfer``, with ``step``
             counted across levels and ``losses["level"]`` the level index (0 = coarsest).
@@ -176,7 +176,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
                             progress=progress, desc=f"NST level {index + 1}/{levels} {h}×{w}",
                             log_every=log_every, callback=_level_callback(callback, index),
                             main_key="total", step_offset=offset)
-        loop = nst._lbfgs_loop if level_cfg.optimizer == "lbfgs" else nst._gradient_loop
+        loop = nst.loop_for(level_cfg.optimizer)
         image = np.clip(loop(loss_fn, x0, level_cfg, recorder, should_stop=should_stop), 0, 1).astype(np.float32)
         del loss_fn
         _append(history, recorder.history, index, time.perf_counter() - start)

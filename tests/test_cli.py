@@ -49,7 +49,7 @@ def one_line(err: str) -> str:
     (["style", "a", "b", "-o", "x.png", "--steps", "0"], "error: --steps: must be > 0, got 0 — pass e.g. --steps 100"),
     (["style", "a", "b", "-o", "x.png", "--size", "-5"], "error: --size: must be > 0, got -5 — pass e.g. --size 256"),
     (["style", "a", "b", "-o", "x.png", "--optimizer", "rmsprop"],
-     "error: --optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs"),
+     "error: --optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs, lbfgs-tf"),
     (["style", "a", "b", "-o", "x.png", "--precision", "half"],
      "error: --precision: unknown choice 'half' — choose one of float32, bfloat16, float16"),
     (["dream", "a", "-o", "x.png", "--optimizer", "adam"],

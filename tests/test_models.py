@@ -115,7 +115,13 @@ def test_slow_precision_names_the_missing_instructions():
     reason = device.slow_precision("bfloat16", flags=AVX2_ONLY, gpu=False)
     assert reason.startswith("this CPU has no bfloat16 instructions (avx512_bf16 or amx_bf16)")
     assert f"about {device.CPU_EMULATION_COST['bfloat16']:g}× the CPU time of float32" in reason
-    assert "(avx512_fp16 or amx_fp16)" in device.slow_precision("float16", flags=AVX2_ONLY, gpu=False)
+    assert "float16 instructions (amx_fp16), so TensorFlow emulates" in device.slow_precision(
+        "float16", flags=AVX2_ONLY, gpu=False)
+    partial = device.slow_precision("float16", flags=AVX2_ONLY | {"avx512_fp16"}, gpu=False)
+    assert partial == ("this CPU has avx512_fp16 but no amx_fp16, so TensorFlow runs float16 slower than float32 "
+                       f"here: measured about {device.PARTIAL_CPU_FLAGS['float16'][1]:g}× the CPU time of float32 "
+                       "per NST step on such a CPU")
+    assert device.slow_precision("float16", flags=AVX2_ONLY | {"avx512_fp16", "amx_fp16"}, gpu=False) is None
     for native in ("avx512_bf16", "amx_bf16"):
         assert device.slow_precision("bfloat16", flags=AVX2_ONLY | {native}, gpu=False) is None
         assert device.slow_precision("float16", flags=AVX2_ONLY | {native}, gpu=False) is not None
@@ -160,3 +166,11 @@ def test_native_precision_does_not_warn(emulating_cpu):
         warnings.simplefilter("error")
         assert models.check_precision("bfloat16") == "mixed_bfloat16"
         assert models.check_precision("float16") == "mixed_float16"
+
+
+def test_report_says_which_16bit_precisions_are_slower_than_float32(monkeypatch):
+    for extra, expected in (({"avx512_bf16", "avx512_fp16"}, "bfloat16 native, float16 slower than float32"),
+                            (set(), "bfloat16 emulated (slower than float32), float16 emulated (slower than float32)"),
+                            ({"amx_bf16", "amx_fp16"}, "bfloat16 native, float16 native")):
+        monkeypatch.setattr(device, "cpu_flags", lambda extra=extra: AVX2_ONLY | extra)
+        assert device.report()["cpu_16bit"] == expected

@@ -224,6 +224,37 @@ def test_gradient_step_is_not_retraced_per_step(content, style, optimizer):
 
 
 # --------------------------------------------------------------------------------------------------
+# The TensorFlow L-BFGS's two-loop recursion (optimizer="lbfgs-tf")
+# --------------------------------------------------------------------------------------------------
+
+
+def test_lbfgs_direction_meets_the_secant_condition_and_keeps_pinned_pixels():
+    """H·y_k = s_k for the newest pair (the BFGS update's defining property), exactly up to float32."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    shape = (1, 4, 4, 3)
+    pairs = []
+    for _ in range(3):
+        s = rng.normal(size=shape).astype(np.float32)
+        y = (s * rng.uniform(0.5, 2.0, size=shape)).astype(np.float32)  # a positive-definite Hessian: sᵀy > 0
+        pairs.append((tf.constant(s), tf.constant(y), 1.0 / float(np.sum(s * y))))
+    ones = tf.ones(shape)
+    s_new, y_new, _ = pairs[-1]
+    np.testing.assert_allclose(-nst._lbfgs_direction(y_new, ones, pairs, 1.0).numpy(), s_new.numpy(),
+                               rtol=1e-4, atol=1e-5)
+    g = tf.constant(rng.normal(size=shape).astype(np.float32))
+    first = nst._lbfgs_direction(g, ones, [], 0.25).numpy()  # no history: the gradient, scaled
+    assert np.isclose(np.abs(first).max(), 0.25)
+    np.testing.assert_allclose(first, -0.25 * g.numpy() / np.abs(g.numpy()).max(), rtol=1e-6)
+    free = np.ones(shape, np.float32)
+    free[0, 0] = 0.0  # the first row of pixels is pinned at a bound
+    d = nst._lbfgs_direction(g, tf.constant(free), pairs, 1.0).numpy()
+    assert np.all(d[0, 0] == 0.0) and np.all(d[0, 1:] != 0.0)
+    assert float(np.sum(d * g.numpy())) < 0  # a descent direction
+
+
+# --------------------------------------------------------------------------------------------------
 # float16 (GPUs' mixed_float16): the gradient needs a loss scale
 # --------------------------------------------------------------------------------------------------
 

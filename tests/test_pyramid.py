@@ -152,8 +152,9 @@ def test_a_stopped_run_still_returns_the_full_size(pair):
 
 @needs_weights
 @pytest.mark.slow
-def test_adam_levels_also_lower_their_loss(pair):
-    result = pyramid.coarse_to_fine(*pair, config=CONFIG, size=64, levels=2, steps_per_level=10, optimizer="adam",
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs-tf"])
+def test_adam_and_tensorflow_lbfgs_levels_also_lower_their_loss(pair, optimizer):
+    result = pyramid.coarse_to_fine(*pair, config=CONFIG, size=64, levels=2, steps_per_level=10, optimizer=optimizer,
                                     progress=False)
     assert result.image.shape == (43, 64, 3)
     level = np.asarray(result.history["level"])

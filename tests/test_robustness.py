@@ -289,7 +289,7 @@ def test_cli_refuses_bad_parameters_with_one_line(tail, words, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("tail, words", [
-    (["--optimizer", "rmsprop"], "--optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs"),
+    (["--optimizer", "rmsprop"], "--optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs, lbfgs-tf"),
     (["--preset", "papper"], "did you mean 'paper'"),
     (["--steps", "1.5"], "--steps: expected a whole number"),
 ])
