@@ -1,7 +1,7 @@
 """Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
 Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
 
-One entry point, :func:`style_transfer`, with three optimisers behind it:
+One entry point, :func:`style_transfer`, with four optimisers behind it:
 
 * ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay);
 * ``"adam"`` — the TensorFlow tutorial's choice;
@@ -278,6 +278,8 @@ def _lbfgs_tf_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
         terms, g = value_and_grad(state["x"])
         f = float(terms["total"])
         recorder.record([terms], image_ok=True)
+        if recorder.wants_frame(0):
+            recorder.keep_frame()
         pairs: list = []
         while recorder.steps_done < cfg.num_steps:
             if should_stop is not None and should_stop():

@@ -26,11 +26,12 @@ SIZE = 64
 NUM_STEPS = 30
 FRAME_EVERY = 10
 _PAPER = dataclasses.replace(presets.PAPER.nst, size=SIZE, num_steps=NUM_STEPS)
-# One loss, three optimisers; learning rates in 0..255 pixel units.
+# One loss, four optimisers; learning rates in 0..255 pixel units.
 CONFIGS = {
     "sgd": _PAPER,  # lr 10 at 224², scaled by the library to 10·(64/224)² ≈ 0.82
     "adam": dataclasses.replace(_PAPER, optimizer="adam", learning_rate=10.0, lr_reference_pixels=None),
     "lbfgs": dataclasses.replace(_PAPER, optimizer="lbfgs"),  # line search: no learning rate
+    "lbfgs-tf": dataclasses.replace(_PAPER, optimizer="lbfgs-tf"),  # the same method in TensorFlow
 }
 
 
@@ -122,7 +123,7 @@ def test_sgd_learning_rate_is_scaled_to_the_image_size():
 
 
 # --------------------------------------------------------------------------------------------------
-# The three optimisers lower the same loss
+# The four optimisers lower the same loss
 # --------------------------------------------------------------------------------------------------
 
 
