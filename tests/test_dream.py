@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from nstdream_utils import data, dream, images, losses, models, presets, weights
+from nstdream_utils import data, device, dream, images, losses, models, presets, weights
 from nstdream_utils.errors import InputError
 
 
@@ -139,9 +139,12 @@ def test_same_seed_gives_the_same_output(photo, tiled):
                                 progress=False)
 
     again, other = run(0), run(1)
-    np.testing.assert_allclose(again.image, tiled.image, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(again.history["loss"], tiled.history["loss"], rtol=1e-6)
-    assert not np.allclose(other.image, tiled.image, atol=1e-4)  # another seed, other rolls
+    # Same rolls, same result up to oneDNN's float32 summation order: on an AMX/AVX512-FP16 Xeon two
+    # runs with seed 0 differed by up to 1.3e-4 (identical on the AMD machines); another seed's
+    # rolls change pixels by up to 0.1 (mean 0.01).
+    np.testing.assert_allclose(again.image, tiled.image, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(again.history["loss"], tiled.history["loss"], rtol=1e-5)
+    assert not np.allclose(other.image, tiled.image, atol=1e-2)  # another seed, other rolls
 
 
 # --------------------------------------------------------------------------------------------------
@@ -185,4 +188,8 @@ def test_float16_dream_step_follows_float32_thanks_to_the_loss_scale(photo, monk
     scaled = cosine(update("float16"), want)
     monkeypatch.setattr(dream, "FLOAT16_LOSS_SCALE", 1.0)
     unscaled = cosine(update("float16"), want)
-    assert scaled > 0.985 and scaled > unscaled + 0.005, (scaled, unscaled)
+    assert scaled > 0.985 and scaled > unscaled - 0.002, (scaled, unscaled)  # close to float32, never worse
+    if "avx512_fp16" not in device.cpu_flags():
+        # Emulated float16 (AVX2: 0.978 unscaled, 0.991 scaled) underflows without the scale. With
+        # AVX512-FP16 it barely does (0.9901 unscaled, 0.9907 scaled), so there only the above holds.
+        assert scaled > unscaled + 0.005, (scaled, unscaled)
