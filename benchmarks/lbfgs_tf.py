@@ -13,8 +13,8 @@ evaluation and 2·m·n float64 of history (4 GB at 2048² with m = 20).
 two-loop recursion with m (s, y) pairs, box constraints by projection (variables at a bound whose
 gradient points outwards are frozen for the step, and the step is clipped back into the box),
 Armijo backtracking from the unit step, and a first step scaled so that no pixel moves more than
-``first_step`` (in [0, 1] units). Everything stays float32 tensors; only the loss comes back to
-the host, once per evaluation.
+``first_step`` (in [0, 1] units). Everything stays float32 tensors; a few scalars per iteration (the
+loss, the slope, sᵀy) come back to the host.
 
 Run alone, it measures both optimisers on the same loss from the same start: evaluations and wall
 time to reach a target loss (the tutorial's loss after ``--reference-steps`` Adam steps, or
@@ -31,7 +31,7 @@ import tf_tutorial
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="TensorFlow L-BFGS prototype vs scipy's L-BFGS-B.")
+    parser = argparse.ArgumentParser(description="The library's TensorFlow L-BFGS (lbfgs-tf) vs scipy's L-BFGS-B.")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--reference-steps", type=int, default=100, help="tutorial Adam steps giving the target")
     parser.add_argument("--target-loss", type=float, help="use this target instead of running the tutorial")

@@ -60,7 +60,7 @@ NATIVE_CPU_FLAGS: dict[str, tuple[str, ...]] = {
 bfloat16: measured 1.8× less CPU per NST evaluation than float32 with ``avx512_bf16`` and 3.4× with
 ``amx_bf16`` (``docs/benchmarks.md``, § 1 and § 7). float16: ``avx512_fp16`` alone is not enough — on a
 CPU with it but without ``amx_fp16`` float16 was still slower than float32 (:data:`PARTIAL_CPU_FLAGS`);
-``amx_fp16`` is listed because oneDNN runs float16 convolutions on it, not measured here."""
+``amx_fp16`` is assumed to be enough (no CPU with it was measured)."""
 
 CPU_EMULATION_COST: dict[str, float] = {"bfloat16": 10.0, "float16": 3.0}
 """CPU time of one NST value-and-gradient (VGG-19, 128 px) in that precision ÷ in float32 on a 2-core
@@ -85,6 +85,14 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
+def _cpu_slowness(precision: str | None, flags: frozenset[str]) -> str | None:
+    """``"emulated"``, ``"partial"`` (:data:`PARTIAL_CPU_FLAGS`) or None: native, float32, or flags unknown."""
+    if precision not in NATIVE_CPU_FLAGS or not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
+        return None
+    partial = PARTIAL_CPU_FLAGS.get(precision)
+    return "partial" if partial and partial[0] in flags else "emulated"
+
+
 def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None,
                    gpu: bool | None = None) -> str | None:
     """Why computing in ``precision`` would be *slower* than float32 here, or None.
@@ -100,16 +108,13 @@ def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None
         flags: the CPU flags (default: :func:`cpu_flags`).
         gpu: whether TensorFlow sees a GPU (default: :func:`is_gpu`).
     """
-    if precision not in NATIVE_CPU_FLAGS:
-        return None
     flags = cpu_flags() if flags is None else flags
-    if not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
-        return None
-    if is_gpu() if gpu is None else gpu:
+    kind = _cpu_slowness(precision, flags)
+    if kind is None or (is_gpu() if gpu is None else gpu):
         return None
     native = " or ".join(NATIVE_CPU_FLAGS[precision])
-    partial, cost = PARTIAL_CPU_FLAGS.get(precision, ("", 0.0))
-    if partial in flags:
+    if kind == "partial":
+        partial, cost = PARTIAL_CPU_FLAGS[precision]
         return (f"this CPU has {partial} but no {native}, so TensorFlow runs {precision} slower than float32 "
                 f"here: measured about {cost:g}× the CPU time of float32 per NST step on such a CPU")
     return (f"this CPU has no {precision} instructions ({native}), so TensorFlow emulates them: measured "
@@ -182,16 +187,12 @@ def report() -> dict:
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
         "policy": keras.mixed_precision.global_policy().name,
         "cpu_16bit": ", ".join(
-            f"{p} {_cpu_16bit(p, flags)}"
+            f"{p} {_CPU_16BIT[_cpu_slowness(p, flags)]}"
             for p in NATIVE_CPU_FLAGS) if flags else "unknown",
     }
 
 
-def _cpu_16bit(precision: str, flags: frozenset[str]) -> str:
-    if not slow_precision(precision, flags=flags, gpu=False):
-        return "native"
-    return "slower than float32" if PARTIAL_CPU_FLAGS.get(precision, ("",))[0] in flags else \
-        "emulated (slower than float32)"
+_CPU_16BIT = {None: "native", "partial": "slower than float32", "emulated": "emulated (slower than float32)"}
 
 
 def format_report(rep: dict | None = None) -> str:

@@ -274,22 +274,26 @@ def _lbfgs_tf_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
     state = {"x": tf.constant(x0, tf.float32)}
     recorder.get_image = lambda: state["x"].numpy()[0] / cfg.pixel_scale
     status = "completed"
+    def record(terms) -> None:
+        recorder.record([terms], image_ok=True)
+        if recorder.wants_frame(recorder.steps_done - 1):
+            recorder.keep_frame()
+
     try:
         terms, g = value_and_grad(state["x"])
         f = float(terms["total"])
-        recorder.record([terms], image_ok=True)
-        if recorder.wants_frame(0):
-            recorder.keep_frame()
+        record(terms)
         pairs: list = []
         while recorder.steps_done < cfg.num_steps:
             if should_stop is not None and should_stop():
                 status = "interrupted"
                 break
             x = state["x"]
-            d = _lbfgs_direction(g, free_mask(x, g), pairs, first_step * cfg.pixel_scale)
+            free = free_mask(x, g)
+            d = _lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
             if not float(tf.reduce_sum(g * d)) < 0:  # not a descent direction: restart from the gradient
                 pairs.clear()
-                d = _lbfgs_direction(g, free_mask(x, g), pairs, first_step * cfg.pixel_scale)
+                d = _lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
             t = 1.0
             for _ in range(max_backtracks):
                 x_new = tf.clip_by_value(x + t * d, low, high) if cfg.clip else x + t * d
@@ -305,9 +309,7 @@ def _lbfgs_tf_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
             if sy > 1e-10 * float(tf.reduce_sum(y * y)):
                 pairs = (pairs + [(s, y, 1.0 / sy)])[-memory:]
             state["x"], g, f = x_new, g_new, f_new
-            recorder.record([terms_new], image_ok=True)
-            if recorder.wants_frame(recorder.steps_done - 1):
-                recorder.keep_frame()
+            record(terms_new)
     except KeyboardInterrupt:
         status = "interrupted"
     finally:
