@@ -228,6 +228,53 @@ class RateProbe:
         return {"best": max(rates.values()), "best_cpu": max(cpu_rates.values()), **rates}
 
 
+class ConvProbe:
+    """Times VGG-19's own convolutions alone, at the shapes an NST step runs them: forward and
+    input-gradient (``tf.nn.conv2d`` and ``tf.nn.conv2d_transpose``) of every 3×3 convolution up to
+    ``deepest``, all in one ``tf.function`` — no ReLU, pooling, Gram matrix or update.
+
+    ``2 × forward FLOPs ÷ this time`` is the rate the CPU's convolution kernels reach *at these
+    shapes*; its ratio to the floor says how much of a step's distance from the floor is the kernels'
+    (small spatial sizes run below the big-matmul rate), and ``ours ÷ convs`` what is left for the rest.
+    """
+
+    def __init__(self, shape: tuple[int, int], deepest: str) -> None:
+        import keras
+        import tensorflow as tf
+
+        base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*shape, 3))
+        g = tf.random.Generator.from_seed(1)
+        self.pairs = []
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.Conv2D):
+                in_shape, out_shape = layer.input.shape, layer.output.shape
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]),
+                                   g.normal([3, 3, in_shape[-1], out_shape[-1]])))
+            if layer.name == deepest:
+                break
+
+        @tf.function
+        def run(pairs):
+            total = 0.0
+            for x, dy, k in pairs:
+                total += tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")[0, 0, 0, :1])
+                total += tf.reduce_sum(tf.nn.conv2d_transpose(dy, k, tf.shape(x), 1, "SAME")[0, 0, 0, :1])
+            return total
+
+        self.run = run
+        self.run(self.pairs).numpy()  # trace and warm up
+
+    def measure(self, repeats: int = 5) -> tuple[float, float]:
+        """Median ``(wall seconds, CPU seconds)`` of one pass over every convolution, both directions."""
+        times, cpu_times = [], []
+        for _ in range(repeats):
+            t, c = time.perf_counter(), time.process_time()
+            self.run(self.pairs).numpy()
+            times.append(time.perf_counter() - t)
+            cpu_times.append(time.process_time() - c)
+        return median(times), median(cpu_times)
+
+
 class Clock:
     """Wall and CPU time since the last ``lap()``: ``(wall seconds, CPU seconds of this process)``."""
 

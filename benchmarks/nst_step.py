@@ -19,8 +19,12 @@ rounds. Each ratio is given twice: from wall seconds, and (``*_cpu``) from this 
 seconds — the rate probe and the steps both counted in CPU time, which other processes on a shared
 machine barely change. Prints one JSON line with ``ours_s``, ``tutorial_s``, ``floor_s`` (medians),
 ``ratio_to_floor``, ``ratio_to_floor_cpu``, ``ratio_to_floor_3x`` (the looser floor with 3 ×
-forward), ``ours_over_tutorial`` and ``ours_traces`` (times our step function was traced: a
-constant, not one per step). ``--precision bfloat16`` runs *our* step with VGG-19 in bfloat16
+forward), ``ours_over_tutorial``, ``ours_traces`` (times our step function was traced: a
+constant, not one per step), and ``convs_ratio_to_floor_cpu`` / ``ours_over_convs_cpu``: VGG-19's
+convolutions alone at this size (``common.ConvProbe``, forward + input gradient, timed in each round)
+against the floor and against our step — how much of the distance to the floor the convolution
+kernels themselves account for at these shapes, and how much is left for everything else (the probe
+is float32 also under ``--precision bfloat16``). ``--precision bfloat16`` runs *our* step with VGG-19 in bfloat16
 (``NSTLoss(..., precision=)``); the tutorial and the floor stay float32's, so ``ratio_to_floor``
 then says how far below the float32 floor bfloat16 brings the step.
 """
@@ -56,6 +60,7 @@ def main() -> None:
     tutorial = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
     tutorial.step(2)  # trace and warm up
     probe = common.RateProbe(args.size)
+    convs = common.ConvProbe(shape, "block5_conv2")
 
     rounds: list[dict] = []
     clock, started = common.Clock(), []
@@ -67,11 +72,12 @@ def main() -> None:
             tutorial.step(SYNC_EVERY)
             tut_wall, tut_cpu = clock.lap()
             rate = probe.measure()
+            conv_wall, conv_cpu = convs.measure()
             rounds.append({"ours_s": wall / SYNC_EVERY, "tutorial_s": tut_wall / SYNC_EVERY,
                            "floor_s": 2.0 * forward / (rate["best"] * 1e9),
                            "ours_cpu_s": cpu / SYNC_EVERY, "tutorial_cpu_s": tut_cpu / SYNC_EVERY,
                            "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9), "gflops": rate["best"],
-                           "gflops_per_cpu_s": rate["best_cpu"]})
+                           "gflops_per_cpu_s": rate["best_cpu"], "convs_s": conv_wall, "convs_cpu_s": conv_cpu})
         started.append(True)
         clock.reset()
 
@@ -97,6 +103,8 @@ def main() -> None:
         "tutorial_ratio_to_floor_cpu": ratio("tutorial_cpu_s", "floor_cpu_s"),
         "ours_over_tutorial": ratio("ours_s", "tutorial_s"),
         "ours_over_tutorial_cpu": ratio("ours_cpu_s", "tutorial_cpu_s"),
+        "convs_s": med("convs_s"), "convs_ratio_to_floor_cpu": ratio("convs_cpu_s", "floor_cpu_s"),
+        "ours_over_convs_cpu": ratio("ours_cpu_s", "convs_cpu_s"),
         "forward_gflop": forward / 1e9, "floor_definition": "2 x forward FLOPs (conv to block5_conv2 + 5 Grams) "
         "/ best sustained rate (matmul 2048^2 or VGG-shaped 3x3 conv) measured in the same round; "
         "*_cpu: the same with this process's CPU seconds instead of wall seconds",

@@ -35,10 +35,11 @@ _EXAMPLES = {
     "--metrics": "--metrics run.json", "--nst-steps": "--nst-steps 100", "--dream-steps": "--dream-steps 100",
     "--dream-size": "--dream-size 299", "--dream-lr": "--dream-lr 0.01", "--log-every": "--log-every 10",
     "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
+    "--levels": "--levels 3", "--level-steps": "--level-steps 200,100,100",
 }
 
 # Library parameter names -> the option that sets them, for errors raised by the library.
-_OPTION_NAMES = {"layers": "--layers"}
+_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,6 +117,10 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _step_list(text: str) -> tuple[int, ...]:
+    return tuple(_positive_int(part.strip()) for part in text.split(","))
+
+
 def _layers(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
@@ -143,7 +148,14 @@ def _common(p: argparse.ArgumentParser, *, nst: bool, dream: bool) -> None:
                    help="what the networks compute in (default: float32; float16 on tensor-core GPUs); "
                         "bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
     if nst:
-        p.add_argument("--optimizer", choices=presets.OPTIMIZERS)
+        p.add_argument("--optimizer", choices=presets.OPTIMIZERS,
+                       help="NST optimiser (default: the preset's; lbfgs with --levels)")
+        p.add_argument("--levels", type=_positive_int, default=1,
+                       help="coarse-to-fine NST: optimise at 1/2^(N-1) of the size first, doubling up to full "
+                            "size, each level starting from the last (default 1: full size only)")
+        p.add_argument("--level-steps", type=_step_list,
+                       help="with --levels N: steps per level, coarsest first, e.g. 200,100,100 "
+                            "(default: 100 at full size, 100 at half, doubling at each coarser level)")
     if dream:
         p.add_argument("--layers", type=_layers, help="Inception layers, e.g. mixed3,mixed5")
         p.add_argument("--octaves", type=_positive_int, help="number of octaves ending at full size")
@@ -210,10 +222,11 @@ def _configs(args) -> tuple[presets.Preset, presets.NSTConfig, presets.DreamConf
     square = True if args.square else None
     nst_cfg, dream_cfg = preset.nst, preset.dream
     if args.command in ("style", "pipeline"):
+        _check_level_options(args)
         nst_cfg = presets.validate_nst(nst_cfg.replace(
             size=args.size, square=square if square or args.size is None else False,
-            num_steps=getattr(args, "nst_steps", None) or args.steps, optimizer=args.optimizer,
-            learning_rate=args.lr))
+            num_steps=getattr(args, "nst_steps", None) or args.steps,
+            optimizer=args.optimizer or ("lbfgs" if args.levels > 1 else None), learning_rate=args.lr))
     if args.command in ("dream", "pipeline"):
         dream_size = args.size if args.command == "dream" else args.dream_size
         dream_lr = args.lr if args.command == "dream" else args.dream_lr
@@ -223,6 +236,40 @@ def _configs(args) -> tuple[presets.Preset, presets.NSTConfig, presets.DreamConf
             num_steps=getattr(args, "dream_steps", None) or args.steps,
             tile_size=getattr(args, "tile_size", None)))
     return dataclasses.replace(preset, nst=nst_cfg, dream=dream_cfg), nst_cfg, dream_cfg
+
+
+def _check_level_options(args) -> None:
+    """``--levels`` and ``--level-steps`` agree with each other and with ``--steps``/``--nst-steps``."""
+    if args.levels == 1:
+        if args.level_steps is not None:
+            raise InputError("needs --levels 2 or more (it gives the steps of each level)",
+                             where="--level-steps", fix=f"add --levels {len(args.level_steps)}, or use --steps")
+        return
+    steps_option = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+    if steps_option:
+        fix = "give the steps of each level, coarsest first, with --level-steps"
+        if args.command == "pipeline":
+            fix += ", and DeepDream's with --dream-steps"
+        raise InputError(f"counts the NST steps of a one-level run; with --levels {args.levels} each level has "
+                         "its own count", where=steps_option, fix=fix)
+    if args.level_steps is not None and len(args.level_steps) != args.levels:
+        example = ",".join(str(n) for n in presets.default_steps(args.levels))
+        raise InputError(f"has {len(args.level_steps)} step counts for --levels {args.levels}",
+                         where="--level-steps", fix=f"give {args.levels} counts, coarsest first, e.g. {example}")
+
+
+def _check_level_shapes(args, nst_cfg: presets.NSTConfig) -> None:
+    """Refuse ``--levels`` whose coarsest level would be too small, from the content image's header."""
+    if args.levels == 1:
+        return
+    info = images.image_info(args.content)
+    height, width = (info["width"], info["height"]) if info["orientation"] in (5, 6, 7, 8) else \
+        (info["height"], info["width"])
+    try:
+        presets.level_shapes(presets.full_shape((height, width), nst_cfg), args.levels)
+    except InputError as exc:
+        raise InputError(exc.what, where="--levels", fix=f"use fewer levels or a larger --size "
+                         f"(the coarsest side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
 
 
 def _check_inputs(args) -> presets.Preset:
@@ -238,7 +285,10 @@ def _check_inputs(args) -> presets.Preset:
         if os.path.abspath(stylized) == os.path.abspath(args.output):
             raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
                              where=f"--stylized {args.stylized}", fix="give the stylised image another name")
-    return _configs(args)[0]
+    preset, nst_cfg, _ = _configs(args)
+    if args.command in ("style", "pipeline"):
+        _check_level_shapes(args, nst_cfg)
+    return preset
 
 
 def _check_weights(names: tuple[str, ...]) -> None:
@@ -302,6 +352,13 @@ def _stage_metrics(history: dict, image, status: str) -> dict:
     return out
 
 
+def _level_metrics(args) -> dict:
+    """``levels`` and ``steps_per_level`` of a coarse-to-fine run (nothing for a one-level run)."""
+    if args.levels == 1:
+        return {}
+    return {"levels": args.levels, "steps_per_level": presets.level_steps(args.level_steps, args.levels)}
+
+
 def _write(image, path: str, written: list[str]) -> None:
     images.save_image(image, path)
     written.append(path)
@@ -322,12 +379,12 @@ def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
 def _run_style(args, preset, interrupts, written) -> int:
     content, style = images.load_image(args.content), images.load_image(args.style)
     _check_weights(("vgg19",))
-    from . import nst
+    from . import pyramid
 
-    result = nst.style_transfer(content, style, config=preset.nst, seed=args.seed,
-                                progress=not args.no_progress, log_every=args.log_every,
-                                should_stop=interrupts.should_stop, precision=args.precision)
-    metrics = {"preset": args.preset, "precision": args.precision,
+    result = pyramid.stylize(content, style, levels=args.levels, steps_per_level=args.level_steps,
+                             optimizer=preset.nst.optimizer, config=preset.nst, seed=args.seed, progress=not args.no_progress,
+                             log_every=args.log_every, should_stop=interrupts.should_stop, precision=args.precision)
+    metrics = {"preset": args.preset, "precision": args.precision, **_level_metrics(args),
                **_stage_metrics(result.history, result.image, result.status)}
     return _finish(args, result.image, metrics, result.status, written)
 
@@ -352,11 +409,14 @@ def _run_pipeline(args, preset, interrupts, written) -> int:
 
     result = pipeline.run_pipeline(content, style, preset=preset, octaves=args.octaves, seed=args.seed,
                                    progress=not args.no_progress, log_every=args.log_every,
-                                   should_stop=interrupts.should_stop, precision=args.precision)
+                                   should_stop=interrupts.should_stop, precision=args.precision,
+                                   levels=args.levels, steps_per_level=args.level_steps,
+                                   optimizer=preset.nst.optimizer)
     stylized_path = _stylized_path(args)
     _write(result.stylized, stylized_path, written)
     metrics = {"preset": args.preset, "precision": args.precision, "status": result.status, "stylized": stylized_path,
-               "nst": _stage_metrics(result.nst.history, result.stylized, result.nst.status)}
+               "nst": {**_level_metrics(args), **_stage_metrics(result.nst.history, result.stylized,
+                                                               result.nst.status)}}
     final = result.stylized
     if result.dream is not None:
         final = result.dreamed

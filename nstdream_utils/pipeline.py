@@ -9,8 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import dream, nst
-from .errors import NonFiniteLossError
+from . import dream, nst, pyramid
 from .presets import get_preset
 
 
@@ -37,7 +36,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                  dream_size: int | None = None, dream_steps: int | None = None,
                  dream_step_size: float | None = None, layers=None, octaves=None, seed: int = 0,
                  progress: bool = True, log_every: int = 0, should_stop=None,
-                 precision: str | None = None) -> PipelineResult:
+                 precision: str | None = None, levels: int = 1, steps_per_level=None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image``, then dream on the result (the paper's pipeline).
 
     Args:
@@ -47,6 +46,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
         dream_size, dream_steps, dream_step_size, layers, octaves: DeepDream overrides.
         seed: seeds both stages.
         precision: what both networks compute in (``nst.style_transfer``'s ``precision``).
+        levels, steps_per_level: ``levels`` > 1 runs NST coarse to fine (``pyramid.coarse_to_fine``,
+            whose ``steps_per_level`` replaces ``nst_steps``; the optimiser defaults to ``"lbfgs"``).
 
     Returns:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
@@ -60,8 +61,9 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                                  learning_rate=learning_rate)
     dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
                                      step_size=dream_step_size, layers=layers, octaves=octaves)
-    styled = nst.style_transfer(content_image, style_image, config=nst_cfg, seed=seed, progress=progress,
-                                log_every=log_every, should_stop=should_stop, precision=precision)
+    styled = pyramid.stylize(content_image, style_image, levels=levels, steps_per_level=steps_per_level,
+                             optimizer=optimizer if levels > 1 else None, config=nst_cfg, seed=seed,
+                             progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)
     try:

@@ -33,80 +33,8 @@ import numpy as np
 from . import device, images, models, nst
 from ._loop import Recorder
 from .errors import InputError
-from .presets import NSTConfig
-
-MIN_LEVEL_SIDE = 16
-"""The smallest side a level may have: VGG-19 halves the image four times before ``block5``."""
-
-
-def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
-    """The ``(height, width)`` of each level, coarsest first: the full shape divided by 2^k.
-
-    Args:
-        shape: ``(height, width)`` of the full-size (last) level.
-        levels: number of levels, ≥ 1; ``3`` gives quarter, half and full size.
-
-    Returns:
-        ``levels`` pairs; the last equals ``shape``, each other one is half the next (rounded).
-
-    Raises:
-        InputError: ``levels`` < 1, or a level whose shorter side is below :data:`MIN_LEVEL_SIDE`.
-
-    Example:
-        >>> level_shapes((512, 384), 3)
-        [(128, 96), (256, 192), (512, 384)]
-    """
-    if isinstance(levels, bool) or not isinstance(levels, (int, np.integer)) or levels < 1:
-        raise InputError(f"levels must be a whole number ≥ 1, got {levels!r}", where="levels",
-                         fix="pass e.g. levels=3 (quarter, half and full size)")
-    height, width = shape
-    out = [(max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))) for k in range(levels - 1, -1, -1)]
-    if min(out[0]) < MIN_LEVEL_SIDE:
-        raise InputError(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below "
-                         f"{MIN_LEVEL_SIDE} px", where="levels",
-                         fix="use fewer levels or a larger size")
-    return out
-
-
-def _steps(steps_per_level, levels: int, default: list[int]) -> list[int]:
-    if steps_per_level is None:
-        return list(default)
-    if isinstance(steps_per_level, (int, np.integer)) and not isinstance(steps_per_level, bool):
-        steps = [int(steps_per_level)] * levels
-    elif isinstance(steps_per_level, Sequence) and not isinstance(steps_per_level, str):
-        steps = list(steps_per_level)
-        if len(steps) != levels:
-            raise InputError(f"steps_per_level has {len(steps)} entries for {levels} levels",
-                             where="steps_per_level", fix=f"give one step count per level ({levels})")
-    else:
-        raise InputError(f"steps_per_level must be an int or a list of ints, got {steps_per_level!r}",
-                         where="steps_per_level", fix="pass e.g. steps_per_level=(20, 20, 100)")
-    for s in steps:
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 1:
-            raise InputError(f"every level needs at least 1 step, got {steps_per_level!r}",
-                             where="steps_per_level", fix="pass positive whole numbers")
-    return [int(s) for s in steps]
-
-
-def default_steps(levels: int) -> list[int]:
-    """L-BFGS steps per level, coarsest first, when ``steps_per_level`` is not given.
-
-    Example:
-        >>> default_steps(3)
-        [200, 100, 100]
-    """
-    return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
-
-
-COARSE_STEPS = 100
-"""Default L-BFGS steps at the half-size level; each level below it gets twice the steps of the one
-above (quarter size 200, eighth 400), so every coarse level costs about as much as 25 or fewer
-full-size evaluations. At 512 px, 200 + 100 coarse steps cut the full-size iterations to the TF
-tutorial's 1000-step loss from 248 (20 + 20 coarse steps) to 178 (docs/benchmarks.md)."""
-
-FINE_STEPS = 100
-"""Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""
-
+from .presets import (COARSE_STEPS, FINE_STEPS, MIN_LEVEL_SIDE, NSTConfig, default_steps, full_shape,
+                      level_shapes, level_steps)
 
 def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
                    levels: int = 3, steps_per_level: int | Sequence[int] | None = None,
@@ -152,9 +80,9 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     cfg = nst.resolve_config(config, size=size, optimizer=optimizer, learning_rate=learning_rate)
     content_full = np.asarray(content_image, np.float32)
     content_full = content_full[0] if content_full.ndim == 4 else content_full
-    full_shape = _full_shape(content_full.shape[:2], cfg)
-    shapes = level_shapes(full_shape, levels)
-    steps = _steps(steps_per_level, levels, default_steps(levels))
+    last_shape = full_shape(content_full.shape[:2], cfg)
+    shapes = level_shapes(last_shape, levels)
+    steps = level_steps(steps_per_level, levels)
     models.check_precision(precision)  # a bad precision fails here, before any work
 
     device.setup()
@@ -183,17 +111,33 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
         if recorder.status != "completed":
             status = recorder.status
             break
-    if image.shape[:2] != tuple(full_shape):
-        image = images.resize(image, exact=tuple(full_shape))
+    if image.shape[:2] != tuple(last_shape):
+        image = images.resize(image, exact=tuple(last_shape))
     return nst.NSTResult(image=image, history=history, config=cfg.replace(num_steps=sum(steps)), status=status)
 
 
-def _full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
-    """The last level's ``(height, width)``: what ``nst.prepare_images`` gives (``images.resize``'s rounding)."""
-    if cfg.square:
-        return cfg.size, cfg.size
-    scale = cfg.size / max(shape)
-    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+def stylize(content_image, style_image, *, levels: int = 1, steps_per_level: int | Sequence[int] | None = None,
+            optimizer: str | None = None, **kwargs) -> nst.NSTResult:
+    """``nst.style_transfer`` when ``levels`` is 1, else :func:`coarse_to_fine` (the CLI's and pipeline's NST).
+
+    Args:
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1].
+        levels: 1 (full size only) or the number of coarse-to-fine levels.
+        steps_per_level: only with ``levels`` ≥ 2 (``coarse_to_fine``'s).
+        optimizer: None keeps the config's for one level and means ``"lbfgs"`` for several
+            (the default step counts are L-BFGS iterations).
+        **kwargs: the other keywords of both (``config``, ``seed``, ``progress``, ``precision``, …).
+
+    Raises:
+        InputError: ``steps_per_level`` with one level, or what the chosen function raises.
+    """
+    if levels == 1:
+        if steps_per_level is not None:
+            raise InputError("steps_per_level needs levels ≥ 2", where="steps_per_level",
+                             fix="pass levels=len(steps_per_level), or num_steps for a one-level run")
+        return nst.style_transfer(content_image, style_image, optimizer=optimizer, **kwargs)
+    return coarse_to_fine(content_image, style_image, levels=levels, steps_per_level=steps_per_level,
+                          optimizer=optimizer or "lbfgs", **kwargs)
 
 
 def _level_images(content_full: np.ndarray, style_image, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -225,4 +169,6 @@ def _append(history: dict, level_history: dict, level: int, elapsed: float) -> N
     history.setdefault("level", []).extend([float(level)] * n)
 
 
-__all__ = ["coarse_to_fine", "level_shapes", "default_steps", "COARSE_STEPS", "FINE_STEPS", "MIN_LEVEL_SIDE"]
+# The schedule (sizes and step counts) lives in ``presets``, TensorFlow-free; re-exported here.
+__all__ = ["coarse_to_fine", "stylize", "level_shapes", "level_steps", "default_steps", "full_shape", "COARSE_STEPS",
+           "FINE_STEPS", "MIN_LEVEL_SIDE"]

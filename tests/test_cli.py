@@ -57,6 +57,9 @@ def one_line(err: str) -> str:
     (["style", "a", "b", "c", "-o", "x.png"],
      "error: c: unknown option or extra argument — see `nstdream style --help`"),
     (["weights", "download"], "error: action: unknown choice 'download' — choose one of check, fetch"),
+    (["style", "a", "b", "-o", "x.png", "--levels", "0"], "error: --levels: must be > 0, got 0 — pass e.g. --levels 3"),
+    (["pipeline", "a", "b", "-o", "x.png", "--level-steps", "50,x"],
+     "error: --level-steps: expected a whole number, got 'x' — pass e.g. --level-steps 200,100,100"),
 ])
 def test_argparse_errors_are_one_line_with_a_fix(argv, line, capsys):
     code, out, err = run_cli(argv, capsys)
@@ -112,6 +115,38 @@ def test_pipeline_options_reach_the_right_stage():
     assert (nst_cfg.num_steps, dream_cfg.num_steps, dream_cfg.size, dream_cfg.square) == (3, 4, 100, False)
 
 
+def test_levels_choose_lbfgs_unless_an_optimizer_is_given():
+    assert configs(["style", "c", "s", "-o", "o.png", "--levels", "3"])[0].optimizer == "lbfgs"
+    assert configs(["style", "c", "s", "-o", "o.png", "--levels", "3", "--optimizer", "adam"])[0].optimizer == "adam"
+    assert configs(["style", "c", "s", "-o", "o.png"])[0].optimizer == "sgd"  # the quick preset's
+
+
+@pytest.mark.parametrize("options, line", [
+    (["--level-steps", "10,10"], "error: --level-steps: needs --levels 2 or more (it gives the steps of each level) "
+                                 "— add --levels 2, or use --steps"),
+    (["--levels", "3", "--level-steps", "10,10"], "error: --level-steps: has 2 step counts for --levels 3 — give 3 "
+                                                  "counts, coarsest first, e.g. 200,100,100"),
+    (["--levels", "2", "--steps", "5"], "error: --steps: counts the NST steps of a one-level run; with --levels 2 "
+                                        "each level has its own count — give the steps of each level, coarsest "
+                                        "first, with --level-steps"),
+    (["--levels", "3", "--size", "48"], "error: --levels: the coarsest of 3 levels would be 8×12 px, below 16 px — "
+                                        "use fewer levels or a larger --size (the coarsest side must be at least "
+                                        "16 px)"),
+])
+def test_level_options_fail_before_tensorflow_with_one_line(options, line, tmp_path, capsys):
+    code, out, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / "o.png", *options], capsys)
+    assert (code, out) == (2, "")
+    assert one_line(err) == line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_pipeline_levels_refuse_nst_steps(tmp_path, capsys):
+    code, _, err = run_cli(["pipeline", CONTENT, STYLE, "-o", tmp_path / "o.png", "--levels", "2",
+                            "--nst-steps", "5"], capsys)
+    assert code == 2
+    assert one_line(err).endswith("with --level-steps, and DeepDream's with --dream-steps")
+
+
 # ----------------------------------------------------------------------------- runs
 def test_style_writes_the_image_and_metrics(tmp_path, capsys, weights_dir):
     out, metrics = tmp_path / "out.png", tmp_path / "run.json"
@@ -125,6 +160,18 @@ def test_style_writes_the_image_and_metrics(tmp_path, capsys, weights_dir):
     assert report["seconds"] > 0 and report["status"] == "completed" and report["preset"] == "quick"
     assert {"content", "style", "tv"} <= set(report)
     assert err.strip() == f"wrote {out}, {metrics}"
+
+
+def test_style_coarse_to_fine_writes_the_full_size_and_each_level(tmp_path, capsys, weights_dir):
+    out, metrics = tmp_path / "out.png", tmp_path / "run.json"
+    code, _, err = run_cli(["style", CONTENT, STYLE, "-o", out, "--metrics", metrics, "--size", "64",
+                            "--levels", "2", "--level-steps", "3,2", "--no-progress"], capsys)
+    assert code == 0, err
+    report = json.loads(metrics.read_text())
+    assert Image.open(out).size == (64, 43) and report["size"] == [64, 43]
+    assert (report["levels"], report["steps_per_level"], report["status"]) == (2, [3, 2], "completed")
+    assert report["level"] == [0.0] * 3 + [1.0] * 2 and len(report["loss"]) == 5
+    assert report["loss"][2] < report["loss"][0] and report["loss"][4] < report["loss"][3]
 
 
 @pytest.mark.parametrize("command", [["style", CONTENT, STYLE], ["dream", CONTENT]], ids=["style", "dream"])
@@ -198,6 +245,18 @@ def test_pipeline_writes_both_images_and_both_stages_metrics(tmp_path, capsys, w
         assert report[stage]["size"] == size and report[stage]["seconds"] > 0
     assert Image.open(stylized).size == (48, 32) and Image.open(out).size == (112, 75)
     assert report["size"] == [112, 75]
+
+
+def test_pipeline_coarse_to_fine_then_dream(tmp_path, capsys, weights_dir):
+    out, metrics = tmp_path / "out.png", tmp_path / "run.json"
+    code, _, err = run_cli(["pipeline", CONTENT, STYLE, "-o", out, "--metrics", metrics, "--size", "64",
+                            "--levels", "2", "--level-steps", "2,2", "--dream-size", "80", "--dream-steps", "2",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    report = json.loads(metrics.read_text())
+    assert (report["nst"]["levels"], report["nst"]["steps_per_level"], report["nst"]["size"]) == (2, [2, 2], [64, 43])
+    assert report["nst"]["level"] == [0.0, 0.0, 1.0, 1.0] and len(report["dream"]["loss"]) == 2
+    assert Image.open(tmp_path / "out_stylized.png").size == (64, 43)
 
 
 def test_unexpected_errors_are_one_line_and_exit_1(tmp_path, capsys, monkeypatch):

@@ -49,6 +49,30 @@ def test_bad_stage_parameter_fails_before_either_stage_runs(monkeypatch, pair):
         pipeline.run_pipeline(content, style, preset="nope", progress=False)
 
 
+def test_levels_run_nst_coarse_to_fine_with_lbfgs_by_default(monkeypatch, pair):
+    """The routing alone: both stages replaced by stand-ins that record their arguments."""
+    calls = {}
+
+    def fake_c2f(content, style, *, levels, steps_per_level, optimizer, config, **kwargs):
+        calls["nst"] = (levels, steps_per_level, optimizer, config.size)
+        return pipeline.nst.NSTResult(image=content, history={"total": [1.0]}, config=config)
+
+    def fake_dream(image, *, config, **kwargs):
+        calls["dream"] = config.size
+        return pipeline.dream.DreamResult(image=image, history={"loss": [1.0]}, config=config)
+
+    monkeypatch.setattr(pipeline.nst, "style_transfer", None)  # must not be called
+    monkeypatch.setattr(pipeline.pyramid, "coarse_to_fine", fake_c2f)
+    monkeypatch.setattr(pipeline.dream, "deep_dream", fake_dream)
+    content, style = pair
+    result = pipeline.run_pipeline(content, style, nst_size=64, levels=2, steps_per_level=(3, 2), progress=False)
+    assert calls == {"nst": (2, (3, 2), "lbfgs", 64), "dream": 160} and result.status == "completed"
+    pipeline.run_pipeline(content, style, levels=3, optimizer="adam", progress=False)
+    assert calls["nst"][:3] == (3, None, "adam")
+    with pytest.raises(InputError, match="steps_per_level needs levels ≥ 2"):
+        pipeline.run_pipeline(content, style, steps_per_level=(3, 2), progress=False)
+
+
 @needs_weights
 @pytest.mark.slow
 def test_run_pipeline_returns_both_stages_at_the_configured_sizes(pair):

@@ -161,3 +161,17 @@ def test_adam_and_tensorflow_lbfgs_levels_also_lower_their_loss(pair, optimizer)
     total = np.asarray(result.history["total"])
     for index in range(2):
         assert total[level == index][-1] < total[level == index][0]
+
+
+def test_stylize_is_style_transfer_for_one_level_and_coarse_to_fine_for_more(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pyramid.nst, "style_transfer", lambda c, s, **kw: calls.append(("one", kw["optimizer"])))
+    monkeypatch.setattr(pyramid, "coarse_to_fine",
+                        lambda c, s, **kw: calls.append(("c2f", kw["levels"], kw["steps_per_level"], kw["optimizer"])))
+    image = np.zeros((32, 32, 3), np.float32)
+    pyramid.stylize(image, image, config=CONFIG)
+    pyramid.stylize(image, image, levels=2, steps_per_level=(4, 2), config=CONFIG)
+    pyramid.stylize(image, image, levels=3, optimizer="adam", config=CONFIG)
+    assert calls == [("one", None), ("c2f", 2, (4, 2), "lbfgs"), ("c2f", 3, None, "adam")]
+    with pytest.raises(InputError, match="steps_per_level needs levels ≥ 2"):
+        pyramid.stylize(image, image, steps_per_level=(4, 2), config=CONFIG)

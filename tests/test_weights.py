@@ -8,7 +8,6 @@ Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (C
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import pickle
 import socket
