@@ -382,8 +382,9 @@ def _run_style(args, preset, interrupts, written) -> int:
     from . import pyramid
 
     result = pyramid.stylize(content, style, levels=args.levels, steps_per_level=args.level_steps,
-                             optimizer=preset.nst.optimizer, config=preset.nst, seed=args.seed, progress=not args.no_progress,
-                             log_every=args.log_every, should_stop=interrupts.should_stop, precision=args.precision)
+                             optimizer=preset.nst.optimizer, config=preset.nst, seed=args.seed,
+                             progress=not args.no_progress, log_every=args.log_every,
+                             should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision, **_level_metrics(args),
                **_stage_metrics(result.history, result.image, result.status)}
     return _finish(args, result.image, metrics, result.status, written)

@@ -62,7 +62,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
     dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
                                      step_size=dream_step_size, layers=layers, octaves=octaves)
     styled = pyramid.stylize(content_image, style_image, levels=levels, steps_per_level=steps_per_level,
-                             optimizer=optimizer if levels > 1 else None, config=nst_cfg, seed=seed,
+                             optimizer=optimizer, config=nst_cfg, seed=seed,
                              progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)

@@ -39,6 +39,7 @@ from .errors import InputError
 from .presets import (COARSE_STEPS, FINE_STEPS, MIN_LEVEL_SIDE, NSTConfig, default_steps, full_shape,
                       level_shapes, level_steps)
 
+
 def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
                    levels: int = 3, steps_per_level: int | Sequence[int] | None = None,
                    optimizer: str | None = "lbfgs", learning_rate: float | None = None, seed: int = 0,
