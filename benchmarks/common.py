@@ -230,35 +230,47 @@ class RateProbe:
 
 class ConvProbe:
     """Times VGG-19's own convolutions alone, at the shapes an NST step runs them: forward and
-    input-gradient (``tf.nn.conv2d`` and ``tf.nn.conv2d_transpose``) of every 3×3 convolution up to
-    ``deepest``, all in one ``tf.function`` — no ReLU, pooling, Gram matrix or update.
+    input-gradient of every 3×3 convolution up to ``deepest``, all in one ``tf.function`` — no ReLU,
+    pooling, Gram matrix or update.
+
+    ``tuned=False``: TensorFlow's own kernels (``tf.nn.conv2d`` forward, ``tf.nn.conv2d_transpose``
+    for the input gradient, as autodiff does). ``tuned=True``: each convolution in the formulation
+    the library chose for its shape on this machine (``convs.choose``, listed in ``formulations``).
 
     ``2 × forward FLOPs ÷ this time`` is the rate the CPU's convolution kernels reach *at these
     shapes*; its ratio to the floor says how much of a step's distance from the floor is the kernels'
     (small spatial sizes run below the big-matmul rate), and ``ours ÷ convs`` what is left for the rest.
     """
 
-    def __init__(self, shape: tuple[int, int], deepest: str) -> None:
+    def __init__(self, shape: tuple[int, int], deepest: str, *, tuned: bool = False) -> None:
         import keras
         import tensorflow as tf
 
+        from nstdream_utils import convs
+
         base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*shape, 3))
         g = tf.random.Generator.from_seed(1)
-        self.pairs = []
+        self.pairs, self.formulations = [], []
         for layer in base.layers:
             if isinstance(layer, keras.layers.Conv2D):
                 in_shape, out_shape = layer.input.shape, layer.output.shape
-                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]),
-                                   g.normal([3, 3, in_shape[-1], out_shape[-1]])))
+                k = g.normal([3, 3, in_shape[-1], out_shape[-1]])
+                kt = tf.constant(convs.flipped(k))
+                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned else convs.DEFAULT
+                self.formulations.append(f"{layer.name}:{f.forward}/{f.backward}")
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f))
             if layer.name == deepest:
                 break
 
         @tf.function
         def run(pairs):
             total = 0.0
-            for x, dy, k in pairs:
-                total += tf.reduce_sum(tf.nn.conv2d(x, k, 1, "SAME")[0, 0, 0, :1])
-                total += tf.reduce_sum(tf.nn.conv2d_transpose(dy, k, tf.shape(x), 1, "SAME")[0, 0, 0, :1])
+            for x, dy, k, kt, f in pairs:
+                y = (tf.nn.conv2d_transpose(x, kt, tf.shape(dy), 1, "SAME") if f.forward == "transpose"
+                     else tf.nn.conv2d(x, k, 1, "SAME"))
+                dx = (tf.nn.conv2d(dy, kt, 1, "SAME") if f.backward == "conv"
+                      else tf.nn.conv2d_transpose(dy, k, tf.shape(x), 1, "SAME"))
+                total += tf.reduce_sum(y[0, 0, 0, :1]) + tf.reduce_sum(dx[0, 0, 0, :1])
             return total
 
         self.run = run

@@ -1,0 +1,117 @@
+"""Convolution formulations (nstdream_utils.convs): each equals tf.nn.conv2d and its autodiff
+gradient, tuning picks and caches one per shape, and the tuned VGG-19 equals the Keras model."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nstdream_utils import convs, models
+
+FORMULATIONS = [convs.Formulation(f, b) for f, b in itertools.product(("conv", "transpose"), ("transpose", "conv"))]
+
+
+@pytest.fixture
+def fresh_choices(monkeypatch):
+    """An empty choice cache for this test (the process-wide one is left as it was)."""
+    monkeypatch.setattr(convs, "_CHOSEN", {})
+
+
+def test_flipped_rotates_and_swaps_channels():
+    k = np.arange(3 * 3 * 2 * 4, dtype=np.float32).reshape(3, 3, 2, 4)
+    kt = convs.flipped(k).numpy()
+    assert kt.shape == (3, 3, 4, 2)
+    for i, j, c, o in itertools.product(range(3), range(3), range(2), range(4)):
+        assert kt[i, j, o, c] == k[2 - i, 2 - j, c, o]
+
+
+@pytest.mark.parametrize("formulation", FORMULATIONS, ids=lambda f: f"{f.forward}-{f.backward}")
+@pytest.mark.parametrize("kernel_size", [1, 3, 5])
+def test_every_formulation_equals_conv2d_and_its_gradient(formulation, kernel_size):
+    rng = np.random.default_rng(kernel_size)
+    x = tf.constant(rng.normal(size=(2, 9, 7, 5)), tf.float32)
+    k = tf.constant(rng.normal(size=(kernel_size, kernel_size, 5, 6)), tf.float32)
+    upstream = tf.constant(rng.normal(size=(2, 9, 7, 6)), tf.float32)
+
+    def value_and_grad(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * upstream)
+        return y, tape.gradient(loss, x)
+
+    y_ref, dx_ref = value_and_grad(lambda v: tf.nn.conv2d(v, k, 1, "SAME"))
+    y, dx = value_and_grad(lambda v: convs.conv(v, k, convs.flipped(k), formulation))
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(dx.numpy(), dx_ref.numpy(), rtol=1e-5, atol=1e-4)
+    # The input gradient of a 'SAME' convolution is the convolution of the upstream gradient with k̃.
+    np.testing.assert_allclose(dx.numpy(), tf.nn.conv2d(upstream, convs.flipped(k), 1, "SAME").numpy(),
+                               rtol=1e-5, atol=1e-4)
+
+
+def test_choose_times_once_per_shape_and_follows_the_margin(fresh_choices, monkeypatch):
+    k = tf.random.stateless_normal([3, 3, 8, 16], seed=[1, 2])
+    kt = convs.flipped(k)
+    monkeypatch.setattr(convs, "MARGIN", 1e9)  # nothing is that much faster: the default stays
+    assert convs.choose([1, 12, 10, 8], k, kt) == convs.DEFAULT
+    monkeypatch.setattr(convs, "MARGIN", 0.0)  # anything beats zero time: but the shape is cached
+    assert convs.choose([1, 12, 10, 8], k, kt) == convs.DEFAULT
+    assert convs.choose([1, 12, 11, 8], k, kt) == convs.Formulation("transpose", "conv")
+    assert set(convs.chosen()) == {(12, 10, 3, 3, 8, 16, "float32"), (12, 11, 3, 3, 8, 16, "float32")}
+
+
+def test_choose_caps_the_timed_size_and_skips_unknown_sizes(fresh_choices):
+    k = tf.random.stateless_normal([3, 3, 4, 4], seed=[3, 4])
+    convs.choose([1, 4 * convs.TUNE_SIDE, 20, 4], k, convs.flipped(k))
+    assert list(convs.chosen()) == [(convs.TUNE_SIDE, 20, 3, 3, 4, 4, "float32")]
+    assert convs.choose([1, None, 20, 4], k, convs.flipped(k)) == convs.DEFAULT
+    assert len(convs.chosen()) == 1
+
+
+@pytest.mark.parametrize("value, gpu, expected", [("0", False, False), ("off", False, False), ("1", True, True),
+                                                  ("", False, True), ("", True, False)])
+def test_enabled_reads_the_environment_then_the_device(monkeypatch, value, gpu, expected):
+    monkeypatch.setenv("NSTDREAM_CONV_TUNING", value)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"] if gpu else [])
+    assert convs.enabled() is expected
+
+
+LAYERS = ("block5_conv2", "block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+
+
+@pytest.mark.parametrize("margin", [1e9, 0.0], ids=["default-kernels", "alternative-kernels"])
+def test_tuned_vgg19_equals_the_keras_model_forward_and_backward(weights_dir, astronaut, fresh_choices,
+                                                                 monkeypatch, margin):
+    monkeypatch.setattr(convs, "MARGIN", margin)
+    extractor = models.vgg19_features(LAYERS, weights=weights_dir)
+    assert isinstance(extractor.forward, convs.TunedSequential)
+    image = tf.constant(astronaut[np.newaxis, 100:147, 80:141])  # 47×61: odd sizes through four poolings
+
+    def run(fn):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            feats = fn(image)
+            loss = tf.add_n([tf.reduce_mean(tf.square(tf.cast(f, tf.float32))) for f in feats])
+        return [f.numpy() for f in feats], tape.gradient(loss, image).numpy()
+
+    ours, grad = run(lambda im: [extractor(im)[n] for n in LAYERS])
+    ref, grad_ref = run(lambda im: extractor.model(extractor.preprocess(im), training=False))
+    for name, a, b in zip(LAYERS, ours, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * float(np.abs(b).max()), err_msg=name)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-4 * float(np.abs(grad_ref).max()))
+    expected = {convs.Formulation("transpose", "conv")} if margin == 0.0 else {convs.DEFAULT}
+    assert set(convs.chosen().values()) == expected
+    assert len(convs.chosen()) == 9  # VGG-19's distinct (map size, kernel) pairs up to block5_conv2
+
+
+def test_tuning_off_runs_the_keras_model(weights_dir, monkeypatch):
+    monkeypatch.setenv("NSTDREAM_CONV_TUNING", "0")
+    assert models.vgg19_features(["block1_conv1"], weights=weights_dir).forward is None
+
+
+def test_networks_with_other_layers_are_not_tuned(weights_dir):
+    inception = models._load(models._inception, "inception_v3", weights_dir)
+    assert convs.TunedSequential.build(inception, ["mixed3"]) is None
