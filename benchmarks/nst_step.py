@@ -27,8 +27,9 @@ kernels themselves account for at these shapes, and how much is left for everyth
 is float32 also under ``--precision bfloat16``). ``tuned_convs_ratio_to_floor_cpu`` /
 ``ours_over_tuned_convs_cpu``: the same convolutions in the formulations the library chose on this
 machine (``nstdream_utils.convs``; listed in ``conv_formulations`` as forward/backward kernel), which
-is how our step runs them; ``conv_tuning`` says whether tuning was on. ``--precision bfloat16`` runs *our* step with VGG-19 in bfloat16
-(``NSTLoss(..., precision=)``); the tutorial and the floor stay float32's, so ``ratio_to_floor``
+is how our step runs them; ``conv_tuning`` says whether tuning was on. ``--precision bfloat16``
+runs *our* step with VGG-19 in bfloat16 (``NSTLoss(..., precision=)``); the tutorial and the floor
+stay float32's, so ``ratio_to_floor``
 then says how far below the float32 floor bfloat16 brings the step.
 """
 

@@ -44,7 +44,10 @@ REPEATS = 5
 
 
 class Formulation(NamedTuple):
-    """Which kernel computes each direction: ``forward`` ∈ {"conv", "transpose"}, ``backward`` ∈ {"transpose", "conv"}."""
+    """Which kernel computes each direction.
+
+    ``forward`` ∈ {"conv", "transpose"}; ``backward`` (the input gradient) ∈ {"transpose", "conv"}.
+    """
 
     forward: str = "conv"
     backward: str = "transpose"
@@ -68,7 +71,7 @@ def enabled() -> bool:
 
 
 def flipped(kernel) -> tf.Tensor:
-    """``k̃``: the kernel ``[kh, kw, C_in, C_out]`` rotated by 180° with its channel axes swapped → ``[kh, kw, C_out, C_in]``."""
+    """``k̃``: the kernel ``[kh, kw, C_in, C_out]`` rotated by 180°, channel axes swapped → ``[kh, kw, C_out, C_in]``."""
     return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
 
 
