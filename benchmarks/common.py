@@ -273,10 +273,8 @@ class ConvProbe:
         def run(pairs):
             total = 0.0
             for x, dy, k, kt, f in pairs:
-                y = (tf.nn.conv2d_transpose(x, kt, tf.shape(dy), 1, "SAME") if f.forward == "transpose"
-                     else tf.nn.conv2d(x, k, 1, "SAME"))
-                dx = (tf.nn.conv2d(dy, kt, 1, "SAME") if f.backward == "conv"
-                      else tf.nn.conv2d_transpose(dy, k, tf.shape(x), 1, "SAME"))
+                y = convs.forward(x, k, kt, f.forward)
+                dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward)
                 total += tf.reduce_sum(y[0, 0, 0, :1]) + tf.reduce_sum(dx[0, 0, 0, :1])
             return total
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+import weakref
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -59,6 +60,9 @@ DEFAULT = Formulation()
 _CHOSEN: dict[tuple, Formulation] = {}
 """Shape key → formulation chosen in this process."""
 
+_KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+"""Conv2D layer → {compute dtype: (kernel, flipped kernel)}, made once per layer in this process."""
+
 
 def enabled() -> bool:
     """Whether to tune: ``NSTDREAM_CONV_TUNING`` (``0``/``1``), else True where TensorFlow sees no GPU."""
@@ -75,6 +79,24 @@ def flipped(kernel) -> tf.Tensor:
     return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
 
 
+def forward(x: tf.Tensor, kernel, kernel_flipped, kind: str = "conv") -> tf.Tensor:
+    """``conv2d(x, kernel, stride 1, "SAME")`` by ``tf.nn.conv2d`` (``kind="conv"``) or by
+    ``tf.nn.conv2d_transpose`` of :func:`flipped` ``(kernel)`` (``"transpose"``): ``[B, H, W, C_out]``."""
+    if kind == "transpose":
+        out_shape = tf.concat([tf.shape(x)[:3], tf.shape(kernel)[3:]], 0)
+        return tf.nn.conv2d_transpose(x, kernel_flipped, out_shape, 1, "SAME")
+    return tf.nn.conv2d(x, kernel, 1, "SAME")
+
+
+def input_gradient(dy: tf.Tensor, kernel, kernel_flipped, input_shape, kind: str = "transpose") -> tf.Tensor:
+    """The gradient of :func:`forward` with respect to its input (``input_shape``), given ``dy``
+    (``[B, H, W, C_out]``): by ``tf.nn.conv2d_transpose`` (``kind="transpose"``, as autodiff) or by
+    ``tf.nn.conv2d`` of the flipped kernel (``"conv"``)."""
+    if kind == "conv":
+        return tf.nn.conv2d(dy, kernel_flipped, 1, "SAME")
+    return tf.nn.conv2d_transpose(dy, kernel, input_shape, 1, "SAME")
+
+
 def conv(x: tf.Tensor, kernel, kernel_flipped, formulation: Formulation = DEFAULT) -> tf.Tensor:
     """``conv2d(x, kernel, stride 1, "SAME")`` computed in ``formulation``; the gradient flows to ``x`` only.
 
@@ -87,22 +109,14 @@ def conv(x: tf.Tensor, kernel, kernel_flipped, formulation: Formulation = DEFAUL
     """
     if formulation == DEFAULT:
         return tf.nn.conv2d(x, kernel, 1, "SAME")
+    kernel = tf.convert_to_tensor(kernel)  # a variable is read here, outside the custom gradient
 
     @tf.custom_gradient
     def run(x):
-        in_shape = tf.shape(x)
-        if formulation.forward == "transpose":
-            out_shape = tf.concat([in_shape[:3], tf.shape(kernel)[3:]], 0)
-            y = tf.nn.conv2d_transpose(x, kernel_flipped, out_shape, 1, "SAME")
-        else:
-            y = tf.nn.conv2d(x, kernel, 1, "SAME")
-
         def grad(dy):
-            if formulation.backward == "conv":
-                return tf.nn.conv2d(dy, kernel_flipped, 1, "SAME")
-            return tf.nn.conv2d_transpose(dy, kernel, in_shape, 1, "SAME")
+            return input_gradient(dy, kernel, kernel_flipped, tf.shape(x), formulation.backward)
 
-        return y, grad
+        return forward(x, kernel, kernel_flipped, formulation.forward), grad
 
     return run(x)
 
@@ -125,8 +139,8 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped) -> Formulation:
     """The faster formulation for a convolution of ``kernel`` on inputs of ``shape`` ``[B, H, W, C_in]``.
 
     Timed once per (map size capped at :data:`TUNE_SIDE`, kernel shape, dtype) in this process,
-    eagerly (also when called while a ``tf.function`` traces); :data:`DEFAULT` where the map size is
-    not known statically.
+    eagerly (also when called while a ``tf.function`` traces, so ``kernel`` and ``kernel_flipped``
+    must be eager tensors or variables); :data:`DEFAULT` where the map size is not known statically.
     """
     height, width = shape[1], shape[2]
     if height is None or width is None:
@@ -139,13 +153,14 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped) -> Formulation:
             rng = tf.random.Generator.from_seed(0)
             x = tf.cast(rng.normal([1, height, width, c_in]), kernel.dtype)
             dy = tf.cast(rng.normal([1, height, width, c_out]), kernel.dtype)
-            forward = "transpose" if _faster(
-                lambda: tf.nn.conv2d(x, kernel, 1, "SAME"),
-                lambda: tf.nn.conv2d_transpose(x, kernel_flipped, [1, height, width, c_out], 1, "SAME")) else "conv"
-            backward = "conv" if _faster(
-                lambda: tf.nn.conv2d_transpose(dy, kernel, [1, height, width, c_in], 1, "SAME"),
-                lambda: tf.nn.conv2d(dy, kernel_flipped, 1, "SAME")) else "transpose"
-        _CHOSEN[key] = Formulation(forward, backward)
+            in_shape = [1, height, width, c_in]
+            forward_kind = "transpose" if _faster(
+                lambda: forward(x, kernel, kernel_flipped, "conv"),
+                lambda: forward(x, kernel, kernel_flipped, "transpose")) else "conv"
+            backward_kind = "conv" if _faster(
+                lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "transpose"),
+                lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "conv")) else "transpose"
+        _CHOSEN[key] = Formulation(forward_kind, backward_kind)
     return _CHOSEN[key]
 
 
@@ -166,7 +181,6 @@ class TunedSequential:
     def __init__(self, steps: list, layers: Sequence[str]) -> None:
         self._steps = steps
         self.layers = tuple(layers)
-        self._flipped: dict[str, tf.Tensor] = {}
 
     @classmethod
     def build(cls, model: keras.Model, layers: Sequence[str]) -> TunedSequential | None:
@@ -193,20 +207,26 @@ class TunedSequential:
                 return cls(steps, layers)
         return None
 
-    def _kernel_flipped(self, layer, kernel) -> tf.Tensor:
-        # Computed once per layer: the network is frozen.
-        if layer.name not in self._flipped:
+    @staticmethod
+    def _kernels(layer) -> tuple:
+        """``layer``'s kernel in its compute dtype and :func:`flipped` kernel, both usable eagerly
+        (:func:`choose` times with them while a ``tf.function`` traces); made once per layer, as the
+        network is frozen."""
+        per_dtype = _KERNELS.setdefault(layer, {})
+        dtype = layer.compute_dtype
+        if dtype not in per_dtype:
             with tf.init_scope():
-                self._flipped[layer.name] = tf.constant(flipped(tf.cast(layer.kernel, kernel.dtype)))
-        return self._flipped[layer.name]
+                variable = layer.kernel.value
+                kernel = variable if variable.dtype == dtype else tf.constant(tf.cast(variable, dtype))
+                per_dtype[dtype] = (kernel, tf.constant(flipped(kernel)))
+        return per_dtype[dtype]
 
     def __call__(self, x: tf.Tensor) -> list[tf.Tensor]:
         outputs = {}
         for kind, layer in self._steps:
             x = tf.cast(x, layer.compute_dtype)
             if kind == "conv":
-                kernel = tf.cast(layer.kernel, layer.compute_dtype)
-                flipped_kernel = self._kernel_flipped(layer, kernel)
+                kernel, flipped_kernel = self._kernels(layer)
                 x = conv(x, kernel, flipped_kernel, choose(x.shape, kernel, flipped_kernel))
                 if layer.use_bias:
                     x = tf.nn.bias_add(x, tf.cast(layer.bias, layer.compute_dtype))

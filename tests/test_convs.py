@@ -115,3 +115,13 @@ def test_tuning_off_runs_the_keras_model(weights_dir, monkeypatch):
 def test_networks_with_other_layers_are_not_tuned(weights_dir):
     inception = models._load(models._inception, "inception_v3", weights_dir)
     assert convs.TunedSequential.build(inception, ["mixed3"]) is None
+
+
+def test_a_first_call_inside_a_tf_function_tunes_and_equals_the_keras_model(weights_dir, fresh_choices):
+    # Tuning runs eagerly while the function traces: the kernels it times must not be the trace's tensors.
+    extractor = models.vgg19_features(["block2_conv1"], weights=weights_dir)
+    image = tf.random.stateless_uniform([1, 40, 52, 3], seed=[5, 6])
+    ours = tf.function(lambda im: extractor(im)["block2_conv1"])(image).numpy()
+    ref = extractor.model(extractor.preprocess(image), training=False).numpy()
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3 * float(np.abs(ref).max()))
+    assert len(convs.chosen()) == 3  # block1_conv1, block1_conv2, block2_conv1
