@@ -236,45 +236,54 @@ class RateProbe:
 
 
 class ConvProbe:
-    """Times VGG-19's own convolutions alone, at the shapes an NST step runs them: forward and
-    input-gradient of every 3×3 convolution up to ``deepest``, all in one ``tf.function`` — no ReLU,
-    pooling, Gram matrix or update.
+    """Times a network's own convolutions alone, at the shapes a step runs them: forward and input
+    gradient of every convolution up to ``deepest``, all in one ``tf.function`` — no ReLU, batch
+    normalisation, pooling, loss or update. ``network``: ``"vgg19"`` (NST) or ``"inception_v3"``
+    (DeepDream; its strided and ``"valid"`` convolutions by ``tf.nn.conv2d`` and its autodiff).
 
     ``tuned=False``: TensorFlow's own kernels (``tf.nn.conv2d`` forward, ``tf.nn.conv2d_transpose``
-    for the input gradient, as autodiff does). ``tuned=True``: each convolution in the formulation
-    the library chose for its shape on this machine (``convs.choose``, listed in ``formulations``).
+    for the input gradient, as autodiff does). ``tuned=True``: each stride-1 ``"same"`` convolution
+    in the formulation the library chose for its shape on this machine (``convs.choose``, listed in
+    ``formulations``).
 
     ``2 × forward FLOPs ÷ this time`` is the rate the CPU's convolution kernels reach *at these
     shapes*; its ratio to the floor says how much of a step's distance from the floor is the kernels'
-    (small spatial sizes run below the big-matmul rate), and ``ours ÷ convs`` what is left for the rest.
+    (small spatial sizes and channel counts run below the big-matmul rate), and ``ours ÷ convs`` what
+    is left for the rest.
     """
 
-    def __init__(self, shape: tuple[int, int], deepest: str, *, tuned: bool = False) -> None:
+    def __init__(self, shape: tuple[int, int], deepest: str, *, tuned: bool = False,
+                 network: str = "vgg19") -> None:
         import keras
         import tensorflow as tf
 
         from nstdream_utils import convs
 
-        base = keras.applications.VGG19(include_top=False, weights=None, input_shape=(*shape, 3))
+        builder = keras.applications.VGG19 if network == "vgg19" else keras.applications.InceptionV3
+        base = builder(include_top=False, weights=None, input_shape=(*shape, 3))
         g = tf.random.Generator.from_seed(1)
         self.pairs, self.formulations = [], []
-        for layer in base.layers:
+        for layer in keras.Model(base.input, base.get_layer(deepest).output).layers:
             if isinstance(layer, keras.layers.Conv2D):
                 in_shape, out_shape = layer.input.shape, layer.output.shape
-                k = g.normal([3, 3, in_shape[-1], out_shape[-1]])
+                k = g.normal([*layer.kernel_size, in_shape[-1], out_shape[-1]])
                 kt = tf.constant(convs.flipped(k))
-                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned else convs.DEFAULT
+                same = convs.tunable(layer)
+                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned and same else convs.DEFAULT
                 self.formulations.append(f"{layer.name}:{f.forward}/{f.backward}")
-                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f))
-            if layer.name == deepest:
-                break
+                conv_args = (1, "SAME") if same else (list(layer.strides), layer.padding.upper())
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f, conv_args))
 
         @tf.function
         def run(pairs):
             total = 0.0
-            for x, dy, k, kt, f in pairs:
-                y = convs.forward(x, k, kt, f.forward)
-                dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward)
+            for x, dy, k, kt, f, (strides, padding) in pairs:
+                if padding == "SAME" and strides == 1:
+                    y = convs.forward(x, k, kt, f.forward)
+                    dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward)
+                else:
+                    y = tf.nn.conv2d(x, k, strides, padding)
+                    dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), strides, padding)
                 total += tf.reduce_sum(y[0, 0, 0, :1]) + tf.reduce_sum(dx[0, 0, 0, :1])
             return total
 

@@ -11,12 +11,17 @@ JSON line with ``dream_s`` (median seconds per step), ``floor_s``, ``ratio_to_fl
 over rounds of the per-round ratio) and ``ratio_to_floor_cpu`` (the same in this process's CPU
 seconds, which load from other processes barely changes). With ``--precision bfloat16`` Inception
 v3 computes in bfloat16 (``dream.deep_dream(..., precision=)``) while the floor stays float32's, so
-a ratio below 1 is a step faster than float32 arithmetic allows.
+a ratio below 1 is a step faster than float32 arithmetic allows. ``convs_ratio_to_floor_cpu`` / ``ours_over_convs_cpu``: Inception v3's convolutions alone (forward
+and input gradient, TensorFlow's kernels, ``common.ConvProbe``, timed in each round) against the floor
+and against the step. ``conv_tuning`` says whether
+Inception v3 ran as ``convs.TunedGraph`` (batch normalisations folded into the convolutions, average
+poolings moved after their 1×1 convolutions; ``NSTDREAM_CONV_TUNING=0`` runs the Keras model).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 
 import common
 
@@ -41,7 +46,7 @@ def main() -> None:
                         help="what Inception v3 computes in (the floor is float32's either way)")
     args = parser.parse_args()
     common.setup_env()
-    from nstdream_utils import dream, images, presets
+    from nstdream_utils import convs, dream, images, presets
 
     cfg = presets.QUICK.dream.replace(size=args.size, num_steps=SYNC_EVERY * (args.rounds + 1),
                                       tile_size=args.tile_size, octaves=(0,))
@@ -54,6 +59,8 @@ def main() -> None:
             cache[tile] = common.inception_forward_flops(tile, cfg.layers[-1])
         forward += cache[tile]
     probe = common.RateProbe(min(args.size, 512))
+    tile_counts = collections.Counter(tile_shapes(shape, args.tile_size))
+    conv_probes = [(common.ConvProbe(tile, cfg.layers[-1], network="inception_v3"), n) for tile, n in tile_counts.items()]
 
     rounds: list[dict] = []
     clock, started = common.Clock(), []
@@ -62,7 +69,8 @@ def main() -> None:
         wall, cpu = clock.lap()
         if started:  # the first block holds the trace: not timed
             rate = probe.measure()
-            rounds.append({"dream_s": wall / SYNC_EVERY, "floor_s": 2.0 * forward / (rate["best"] * 1e9),
+            conv_cpu = sum(n * p.measure()[1] for p, n in conv_probes)
+            rounds.append({"convs_cpu_s": conv_cpu, "dream_s": wall / SYNC_EVERY, "floor_s": 2.0 * forward / (rate["best"] * 1e9),
                            "dream_cpu_s": cpu / SYNC_EVERY, "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9),
                            "gflops": rate["best"], "gflops_per_cpu_s": rate["best_cpu"]})
         started.append(True)
@@ -71,11 +79,13 @@ def main() -> None:
     dream.deep_dream(image, config=cfg, progress=False, callback=interleave, precision=args.precision)
     common.emit({
         "benchmark": "dream_step", "size": args.size, "tile_size": args.tile_size, "precision": args.precision,
-        "tiles": len(tile_shapes(shape, args.tile_size)), "rounds": len(rounds),
+        "tiles": len(tile_shapes(shape, args.tile_size)), "rounds": len(rounds), "conv_tuning": convs.enabled(),
         "dream_s": common.median(r["dream_s"] for r in rounds),
         "floor_s": common.median(r["floor_s"] for r in rounds),
         "ratio_to_floor": common.median(r["dream_s"] / r["floor_s"] for r in rounds),
         "ratio_to_floor_cpu": common.median(r["dream_cpu_s"] / r["floor_cpu_s"] for r in rounds),
+        "convs_ratio_to_floor_cpu": common.median(r["convs_cpu_s"] / r["floor_cpu_s"] for r in rounds),
+        "ours_over_convs_cpu": common.median(r["dream_cpu_s"] / r["convs_cpu_s"] for r in rounds),
         "forward_gflop": forward / 1e9, "sustained_gflops": common.median(r["gflops"] for r in rounds),
         "gflops_per_cpu_s": common.median(r["gflops_per_cpu_s"] for r in rounds),
         "floor_definition": "2 x forward conv FLOPs of Inception v3 to mixed5 (per tile, summed) / best "

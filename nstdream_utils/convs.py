@@ -16,7 +16,9 @@ NST step ≈ 20 % cheaper there (``docs/benchmarks.md`` § 9). Elsewhere it can 
 So :func:`choose` times both formulations of each direction once per layer shape, on this machine,
 and keeps the faster (the default unless the other is clearly faster, :data:`MARGIN`), as cuDNN's
 autotuner does on a GPU. The choice changes speed only: the results are the same to rounding.
-:class:`TunedSequential` runs a plain sequential network (VGG-19) with its convolutions tuned so.
+:class:`TunedGraph` runs a frozen Keras network (VGG-19, Inception v3) as TensorFlow ops with its
+convolutions tuned so, after folding Inception's batch normalisations into its convolutions and
+merging the 1×1 convolutions that read the same tensor.
 
 Set ``NSTDREAM_CONV_TUNING=0`` to turn tuning off (``1`` to force it on; default: on where
 TensorFlow sees no GPU).
@@ -61,7 +63,8 @@ _CHOSEN: dict[tuple, Formulation] = {}
 """Shape key → formulation chosen in this process."""
 
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""Conv2D layer → {compute dtype: (kernel, flipped kernel)}, made once per layer in this process."""
+"""Conv2D layer → {(its merged group, compute dtype): (kernel, flipped kernel, biases)}, made once per
+layer in this process."""
 
 
 def enabled() -> bool:
@@ -169,70 +172,170 @@ def chosen() -> dict[tuple, Formulation]:
     return dict(_CHOSEN)
 
 
-class TunedSequential:
-    """A frozen sequential Keras network of ``Conv2D`` and ``MaxPooling2D`` layers (VGG-19), run as
-    TensorFlow ops with each convolution in the formulation :func:`choose` finds fastest.
+class _Conv(NamedTuple):
+    """How one Keras ``Conv2D`` runs: on ``source`` (a Keras tensor: its input, or the input of the
+    average pooling moved after it), then ``pool_after``, bias, activation; ``norm`` folded in."""
 
-    Call it on the preprocessed input (``[B, H, W, C]``) to get the outputs of ``layers`` (in that
-    order, in the layers' compute dtype) — the same values as the Keras model's, to rounding.
-    Build it with :meth:`build`, which returns None for a network it cannot run.
+    norm: keras.layers.Layer | None  # the BatchNormalization folded into it
+    pool_after: keras.layers.Layer | None  # the AveragePooling2D moved after it
+    source: object
+
+
+def _single_reader(tensor, model: keras.Model, ops: set):
+    """The one operation of ``model`` (whose operations are ``ops``) that reads ``tensor`` (a Keras
+    tensor), or None if several do or ``tensor`` is one of the model's outputs."""
+    if any(tensor is out for out in model.outputs):
+        return None
+    readers = [node.operation for node in tensor._keras_history.operation._outbound_nodes if node.operation in ops]
+    return readers[0] if len(readers) == 1 else None
+
+
+def _plain_conv(layer) -> bool:
+    return (type(layer) is keras.layers.Conv2D and tuple(layer.dilation_rate) == (1, 1) and layer.groups == 1
+            and layer.data_format == "channels_last"
+            and layer.activation in (keras.activations.relu, keras.activations.linear))
+
+
+def tunable(layer) -> bool:
+    """Stride 1, ``"same"``, odd kernel: the convolutions :func:`conv` computes in either formulation."""
+    kh, kw = layer.kernel_size
+    return tuple(layer.strides) == (1, 1) and layer.padding == "same" and kh % 2 == 1 and kw % 2 == 1
+
+
+class TunedGraph:
+    """A frozen Keras network of convolutions, batch normalisations, ReLUs, poolings and
+    concatenations (VGG-19, Inception v3) run as plain TensorFlow ops, rewritten for speed:
+
+    * each ``BatchNormalization`` that is the only reader of a bias-free linear convolution is folded
+      into it (``k' = k·γ/√(σ²+ε)`` per output channel, bias ``β − μ·γ/√(σ²+ε)``): no normalisation
+      in the forward pass nor in the gradient;
+    * an ``AveragePooling2D`` (stride 1, ``"same"``) whose only reader is a 1×1 convolution is moved
+      after it (before its bias): both are linear and act on different axes, so
+      ``conv1×1(avgpool(x)) = avgpool(conv1×1(x))``, and the pooling then runs on the convolution's
+      output channels (32–192 in Inception v3) instead of its input's (192–768);
+    * each stride-1 ``"same"`` convolution runs in the formulation :func:`choose` finds fastest for
+      its input shape, where that shape is known when the function is traced.
+
+    (Merging the 1×1 convolutions that read one tensor into one wider convolution was measured too,
+    and was 1–3 % slower on an AMX Xeon: the split costs more than the bigger product saves.)
+
+    Call it on the preprocessed input (``[B, H, W, C]``) to get the model's outputs (in order, in the
+    layers' compute dtype) — the same values as the Keras model's, to rounding. Build it with
+    :meth:`build`, which returns None for a network with any other layer.
     """
 
-    def __init__(self, steps: list, layers: Sequence[str]) -> None:
-        self._steps = steps
-        self.layers = tuple(layers)
+    def __init__(self, model: keras.Model, plan: dict) -> None:
+        self._model = model
+        self._plan = plan  # Conv2D layer → _Conv
+        self._skipped = {p.norm for p in plan.values()} | {p.pool_after for p in plan.values()}
+        self._skipped.discard(None)
 
     @classmethod
-    def build(cls, model: keras.Model, layers: Sequence[str]) -> TunedSequential | None:
-        """For ``model``'s layers up to the deepest of ``layers``; None if one is not a plain stride-1
-        ``"same"`` Conv2D (ReLU or linear), a MaxPooling2D, or the input."""
-        wanted, steps = set(layers), []
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.InputLayer):
+    def build(cls, model: keras.Model) -> TunedGraph | None:
+        """For a functional ``model`` (preprocessed input → its outputs); None if it holds a layer other
+        than Conv2D (ReLU or linear), BatchNormalization, ReLU Activation, Max/AveragePooling2D and
+        Concatenate (channels last), or a layer called more than once."""
+        ops = set(model.operations)
+        plan = {}
+        for layer in model.operations:
+            if len(layer._inbound_nodes) != 1:
+                return None
+            if isinstance(layer, keras.layers.InputLayer | keras.layers.Concatenate):
                 continue
-            if isinstance(layer, keras.layers.Conv2D) and type(layer) is keras.layers.Conv2D:
-                kh, kw = layer.kernel_size
-                if (tuple(layer.strides) != (1, 1) or layer.padding != "same" or kh % 2 == 0 or kw % 2 == 0
-                        or tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1
-                        or layer.data_format != "channels_last"
-                        or layer.activation not in (keras.activations.relu, keras.activations.linear)):
+            if isinstance(layer, keras.layers.Activation):
+                if layer.activation is not keras.activations.relu:
                     return None
-                steps.append(("conv", layer))
-            elif isinstance(layer, keras.layers.MaxPooling2D) and layer.data_format == "channels_last":
-                steps.append(("pool", layer))
+            elif isinstance(layer, keras.layers.MaxPooling2D | keras.layers.AveragePooling2D):
+                if layer.data_format != "channels_last":
+                    return None
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                if layer.axis not in (-1, len(layer.input.shape) - 1):
+                    return None
+            elif isinstance(layer, keras.layers.Conv2D) and _plain_conv(layer):
+                plan[layer] = cls._plan_conv(layer, model, ops)
             else:
                 return None
-            wanted.discard(layer.name)
-            if not wanted:
-                return cls(steps, layers)
-        return None
+        return cls(model, plan)
 
     @staticmethod
-    def _kernels(layer) -> tuple:
-        """``layer``'s kernel in its compute dtype and :func:`flipped` kernel, both usable eagerly
-        (:func:`choose` times with them while a ``tf.function`` traces); made once per layer, as the
-        network is frozen."""
+    def _plan_conv(layer, model: keras.Model, ops: set) -> _Conv:
+        reader = _single_reader(layer.output, model, ops)
+        norm = (reader if isinstance(reader, keras.layers.BatchNormalization) and not layer.use_bias
+                and layer.activation is keras.activations.linear else None)
+        source, pool = layer.input, None
+        producer = source._keras_history.operation
+        if (isinstance(producer, keras.layers.AveragePooling2D) and tuple(layer.kernel_size) == (1, 1)
+                and tuple(layer.strides) == (1, 1) and tuple(producer.strides) == (1, 1)
+                and producer.padding == "same" and _single_reader(source, model, ops) is layer):
+            source, pool = producer.input, producer
+        return _Conv(norm, pool, source)
+
+    def _constants(self, layer) -> tuple:
+        """``(kernel, flipped kernel, bias)`` of ``layer`` in its compute dtype, its batch normalisation
+        folded in; made once per layer per process, eagerly (:func:`choose` times with them while a
+        ``tf.function`` traces). The float32 kernel of an unfolded layer is its variable (no copy)."""
         per_dtype = _KERNELS.setdefault(layer, {})
-        dtype = layer.compute_dtype
+        dtype, norm = layer.compute_dtype, self._plan[layer].norm
         if dtype not in per_dtype:
             with tf.init_scope():
-                variable = layer.kernel.value
-                kernel = variable if variable.dtype == dtype else tf.constant(tf.cast(variable, dtype))
-                per_dtype[dtype] = (kernel, tf.constant(flipped(kernel)))
+                kernel = layer.kernel.value
+                bias = tf.cast(layer.bias.value, tf.float32) if layer.use_bias else None
+                if norm is not None:
+                    inv = tf.math.rsqrt(tf.cast(norm.moving_variance.value, tf.float32) + norm.epsilon)
+                    if norm.scale:
+                        inv *= tf.cast(norm.gamma.value, tf.float32)
+                    kernel = tf.convert_to_tensor(kernel, tf.float32) * inv
+                    bias = -tf.cast(norm.moving_mean.value, tf.float32) * inv
+                    if norm.center:
+                        bias += tf.cast(norm.beta.value, tf.float32)
+                if kernel.dtype != dtype or norm is not None:
+                    kernel = tf.constant(tf.cast(kernel, dtype))
+                bias = None if bias is None else tf.constant(tf.cast(bias, dtype))
+                per_dtype[dtype] = (kernel, tf.constant(flipped(kernel)), bias)
         return per_dtype[dtype]
 
+    def _conv(self, layer, x: tf.Tensor) -> tf.Tensor:
+        plan = self._plan[layer]
+        x = tf.cast(x, layer.compute_dtype)
+        kernel, kernel_flipped, bias = self._constants(layer)
+        if tunable(layer):
+            y = conv(x, kernel, kernel_flipped, choose(x.shape, kernel, kernel_flipped))
+        else:
+            y = tf.nn.conv2d(x, kernel, list(layer.strides), layer.padding.upper())
+        if plan.pool_after is not None:
+            y = _pool(plan.pool_after, y)
+        if bias is not None:
+            y = tf.nn.bias_add(y, bias)
+        return tf.nn.relu(y) if layer.activation is keras.activations.relu else y
+
     def __call__(self, x: tf.Tensor) -> list[tf.Tensor]:
-        outputs = {}
-        for kind, layer in self._steps:
-            x = tf.cast(x, layer.compute_dtype)
-            if kind == "conv":
-                kernel, flipped_kernel = self._kernels(layer)
-                x = conv(x, kernel, flipped_kernel, choose(x.shape, kernel, flipped_kernel))
-                if layer.use_bias:
-                    x = tf.nn.bias_add(x, tf.cast(layer.bias, layer.compute_dtype))
-                if layer.activation is keras.activations.relu:
-                    x = tf.nn.relu(x)
-            else:
-                x = tf.nn.max_pool2d(x, layer.pool_size, layer.strides, layer.padding.upper())
-            outputs[layer.name] = x
-        return [outputs[name] for name in self.layers]
+        values = {}  # id(Keras tensor) → its value
+
+        def value(tensor):
+            return values[id(tensor)]
+
+        for layer in self._model.operations:
+            if layer in self._skipped:
+                continue
+            if isinstance(layer, keras.layers.InputLayer):
+                y = x
+            elif isinstance(layer, keras.layers.Conv2D):
+                plan = self._plan[layer]
+                y = self._conv(layer, value(plan.source))
+                layer = plan.norm or layer  # its output is the folded normalisation's
+            elif isinstance(layer, keras.layers.BatchNormalization):
+                y = layer(value(layer.input), training=False)
+            elif isinstance(layer, keras.layers.Activation):
+                y = tf.nn.relu(value(layer.input))
+            elif isinstance(layer, keras.layers.MaxPooling2D | keras.layers.AveragePooling2D):
+                y = _pool(layer, value(layer.input))
+            else:  # Concatenate
+                y = tf.concat([value(t) for t in layer.input], axis=layer.axis)
+            values[id(layer.output)] = y
+        return [value(t) for t in self._model.outputs]
+
+
+def _pool(layer, x: tf.Tensor) -> tf.Tensor:
+    """A Keras ``MaxPooling2D`` or ``AveragePooling2D`` (channels last) as its TensorFlow op."""
+    pool = tf.nn.max_pool2d if isinstance(layer, keras.layers.MaxPooling2D) else tf.nn.avg_pool2d
+    return pool(x, layer.pool_size, layer.strides, layer.padding.upper())

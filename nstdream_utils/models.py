@@ -54,12 +54,13 @@ class FeatureExtractor:
     Attributes:
         layers: the layer names it returns, in order.
         model: the underlying ``keras.Model`` (preprocessed input → list of outputs).
-        forward: what runs the network: a :class:`convs.TunedSequential` (the same values, each
-            convolution in the formulation this machine runs fastest) or None for ``model`` itself.
+        forward: what runs the network: a :class:`convs.TunedGraph` (the same values, faster: each
+            convolution in the formulation this machine runs fastest, batch normalisations folded
+            into the convolutions) or None for ``model`` itself.
     """
 
     def __init__(self, model: keras.Model, layers: Sequence[str], preprocess, *,
-                 forward: convs.TunedSequential | None = None) -> None:
+                 forward: convs.TunedGraph | None = None) -> None:
         self.model = model
         self.layers = tuple(layers)
         self.preprocess = preprocess
@@ -225,7 +226,7 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
             significant digits.
 
     Where :func:`convs.enabled` (a CPU, unless ``NSTDREAM_CONV_TUNING=0``), the network runs as a
-    :class:`convs.TunedSequential`: each convolution in the formulation timed fastest on this machine
+    :class:`convs.TunedGraph`: each convolution in the formulation timed fastest on this machine
     (≈ 20 % less CPU per NST step on an AMX Xeon), with the same values to rounding.
 
     Raises:
@@ -236,7 +237,7 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
     check_layers(layers, VGG19_LAYERS, where="layers")
     base = _load(_vgg19, "vgg19", weights, check_precision(precision))
     model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="vgg19_features")
-    forward = convs.TunedSequential.build(base, layers) if convs.enabled() else None
+    forward = convs.TunedGraph.build(model) if convs.enabled() else None
     return FeatureExtractor(model, layers, vgg_preprocess, forward=forward)
 
 
@@ -245,12 +246,17 @@ def inception_features(layers: Sequence[str], *, weights: str | Path | None = No
     """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``).
 
     Images must be at least 75×75 pixels. ``precision`` and errors as in :func:`vgg19_features`.
+    Where :func:`convs.enabled`, the network runs as a :class:`convs.TunedGraph`: its batch
+    normalisations folded into its convolutions and its pooling branches' average poolings moved after
+    their 1×1 convolutions (≈ 10 % less CPU per DeepDream step on an AMX Xeon), with the same values
+    to rounding.
     """
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, INCEPTION_LAYERS, where="layers")
     base = _load(_inception, "inception_v3", weights, check_precision(precision))
     model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="inception_features")
-    return FeatureExtractor(model, layers, inception_preprocess)
+    forward = convs.TunedGraph.build(model) if convs.enabled() else None
+    return FeatureExtractor(model, layers, inception_preprocess, forward=forward)
 
 
 def layer_table(model: str = "vgg19") -> list[dict]:
