@@ -63,8 +63,8 @@ _CHOSEN: dict[tuple, Formulation] = {}
 """Shape key → formulation chosen in this process."""
 
 _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-"""Conv2D layer → {(its merged group, compute dtype): (kernel, flipped kernel, biases)}, made once per
-layer in this process."""
+"""Conv2D layer → {(compute dtype, the batch norm folded into it or None): (kernel, flipped kernel,
+bias)}, made once per layer in this process."""
 
 
 def enabled() -> bool:
@@ -153,9 +153,9 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped) -> Formulation:
     if key not in _CHOSEN:
         with tf.init_scope():
             kh, kw, c_in, c_out = kernel.shape
-            rng = tf.random.Generator.from_seed(0)
-            x = tf.cast(rng.normal([1, height, width, c_in]), kernel.dtype)
-            dy = tf.cast(rng.normal([1, height, width, c_out]), kernel.dtype)
+            # Stateless: a Generator is a variable, which a tf.function's later trace may not create.
+            x = tf.cast(tf.random.stateless_normal([1, height, width, c_in], seed=[0, 1]), kernel.dtype)
+            dy = tf.cast(tf.random.stateless_normal([1, height, width, c_out], seed=[0, 2]), kernel.dtype)
             in_shape = [1, height, width, c_in]
             forward_kind = "transpose" if _faster(
                 lambda: forward(x, kernel, kernel_flipped, "conv"),
@@ -255,7 +255,10 @@ class TunedGraph:
                 plan[layer] = cls._plan_conv(layer, model, ops)
             else:
                 return None
-        return cls(model, plan)
+        graph = cls(model, plan)
+        for layer in plan:
+            graph._constants(layer)  # now: usually eagerly, outside any tf.function
+        return graph
 
     @staticmethod
     def _plan_conv(layer, model: keras.Model, ops: set) -> _Conv:
@@ -273,10 +276,13 @@ class TunedGraph:
     def _constants(self, layer) -> tuple:
         """``(kernel, flipped kernel, bias)`` of ``layer`` in its compute dtype, its batch normalisation
         folded in; made once per layer per process, eagerly (:func:`choose` times with them while a
-        ``tf.function`` traces). The float32 kernel of an unfolded layer is its variable (no copy)."""
-        per_dtype = _KERNELS.setdefault(layer, {})
+        ``tf.function`` traces), as non-trainable variables (:func:`_frozen`). The float32 kernel of an
+        unfolded layer is its own variable (no copy)."""
+        per_key = _KERNELS.setdefault(layer, {})
         dtype, norm = layer.compute_dtype, self._plan[layer].norm
-        if dtype not in per_dtype:
+        key = (dtype, norm)
+        if key not in per_key:
+            variable = not tf.inside_function()
             with tf.init_scope():
                 kernel = layer.kernel.value
                 bias = tf.cast(layer.bias.value, tf.float32) if layer.use_bias else None
@@ -289,10 +295,10 @@ class TunedGraph:
                     if norm.center:
                         bias += tf.cast(norm.beta.value, tf.float32)
                 if kernel.dtype != dtype or norm is not None:
-                    kernel = tf.constant(tf.cast(kernel, dtype))
-                bias = None if bias is None else tf.constant(tf.cast(bias, dtype))
-                per_dtype[dtype] = (kernel, tf.constant(flipped(kernel)), bias)
-        return per_dtype[dtype]
+                    kernel = _frozen(tf.cast(kernel, dtype), variable)
+                bias = None if bias is None else _frozen(tf.cast(bias, dtype), variable)
+                per_key[key] = (kernel, _frozen(flipped(kernel), variable), bias)
+        return per_key[key]
 
     def _conv(self, layer, x: tf.Tensor) -> tf.Tensor:
         plan = self._plan[layer]
@@ -333,6 +339,15 @@ class TunedGraph:
                 y = tf.concat([value(t) for t in layer.input], axis=layer.axis)
             values[id(layer.output)] = y
         return [value(t) for t in self._model.outputs]
+
+
+def _frozen(value: tf.Tensor, variable: bool):
+    """``value`` as a non-trainable variable, or as a constant where the network is first run while
+    a ``tf.function`` traces (which may forbid new variables: a second trace does).
+
+    A variable where it can be: captured eager constants made the first call of the tiled DeepDream
+    step at 4096² take 9.4 GiB and 29 s instead of 2.7 GiB and 19 s (the same speed afterwards)."""
+    return tf.Variable(value, trainable=False) if variable else tf.constant(value)
 
 
 def _pool(layer, x: tf.Tensor) -> tf.Tensor:

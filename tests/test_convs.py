@@ -123,6 +123,35 @@ def test_networks_with_other_layers_are_not_tuned():
         assert convs.TunedGraph.build(keras.Model(inputs, other(hidden))) is None, other
 
 
+def test_random_weights_graph_rewrites_equal_keras_and_only_where_they_are_exact():
+    rng = np.random.default_rng(7)
+    inputs = keras.Input((None, None, 6))
+    head = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inputs)
+    folded = keras.layers.Activation("relu")(keras.layers.BatchNormalization()(head))  # folded
+    biased = keras.layers.BatchNormalization()(keras.layers.Conv2D(8, 1, use_bias=True)(folded))  # kept
+    pooled = keras.layers.AveragePooling2D(3, strides=1, padding="same")(folded)
+    moved = keras.layers.Conv2D(4, 1, activation="relu")(pooled)  # the pooling moves after it
+    shared = keras.layers.AveragePooling2D(3, strides=1, padding="same")(biased)
+    kept = keras.layers.Conv2D(4, 1)(shared)  # the pooling is read twice: it stays
+    outputs = keras.layers.Concatenate()([moved, kept, shared])
+    model = keras.Model(inputs, [outputs, head])  # head is an output too: its norm is not folded
+    for layer in model.layers:
+        for weight in layer.weights:
+            values = rng.normal(size=weight.shape)
+            weight.assign(np.abs(values) + 0.1 if "variance" in weight.name else values)
+    graph = convs.TunedGraph.build(model)
+    plans = {layer.name: plan for layer, plan in graph._plan.items()}
+    assert [p.norm is not None for p in plans.values()] == [False, False, False, False]
+    assert sum(p.pool_after is not None for p in plans.values()) == 1
+
+    # Without `head` among the outputs, its batch normalisation folds.
+    model = keras.Model(inputs, outputs)
+    graph = convs.TunedGraph.build(model)
+    assert sum(p.norm is not None for p in graph._plan.values()) == 1
+    x = tf.constant(rng.normal(size=(2, 11, 9, 6)), tf.float32)
+    np.testing.assert_allclose(graph(x)[0].numpy(), model(x, training=False).numpy(), rtol=1e-4, atol=1e-4)
+
+
 def test_inception_v3_folds_every_batch_norm_and_moves_every_average_pooling(weights_dir):
     graph = models.inception_features(["mixed3", "mixed5"], weights=weights_dir).forward
     plans = list(graph._plan.values())
@@ -187,3 +216,38 @@ def test_a_first_call_inside_a_tf_function_tunes_and_equals_the_keras_model(weig
     ref = extractor.model(extractor.preprocess(image), training=False).numpy()
     np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-3 * float(np.abs(ref).max()))
     assert len(convs.chosen()) == 3  # block1_conv1, block1_conv2, block2_conv1
+
+
+def test_an_extractor_first_built_in_a_later_trace_of_a_function_still_runs(weights_dir, monkeypatch):
+    # tf.function forbids new variables after its first trace: the folded kernels are then constants.
+    monkeypatch.setattr(convs, "_KERNELS", convs.weakref.WeakKeyDictionary())
+    models.inception_features(["mixed0"], weights=weights_dir)  # the Keras model exists: only kernels are new
+    monkeypatch.setattr(convs, "_KERNELS", convs.weakref.WeakKeyDictionary())
+    image = tf.random.stateless_uniform([1, 96, 96, 3], seed=[7, 8])
+
+    @tf.function
+    def mean_feature(x, build):
+        if build:
+            return tf.reduce_mean(models.inception_features(["mixed0"], weights=weights_dir)(x)["mixed0"])
+        return tf.reduce_mean(x)
+
+    mean_feature(image, False)
+    ours = float(mean_feature(image, True))
+    extractor = models.inception_features(["mixed0"], weights=weights_dir)
+    ref = float(tf.reduce_mean(extractor.model(extractor.preprocess(image), training=False)))
+    assert ours == pytest.approx(ref, rel=1e-5)
+
+
+def test_a_first_call_in_a_later_trace_of_a_function_tunes_without_new_variables(weights_dir, fresh_choices):
+    extractor = models.vgg19_features(["block1_conv2"], weights=weights_dir)
+    image = tf.random.stateless_uniform([1, 36, 44, 3], seed=[9, 10])
+
+    @tf.function
+    def mean_feature(x, use):
+        return tf.reduce_mean(extractor(x)["block1_conv2"]) if use else tf.reduce_mean(x)
+
+    mean_feature(image, False)
+    ours = float(mean_feature(image, True))  # tuning times kernels now, inside the second trace
+    ref = float(tf.reduce_mean(extractor.model(extractor.preprocess(image), training=False)))
+    assert ours == pytest.approx(ref, rel=1e-5)
+    assert len(convs.chosen()) == 2
