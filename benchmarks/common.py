@@ -268,22 +268,22 @@ class ConvProbe:
                 in_shape, out_shape = layer.input.shape, layer.output.shape
                 k = g.normal([*layer.kernel_size, in_shape[-1], out_shape[-1]])
                 kt = tf.constant(convs.flipped(k))
-                same = convs.tunable(layer)
-                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned and same else convs.DEFAULT
+                # None: a stride-1 "same" convolution (convs.forward); else (strides, padding) for tf.nn.
+                other = None if convs.tunable(layer) else (list(layer.strides), layer.padding.upper())
+                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned and other is None else convs.DEFAULT
                 self.formulations.append(f"{layer.name}:{f.forward}/{f.backward}")
-                conv_args = (1, "SAME") if same else (list(layer.strides), layer.padding.upper())
-                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f, conv_args))
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f, other))
 
         @tf.function
         def run(pairs):
             total = 0.0
-            for x, dy, k, kt, f, (strides, padding) in pairs:
-                if padding == "SAME" and strides == 1:
+            for x, dy, k, kt, f, other in pairs:
+                if other is None:
                     y = convs.forward(x, k, kt, f.forward)
                     dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward)
                 else:
-                    y = tf.nn.conv2d(x, k, strides, padding)
-                    dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), strides, padding)
+                    y = tf.nn.conv2d(x, k, *other)
+                    dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), *other)
                 total += tf.reduce_sum(y[0, 0, 0, :1]) + tf.reduce_sum(dx[0, 0, 0, :1])
             return total
 

@@ -11,11 +11,13 @@ JSON line with ``dream_s`` (median seconds per step), ``floor_s``, ``ratio_to_fl
 over rounds of the per-round ratio) and ``ratio_to_floor_cpu`` (the same in this process's CPU
 seconds, which load from other processes barely changes). With ``--precision bfloat16`` Inception
 v3 computes in bfloat16 (``dream.deep_dream(..., precision=)``) while the floor stays float32's, so
-a ratio below 1 is a step faster than float32 arithmetic allows. ``convs_ratio_to_floor_cpu`` / ``ours_over_convs_cpu``: Inception v3's convolutions alone (forward
-and input gradient, TensorFlow's kernels, ``common.ConvProbe``, timed in each round) against the floor
-and against the step. ``conv_tuning`` says whether
-Inception v3 ran as ``convs.TunedGraph`` (batch normalisations folded into the convolutions, average
-poolings moved after their 1×1 convolutions; ``NSTDREAM_CONV_TUNING=0`` runs the Keras model).
+a ratio below 1 is a step faster than float32 arithmetic allows.
+
+``convs_ratio_to_floor_cpu`` / ``ours_over_convs_cpu``: Inception v3's convolutions alone (forward
+and input gradient, TensorFlow's kernels, ``common.ConvProbe``, timed in each round) against the
+floor and against the step. ``conv_tuning`` says whether Inception v3 ran as ``convs.TunedGraph``
+(batch normalisations folded into the convolutions, average poolings moved after their 1×1
+convolutions; ``NSTDREAM_CONV_TUNING=0`` runs the Keras model).
 """
 
 from __future__ import annotations
@@ -70,8 +72,8 @@ def main() -> None:
         if started:  # the first block holds the trace: not timed
             rate = probe.measure()
             conv_cpu = sum(n * p.measure()[1] for p, n in conv_probes)
-            rounds.append({"convs_cpu_s": conv_cpu, "dream_s": wall / SYNC_EVERY, "floor_s": 2.0 * forward / (rate["best"] * 1e9),
-                           "dream_cpu_s": cpu / SYNC_EVERY, "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9),
+            rounds.append({"dream_s": wall / SYNC_EVERY, "floor_s": 2.0 * forward / (rate["best"] * 1e9),
+                           "convs_cpu_s": conv_cpu, "dream_cpu_s": cpu / SYNC_EVERY, "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9),
                            "gflops": rate["best"], "gflops_per_cpu_s": rate["best_cpu"]})
         started.append(True)
         clock.reset()

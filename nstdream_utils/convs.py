@@ -17,8 +17,8 @@ So :func:`choose` times both formulations of each direction once per layer shape
 and keeps the faster (the default unless the other is clearly faster, :data:`MARGIN`), as cuDNN's
 autotuner does on a GPU. The choice changes speed only: the results are the same to rounding.
 :class:`TunedGraph` runs a frozen Keras network (VGG-19, Inception v3) as TensorFlow ops with its
-convolutions tuned so, after folding Inception's batch normalisations into its convolutions and
-merging the 1×1 convolutions that read the same tensor.
+convolutions tuned so, Inception's batch normalisations folded into its convolutions and its
+pooling branches' average poolings moved after their 1×1 convolutions.
 
 Set ``NSTDREAM_CONV_TUNING=0`` to turn tuning off (``1`` to force it on; default: on where
 TensorFlow sees no GPU).
@@ -342,8 +342,8 @@ class TunedGraph:
 
 
 def _frozen(value: tf.Tensor, variable: bool):
-    """``value`` as a non-trainable variable, or as a constant where the network is first run while
-    a ``tf.function`` traces (which may forbid new variables: a second trace does).
+    """``value`` as a non-trainable variable, or as a constant where the network is first built or run
+    while a ``tf.function`` traces (which may forbid new variables: a second trace does).
 
     A variable where it can be: captured eager constants made the first call of the tiled DeepDream
     step at 4096² take 9.4 GiB and 29 s instead of 2.7 GiB and 19 s (the same speed afterwards)."""

@@ -236,9 +236,7 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, VGG19_LAYERS, where="layers")
     base = _load(_vgg19, "vgg19", weights, check_precision(precision))
-    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="vgg19_features")
-    forward = convs.TunedGraph.build(model) if convs.enabled() else None
-    return FeatureExtractor(model, layers, vgg_preprocess, forward=forward)
+    return _extractor(base, layers, "vgg19_features", vgg_preprocess)
 
 
 def inception_features(layers: Sequence[str], *, weights: str | Path | None = None,
@@ -254,9 +252,14 @@ def inception_features(layers: Sequence[str], *, weights: str | Path | None = No
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, INCEPTION_LAYERS, where="layers")
     base = _load(_inception, "inception_v3", weights, check_precision(precision))
-    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name="inception_features")
+    return _extractor(base, layers, "inception_features", inception_preprocess)
+
+
+def _extractor(base: keras.Model, layers: tuple[str, ...], name: str, preprocess) -> FeatureExtractor:
+    """``base`` cut to return ``layers``, run as a :class:`convs.TunedGraph` where :func:`convs.enabled`."""
+    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name=name)
     forward = convs.TunedGraph.build(model) if convs.enabled() else None
-    return FeatureExtractor(model, layers, inception_preprocess, forward=forward)
+    return FeatureExtractor(model, layers, preprocess, forward=forward)
 
 
 def layer_table(model: str = "vgg19") -> list[dict]:
