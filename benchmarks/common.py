@@ -270,17 +270,18 @@ class ConvProbe:
                 kt = tf.constant(convs.flipped(k))
                 # None: a stride-1 "same" convolution (convs.forward); else (strides, padding) for tf.nn.
                 other = None if convs.tunable(layer) else (list(layer.strides), layer.padding.upper())
-                f = convs.choose([1, *in_shape[1:]], k, kt) if tuned and other is None else convs.DEFAULT
+                u = tf.constant(convs.winograd_kernel(k)) if tuned and convs.winograd_applies(k) else None
+                f = convs.choose([1, *in_shape[1:]], k, kt, u) if tuned and other is None else convs.DEFAULT
                 self.formulations.append(f"{layer.name}:{f.forward}/{f.backward}")
-                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, f, other))
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, u, f, other))
 
         @tf.function
         def run(pairs):
             total = 0.0
-            for x, dy, k, kt, f, other in pairs:
+            for x, dy, k, kt, u, f, other in pairs:
                 if other is None:
-                    y = convs.forward(x, k, kt, f.forward)
-                    dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward)
+                    y = convs.forward(x, k, kt, f.forward, winograd_kernel=u)
+                    dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward, winograd_kernel=u)
                 else:
                     y = tf.nn.conv2d(x, k, *other)
                     dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), *other)

@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 MARGIN = 1.15
@@ -49,7 +50,8 @@ REPEATS = 5
 class Formulation(NamedTuple):
     """Which kernel computes each direction.
 
-    ``forward`` ∈ {"conv", "transpose"}; ``backward`` (the input gradient) ∈ {"transpose", "conv"}.
+    ``forward`` ∈ {"conv", "transpose", "winograd"}; ``backward`` (the input gradient) ∈
+    {"transpose", "conv", "winograd"} ("winograd" for 3×3 float32 kernels, :func:`winograd`).
     """
 
     forward: str = "conv"
@@ -82,50 +84,122 @@ def flipped(kernel) -> tf.Tensor:
     return tf.transpose(tf.reverse(kernel, [0, 1]), [0, 1, 3, 2])
 
 
-def forward(x: tf.Tensor, kernel, kernel_flipped, kind: str = "conv") -> tf.Tensor:
-    """``conv2d(x, kernel, stride 1, "SAME")`` by ``tf.nn.conv2d`` (``kind="conv"``) or by
-    ``tf.nn.conv2d_transpose`` of :func:`flipped` ``(kernel)`` (``"transpose"``): ``[B, H, W, C_out]``."""
+def forward(x: tf.Tensor, kernel, kernel_flipped, kind: str = "conv", *, winograd_kernel=None) -> tf.Tensor:
+    """``conv2d(x, kernel, stride 1, "SAME")`` by ``tf.nn.conv2d`` (``kind="conv"``), by
+    ``tf.nn.conv2d_transpose`` of :func:`flipped` ``(kernel)`` (``"transpose"``) or by
+    :func:`winograd` (``"winograd"``: 3×3 only; ``winograd_kernel`` is :func:`winograd_kernel`
+    ``(kernel)``, made here if None): ``[B, H, W, C_out]``."""
+    if kind == "winograd":
+        return winograd(x, _winograd_kernel_or(kernel, winograd_kernel))
     if kind == "transpose":
         out_shape = tf.concat([tf.shape(x)[:3], tf.shape(kernel)[3:]], 0)
         return tf.nn.conv2d_transpose(x, kernel_flipped, out_shape, 1, "SAME")
     return tf.nn.conv2d(x, kernel, 1, "SAME")
 
 
-def input_gradient(dy: tf.Tensor, kernel, kernel_flipped, input_shape, kind: str = "transpose") -> tf.Tensor:
+def input_gradient(dy: tf.Tensor, kernel, kernel_flipped, input_shape, kind: str = "transpose", *,
+                   winograd_kernel=None) -> tf.Tensor:
     """The gradient of :func:`forward` with respect to its input (``input_shape``), given ``dy``
-    (``[B, H, W, C_out]``): by ``tf.nn.conv2d_transpose`` (``kind="transpose"``, as autodiff) or by
-    ``tf.nn.conv2d`` of the flipped kernel (``"conv"``)."""
+    (``[B, H, W, C_out]``): by ``tf.nn.conv2d_transpose`` (``kind="transpose"``, as autodiff), by
+    ``tf.nn.conv2d`` of the flipped kernel (``"conv"``) or by :func:`winograd` with the flipped kernel
+    (``"winograd"``, from the same ``winograd_kernel``)."""
+    if kind == "winograd":
+        return winograd(dy, _winograd_kernel_or(kernel, winograd_kernel), flip=True)
     if kind == "conv":
         return tf.nn.conv2d(dy, kernel_flipped, 1, "SAME")
     return tf.nn.conv2d_transpose(dy, kernel, input_shape, 1, "SAME")
 
 
-def conv(x: tf.Tensor, kernel, kernel_flipped, formulation: Formulation = DEFAULT) -> tf.Tensor:
+# Winograd's minimal filtering F(2×2, 3×3) (Lavin & Gray 2016, "Fast Algorithms for Convolutional
+# Neural Networks"): each 2×2 block of outputs from a 4×4 tile of inputs, Y = Aᵀ[(G k Gᵀ) ⊙ (Bᵀ d B)]A.
+_BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float32)
+_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+_AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float32)
+_SWAP = [3, 1, 2, 0]
+"""``_G`` with its columns reversed is ``_G`` with rows 0 and 3 swapped: so the transform of the
+180°-rotated kernel is the transform's 16 slots permuted (and its channel axes swapped)."""
+
+
+def winograd_kernel(kernel) -> tf.Tensor:
+    """``U = G k Gᵀ`` of a 3×3 ``kernel`` ``[3, 3, C_in, C_out]`` → ``[16, C_in, C_out]`` (float32)."""
+    kernel = tf.convert_to_tensor(kernel, tf.float32)
+    u = tf.einsum("ai,ijco,bj->abco", _G, kernel, _G)
+    return tf.reshape(u, [16, kernel.shape[2], kernel.shape[3]])
+
+
+def _winograd_kernel_or(kernel, winograd_kernel_):
+    return winograd_kernel(kernel) if winograd_kernel_ is None else winograd_kernel_
+
+
+def _winograd_input_filter(channels: int, flip: bool) -> np.ndarray:
+    rows = _BT[_SWAP] if flip else _BT
+    taps = np.einsum("ai,bj->ijab", rows, rows).reshape(4, 4, 1, 16)  # slot 4a+b reads B_aᵀ d B_b
+    return np.tile(taps, (1, 1, channels, 1))
+
+
+def winograd(x: tf.Tensor, u: tf.Tensor, *, flip: bool = False) -> tf.Tensor:
+    """``conv2d(x, k, stride 1, "SAME")`` for a 3×3 ``k`` by F(2×2, 3×3): 16 matrix products of
+    ``[tiles, C_in] × [C_in, C_out]`` instead of 36 multiply-adds per 2×2 outputs (2.25× fewer).
+
+    Args:
+        x: ``[B, H, W, C]`` float32, ``H`` and ``W`` known (odd sides are padded by one, then cropped).
+        u: :func:`winograd_kernel` ``(k)``, ``[16, C_in, C_out]``.
+        flip: compute with :func:`flipped` ``(k)`` instead (``C = C_out``): the input gradient.
+    Returns:
+        ``[B, H, W, C_out]`` (``C_in`` with ``flip``), equal to ``tf.nn.conv2d``'s to float32 rounding
+        (the transforms add and subtract ≤ 9 terms).
+
+    The input transform is one depthwise convolution (4×4 taps, stride 2, 16 outputs per channel),
+    the output transform one 16 → 4 matrix product; both cost little next to the products where the
+    channels are many (VGG-19's block 3–5).
+    """
+    height, width, channels = x.shape[1], x.shape[2], x.shape[3]
+    tiles_h, tiles_w = (height + 1) // 2, (width + 1) // 2
+    pad = [[0, 0], [1, 1 + height % 2], [1, 1 + width % 2], [0, 0]]
+    v = tf.nn.depthwise_conv2d(x, _winograd_input_filter(channels, flip), [1, 2, 2, 1], pad)
+    v = tf.transpose(tf.reshape(v, [-1, channels, 16]), [2, 0, 1])  # [16, tiles, C]
+    m = tf.matmul(v, u, transpose_b=flip)  # [16, tiles, C_out]
+    at = _AT[:, _SWAP] if flip else _AT
+    y = tf.matmul(np.kron(at, at), tf.reshape(m, [16, -1]))  # [4 = (dy, dx), tiles · C_out]
+    c_out = m.shape[-1]
+    y = tf.reshape(y, [2, 2, -1, tiles_h, tiles_w, c_out])
+    y = tf.reshape(tf.transpose(y, [2, 3, 0, 4, 1, 5]), [-1, 2 * tiles_h, 2 * tiles_w, c_out])
+    return y[:, :height, :width] if height % 2 or width % 2 else y
+
+
+def conv(x: tf.Tensor, kernel, kernel_flipped, formulation: Formulation = DEFAULT, *,
+         winograd_kernel=None) -> tf.Tensor:
     """``conv2d(x, kernel, stride 1, "SAME")`` computed in ``formulation``; the gradient flows to ``x`` only.
 
     Args:
         x: ``[B, H, W, C_in]``.
         kernel: ``[kh, kw, C_in, C_out]``, odd ``kh`` and ``kw``, in ``x``'s dtype.
         kernel_flipped: :func:`flipped` ``(kernel)`` (None is fine for :data:`DEFAULT`).
+        winograd_kernel: :func:`winograd_kernel` ``(kernel)`` where ``formulation`` uses
+            ``"winograd"`` (made here if None).
     Returns:
         ``[B, H, W, C_out]`` in ``x``'s dtype.
     """
     if formulation == DEFAULT:
         return tf.nn.conv2d(x, kernel, 1, "SAME")
     kernel = tf.convert_to_tensor(kernel)  # a variable is read here, outside the custom gradient
+    if "winograd" in formulation:
+        winograd_kernel = tf.convert_to_tensor(_winograd_kernel_or(kernel, winograd_kernel))
 
     @tf.custom_gradient
     def run(x):
         def grad(dy):
-            return input_gradient(dy, kernel, kernel_flipped, tf.shape(x), formulation.backward)
+            return input_gradient(dy, kernel, kernel_flipped, tf.shape(x), formulation.backward,
+                                  winograd_kernel=winograd_kernel)
 
-        return forward(x, kernel, kernel_flipped, formulation.forward), grad
+        return forward(x, kernel, kernel_flipped, formulation.forward, winograd_kernel=winograd_kernel), grad
 
     return run(x)
 
 
 def _median_cpu_seconds(fn) -> float:
-    fn().numpy()  # warm-up: oneDNN builds its primitive
+    fn = tf.function(fn)  # as a step runs it: one graph, no per-op Python overhead
+    fn().numpy()  # trace and warm up: oneDNN builds its primitive
     times = []
     for _ in range(REPEATS):
         start = time.process_time()
@@ -134,16 +208,29 @@ def _median_cpu_seconds(fn) -> float:
     return statistics.median(times)
 
 
-def _faster(default, alternative) -> bool:
-    return _median_cpu_seconds(default) > MARGIN * _median_cpu_seconds(alternative)
+def _fastest(default, alternatives: dict) -> str | None:
+    """The key of the fastest of ``alternatives`` (name → thunk) if it takes less than 1 /
+    :data:`MARGIN` of ``default``'s CPU time, else None."""
+    times = {name: _median_cpu_seconds(fn) for name, fn in alternatives.items()}
+    best = min(times, key=times.get)
+    return best if _median_cpu_seconds(default) > MARGIN * times[best] else None
 
 
-def choose(shape: Sequence[int | None], kernel, kernel_flipped) -> Formulation:
+def winograd_applies(kernel) -> bool:
+    """Whether :func:`winograd` can compute this kernel's convolution: 3×3, float32 (its transforms
+    add and subtract up to nine products, too coarse in bfloat16)."""
+    return tuple(kernel.shape[:2]) == (3, 3) and tf.as_dtype(kernel.dtype) == tf.float32
+
+
+def choose(shape: Sequence[int | None], kernel, kernel_flipped, winograd_kernel=None) -> Formulation:
     """The faster formulation for a convolution of ``kernel`` on inputs of ``shape`` ``[B, H, W, C_in]``.
 
-    Timed once per (map size capped at :data:`TUNE_SIDE`, kernel shape, dtype) in this process,
-    eagerly (also when called while a ``tf.function`` traces, so ``kernel`` and ``kernel_flipped``
-    must be eager tensors or variables); :data:`DEFAULT` where the map size is not known statically.
+    Each direction's kernels (``conv``, ``transpose`` and, where :func:`winograd_applies`,
+    ``winograd``) are timed once per (map size capped at :data:`TUNE_SIDE`, kernel shape, dtype) in
+    this process, eagerly (also when called while a ``tf.function`` traces, so the kernels must be
+    eager tensors or variables; ``winograd_kernel`` is made for the timing if None); the fastest is
+    kept if it beats TensorFlow's own by :data:`MARGIN`. :data:`DEFAULT` where the map size is not
+    known statically.
     """
     height, width = shape[1], shape[2]
     if height is None or width is None:
@@ -157,13 +244,17 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped) -> Formulation:
             x = tf.cast(tf.random.stateless_normal([1, height, width, c_in], seed=[0, 1]), kernel.dtype)
             dy = tf.cast(tf.random.stateless_normal([1, height, width, c_out], seed=[0, 2]), kernel.dtype)
             in_shape = [1, height, width, c_in]
-            forward_kind = "transpose" if _faster(
+            u = _winograd_kernel_or(kernel, winograd_kernel) if winograd_applies(kernel) else None
+            extra = ("winograd",) if u is not None else ()
+            forward_kind = _fastest(
                 lambda: forward(x, kernel, kernel_flipped, "conv"),
-                lambda: forward(x, kernel, kernel_flipped, "transpose")) else "conv"
-            backward_kind = "conv" if _faster(
+                {k: (lambda k=k: forward(x, kernel, kernel_flipped, k, winograd_kernel=u))
+                 for k in ("transpose", *extra)})
+            backward_kind = _fastest(
                 lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "transpose"),
-                lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "conv")) else "transpose"
-        _CHOSEN[key] = Formulation(forward_kind, backward_kind)
+                {k: (lambda k=k: input_gradient(dy, kernel, kernel_flipped, in_shape, k, winograd_kernel=u))
+                 for k in ("conv", *extra)})
+        _CHOSEN[key] = Formulation(forward_kind or DEFAULT.forward, backward_kind or DEFAULT.backward)
     return _CHOSEN[key]
 
 
@@ -274,8 +365,9 @@ class TunedGraph:
         return _Conv(norm, pool, source)
 
     def _constants(self, layer) -> tuple:
-        """``(kernel, flipped kernel, bias)`` of ``layer`` in its compute dtype, its batch normalisation
-        folded in; made once per layer per process, eagerly (:func:`choose` times with them while a
+        """``(kernel, flipped kernel, bias, Winograd kernel)`` of ``layer`` in its compute dtype, its batch
+        normalisation folded in (the last None unless :func:`winograd_applies` to a tunable layer); made
+        once per layer per process, eagerly (:func:`choose` times with them while a
         ``tf.function`` traces), as non-trainable variables (:func:`_frozen`). The float32 kernel of an
         unfolded layer is its own variable (no copy)."""
         per_key = _KERNELS.setdefault(layer, {})
@@ -297,15 +389,17 @@ class TunedGraph:
                 if kernel.dtype != dtype or norm is not None:
                     kernel = _frozen(tf.cast(kernel, dtype), variable)
                 bias = None if bias is None else _frozen(tf.cast(bias, dtype), variable)
-                per_key[key] = (kernel, _frozen(flipped(kernel), variable), bias)
+                u = (_frozen(winograd_kernel(kernel), variable)
+                     if tunable(layer) and winograd_applies(kernel) else None)
+                per_key[key] = (kernel, _frozen(flipped(kernel), variable), bias, u)
         return per_key[key]
 
     def _conv(self, layer, x: tf.Tensor) -> tf.Tensor:
         plan = self._plan[layer]
         x = tf.cast(x, layer.compute_dtype)
-        kernel, kernel_flipped, bias = self._constants(layer)
+        kernel, kernel_flipped, bias, u = self._constants(layer)
         if tunable(layer):
-            y = conv(x, kernel, kernel_flipped, choose(x.shape, kernel, kernel_flipped))
+            y = conv(x, kernel, kernel_flipped, choose(x.shape, kernel, kernel_flipped, u), winograd_kernel=u)
         else:
             y = tf.nn.conv2d(x, kernel, list(layer.strides), layer.padding.upper())
         if plan.pool_after is not None:

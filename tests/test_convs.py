@@ -61,8 +61,41 @@ def test_choose_times_once_per_shape_and_follows_the_margin(fresh_choices, monke
     assert convs.choose([1, 12, 10, 8], k, kt) == convs.DEFAULT
     monkeypatch.setattr(convs, "MARGIN", 0.0)  # anything beats zero time: but the shape is cached
     assert convs.choose([1, 12, 10, 8], k, kt) == convs.DEFAULT
-    assert convs.choose([1, 12, 11, 8], k, kt) == convs.Formulation("transpose", "conv")
+    chosen = convs.choose([1, 12, 11, 8], k, kt)  # the faster of the alternatives, whichever
+    assert chosen.forward in ("transpose", "winograd") and chosen.backward in ("conv", "winograd")
     assert set(convs.chosen()) == {(12, 10, 3, 3, 8, 16, "float32"), (12, 11, 3, 3, 8, 16, "float32")}
+
+
+def test_choose_offers_winograd_for_3x3_float32_only(fresh_choices, monkeypatch):
+    offered = []
+    monkeypatch.setattr(convs, "_fastest", lambda default, alternatives: offered.append(sorted(alternatives)))
+    for kernel_size, dtype in (((3, 3), tf.float32), ((5, 5), tf.float32), ((3, 3), tf.bfloat16)):
+        k = tf.cast(tf.random.stateless_normal([*kernel_size, 4, 4], seed=[5, 6]), dtype)
+        assert convs.choose([1, 8, 8, 4], k, convs.flipped(k)) == convs.DEFAULT
+    assert offered == [["transpose", "winograd"], ["conv", "winograd"], ["transpose"], ["conv"],
+                       ["transpose"], ["conv"]]
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8, 16, 24), (2, 9, 7, 5, 6), (1, 1, 1, 3, 2), (1, 2, 5, 4, 4)], ids=str)
+def test_winograd_equals_conv2d_forward_flipped_and_through_conv(shape):
+    b, h, w, c_in, c_out = shape
+    rng = np.random.default_rng(h * w)
+    x = tf.constant(rng.normal(size=(b, h, w, c_in)), tf.float32)
+    k = tf.constant(rng.normal(size=(3, 3, c_in, c_out)), tf.float32)
+    dy = tf.constant(rng.normal(size=(b, h, w, c_out)), tf.float32)
+    u = convs.winograd_kernel(k)
+    assert u.shape == (16, c_in, c_out)
+    tol = {"rtol": 1e-5, "atol": 1e-5 * 3 * np.sqrt(9 * c_in)}
+    np.testing.assert_allclose(convs.winograd(x, u).numpy(), tf.nn.conv2d(x, k, 1, "SAME").numpy(), **tol)
+    np.testing.assert_allclose(convs.winograd(dy, u, flip=True).numpy(),
+                               tf.nn.conv2d(dy, convs.flipped(k), 1, "SAME").numpy(), **tol)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = convs.conv(x, k, None, convs.Formulation("winograd", "winograd"), winograd_kernel=u)
+        y_ref = tf.nn.conv2d(x, k, 1, "SAME")
+        loss, loss_ref = tf.reduce_sum(y * dy), tf.reduce_sum(y_ref * dy)
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), **tol)
+    np.testing.assert_allclose(tape.gradient(loss, x).numpy(), tape.gradient(loss_ref, x).numpy(), **tol)
 
 
 def test_choose_caps_the_timed_size_and_skips_unknown_sizes(fresh_choices):
@@ -84,10 +117,15 @@ def test_enabled_reads_the_environment_then_the_device(monkeypatch, value, gpu, 
 LAYERS = ("block5_conv2", "block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
-@pytest.mark.parametrize("margin", [1e9, 0.0], ids=["default-kernels", "alternative-kernels"])
+PICKS = {"default": (), "transpose-conv": ("transpose", "conv"), "winograd": ("winograd",)}
+
+
+@pytest.mark.parametrize("pick", list(PICKS))
 def test_tuned_vgg19_equals_the_keras_model_forward_and_backward(weights_dir, astronaut, fresh_choices,
-                                                                 monkeypatch, margin):
-    monkeypatch.setattr(convs, "MARGIN", margin)
+                                                                 monkeypatch, pick):
+    # Each direction takes the first of PICKS[pick] that choose offers (not timed: all kernels run).
+    monkeypatch.setattr(convs, "_fastest", lambda default, alternatives: next(
+        (k for k in PICKS[pick] if k in alternatives), None))
     extractor = models.vgg19_features(LAYERS, weights=weights_dir)
     assert isinstance(extractor.forward, convs.TunedGraph)
     image = tf.constant(astronaut[np.newaxis, 100:147, 80:141])  # 47×61: odd sizes through four poolings
@@ -104,8 +142,9 @@ def test_tuned_vgg19_equals_the_keras_model_forward_and_backward(weights_dir, as
     for name, a, b in zip(LAYERS, ours, ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3 * float(np.abs(b).max()), err_msg=name)
     np.testing.assert_allclose(grad, grad_ref, rtol=1e-4, atol=1e-4 * float(np.abs(grad_ref).max()))
-    expected = {convs.Formulation("transpose", "conv")} if margin == 0.0 else {convs.DEFAULT}
-    assert set(convs.chosen().values()) == expected
+    expected = {"default": convs.DEFAULT, "transpose-conv": convs.Formulation("transpose", "conv"),
+                "winograd": convs.Formulation("winograd", "winograd")}[pick]
+    assert set(convs.chosen().values()) == {expected}
     assert len(convs.chosen()) == 9  # VGG-19's distinct (map size, kernel) pairs up to block5_conv2
 
 
