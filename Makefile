@@ -28,7 +28,7 @@ setup: $(VENV)/.installed
 ## The README's test command: unit tests, then every notebook under nbval.
 test: setup
 	$(PY) -m pytest tests -q
-	$(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q -p no:cacheprovider
+	NSTDREAM_CONV_TUNING=0 $(PY) -m pytest --nbval notebooks --nbval-sanitize-with notebooks/nbval_sanitize.cfg -q -p no:cacheprovider
 
 test-fast: setup
 	$(PY) -m pytest tests -q -m "not slow"

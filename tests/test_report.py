@@ -289,3 +289,20 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert red.sum() > 20_000, f"only {red.sum()} red pixels: the figure is not shown"
     blue = (page[..., 2] > 220) & (page[..., 0] < 40) & (page[..., 1] < 40)
     assert blue.sum() > 100  # the markdown image embedded from ../data/blue.png
+
+
+def test_report_kernels_run_tensorflows_own_convolutions_unless_the_caller_says(monkeypatch):
+    # Committed outputs and nbval must agree on any machine, so the timed choice between convolution
+    # kernels (convs.choose) is off in reports by default; a value the caller set is kept.
+    import os
+    monkeypatch.delenv("NSTDREAM_CONV_TUNING", raising=False)
+    with report._kernel_environment(report.REPORT_ENV_DEFAULTS):
+        assert os.environ["NSTDREAM_CONV_TUNING"] == "0"
+        assert os.environ["MPLBACKEND"] == report.KERNEL_ENV["MPLBACKEND"]
+    assert "NSTDREAM_CONV_TUNING" not in os.environ
+    monkeypatch.setenv("NSTDREAM_CONV_TUNING", "1")
+    with report._kernel_environment(report.REPORT_ENV_DEFAULTS):
+        assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
+    with report._kernel_environment():  # batches: no default
+        assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
+    assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
