@@ -152,9 +152,9 @@ def declared_parameters(notebook: str | os.PathLike) -> set[str]:
 def _kernel_environment(defaults: Mapping[str, str] | None = None) -> Iterator[None]:
     """Set :data:`KERNEL_ENV`, and each of ``defaults`` not already set, for the kernels started
     inside the block, then restore."""
-    defaults = {key: value for key, value in (defaults or {}).items() if key not in os.environ}
-    saved = {key: os.environ.get(key) for key in {**KERNEL_ENV, **defaults}}
-    os.environ.update({**KERNEL_ENV, **defaults})
+    values = {**{key: value for key, value in (defaults or {}).items() if key not in os.environ}, **KERNEL_ENV}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
         yield
     finally:

@@ -5,6 +5,7 @@ The notebooks here are tiny (no TensorFlow): each papermill run costs about a se
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -294,7 +295,6 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
 def test_report_kernels_run_tensorflows_own_convolutions_unless_the_caller_says(monkeypatch):
     # Committed outputs and nbval must agree on any machine, so the timed choice between convolution
     # kernels (convs.choose) is off in reports by default; a value the caller set is kept.
-    import os
     monkeypatch.delenv("NSTDREAM_CONV_TUNING", raising=False)
     with report._kernel_environment(report.REPORT_ENV_DEFAULTS):
         assert os.environ["NSTDREAM_CONV_TUNING"] == "0"
