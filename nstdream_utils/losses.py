@@ -184,9 +184,32 @@ def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> 
         x = x[tf.newaxis]
     if kind == "tf":
         return tf.reduce_sum(tf.image.total_variation(x))
-    a = tf.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
-    b = tf.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
-    return tf.reduce_sum(tf.pow(a + b, power))
+    return _keras_tv(x, tf.constant(power, tf.float32))
+
+
+@tf.custom_gradient
+def _keras_tv(x: tf.Tensor, power: tf.Tensor):
+    """Σ ((x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²)^power for ``x`` ``[B, H, W, C]``, with a gradient
+    that pads three maps instead of scattering into ``x`` once per slice (``StridedSliceGrad``).
+
+    With ``dy = x[i,j]−x[i+1,j]``, ``dx = x[i,j]−x[i,j+1]`` and ``g = 2·power·(dy²+dx²)^(power−1)``,
+    pixel (i, j) receives ``g·(dy+dx)`` as the corner, ``−g·dy`` from the pixel above and ``−g·dx``
+    from the one to its left.
+    """
+    corner = x[:, :-1, :-1, :]
+    dy, dx = corner - x[:, 1:, :-1, :], corner - x[:, :-1, 1:, :]
+    s = tf.square(dy) + tf.square(dx)
+    loss = tf.reduce_sum(tf.pow(s, power))
+
+    def grad(upstream):
+        g = upstream * 2.0 * power * tf.pow(s, power - 1.0)
+        gy, gx = g * dy, g * dx
+        dx_total = (tf.pad(gy + gx, [[0, 0], [0, 1], [0, 1], [0, 0]])
+                    - tf.pad(gy, [[0, 0], [1, 0], [0, 1], [0, 0]])
+                    - tf.pad(gx, [[0, 0], [0, 1], [1, 0], [0, 0]]))
+        return dx_total, None
+
+    return loss, grad
 
 
 def total_loss(content: tf.Tensor, style: tf.Tensor, *, content_weight: float, style_weight: float,
