@@ -179,6 +179,51 @@ def counted_evaluations():
 # Sustained rate
 # --------------------------------------------------------------------------------------------------
 
+def patched_value_and_gradients(content, style, cfg, module, attribute: str, variants: dict) -> dict:
+    """One traced NST value-and-gradient (``nst.NSTLoss``) per variant of ``module.attribute``:
+    ``{name: fn}`` where ``variants`` is ``{name: replacement}``. Each is traced while its replacement
+    is installed; the library's own is restored afterwards. ``fn(x)`` → ``(total, d total / d x)``."""
+    import tensorflow as tf
+
+    from nstdream_utils import nst
+
+    original, functions = getattr(module, attribute), {}
+    try:
+        for name, replacement in variants.items():
+            setattr(module, attribute, replacement)
+            loss_fn = nst.NSTLoss(content, style, cfg)
+
+            @tf.function
+            def value_and_grad(x, loss_fn=loss_fn):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    total = loss_fn(x)["total"]
+                return total, tape.gradient(total, x)
+
+            value_and_grad(tf.constant(content[tf.newaxis]))  # trace now, while this variant is installed
+            functions[name] = value_and_grad
+    finally:
+        setattr(module, attribute, original)
+    return functions
+
+
+def alternate_cpu_rounds(functions: dict, x, rounds: int, floor_flops: float, probe: "RateProbe",
+                         calls: int = 3) -> list[dict]:
+    """Per round: the rate probe, then ``calls`` calls of each function; each function's CPU seconds
+    per call ÷ the floor (``floor_flops`` at the probe's ``best_cpu``), one dict per round."""
+    out = []
+    for _ in range(rounds):
+        floor = floor_flops / (probe.measure()["best_cpu"] * 1e9)
+        row = {}
+        for name, fn in functions.items():
+            start = time.process_time()
+            for _ in range(calls):
+                fn(x)[1].numpy()
+            row[name] = (time.process_time() - start) / calls / floor
+        out.append(row)
+    return out
+
+
 class RateProbe:
     """Measures the GFLOP/s this process sustains right now, on the kernels the networks use.
 

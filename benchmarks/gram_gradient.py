@@ -13,7 +13,6 @@ of the FLOP floor (``common.py``), and the largest relative differences of the l
 from __future__ import annotations
 
 import argparse
-import time
 
 import common
 
@@ -41,41 +40,17 @@ def main() -> None:
     import tensorflow as tf
     import tf_tutorial
 
-    from nstdream_utils import losses, nst
+    from nstdream_utils import losses
 
     content, style, cfg = tf_tutorial.prepared_pair(args.size)
     flops = common.vgg19_forward_flops(content.shape[:2], "block5_conv2", gram_layers=tf_tutorial.STYLE_LAYERS)
     floor_flops = 2.0 * (flops["conv"] + flops["gram"])
     probe = common.RateProbe(args.size)
     x0 = tf.constant(content[tf.newaxis])
-    library = losses.gram_matrix
-    functions, results = {}, {}
-    for name, gram in (("einsum", einsum_gram_matrix), ("library", library)):
-        losses.gram_matrix = gram
-        loss_fn = nst.NSTLoss(content, style, cfg)
-
-        @tf.function
-        def value_and_grad(x, loss_fn=loss_fn):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                total = loss_fn(x)["total"]
-            return total, tape.gradient(total, x)
-
-        functions[name] = value_and_grad
-        results[name] = value_and_grad(x0)  # trace now, while this Gram is the one installed
-    losses.gram_matrix = library
-    (v1, g1), (v2, g2) = results["einsum"], results["library"]
-    rounds = []
-    for _ in range(args.rounds):
-        rate = probe.measure()
-        floor = floor_flops / (rate["best_cpu"] * 1e9)
-        row = {}
-        for name, fn in functions.items():
-            start = time.process_time()
-            for _ in range(3):
-                fn(x0)[1].numpy()
-            row[name] = (time.process_time() - start) / 3 / floor
-        rounds.append(row)
+    functions = common.patched_value_and_gradients(content, style, cfg, losses, "gram_matrix",
+                                                   {"einsum": einsum_gram_matrix, "library": losses.gram_matrix})
+    (v1, g1), (v2, g2) = functions["einsum"](x0), functions["library"](x0)
+    rounds = common.alternate_cpu_rounds(functions, x0, args.rounds, floor_flops, probe)
     common.emit({"benchmark": "gram_gradient", "size": args.size,
                  "einsum_ratio_to_floor_cpu": common.median(r["einsum"] for r in rounds),
                  "library_ratio_to_floor_cpu": common.median(r["library"] for r in rounds),

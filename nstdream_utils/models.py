@@ -40,7 +40,7 @@ def vgg_preprocess(images: tf.Tensor) -> tf.Tensor:
         float32 ``[B, H, W, 3]`` BGR, roughly in [-124, 152].
     """
     x = tf.cast(images, tf.float32) * 255.0
-    return x[..., ::-1] - tf.constant(CAFFE_MEAN_BGR, tf.float32)
+    return tf.reverse(x, [-1]) - tf.constant(CAFFE_MEAN_BGR, tf.float32)  # RGB → BGR; its gradient is a reverse, not a scatter
 
 
 def inception_preprocess(images: tf.Tensor) -> tf.Tensor:

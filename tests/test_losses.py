@@ -122,23 +122,33 @@ def test_total_variation_keras_and_tf():
     assert losses.total_variation_loss(np.full((5, 5, 3), 0.3, np.float32)).numpy() == 0.0
 
 
-@pytest.mark.parametrize("shape, power", [((1, 6, 7, 3), 1.25), ((2, 5, 4, 3), 2.0), ((1, 2, 9, 1), 1.25)])
-def test_total_variation_gradient_equals_autodiff_of_the_slices(shape, power):
-    # The hand-written gradient (three padded maps) against TensorFlow's autodiff of the plain formula.
+@pytest.mark.parametrize("kind, shape, power", [("keras", (1, 6, 7, 3), 1.25), ("keras", (2, 5, 4, 3), 2.0),
+                                                ("keras", (1, 2, 9, 1), 1.25), ("tf", (1, 6, 7, 3), 1.25),
+                                                ("tf", (2, 5, 4, 3), 1.25), ("tf", (1, 2, 9, 1), 1.25)])
+def test_total_variation_gradient_equals_autodiff_of_the_slices(kind, shape, power):
+    # The hand-written gradients (padded maps) against TensorFlow's autodiff of the plain formula.
     x = tf.constant(RNG.uniform(size=shape).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
-        ours = losses.total_variation_loss(x, power=power) * 3.0
-        a = tf.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
-        b = tf.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
-        plain = tf.reduce_sum(tf.pow(a + b, power)) * 3.0
+        ours = losses.total_variation_loss(x, kind=kind, power=power) * 3.0
+        plain = losses.total_variation_by_slices(x, kind=kind, power=power) * 3.0
     np.testing.assert_allclose(ours.numpy(), plain.numpy(), rtol=1e-6)
     np.testing.assert_allclose(tape.gradient(ours, x).numpy(), tape.gradient(plain, x).numpy(), rtol=1e-5, atol=1e-6)
     flat = tf.fill(shape, 0.3)
     with tf.GradientTape() as tape:
         tape.watch(flat)
-        zero = losses.total_variation_loss(flat, power=power)
+        zero = losses.total_variation_loss(flat, kind=kind, power=power)
     assert not np.any(tape.gradient(zero, flat).numpy())
+
+
+def test_total_variation_by_slices_is_the_formula_by_hand():
+    # The reference itself, against NumPy: it must not share a mistake with the library's kernels.
+    x = RNG.uniform(size=(1, 4, 5, 3)).astype(np.float32)
+    dy, dx = x[:, :-1, :-1] - x[:, 1:, :-1], x[:, :-1, :-1] - x[:, :-1, 1:]
+    keras = np.sum((dy ** 2 + dx ** 2) ** 1.25)
+    tf_kind = np.abs(np.diff(x, axis=1)).sum() + np.abs(np.diff(x, axis=2)).sum()
+    assert float(losses.total_variation_by_slices(x, kind="keras")) == pytest.approx(keras, rel=1e-5)
+    assert float(losses.total_variation_by_slices(x, kind="tf")) == pytest.approx(tf_kind, rel=1e-5)
 
 
 def test_total_loss_is_weighted_sum():
