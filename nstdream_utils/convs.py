@@ -7,35 +7,48 @@ its gradient with respect to the input can each be computed by two TensorFlow ke
     backward  dx = conv2d_transpose(dy, k) = conv2d(dy, k̃)
 
 where ``k̃[i, j, o, c] = k[kh−1−i, kw−1−j, c, o]`` is ``k`` rotated by 180° with its channel axes
-swapped (:func:`flipped`). Both are the same sums; which kernel is faster depends on the CPU and on
-the code and weight layout oneDNN picks for each. On an Intel Xeon with AMX, TensorFlow 2.21 runs
-``conv2d`` on VGG-19's deep layers (16×16×512) with the filter in TensorFlow's own layout, at half
-the speed of ``conv2d_transpose`` with oneDNN's blocked layout: the transposed forward made the
-NST step ≈ 20 % cheaper there (``docs/benchmarks.md`` § 9). Elsewhere it can be the other way round.
+swapped (:func:`flipped`), and, for a 3×3 float32 kernel, by Winograd's F(2×2, 3×3)
+(:func:`winograd`: 2.25× fewer multiplies, the same sums to rounding). Which is fastest depends on
+the CPU and on the code and weight layout oneDNN picks for each. On an Intel Xeon with AMX,
+TensorFlow 2.21 runs ``conv2d`` on VGG-19's deep layers (16×16×512) with the filter in TensorFlow's
+own layout, at half the speed of ``conv2d_transpose`` with oneDNN's blocked layout, and Winograd
+halves that again (``docs/benchmarks.md`` §§ 9, 11). Elsewhere it can be the other way round.
 
-So :func:`choose` times both formulations of each direction once per layer shape, on this machine,
-and keeps the faster (the default unless the other is clearly faster, :data:`MARGIN`), as cuDNN's
-autotuner does on a GPU. The choice changes speed only: the results are the same to rounding.
+So :func:`choose` times the formulations of each direction once per layer shape, on this machine,
+and keeps the fastest (the default unless another is clearly faster, :data:`MARGIN`), as cuDNN's
+autotuner does on a GPU. The choice changes speed only: the results are the same to rounding. It
+is remembered in a small JSON file per user (:func:`cache_file`, keyed by :func:`machine_key`), so
+that later processes on the same machine — a batch's workers, a rerun — make the same choice (and
+round the same way) without timing again.
 :class:`TunedGraph` runs a frozen Keras network (VGG-19, Inception v3) as TensorFlow ops with its
 convolutions tuned so, Inception's batch normalisations folded into its convolutions and its
 pooling branches' average poolings moved after their 1×1 convolutions.
 
 Set ``NSTDREAM_CONV_TUNING=0`` to turn tuning off (``1`` to force it on; default: on where
-TensorFlow sees no GPU).
+TensorFlow sees no GPU), and ``NSTDREAM_CONV_CACHE`` to a file to keep the choices there (``0``:
+keep them in this process only).
+
+Floor 1: imports TensorFlow, Keras, NumPy and :mod:`nstdream_utils.files`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import platform
 import statistics
 import time
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from nstdream_utils import files
 
 MARGIN = 1.15
 """The alternative formulation must take less than 1 / MARGIN of the default's CPU time to be chosen."""
@@ -226,11 +239,12 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped, winograd_kernel=
     """The faster formulation for a convolution of ``kernel`` on inputs of ``shape`` ``[B, H, W, C_in]``.
 
     Each direction's kernels (``conv``, ``transpose`` and, where :func:`winograd_applies`,
-    ``winograd``) are timed once per (map size capped at :data:`TUNE_SIDE`, kernel shape, dtype) in
-    this process, eagerly (also when called while a ``tf.function`` traces, so the kernels must be
+    ``winograd``) are timed once per (map size capped at :data:`TUNE_SIDE`, kernel shape, dtype) on
+    this machine, eagerly (also when called while a ``tf.function`` traces, so the kernels must be
     eager tensors or variables; ``winograd_kernel`` is made for the timing if None); the fastest is
-    kept if it beats TensorFlow's own by :data:`MARGIN`. :data:`DEFAULT` where the map size is not
-    known statically.
+    kept if it beats TensorFlow's own by :data:`MARGIN`. The choice is kept for this process
+    (:func:`chosen`) and in :func:`cache_file`, where later processes on this machine find it instead
+    of timing. :data:`DEFAULT` where the map size is not known statically.
     """
     height, width = shape[1], shape[2]
     if height is None or width is None:
@@ -238,24 +252,125 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped, winograd_kernel=
     height, width = min(int(height), TUNE_SIDE), min(int(width), TUNE_SIDE)
     key = (height, width, *kernel.shape, tf.as_dtype(kernel.dtype).name)
     if key not in _CHOSEN:
-        with tf.init_scope():
-            kh, kw, c_in, c_out = kernel.shape
-            # Stateless: a Generator is a variable, which a tf.function's later trace may not create.
-            x = tf.cast(tf.random.stateless_normal([1, height, width, c_in], seed=[0, 1]), kernel.dtype)
-            dy = tf.cast(tf.random.stateless_normal([1, height, width, c_out], seed=[0, 2]), kernel.dtype)
-            in_shape = [1, height, width, c_in]
-            u = _winograd_kernel_or(kernel, winograd_kernel) if winograd_applies(kernel) else None
-            extra = ("winograd",) if u is not None else ()
-            forward_kind = _fastest(
-                lambda: forward(x, kernel, kernel_flipped, "conv"),
-                {k: (lambda k=k: forward(x, kernel, kernel_flipped, k, winograd_kernel=u))
-                 for k in ("transpose", *extra)})
-            backward_kind = _fastest(
-                lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "transpose"),
-                {k: (lambda k=k: input_gradient(dy, kernel, kernel_flipped, in_shape, k, winograd_kernel=u))
-                 for k in ("conv", *extra)})
-        _CHOSEN[key] = Formulation(forward_kind or DEFAULT.forward, backward_kind or DEFAULT.backward)
+        _CHOSEN[key] = _remembered(key) or _timed(key, kernel, kernel_flipped, winograd_kernel)
     return _CHOSEN[key]
+
+
+def _timed(key: tuple, kernel, kernel_flipped, winograd_kernel) -> Formulation:
+    """:func:`choose`'s timing for ``key`` = (H, W, kh, kw, C_in, C_out, dtype); remembered in the cache."""
+    height, width = key[0], key[1]
+    with tf.init_scope():
+        kh, kw, c_in, c_out = kernel.shape
+        # Stateless: a Generator is a variable, which a tf.function's later trace may not create.
+        x = tf.cast(tf.random.stateless_normal([1, height, width, c_in], seed=[0, 1]), kernel.dtype)
+        dy = tf.cast(tf.random.stateless_normal([1, height, width, c_out], seed=[0, 2]), kernel.dtype)
+        in_shape = [1, height, width, c_in]
+        u = _winograd_kernel_or(kernel, winograd_kernel) if winograd_applies(kernel) else None
+        extra = ("winograd",) if u is not None else ()
+        forward_kind = _fastest(
+            lambda: forward(x, kernel, kernel_flipped, "conv"),
+            {k: (lambda k=k: forward(x, kernel, kernel_flipped, k, winograd_kernel=u))
+             for k in ("transpose", *extra)})
+        backward_kind = _fastest(
+            lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "transpose"),
+            {k: (lambda k=k: input_gradient(dy, kernel, kernel_flipped, in_shape, k, winograd_kernel=u))
+             for k in ("conv", *extra)})
+    formulation = Formulation(forward_kind or DEFAULT.forward, backward_kind or DEFAULT.backward)
+    _remember(key, formulation)
+    return formulation
+
+
+CACHE_ENV = "NSTDREAM_CONV_CACHE"
+_CACHE_VERSION = 1
+_KINDS = {"forward": ("conv", "transpose", "winograd"), "backward": ("transpose", "conv", "winograd")}
+
+
+def cache_file() -> Path | None:
+    """The JSON file that keeps :func:`choose`'s choices between processes, or None (``NSTDREAM_CONV_CACHE=0``).
+
+    ``$NSTDREAM_CONV_CACHE`` if set, else ``$XDG_CACHE_HOME/nstdream/conv_formulations.json``
+    (``~/.cache/…``). Choices are stored under :func:`machine_key`, so a home folder shared by several
+    machines keeps each one's own. Delete the file to time again.
+    """
+    value = os.environ.get(CACHE_ENV, "").strip()
+    if value.lower() in ("0", "false", "no", "off"):
+        return None
+    if value:
+        return Path(value).expanduser()
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except (RuntimeError, KeyError):  # no home folder to be found: keep choices in this process only
+        return None
+    return base / "nstdream" / "conv_formulations.json"
+
+
+def machine_key() -> str:
+    """What the timings depend on, as one string: CPU model, a hash of its flags, core count, the
+    TensorFlow version, ``TF_ENABLE_ONEDNN_OPTS``, intra-op threads, :data:`MARGIN`, :data:`TUNE_SIDE` and
+    the formulations there are to choose from (a library that adds one times again)."""
+    model, flags = platform.processor() or platform.machine(), ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "model name" and value.strip():
+                model = value.strip()
+            elif name.strip() == "flags" and not flags:
+                flags = value.strip()
+    except OSError:
+        pass
+    return " | ".join([model, hashlib.sha1(flags.encode()).hexdigest()[:12], f"{os.cpu_count()} cpus",
+                       f"tf {tf.__version__}", f"onednn {os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}",
+                       f"threads {tf.config.threading.get_intra_op_parallelism_threads()}",
+                       f"margin {MARGIN}", f"side {TUNE_SIDE}", "kinds " + ",".join(_KINDS["forward"])])
+
+
+def _key_text(key: tuple) -> str:
+    return " ".join(str(part) for part in key)
+
+
+def _read_cache(path: Path) -> dict:
+    """The cache's contents, or an empty cache where it is missing, unreadable, corrupt or of another version."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _CACHE_VERSION or not isinstance(data.get("machines"), dict):
+        return {}
+    return data
+
+
+def _remembered(key: tuple) -> Formulation | None:
+    """This machine's remembered choice for ``key``, if the cache has a valid one."""
+    path = cache_file()
+    if path is None:
+        return None
+    entry = _read_cache(path).get("machines", {}).get(machine_key(), {})
+    entry = entry.get(_key_text(key)) if isinstance(entry, dict) else None
+    if not (isinstance(entry, list) and len(entry) == 2):
+        return None
+    forward_kind, backward_kind = entry
+    winograd_ok = tuple(key[2:4]) == (3, 3) and key[-1] == "float32"
+    if forward_kind not in _KINDS["forward"] or backward_kind not in _KINDS["backward"]:
+        return None
+    if "winograd" in entry and not winograd_ok:
+        return None
+    return Formulation(forward_kind, backward_kind)
+
+
+def _remember(key: tuple, formulation: Formulation) -> None:
+    """Add ``key``'s choice to the cache (read, merged, replaced atomically); a cache that cannot be
+    written (read-only home) only means the next process times again."""
+    path = cache_file()
+    if path is None:
+        return
+    data = _read_cache(path) or {"version": _CACHE_VERSION, "machines": {}}
+    machine = data["machines"].setdefault(machine_key(), {})
+    machine[_key_text(key)] = [formulation.forward, formulation.backward]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files.atomic_write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", path)
+    except (OSError, ValueError):
+        pass
 
 
 def chosen() -> dict[tuple, Formulation]:

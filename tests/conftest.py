@@ -10,6 +10,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never read or write the user's cache of convolution choices (nstdream_utils.convs.cache_file):
+# a remembered choice would bypass the timing they check. test_convs points it at tmp_path where it tests it.
+os.environ["NSTDREAM_CONV_CACHE"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -5,6 +5,7 @@ normalisations folded, average poolings moved) equal the Keras models."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import keras
 import numpy as np
@@ -64,6 +65,75 @@ def test_choose_times_once_per_shape_and_follows_the_margin(fresh_choices, monke
     chosen = convs.choose([1, 12, 11, 8], k, kt)  # the faster of the alternatives, whichever
     assert chosen.forward in ("transpose", "winograd") and chosen.backward in ("conv", "winograd")
     assert set(convs.chosen()) == {(12, 10, 3, 3, 8, 16, "float32"), (12, 11, 3, 3, 8, 16, "float32")}
+
+
+@pytest.fixture
+def choice_cache(fresh_choices, monkeypatch, tmp_path):
+    """The cache of choices in a file of this test's own; returns its path."""
+    path = tmp_path / "cache" / "conv_formulations.json"
+    monkeypatch.setenv(convs.CACHE_ENV, str(path))
+    return path
+
+
+def _forget_this_process(monkeypatch):
+    monkeypatch.setattr(convs, "_CHOSEN", {})  # as a new process starts
+
+
+def test_choose_remembers_choices_for_the_next_process(choice_cache, monkeypatch):
+    k = tf.random.stateless_normal([3, 3, 8, 16], seed=[1, 2])
+    monkeypatch.setattr(convs, "MARGIN", 0.0)  # an alternative always wins: the choice differs from DEFAULT
+    first = convs.choose([1, 12, 10, 8], k, convs.flipped(k))
+    assert first != convs.DEFAULT
+    stored = json.loads(choice_cache.read_text())
+    assert stored["machines"][convs.machine_key()] == {"12 10 3 3 8 16 float32": list(first)}
+    _forget_this_process(monkeypatch)
+
+    def no_timing(fn):
+        raise AssertionError("a remembered choice is timed again")
+
+    monkeypatch.setattr(convs, "_median_cpu_seconds", no_timing)
+    assert convs.choose([1, 12, 10, 8], k, convs.flipped(k)) == first
+    with pytest.raises(AssertionError, match="timed again"):  # a new shape is still timed
+        convs.choose([1, 12, 9, 8], k, convs.flipped(k))
+
+
+def test_choice_cache_keeps_each_machine_apart_and_survives_corruption(choice_cache, monkeypatch):
+    k = tf.random.stateless_normal([3, 3, 4, 4], seed=[1, 2])
+    this_machine, timings = convs.machine_key(), []
+    monkeypatch.setattr(convs, "_median_cpu_seconds", lambda fn: timings.append(fn) or 1.0)
+    convs.choose([1, 8, 8, 4], k, convs.flipped(k))
+    assert timings  # timed: nothing remembered yet
+    _forget_this_process(monkeypatch)
+    monkeypatch.setattr(convs, "machine_key", lambda: "another machine")
+    timings.clear()
+    convs.choose([1, 8, 8, 4], k, convs.flipped(k))
+    assert timings  # another machine's key does not reuse this one's choice
+    assert set(json.loads(choice_cache.read_text())["machines"]) == {this_machine, "another machine"}
+    for bad in ("{not json", '{"version": 99, "machines": {}}', '{"version": 1, "machines": {"another machine": '
+                '{"8 8 3 3 4 4 float32": ["winograd", "nonsense"]}}}'):
+        choice_cache.write_text(bad)
+        _forget_this_process(monkeypatch)
+        timings.clear()
+        assert convs.choose([1, 8, 8, 4], k, convs.flipped(k)) == convs.DEFAULT  # all times equal: the default
+        assert timings  # a corrupt or foreign cache is ignored, then rewritten valid
+        assert json.loads(choice_cache.read_text())["version"] == 1
+
+
+def test_choice_cache_off_and_unwritable(fresh_choices, monkeypatch, tmp_path):
+    k = tf.random.stateless_normal([3, 3, 4, 4], seed=[1, 2])
+    monkeypatch.setenv(convs.CACHE_ENV, "0")
+    assert convs.cache_file() is None
+    convs.choose([1, 8, 8, 4], k, convs.flipped(k))
+    assert not list(tmp_path.iterdir())
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    monkeypatch.setenv(convs.CACHE_ENV, str(blocker / "cache.json"))  # its folder cannot be made
+    _forget_this_process(monkeypatch)
+    assert isinstance(convs.choose([1, 8, 8, 4], k, convs.flipped(k)), convs.Formulation)  # no error
+    assert not (blocker / "cache.json").exists() and blocker.is_file()
+    monkeypatch.delenv(convs.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert convs.cache_file() == tmp_path / "xdg" / "nstdream" / "conv_formulations.json"
 
 
 def test_choose_offers_winograd_for_3x3_float32_only(fresh_choices, monkeypatch):
