@@ -364,7 +364,9 @@ def _remember(key: tuple, formulation: Formulation) -> None:
     if path is None:
         return
     data = _read_cache(path) or {"version": _CACHE_VERSION, "machines": {}}
-    machine = data["machines"].setdefault(machine_key(), {})
+    machine = data["machines"].get(machine_key())
+    if not isinstance(machine, dict):
+        machine = data["machines"][machine_key()] = {}
     machine[_key_text(key)] = [formulation.forward, formulation.backward]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

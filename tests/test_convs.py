@@ -110,7 +110,7 @@ def test_choice_cache_keeps_each_machine_apart_and_survives_corruption(choice_ca
     assert timings  # another machine's key does not reuse this one's choice
     assert set(json.loads(choice_cache.read_text())["machines"]) == {this_machine, "another machine"}
     for bad in ("{not json", '{"version": 99, "machines": {}}', '{"version": 1, "machines": {"another machine": '
-                '{"8 8 3 3 4 4 float32": ["winograd", "nonsense"]}}}'):
+                '{"8 8 3 3 4 4 float32": ["winograd", "nonsense"]}}}', '{"version": 1, "machines": {"another machine": []}}'):
         choice_cache.write_text(bad)
         _forget_this_process(monkeypatch)
         timings.clear()
