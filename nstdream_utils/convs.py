@@ -33,6 +33,7 @@ Floor 1: imports TensorFlow, Keras, NumPy and :mod:`nstdream_utils.files`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,6 +74,9 @@ class Formulation(NamedTuple):
 
 DEFAULT = Formulation()
 """What TensorFlow's autodiff of ``conv2d`` does."""
+
+_KINDS = {"forward": ("conv", "transpose", "winograd"), "backward": ("transpose", "conv", "winograd")}
+"""Each direction's kernels, :data:`DEFAULT`'s first: what :func:`choose` times and the cache may hold."""
 
 _CHOSEN: dict[tuple, Formulation] = {}
 """Shape key → formulation chosen in this process."""
@@ -252,7 +256,7 @@ def choose(shape: Sequence[int | None], kernel, kernel_flipped, winograd_kernel=
     height, width = min(int(height), TUNE_SIDE), min(int(width), TUNE_SIDE)
     key = (height, width, *kernel.shape, tf.as_dtype(kernel.dtype).name)
     if key not in _CHOSEN:
-        _CHOSEN[key] = _remembered(key) or _timed(key, kernel, kernel_flipped, winograd_kernel)
+        _CHOSEN[key] = _remembered(key, kernel) or _timed(key, kernel, kernel_flipped, winograd_kernel)
     return _CHOSEN[key]
 
 
@@ -266,23 +270,27 @@ def _timed(key: tuple, kernel, kernel_flipped, winograd_kernel) -> Formulation:
         dy = tf.cast(tf.random.stateless_normal([1, height, width, c_out], seed=[0, 2]), kernel.dtype)
         in_shape = [1, height, width, c_in]
         u = _winograd_kernel_or(kernel, winograd_kernel) if winograd_applies(kernel) else None
-        extra = ("winograd",) if u is not None else ()
+        forward_default, *forward_kinds = _candidates("forward", kernel)
         forward_kind = _fastest(
-            lambda: forward(x, kernel, kernel_flipped, "conv"),
-            {k: (lambda k=k: forward(x, kernel, kernel_flipped, k, winograd_kernel=u))
-             for k in ("transpose", *extra)})
+            lambda: forward(x, kernel, kernel_flipped, forward_default),
+            {k: (lambda k=k: forward(x, kernel, kernel_flipped, k, winograd_kernel=u)) for k in forward_kinds})
+        backward_default, *backward_kinds = _candidates("backward", kernel)
         backward_kind = _fastest(
-            lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, "transpose"),
+            lambda: input_gradient(dy, kernel, kernel_flipped, in_shape, backward_default),
             {k: (lambda k=k: input_gradient(dy, kernel, kernel_flipped, in_shape, k, winograd_kernel=u))
-             for k in ("conv", *extra)})
+             for k in backward_kinds})
     formulation = Formulation(forward_kind or DEFAULT.forward, backward_kind or DEFAULT.backward)
     _remember(key, formulation)
     return formulation
 
 
+def _candidates(direction: str, kernel) -> tuple[str, ...]:
+    """``direction``'s kernels that can compute ``kernel``'s convolution, :data:`DEFAULT`'s first."""
+    return tuple(k for k in _KINDS[direction] if k != "winograd" or winograd_applies(kernel))
+
+
 CACHE_ENV = "NSTDREAM_CONV_CACHE"
 _CACHE_VERSION = 1
-_KINDS = {"forward": ("conv", "transpose", "winograd"), "backward": ("transpose", "conv", "winograd")}
 
 
 def cache_file() -> Path | None:
@@ -308,6 +316,14 @@ def machine_key() -> str:
     """What the timings depend on, as one string: CPU model, a hash of its flags, core count, the
     TensorFlow version, ``TF_ENABLE_ONEDNN_OPTS``, intra-op threads, :data:`MARGIN`, :data:`TUNE_SIDE` and
     the formulations there are to choose from (a library that adds one times again)."""
+    return " | ".join([_cpu_identity(), f"{os.cpu_count()} cpus", f"tf {tf.__version__}", f"onednn {os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}",
+                       f"threads {tf.config.threading.get_intra_op_parallelism_threads()}",
+                       f"margin {MARGIN}", f"side {TUNE_SIDE}", "kinds " + ",".join(_KINDS["forward"])])
+
+
+@functools.cache
+def _cpu_identity() -> str:
+    """The CPU's model name and a hash of its flags (``/proc/cpuinfo``), read once per process."""
     model, flags = platform.processor() or platform.machine(), ""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
@@ -318,10 +334,7 @@ def machine_key() -> str:
                 flags = value.strip()
     except OSError:
         pass
-    return " | ".join([model, hashlib.sha1(flags.encode()).hexdigest()[:12], f"{os.cpu_count()} cpus",
-                       f"tf {tf.__version__}", f"onednn {os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}",
-                       f"threads {tf.config.threading.get_intra_op_parallelism_threads()}",
-                       f"margin {MARGIN}", f"side {TUNE_SIDE}", "kinds " + ",".join(_KINDS["forward"])])
+    return f"{model} | {hashlib.sha1(flags.encode()).hexdigest()[:12]}"
 
 
 def _key_text(key: tuple) -> str:
@@ -339,8 +352,8 @@ def _read_cache(path: Path) -> dict:
     return data
 
 
-def _remembered(key: tuple) -> Formulation | None:
-    """This machine's remembered choice for ``key``, if the cache has a valid one."""
+def _remembered(key: tuple, kernel) -> Formulation | None:
+    """This machine's remembered choice for ``key`` (of ``kernel``), if the cache has a valid one."""
     path = cache_file()
     if path is None:
         return None
@@ -349,10 +362,7 @@ def _remembered(key: tuple) -> Formulation | None:
     if not (isinstance(entry, list) and len(entry) == 2):
         return None
     forward_kind, backward_kind = entry
-    winograd_ok = tuple(key[2:4]) == (3, 3) and key[-1] == "float32"
-    if forward_kind not in _KINDS["forward"] or backward_kind not in _KINDS["backward"]:
-        return None
-    if "winograd" in entry and not winograd_ok:
+    if forward_kind not in _candidates("forward", kernel) or backward_kind not in _candidates("backward", kernel):
         return None
     return Formulation(forward_kind, backward_kind)
 
@@ -364,9 +374,10 @@ def _remember(key: tuple, formulation: Formulation) -> None:
     if path is None:
         return
     data = _read_cache(path) or {"version": _CACHE_VERSION, "machines": {}}
-    machine = data["machines"].get(machine_key())
+    name = machine_key()
+    machine = data["machines"].get(name)
     if not isinstance(machine, dict):
-        machine = data["machines"][machine_key()] = {}
+        machine = data["machines"][name] = {}
     machine[_key_text(key)] = [formulation.forward, formulation.backward]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -178,10 +178,7 @@ def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> 
     Returns:
         float32 scalar ≥ 0; 0 for a constant image.
     """
-    _check_choice("kind", kind, TV_KINDS)
-    x = tf.cast(image, tf.float32)
-    if x.shape.rank == 3:
-        x = x[tf.newaxis]
+    x = _tv_batch(image, kind)
     if kind == "tf":
         return _tf_tv(x)
     return _keras_tv(x, tf.constant(power, tf.float32))
@@ -190,15 +187,19 @@ def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> 
 def total_variation_by_slices(image, *, kind: str = "keras", power: float = 1.25) -> tf.Tensor:
     """:func:`total_variation_loss` as its formula reads, slices differentiated by autodiff: the
     reference that its hand-written gradients are tested and benchmarked against (same arguments)."""
-    _check_choice("kind", kind, TV_KINDS)
-    x = tf.cast(image, tf.float32)
-    if x.shape.rank == 3:
-        x = x[tf.newaxis]
+    x = _tv_batch(image, kind)
     if kind == "tf":
         return tf.reduce_sum(tf.image.total_variation(x))
     a = tf.square(x[:, :-1, :-1, :] - x[:, 1:, :-1, :])
     b = tf.square(x[:, :-1, :-1, :] - x[:, :-1, 1:, :])
     return tf.reduce_sum(tf.pow(a + b, power))
+
+
+def _tv_batch(image, kind: str) -> tf.Tensor:
+    """Both total variations' argument check: ``kind`` one of :data:`TV_KINDS`; ``image`` as float32 ``[B, H, W, C]``."""
+    _check_choice("kind", kind, TV_KINDS)
+    x = tf.cast(image, tf.float32)
+    return x[tf.newaxis] if x.shape.rank == 3 else x
 
 
 @tf.custom_gradient
