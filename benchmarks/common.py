@@ -66,6 +66,13 @@ def median(values) -> float:
     return float(statistics.median(values))
 
 
+def paired_ratio(rounds: list[dict], a: str, b: str) -> float:
+    """``a ÷ b`` over :func:`alternate_cpu_rounds`'s rounds: the geometric mean of the per-round
+    ratios, so that rounds with ``a`` first and rounds with ``b`` first weigh the same (a median of
+    the two clusters picks one of them)."""
+    return float(statistics.geometric_mean(r[a] / r[b] for r in rounds))
+
+
 def peak_rss_mib() -> float:
     """This process's peak resident memory in MiB (``getrusage``: KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -210,12 +217,17 @@ def patched_value_and_gradients(content, style, cfg, module, attribute: str, var
 def alternate_cpu_rounds(functions: dict, x, rounds: int, floor_flops: float, probe: "RateProbe",
                          calls: int = 3) -> list[dict]:
     """Per round: the rate probe, then ``calls`` calls of each function; each function's CPU seconds
-    per call ÷ the floor (``floor_flops`` at the probe's ``best_cpu``), one dict per round."""
-    out = []
-    for _ in range(rounds):
+    per call ÷ the floor (``floor_flops`` at the probe's ``best_cpu``), one dict per round.
+
+    The order rotates from round to round (round ``i`` starts with function ``i mod n``): whichever
+    runs first after the probe was measured up to 4 % slower, so a fixed order biases the
+    comparison. Give ``rounds`` as a multiple of ``len(functions)`` so that each goes first equally often."""
+    out, names = [], list(functions)
+    for i in range(rounds):
         floor = floor_flops / (probe.measure()["best_cpu"] * 1e9)
         row = {}
-        for name, fn in functions.items():
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            fn = functions[name]
             start = time.process_time()
             for _ in range(calls):
                 fn(x)[1].numpy()

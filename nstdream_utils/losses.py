@@ -32,11 +32,14 @@ def _check_choice(name: str, value, choices) -> None:
 
 @tf.custom_gradient
 def _gram_flat(flat: tf.Tensor):
-    """``Fᵀ F`` for ``flat`` of shape ``[B, P, C]`` → ``[B, C, C]``, with a one-product gradient.
+    """``Fᵀ F`` for ``flat`` of shape ``[P, C]`` → ``[C, C]`` (``[B, P, C]`` → ``[B, C, C]``), with a
+    one-product gradient.
 
     The gradient of ``G = Fᵀ F`` is ``dF = F (dG + dGᵀ)``: one matrix product. Autodiff of
     ``tf.einsum``/``tf.matmul`` computes one product per operand (two, although both are ``F``) plus
     transposed copies; this form makes the NST step ≈ 7 % cheaper (``benchmarks/gram_gradient.py``).
+    A single image goes in as ``[P, C]``: TensorFlow's plain matrix product is faster than its batched
+    one at these shapes (≈ 1 % of a 128 px NST step).
     """
 
     def grad(d_gram):
@@ -74,13 +77,15 @@ def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
     elif rank != 4:
         raise ValueError(f"features must be [P, C], [H, W, C] or [B, H, W, C]; got shape {f.shape}")
     shape = tf.shape(f)
-    gram = _gram_flat(tf.reshape(f, [shape[0], shape[1] * shape[2], shape[3]]))
+    single = f.shape[0] == 1  # [P, C]: a plain matrix product, and no batch axis to drop afterwards
+    gram = _gram_flat(tf.reshape(f, [shape[1] * shape[2], shape[3]] if single
+                                 else [shape[0], shape[1] * shape[2], shape[3]]))
     positions = tf.cast(shape[1] * shape[2], tf.float32)
     if normalize == "hw":
         gram = gram / positions
     elif normalize == "chw":
         gram = gram / (positions * tf.cast(shape[3], tf.float32))
-    return tf.squeeze(gram, 0) if f.shape[0] == 1 else gram  # squeeze: its gradient is a reshape, not a scatter
+    return gram
 
 
 def content_loss(features, target, *, reduction: str = "half_sum") -> tf.Tensor:
