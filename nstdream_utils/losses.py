@@ -37,7 +37,7 @@ def _gram_flat(flat: tf.Tensor):
 
     The gradient of ``G = Fᵀ F`` is ``dF = F (dG + dGᵀ)``: one matrix product. Autodiff of
     ``tf.einsum``/``tf.matmul`` computes one product per operand (two, although both are ``F``) plus
-    transposed copies; this form makes the NST step ≈ 7 % cheaper (``benchmarks/gram_gradient.py``).
+    transposed copies; this form makes the NST step 4–7 % cheaper (``benchmarks/gram_gradient.py``).
     A single image goes in as ``[P, C]``: TensorFlow's plain matrix product is faster than its batched
     one at these shapes (≈ 1 % of a 128 px NST step).
     """
