@@ -220,7 +220,7 @@ def alternate_cpu_rounds(functions: dict, x, rounds: int, floor_flops: float, pr
     per call ÷ the floor (``floor_flops`` at the probe's ``best_cpu``), one dict per round.
 
     The order rotates from round to round (round ``i`` starts with function ``i mod n``): whichever
-    runs first after the probe was measured up to 4 % slower, so a fixed order biases the
+    runs first after the probe was measured about 4–5 % slower, so a fixed order biases the
     comparison. Give ``rounds`` as a multiple of ``len(functions)`` so that each goes first equally often."""
     out, names = [], list(functions)
     for i in range(rounds):

@@ -90,14 +90,21 @@ _KERNELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 bias)}, made once per layer in this process."""
 
 
-def enabled() -> bool:
-    """Whether to tune: ``NSTDREAM_CONV_TUNING`` (``0``/``1``), else True where TensorFlow sees no GPU."""
-    value = os.environ.get("NSTDREAM_CONV_TUNING", "").strip().lower()
+def _switch(value: str) -> bool | None:
+    """An environment switch: True for ``1``/``true``/``yes``/``on``, False for ``0``/``false``/``no``/``off``
+    (any case, spaces ignored), None for anything else."""
+    value = value.strip().lower()
     if value in ("0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    return not tf.config.list_physical_devices("GPU")
+    return None
+
+
+def enabled() -> bool:
+    """Whether to tune: ``NSTDREAM_CONV_TUNING`` (``0``/``1``), else True where TensorFlow sees no GPU."""
+    switch = _switch(os.environ.get("NSTDREAM_CONV_TUNING", ""))
+    return switch if switch is not None else not tf.config.list_physical_devices("GPU")
 
 
 def flipped(kernel) -> tf.Tensor:
@@ -305,7 +312,7 @@ def cache_file() -> Path | None:
     machines keeps each one's own. Delete the file to time again.
     """
     value = os.environ.get(CACHE_ENV, "").strip()
-    if value.lower() in ("0", "false", "no", "off"):
+    if _switch(value) is False:
         return None
     if value:
         return Path(value).expanduser()
