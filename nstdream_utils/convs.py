@@ -329,7 +329,8 @@ def machine_key() -> str:
     the formulations there are to choose from (a library that adds one times again)."""
     return " | ".join([_cpu_identity(), f"{os.cpu_count()} cpus", f"tf {tf.__version__}", f"onednn {os.environ.get('TF_ENABLE_ONEDNN_OPTS', '')}",
                        f"threads {tf.config.threading.get_intra_op_parallelism_threads()}",
-                       f"margin {MARGIN}", f"side {TUNE_SIDE}", "kinds " + ",".join(_KINDS["forward"])])
+                       f"margin {MARGIN}", f"side {TUNE_SIDE}",
+                       "kinds " + " / ".join(",".join(kinds) for kinds in _KINDS.values())])
 
 
 @functools.cache
