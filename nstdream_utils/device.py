@@ -125,7 +125,8 @@ def setup(*, mixed_precision: bool | str = "auto", memory_growth: bool = True) -
     """Configure TensorFlow for the device at hand; safe to call more than once.
 
     Args:
-        mixed_precision: ``"auto"`` (on where every GPU has compute capability ≥ 7.0), True, False.
+        mixed_precision: ``"auto"`` (on where every GPU has compute capability ≥ 7.0, unless
+            :func:`cpu_defaults`), True, False.
         memory_growth: allocate GPU memory as needed instead of all at start.
 
     Returns:
@@ -141,7 +142,7 @@ def setup(*, mixed_precision: bool | str = "auto", memory_growth: bool = True) -
                 tf.config.experimental.set_memory_growth(gpu, True)
             except RuntimeError:  # already initialised: growth can no longer change
                 pass
-    use_mp = bool(found) and (
+    use_mp = bool(found) and not (cpu_defaults() and mixed_precision == "auto") and (
         all(_supports_mixed_precision(g) for g in found) if mixed_precision == "auto" else bool(mixed_precision)
     )
     if use_mp:
@@ -201,10 +202,22 @@ def format_report(rep: dict | None = None) -> str:
     return "\n".join(f"{k:>16}: {v}" for k, v in rep.items())
 
 
+CPU_DEFAULTS_ENV = "NSTDREAM_CPU_DEFAULTS"
+"""Set to 1 to run with the CPU's defaults on any device: :func:`pick` returns the CPU value and
+:func:`setup` leaves mixed precision off, so a GPU machine reproduces the committed notebook outputs."""
+
+
+def cpu_defaults() -> bool:
+    """True when :data:`CPU_DEFAULTS_ENV` is set to 1."""
+    return os.environ.get(CPU_DEFAULTS_ENV, "0") == "1"
+
+
 def pick(cpu, gpu):
-    """``gpu`` when a GPU is present, else ``cpu``: per-device defaults for sizes and steps."""
-    return gpu if is_gpu() else cpu
+    """``gpu`` when a GPU is present (unless :func:`cpu_defaults`), else ``cpu``: per-device defaults
+    for sizes and steps."""
+    return gpu if is_gpu() and not cpu_defaults() else cpu
 
 
 __all__ = ["DeviceInfo", "setup", "cpu_flags", "slow_precision", "NATIVE_CPU_FLAGS",
-           "CPU_EMULATION_COST", "PARTIAL_CPU_FLAGS", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick"]
+           "CPU_EMULATION_COST", "PARTIAL_CPU_FLAGS", "seed_everything", "report", "format_report", "is_gpu", "gpus", "pick",
+           "cpu_defaults", "CPU_DEFAULTS_ENV"]

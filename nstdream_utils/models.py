@@ -18,7 +18,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from . import convs, device, weights as weights_lib
+from . import device, weights as weights_lib
 from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
 
 # Mean BGR pixel of ImageNet, subtracted by Keras' "caffe" preprocessing (vgg19.preprocess_input).
@@ -54,17 +54,12 @@ class FeatureExtractor:
     Attributes:
         layers: the layer names it returns, in order.
         model: the underlying ``keras.Model`` (preprocessed input → list of outputs).
-        forward: what runs the network: a :class:`convs.TunedGraph` (the same values, faster: each
-            convolution in the formulation this machine runs fastest, batch normalisations folded
-            into the convolutions) or None for ``model`` itself.
     """
 
-    def __init__(self, model: keras.Model, layers: Sequence[str], preprocess, *,
-                 forward: convs.TunedGraph | None = None) -> None:
+    def __init__(self, model: keras.Model, layers: Sequence[str], preprocess) -> None:
         self.model = model
         self.layers = tuple(layers)
         self.preprocess = preprocess
-        self.forward = forward
 
     def __call__(self, images) -> dict[str, tf.Tensor]:
         """Features of ``images`` (float ``[B, H, W, 3]`` in [0, 1]) as float32 ``{layer: [B, h, w, c]}``."""
@@ -72,7 +67,7 @@ class FeatureExtractor:
         if x.shape.rank == 3:
             x = x[tf.newaxis]
         x = self.preprocess(x)
-        outputs = self.forward(x) if self.forward is not None else self.model(x, training=False)
+        outputs = self.model(x, training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return {name: tf.cast(out, tf.float32) for name, out in zip(self.layers, outputs)}
@@ -225,10 +220,6 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
             CPUs with AVX512-BF16, 3.4× with AMX (``docs/benchmarks.md``); features then carry about 3
             significant digits.
 
-    Where :func:`convs.enabled` (a CPU, unless ``NSTDREAM_CONV_TUNING=0``), the network runs as a
-    :class:`convs.TunedGraph`: each convolution in the formulation timed fastest on this machine
-    (≈ 20 % less CPU per NST step on an AMX Xeon), with the same values to rounding.
-
     Raises:
         InputError: an unknown layer name (the message lists the valid ones) or precision.
         WeightsError: no verified weights file.
@@ -244,10 +235,6 @@ def inception_features(layers: Sequence[str], *, weights: str | Path | None = No
     """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``).
 
     Images must be at least 75×75 pixels. ``precision`` and errors as in :func:`vgg19_features`.
-    Where :func:`convs.enabled`, the network runs as a :class:`convs.TunedGraph`: its batch
-    normalisations folded into its convolutions and its pooling branches' average poolings moved after
-    their 1×1 convolutions (≈ 10 % less CPU per DeepDream step on an AMX Xeon), with the same values
-    to rounding.
     """
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, INCEPTION_LAYERS, where="layers")
@@ -256,10 +243,9 @@ def inception_features(layers: Sequence[str], *, weights: str | Path | None = No
 
 
 def _extractor(base: keras.Model, layers: tuple[str, ...], name: str, preprocess) -> FeatureExtractor:
-    """``base`` cut to return ``layers``, run as a :class:`convs.TunedGraph` where :func:`convs.enabled`."""
+    """``base`` cut to return ``layers`` (Keras' own model: the same graph on every machine)."""
     model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name=name)
-    forward = convs.TunedGraph.build(model) if convs.enabled() else None
-    return FeatureExtractor(model, layers, preprocess, forward=forward)
+    return FeatureExtractor(model, layers, preprocess)
 
 
 def layer_table(model: str = "vgg19") -> list[dict]:

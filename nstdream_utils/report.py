@@ -47,12 +47,6 @@ KERNEL_ENV = {
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
     "PYDEVD_DISABLE_FILE_VALIDATION": "1",
 }
-# A report's numbers must be the same on every machine (nbval compares them with the committed
-# outputs, which CI runs with the same setting: see the Makefile). convs.choose times equivalent
-# convolution kernels and keeps this machine's fastest; they round differently, and an optimisation
-# grows that into the third digit of a printed loss. So reports run TensorFlow's own kernels unless
-# the caller sets NSTDREAM_CONV_TUNING itself. Batches (nstdream_utils.batch) keep the tuning.
-REPORT_ENV_DEFAULTS = {"NSTDREAM_CONV_TUNING": "0"}
 # The kernel process's own log is noise here: a warning on every start that its local TCP sockets
 # are unencrypted, and "KeyboardInterrupt caught in kernel" when jupyter_client's shutdown SIGINT
 # races a busy kernel. Cell errors still arrive through the notebook, so keep only critical lines.
@@ -149,10 +143,9 @@ def declared_parameters(notebook: str | os.PathLike) -> set[str]:
 
 
 @contextlib.contextmanager
-def _kernel_environment(defaults: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Set :data:`KERNEL_ENV`, and each of ``defaults`` not already set, for the kernels started
-    inside the block, then restore."""
-    values = {**{key: value for key, value in (defaults or {}).items() if key not in os.environ}, **KERNEL_ENV}
+def _kernel_environment() -> Iterator[None]:
+    """Set :data:`KERNEL_ENV` for the kernels started inside the block, then restore."""
+    values = dict(KERNEL_ENV)
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:
@@ -211,7 +204,7 @@ def _execute(source: Path, output: Path, parameters: Mapping[str, Any], kernel_n
     run_from = (run_from or source).resolve()
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _kernel_environment(REPORT_ENV_DEFAULTS):
+        with _kernel_environment():
             papermill.execute_notebook(
                 str(run_from), str(output.resolve()), parameters=dict(parameters),
                 kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(source.parent),

@@ -10,20 +10,41 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# Tests never read or write the user's cache of convolution choices (nstdream_utils.convs.cache_file):
-# a remembered choice would bypass the timing they check. test_convs points it at tmp_path where it tests it.
-os.environ["NSTDREAM_CONV_CACHE"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
+WEIGHT_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3_2015-12-05_notop_keras.h5")
+REQUIRE_WEIGHTS = os.environ.get("NSTDREAM_REQUIRE_WEIGHTS", "0") == "1"
+
+
+def missing_weights() -> str | None:
+    """Why the real weights cannot be used (None: both files are in ``NSTDREAM_WEIGHTS_DIR``)."""
+    value = os.environ.get("NSTDREAM_WEIGHTS_DIR")
+    if not value:
+        return "NSTDREAM_WEIGHTS_DIR is not set (see README, Weights)"
+    missing = [name for name in WEIGHT_FILES if not (Path(value) / name).is_file()]
+    return f"{', '.join(missing)} not in NSTDREAM_WEIGHTS_DIR={value}" if missing else None
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "needs_weights: uses the real ImageNet weights (NSTDREAM_WEIGHTS_DIR)")
+
+
+def pytest_runtest_setup(item) -> None:
+    """A test marked ``needs_weights`` skips without the weights, and fails under NSTDREAM_REQUIRE_WEIGHTS=1."""
+    if item.get_closest_marker("needs_weights") and (reason := missing_weights()):
+        if REQUIRE_WEIGHTS:
+            pytest.fail(f"NSTDREAM_REQUIRE_WEIGHTS=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def weights_dir() -> Path:
-    """The folder with the real ImageNet weights; tests that need them skip (with the reason) without it."""
-    value = os.environ.get("NSTDREAM_WEIGHTS_DIR")
-    if not value or not Path(value).is_dir():
-        pytest.skip("NSTDREAM_WEIGHTS_DIR is not set to a folder with the real weights (see README, Weights)")
-    return Path(value)
+    """The folder with the real ImageNet weights (tests using it are marked ``needs_weights``)."""
+    if reason := missing_weights():
+        if REQUIRE_WEIGHTS:
+            pytest.fail(f"NSTDREAM_REQUIRE_WEIGHTS=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    return Path(os.environ["NSTDREAM_WEIGHTS_DIR"])
 
 
 @pytest.fixture(scope="session")

@@ -270,20 +270,13 @@ def test_sigkill_leaves_no_half_written_run_and_the_next_batch_finishes_it(tmp_p
 
 @pytest.fixture(scope="module")
 def local_2x2(tmp_path_factory, weights_dir):
-    """The 2×2 grid of notebook 05, run once with the local executor through the CLI.
-
-    With TensorFlow's own convolutions (``NSTDREAM_CONV_TUNING=0``, kept for the module's tests):
-    the tuned kernels, chosen by timing in each process, round differently, and the runs here are
-    compared across processes to 1e-4 (two processes with tuning differed by 7e-4 after the dream).
-    """
+    """The 2×2 grid of notebook 05, run once with the local executor through the CLI."""
     folder = tmp_path_factory.mktemp("batch")
     grid = write_grid(folder, grid_2x2())
     out = folder / "out"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NSTDREAM_CONV_TUNING", "0")
-        start = time.perf_counter()
-        code = cli.main(["batch", str(grid), "--out", str(out)])
-        yield {"grid": grid, "out": out, "code": code, "seconds": time.perf_counter() - start}
+    start = time.perf_counter()
+    code = cli.main(["batch", str(grid), "--out", str(out)])
+    yield {"grid": grid, "out": out, "code": code, "seconds": time.perf_counter() - start}
 
 
 @pytest.mark.slow

@@ -162,6 +162,23 @@ def test_style_writes_the_image_and_metrics(tmp_path, capsys, weights_dir):
     assert err.strip() == f"wrote {out}, {metrics}"
 
 
+@pytest.mark.needs_weights
+def test_style_png_equals_the_library_result_for_the_same_seed(tmp_path, capsys):
+    from nstdream_utils import images, nst, presets
+
+    out = tmp_path / "out.png"
+    code, _, err = run_cli(["style", CONTENT, STYLE, "-o", out, "--size", "48", "--steps", "3", "--seed", "7",
+                            "--no-progress"], capsys)
+    assert code == 0, err
+    config = presets.QUICK.nst.replace(size=48, num_steps=3, square=False)  # --size: the longest side
+    result = nst.style_transfer(images.load_image(CONTENT), images.load_image(STYLE), config=config, seed=7,
+                                progress=False)
+    expected = np.round(np.clip(result.image, 0.0, 1.0) * 255.0).astype(np.int16)
+    written = np.asarray(Image.open(out).convert("RGB"), np.int16)
+    assert written.shape == expected.shape == (32, 48, 3)
+    assert np.abs(written - expected).max() <= 1  # the same run, saved as 8-bit PNG (±1 for rounding)
+
+
 def test_style_coarse_to_fine_writes_the_full_size_and_each_level(tmp_path, capsys, weights_dir):
     out, metrics = tmp_path / "out.png", tmp_path / "run.json"
     code, _, err = run_cli(["style", CONTENT, STYLE, "-o", out, "--metrics", metrics, "--size", "64",

@@ -2,8 +2,7 @@
 
 Runs use the ``quick`` preset's recipe (layers mixed3 + mixed5, step 0.01, gradient ÷ std) on a real
 photo (``data/content/astronaut.png``) at 96–160 pixels and a few steps, so the file runs in well
-under a minute on two CPU cores. Tests that need the real weights are skipped when no weight file can
-be found without downloading.
+under a minute on two CPU cores. Tests that need the real weights are marked ``needs_weights`` (conftest).
 """
 
 from __future__ import annotations
@@ -19,17 +18,7 @@ from nstdream_utils import data, device, dream, images, losses, models, presets,
 from nstdream_utils.errors import InputError
 
 
-def _weights_present(name: str) -> bool:
-    """A weight file for ``name`` in NSTDREAM_WEIGHTS_DIR or the Keras cache (no download, no md5)."""
-    folders = [os.environ.get(weights.ENV_VAR), weights.keras_cache_dir()]
-    return any(folder and (Path(folder) / f).is_file() for folder in folders for f in weights.FILES[name])
-
-
-needs_inception = pytest.mark.skipif(
-    not _weights_present("inception_v3"),
-    reason="needs the real Inception v3 weights: set NSTDREAM_WEIGHTS_DIR to a folder holding "
-    f"{weights.INCEPTION_FILE}",
-)
+needs_inception = pytest.mark.needs_weights
 
 TILE_SIZE = 80  # ≥ 75 (Inception's minimum) and divides TILED_SIZE, so every tile is 80×80
 TILED_SIZE = 160

@@ -7,7 +7,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import warnings
 import zlib
 from pathlib import Path
@@ -313,14 +312,12 @@ def test_decompression_bomb_over_pillows_limit(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes(20000, 20000))  # 400 megapixels declared in a ~60-byte file
     assert path.stat().st_size < 100
-    start = time.perf_counter()
     for call in (images.load_image, images.validate_image_path):
         with pytest.raises(InputError) as excinfo:
             call(path)
         assert_names_path_and_fix(excinfo.value, path)
         assert "decompression bomb" in str(excinfo.value) and "max_pixels" in excinfo.value.fix
         assert isinstance(excinfo.value.__cause__, Image.DecompressionBombError)
-    assert time.perf_counter() - start < 1.0
 
 
 def test_over_our_cap_is_refused_from_the_header_before_decoding(tmp_path, monkeypatch):
@@ -404,11 +401,15 @@ def test_image_info_reads_the_header_only(tmp_path):
     }
 
 
-def test_validate_image_path_returns_path_and_is_fast(tmp_path):
+def test_validate_image_path_returns_path_without_decoding_pixels(tmp_path, monkeypatch):
     path = save(Image.new("RGB", (2000, 1500)), tmp_path / "photo.png")
-    start = time.perf_counter()
-    assert images.validate_image_path(str(path)) == path
-    assert time.perf_counter() - start < 0.1
+
+    def no_decode(self, *args, **kwargs):
+        raise AssertionError("validate_image_path decoded the pixels; the header is enough")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Image.Image, "load", no_decode)
+        assert images.validate_image_path(str(path)) == path
     with pytest.raises(InputError) as excinfo:
         images.validate_image_path(path, max_pixels=1000)
     assert_names_path_and_fix(excinfo.value, path)

@@ -161,3 +161,49 @@ def test_dream_loss_is_sum_of_means():
     acts = [RNG.normal(size=(1, 4, 4, 8)).astype(np.float32), RNG.normal(size=(1, 2, 2, 16)).astype(np.float32)]
     np.testing.assert_allclose(losses.dream_loss(acts).numpy(), sum(a.mean() for a in acts), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(losses.dream_loss({"x": acts[0]}).numpy(), acts[0].mean(), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the paper preset's whole loss
+
+
+@pytest.mark.needs_weights
+def test_paper_nst_loss_equals_numpy_keras_io_formula(astronaut, triangle):
+    """``nst.NSTLoss`` of the ``paper`` preset against keras-io's formula, written out in NumPy (float64)
+    on the same VGG-19 features:
+
+    α Σ(F−P)² (block5_conv2)  +  β Σ_l ⅕ Σ(G_l−A_l)² / (4·3²·(HW)²)  (block1..5_conv1, G = FᵀF)
+    +  λ Σ ((x_{i,j}−x_{i+1,j})² + (x_{i,j}−x_{i,j+1})²)^1.25  (x in 0..255),
+
+    with α = 2.5e-8, β = 1e-6, λ = 1e-6 written here, not read from the preset. float32 sums over
+    ~10⁵ terms carry a relative error of about 1e-6; rtol 1e-4 leaves a wide margin.
+    """
+    from nstdream_utils import nst, presets
+
+    cfg = presets.PAPER.nst.replace(size=48)
+    content, style = nst.prepare_images(astronaut, triangle, cfg)
+    loss = nst.NSTLoss(content, style, cfg)
+    rng = np.random.default_rng(0)
+    x = np.clip(content + rng.normal(0, 0.1, content.shape), 0, 1).astype(np.float32)
+    terms = {k: float(v) for k, v in loss(tf.constant(x[None] * 255.0)).items()}
+
+    def features(image):
+        return {k: v.numpy()[0].astype(np.float64) for k, v in loss.extractor(image[None]).items()}
+
+    f_x, f_c, f_s = features(x), features(content), features(style)
+    content_term = 2.5e-8 * np.sum((f_x["block5_conv2"] - f_c["block5_conv2"]) ** 2)
+    positions = 48 * 48
+
+    def gram(f):
+        flat = f.reshape(-1, f.shape[-1])
+        return flat.T @ flat
+
+    style_layers = [f"block{b}_conv1" for b in range(1, 6)]
+    style_term = 1e-6 * sum(0.2 * np.sum((gram(f_x[n]) - gram(f_s[n])) ** 2) / (4.0 * 3**2 * positions**2)
+                            for n in style_layers)
+    pixels = x.astype(np.float64) * 255.0
+    a = (pixels[:-1, :-1] - pixels[1:, :-1]) ** 2
+    b = (pixels[:-1, :-1] - pixels[:-1, 1:]) ** 2
+    tv_term = 1e-6 * np.sum((a + b) ** 1.25)
+    np.testing.assert_allclose([terms["content"], terms["style"], terms["tv"]], [content_term, style_term, tv_term],
+                               rtol=1e-4)
+    np.testing.assert_allclose(terms["total"], content_term + style_term + tv_term, rtol=1e-4)

@@ -27,7 +27,7 @@ def test_block1_conv1_matches_numpy_convolution(weights_dir, astronaut):
         names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
         kernel, bias = (np.asarray(group[n]) for n in names)  # kernel [3, 3, 3, 64] (HWIO), bias [64]
     x = image.astype(np.float64) * 255.0
-    x = x[..., ::-1] - np.array(models.CAFFE_MEAN_BGR)  # caffe: BGR minus ImageNet mean
+    x = x[..., ::-1] - np.array([103.939, 116.779, 123.68])  # caffe: BGR minus ImageNet's mean BGR pixel
     padded = np.pad(x, ((1, 1), (1, 1), (0, 0)))
     expected = np.zeros((16, 16, 64))
     for dy in range(3):
@@ -35,6 +35,41 @@ def test_block1_conv1_matches_numpy_convolution(weights_dir, astronaut):
             expected += padded[dy:dy + 16, dx:dx + 16] @ kernel[dy, dx]
     expected = np.maximum(expected + bias, 0.0)
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-2)
+
+
+def _h5_weights(path, layer: str) -> list[np.ndarray]:
+    with h5py.File(path, "r") as f:
+        group = f[layer]
+        return [np.asarray(group[n.decode() if isinstance(n, bytes) else n]) for n in group.attrs["weight_names"]]
+
+
+def test_inception_first_layer_matches_numpy_conv_batch_norm_relu(weights_dir, astronaut):
+    """Inception v3's stem (3×3 conv, stride 2, 'valid', no bias → batch norm without scale, ε 1e-3 → ReLU)."""
+    from nstdream_utils import images
+
+    size = 21  # → (21 − 3) / 2 + 1 = 10 positions per side
+    image = images.resize(astronaut, exact=(size, size))
+    extractor = models.FeatureExtractor(
+        *_cut_inception("activation"), preprocess=models.inception_preprocess)
+    got = extractor(image[None])["activation"].numpy()[0]
+    path = weights.resolve("inception_v3")
+    (kernel,) = _h5_weights(path, "conv2d")  # [3, 3, 3, 32] (HWIO)
+    beta, mean, variance = _h5_weights(path, "batch_normalization")  # [32] each
+    x = image.astype(np.float64) * 2.0 - 1.0  # [0, 1] → [-1, 1]
+    conv = np.zeros((10, 10, 32))
+    for dy in range(3):
+        for dx in range(3):
+            conv += x[dy:dy + 19:2, dx:dx + 19:2] @ kernel[dy, dx]
+    expected = np.maximum((conv - mean) / np.sqrt(variance + 1e-3) + beta, 0.0)
+    assert got.shape == expected.shape == (10, 10, 32)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def _cut_inception(layer: str):
+    import keras
+
+    base = models._load(models._inception, "inception_v3", None)
+    return keras.Model(base.input, [base.get_layer(layer).output]), (layer,)
 
 
 def test_vgg19_returns_named_layers_with_shapes(weights_dir):

@@ -5,8 +5,7 @@ content block5_conv2, TV power 1.25, pixels in 0..255) on a real photo (``data/c
 with a geometric style (``data/styles/triangle.png``) at 64×64 pixels, so the file runs in well under
 a minute on two CPU cores. SGD keeps the preset's lr 10 for 224², which the library scales by
 H·W/224² (0.82 at 64²); Adam's step does not depend on the gradient's scale, so it gets an unscaled
-10 grey levels per step. Tests that need the real weights are skipped when no weight file can be
-found without downloading.
+10 grey levels per step. Tests that need the real weights are marked ``needs_weights`` (conftest).
 """
 
 from __future__ import annotations
@@ -35,16 +34,7 @@ CONFIGS = {
 }
 
 
-def _weights_present(name: str) -> bool:
-    """A weight file for ``name`` in NSTDREAM_WEIGHTS_DIR or the Keras cache (no download, no md5)."""
-    folders = [os.environ.get(weights.ENV_VAR), weights.keras_cache_dir()]
-    return any(folder and (Path(folder) / f).is_file() for folder in folders for f in weights.FILES[name])
-
-
-needs_vgg19 = pytest.mark.skipif(
-    not _weights_present("vgg19"),
-    reason=f"needs the real VGG-19 weights: set NSTDREAM_WEIGHTS_DIR to a folder holding {weights.VGG19_FILE}",
-)
+needs_vgg19 = pytest.mark.needs_weights
 
 
 @pytest.fixture(scope="module")

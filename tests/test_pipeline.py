@@ -16,17 +16,7 @@ from nstdream_utils import data, images, pipeline, weights
 from nstdream_utils.errors import InputError
 
 
-def _weights_present(name: str) -> bool:
-    """A weight file for ``name`` in NSTDREAM_WEIGHTS_DIR or the Keras cache (no download, no md5)."""
-    folders = [os.environ.get(weights.ENV_VAR), weights.keras_cache_dir()]
-    return any(folder and (Path(folder) / f).is_file() for folder in folders for f in weights.FILES[name])
-
-
-needs_weights = pytest.mark.skipif(
-    not (_weights_present("vgg19") and _weights_present("inception_v3")),
-    reason="needs the real weights: set NSTDREAM_WEIGHTS_DIR to a folder holding "
-    f"{weights.VGG19_FILE} and {weights.INCEPTION_FILE}",
-)
+needs_weights = pytest.mark.needs_weights
 
 
 @pytest.fixture(scope="module")

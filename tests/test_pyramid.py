@@ -17,11 +17,7 @@ import pytest
 from nstdream_utils import data, images, presets, pyramid, weights
 from nstdream_utils.errors import InputError
 
-WEIGHTS_DIR = os.environ.get("NSTDREAM_WEIGHTS_DIR")
-needs_weights = pytest.mark.skipif(
-    not WEIGHTS_DIR or not (Path(WEIGHTS_DIR) / weights.VGG19_FILE).is_file(),
-    reason=f"needs the real VGG-19 weights: set NSTDREAM_WEIGHTS_DIR to a folder holding {weights.VGG19_FILE}",
-)
+needs_weights = pytest.mark.needs_weights
 
 CONFIG = presets.TF_TUTORIAL.nst.replace(size=128)
 

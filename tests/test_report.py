@@ -249,8 +249,11 @@ def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         if found := shutil.which(name):
             return found
-    pytest.skip("Chromium is not installed and this test cannot install it: `make setup` installs it "
-                "with apt-get when run as root (`apt-get install chromium` on Debian/Ubuntu)")
+    reason = ("Chromium is not installed: `make setup` installs it with apt-get when run as root "
+              "(`apt-get install chromium` on Debian/Ubuntu)")
+    if os.environ.get("NSTDREAM_REQUIRE_CHROMIUM", "0") == "1":
+        pytest.fail(f"NSTDREAM_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 def _browse(url: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
@@ -292,17 +295,9 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert blue.sum() > 100  # the markdown image embedded from ../data/blue.png
 
 
-def test_report_kernels_run_tensorflows_own_convolutions_unless_the_caller_says(monkeypatch):
-    # Committed outputs and nbval must agree on any machine, so the timed choice between convolution
-    # kernels (convs.choose) is off in reports by default; a value the caller set is kept.
-    monkeypatch.delenv("NSTDREAM_CONV_TUNING", raising=False)
-    with report._kernel_environment(report.REPORT_ENV_DEFAULTS):
-        assert os.environ["NSTDREAM_CONV_TUNING"] == "0"
+def test_report_kernels_draw_figures_inline_and_restore_the_environment(monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    with report._kernel_environment():
         assert os.environ["MPLBACKEND"] == report.KERNEL_ENV["MPLBACKEND"]
-    assert "NSTDREAM_CONV_TUNING" not in os.environ
-    monkeypatch.setenv("NSTDREAM_CONV_TUNING", "1")
-    with report._kernel_environment(report.REPORT_ENV_DEFAULTS):
-        assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
-    with report._kernel_environment():  # batches: no default
-        assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
+    assert os.environ["MPLBACKEND"] == "Agg"
     assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
