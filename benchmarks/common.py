@@ -242,7 +242,8 @@ class RateProbe:
     Five kernels, each timed over a burst of repeated calls (median per call): a 2048² float32
     ``tf.matmul`` and two 3×3 convolutions of VGG-19's shapes — block3 (256→256 channels at a
     quarter of the image size) and block1 (64→64 at full size, capped at 256²) — each as
-    ``conv2d`` and as ``conv2d_transpose`` (the two kernels ``nstdream_utils.convs`` chooses from).
+    ``conv2d`` and as ``conv2d_transpose`` (the kernel autodiff runs for a convolution's input
+    gradient).
     ``measure()`` returns the best of them: the strictest (lowest) floor.
     """
 
@@ -264,8 +265,8 @@ class RateProbe:
                                   (g.normal([1, s1, s1, 64]), g.normal([3, 3, 64, 64])),
                                   2.0 * s1 * s1 * 9 * 64 * 64),
         }
-        # The same convolutions by conv2d_transpose, the other kernel the library may run them on
-        # (nstdream_utils.convs): the floor takes the faster.
+        # The same convolutions by conv2d_transpose, the kernel of every convolution's input
+        # gradient in a step's backward pass: the floor takes the faster.
         transpose = tf.function(lambda x, k: tf.nn.conv2d_transpose(x, k, tf.shape(x), 1, "SAME"))
         for name in [n for n in self.kernels if n.startswith("conv")]:
             _, args, flops = self.kernels[name]
@@ -296,12 +297,8 @@ class ConvProbe:
     """Times a network's own convolutions alone, at the shapes a step runs them: forward and input
     gradient of every convolution up to ``deepest``, all in one ``tf.function`` — no ReLU, batch
     normalisation, pooling, loss or update. ``network``: ``"vgg19"`` (NST) or ``"inception_v3"``
-    (DeepDream; its strided and ``"valid"`` convolutions by ``tf.nn.conv2d`` and its autodiff).
-
-    ``tuned=False``: TensorFlow's own kernels (``tf.nn.conv2d`` forward, ``tf.nn.conv2d_transpose``
-    for the input gradient, as autodiff does). ``tuned=True``: each stride-1 ``"same"`` convolution
-    in the formulation the library chose for its shape on this machine (``convs.choose``, listed in
-    ``formulations``).
+    (DeepDream). Each convolution runs on TensorFlow's own kernels, as autodiff runs them in a
+    step: ``tf.nn.conv2d`` forward, ``tf.nn.conv2d_transpose`` for the input gradient.
 
     ``2 × forward FLOPs ÷ this time`` is the rate the CPU's convolution kernels reach *at these
     shapes*; its ratio to the floor says how much of a step's distance from the floor is the kernels'
@@ -309,39 +306,27 @@ class ConvProbe:
     is left for the rest.
     """
 
-    def __init__(self, shape: tuple[int, int], deepest: str, *, tuned: bool = False,
-                 network: str = "vgg19") -> None:
+    def __init__(self, shape: tuple[int, int], deepest: str, *, network: str = "vgg19") -> None:
         import keras
         import tensorflow as tf
-
-        from nstdream_utils import convs
 
         builder = keras.applications.VGG19 if network == "vgg19" else keras.applications.InceptionV3
         base = builder(include_top=False, weights=None, input_shape=(*shape, 3))
         g = tf.random.Generator.from_seed(1)
-        self.pairs, self.formulations = [], []
+        self.pairs = []
         for layer in keras.Model(base.input, base.get_layer(deepest).output).layers:
             if isinstance(layer, keras.layers.Conv2D):
                 in_shape, out_shape = layer.input.shape, layer.output.shape
                 k = g.normal([*layer.kernel_size, in_shape[-1], out_shape[-1]])
-                kt = tf.constant(convs.flipped(k))
-                # None: a stride-1 "same" convolution (convs.forward); else (strides, padding) for tf.nn.
-                other = None if convs.tunable(layer) else (list(layer.strides), layer.padding.upper())
-                u = tf.constant(convs.winograd_kernel(k)) if tuned and convs.winograd_applies(k) else None
-                f = convs.choose([1, *in_shape[1:]], k, kt, u) if tuned and other is None else convs.DEFAULT
-                self.formulations.append(f"{layer.name}:{f.forward}/{f.backward}")
-                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, kt, u, f, other))
+                strides_padding = (list(layer.strides), layer.padding.upper())
+                self.pairs.append((g.normal([1, *in_shape[1:]]), g.normal([1, *out_shape[1:]]), k, strides_padding))
 
         @tf.function
         def run(pairs):
             total = 0.0
-            for x, dy, k, kt, u, f, other in pairs:
-                if other is None:
-                    y = convs.forward(x, k, kt, f.forward, winograd_kernel=u)
-                    dx = convs.input_gradient(dy, k, kt, tf.shape(x), f.backward, winograd_kernel=u)
-                else:
-                    y = tf.nn.conv2d(x, k, *other)
-                    dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), *other)
+            for x, dy, k, (strides, padding) in pairs:
+                y = tf.nn.conv2d(x, k, strides, padding)
+                dx = tf.nn.conv2d_transpose(dy, k, tf.shape(x), strides, padding)
                 total += tf.reduce_sum(y[0, 0, 0, :1]) + tf.reduce_sum(dx[0, 0, 0, :1])
             return total
 

@@ -15,9 +15,7 @@ a ratio below 1 is a step faster than float32 arithmetic allows.
 
 ``convs_ratio_to_floor_cpu`` / ``ours_over_convs_cpu``: Inception v3's convolutions alone (forward
 and input gradient, TensorFlow's kernels, ``common.ConvProbe``, timed in each round) against the
-floor and against the step. ``conv_tuning`` says whether Inception v3 ran as ``convs.TunedGraph``
-(batch normalisations folded into the convolutions, average poolings moved after their 1×1
-convolutions; ``NSTDREAM_CONV_TUNING=0`` runs the Keras model).
+floor and against the step. Inception v3 runs as Keras builds it.
 """
 
 from __future__ import annotations
@@ -48,7 +46,7 @@ def main() -> None:
                         help="what Inception v3 computes in (the floor is float32's either way)")
     args = parser.parse_args()
     common.setup_env()
-    from nstdream_utils import convs, dream, images, presets
+    from nstdream_utils import dream, images, presets
 
     cfg = presets.QUICK.dream.replace(size=args.size, num_steps=SYNC_EVERY * (args.rounds + 1),
                                       tile_size=args.tile_size, octaves=(0,))
@@ -81,7 +79,7 @@ def main() -> None:
     dream.deep_dream(image, config=cfg, progress=False, callback=interleave, precision=args.precision)
     common.emit({
         "benchmark": "dream_step", "size": args.size, "tile_size": args.tile_size, "precision": args.precision,
-        "tiles": len(tile_shapes(shape, args.tile_size)), "rounds": len(rounds), "conv_tuning": convs.enabled(),
+        "tiles": len(tile_shapes(shape, args.tile_size)), "rounds": len(rounds),
         "dream_s": common.median(r["dream_s"] for r in rounds),
         "floor_s": common.median(r["floor_s"] for r in rounds),
         "ratio_to_floor": common.median(r["dream_s"] / r["floor_s"] for r in rounds),

@@ -24,13 +24,9 @@ constant, not one per step), and ``convs_ratio_to_floor_cpu`` / ``ours_over_conv
 convolutions alone at this size (``common.ConvProbe``, forward + input gradient, timed in each round)
 against the floor and against our step — how much of the distance to the floor the convolution
 kernels themselves account for at these shapes, and how much is left for everything else (the probe
-is float32 also under ``--precision bfloat16``). ``tuned_convs_ratio_to_floor_cpu`` /
-``ours_over_tuned_convs_cpu``: the same convolutions in the formulations the library chose on this
-machine (``nstdream_utils.convs``; listed in ``conv_formulations`` as forward/backward kernel), which
-is how our step runs them; ``conv_tuning`` says whether tuning was on. ``--precision bfloat16``
-runs *our* step with VGG-19 in bfloat16 (``NSTLoss(..., precision=)``); the tutorial and the floor
-stay float32's, so ``ratio_to_floor``
-then says how far below the float32 floor bfloat16 brings the step.
+is float32 also under ``--precision bfloat16``). ``--precision bfloat16`` runs *our* step with
+VGG-19 in bfloat16 (``NSTLoss(..., precision=)``); the tutorial and the floor stay float32's, so
+``ratio_to_floor`` then says how far below the float32 floor bfloat16 brings the step.
 """
 
 from __future__ import annotations
@@ -53,7 +49,7 @@ def main() -> None:
     common.setup_env()
     import numpy as np
 
-    from nstdream_utils import convs as conv_tuning, nst, weights
+    from nstdream_utils import nst, weights
     from nstdream_utils._loop import Recorder
 
     content, style, cfg = tf_tutorial.prepared_pair(args.size)
@@ -64,8 +60,7 @@ def main() -> None:
     tutorial = tf_tutorial.Tutorial(content, style, str(weights.resolve("vgg19")))
     tutorial.step(2)  # trace and warm up
     probe = common.RateProbe(args.size)
-    convs = common.ConvProbe(shape, "block5_conv2")
-    tuned_convs = common.ConvProbe(shape, "block5_conv2", tuned=True)
+    conv_probe = common.ConvProbe(shape, "block5_conv2")
 
     rounds: list[dict] = []
     clock, started = common.Clock(), []
@@ -77,14 +72,12 @@ def main() -> None:
             tutorial.step(SYNC_EVERY)
             tut_wall, tut_cpu = clock.lap()
             rate = probe.measure()
-            conv_wall, conv_cpu = convs.measure()
-            tuned_wall, tuned_cpu = tuned_convs.measure()
+            conv_wall, conv_cpu = conv_probe.measure()
             rounds.append({"ours_s": wall / SYNC_EVERY, "tutorial_s": tut_wall / SYNC_EVERY,
                            "floor_s": 2.0 * forward / (rate["best"] * 1e9),
                            "ours_cpu_s": cpu / SYNC_EVERY, "tutorial_cpu_s": tut_cpu / SYNC_EVERY,
                            "floor_cpu_s": 2.0 * forward / (rate["best_cpu"] * 1e9), "gflops": rate["best"],
-                           "gflops_per_cpu_s": rate["best_cpu"], "convs_s": conv_wall, "convs_cpu_s": conv_cpu,
-                           "tuned_convs_s": tuned_wall, "tuned_convs_cpu_s": tuned_cpu})
+                           "gflops_per_cpu_s": rate["best_cpu"], "convs_s": conv_wall, "convs_cpu_s": conv_cpu})
         started.append(True)
         clock.reset()
 
@@ -112,10 +105,6 @@ def main() -> None:
         "ours_over_tutorial_cpu": ratio("ours_cpu_s", "tutorial_cpu_s"),
         "convs_s": med("convs_s"), "convs_ratio_to_floor_cpu": ratio("convs_cpu_s", "floor_cpu_s"),
         "ours_over_convs_cpu": ratio("ours_cpu_s", "convs_cpu_s"),
-        "tuned_convs_s": med("tuned_convs_s"),
-        "tuned_convs_ratio_to_floor_cpu": ratio("tuned_convs_cpu_s", "floor_cpu_s"),
-        "ours_over_tuned_convs_cpu": ratio("ours_cpu_s", "tuned_convs_cpu_s"),
-        "conv_tuning": conv_tuning.enabled(), "conv_formulations": tuned_convs.formulations,
         "forward_gflop": forward / 1e9, "floor_definition": "2 x forward FLOPs (conv to block5_conv2 + 5 Grams) "
         "/ best sustained rate (matmul 2048^2 or VGG-shaped 3x3 conv) measured in the same round; "
         "*_cpu: the same with this process's CPU seconds instead of wall seconds",
