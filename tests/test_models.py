@@ -49,9 +49,7 @@ def test_inception_first_layer_matches_numpy_conv_batch_norm_relu(weights_dir, a
 
     size = 21  # → (21 − 3) / 2 + 1 = 10 positions per side
     image = images.resize(astronaut, exact=(size, size))
-    extractor = models.FeatureExtractor(
-        *_cut_inception("activation"), preprocess=models.inception_preprocess)
-    got = extractor(image[None])["activation"].numpy()[0]
+    got = _inception_stem()(models.inception_preprocess(image[None])).numpy()[0]
     path = weights.resolve("inception_v3")
     (kernel,) = _h5_weights(path, "conv2d")  # [3, 3, 3, 32] (HWIO)
     beta, mean, variance = _h5_weights(path, "batch_normalization")  # [32] each
@@ -65,11 +63,16 @@ def test_inception_first_layer_matches_numpy_conv_batch_norm_relu(weights_dir, a
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
 
 
-def _cut_inception(layer: str):
+def _inception_stem():
+    """The Keras model up to the first ReLU (Keras numbers layer names per process, so found by type)."""
     import keras
 
     base = models._load(models._inception, "inception_v3", None)
-    return keras.Model(base.input, [base.get_layer(layer).output]), (layer,)
+    conv, norm, relu = base.layers[1:4]
+    assert (type(conv), type(norm), type(relu)) == (keras.layers.Conv2D, keras.layers.BatchNormalization,
+                                                    keras.layers.Activation)
+    assert not conv.use_bias and not norm.scale and norm.epsilon == 1e-3
+    return keras.Model(base.input, relu.output)
 
 
 def test_vgg19_returns_named_layers_with_shapes(weights_dir):

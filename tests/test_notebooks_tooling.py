@@ -325,3 +325,41 @@ def test_normalized_joins_pieces_of_one_stream_and_drops_tf_start_up_lines():
     ])
     out = nbtools.normalized(new_notebook(cells=[cell])).cells[0].outputs
     assert [(o.name, o.text) for o in out] == [("stdout", "ab\n"), ("stderr", "mine\n"), ("stdout", "c\n")]
+
+
+# ------------------------------------------------------------------ nbval-approx (tests/nbval_approx.py)
+
+
+def test_approx_cells_take_decimal_numbers_and_keep_integers():
+    import nbval_approx
+
+    found: list[float] = []
+    text = nbval_approx._take_numbers("step 10 | loss 1.2e+05 | 106,800 ours, ratio 3.5, shape 128×128", found)
+    assert found == [1.2e5, 106800.0, 3.5]
+    assert text == "step 10 | loss ≈NUMBER | ≈NUMBER ours, ratio ≈NUMBER, shape 128×128"
+
+
+@pytest.mark.parametrize(("committed", "fresh", "same"), [
+    ("loss 1.25e+05\n", "loss 1.3e+05\n", True),  # within the band
+    ("loss 1.25e+05\n", "loss 1.6e+05\n", False),  # outside it
+    ("step 10 | loss 2.0\n", "step 11 | loss 2.0\n", False),  # integers exactly
+    ("loss 2.0\n", "cost 2.0\n", False),  # the words exactly
+])
+def test_approx_cells_compare_numbers_within_the_band(committed, fresh, same):
+    import nbval_approx
+    from nbval.plugin import IPyNbCell
+
+    class Cell:  # the attributes compare_outputs reads
+        cell = new_code_cell(metadata={"tags": [nbval_approx.TAG]})
+        parent = type("Parent", (), {"skip_compare": ("metadata", "traceback", "image/png")})()
+        colors = type("Colors", (), {"FAIL": "", "ENDC": "", "OKBLUE": "", "OKGREEN": ""})()
+        sanitize = staticmethod(lambda text: text)
+
+        def format_output_compare(self, key, left, right):  # nbval's reports through pytest's hooks
+            self.comparison_traceback.append(f"{key}: {left!r} != {right!r}")
+
+    patched = type("Patched", (Cell,), {"compare_outputs": IPyNbCell.compare_outputs})
+    nbval_approx._patch(patched)
+    fresh_outputs = [new_output("stream", name="stdout", text=fresh)]
+    committed_outputs = [new_output("stream", name="stdout", text=committed)]
+    assert patched().compare_outputs(fresh_outputs, committed_outputs) is same
