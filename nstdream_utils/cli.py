@@ -39,7 +39,13 @@ _EXAMPLES = {
 }
 
 # Library parameter names -> the option that sets them, for errors raised by the library.
-_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps"}
+_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps",
+                 "tile_size": "--tile-size"}
+
+#: Largest image side (px) that ``--size``, ``--dream-size`` and ``--tile-size`` accept; the environment
+#: variable ``NSTDREAM_MAX_SIZE`` overrides it. NST at 4096 px already needs tens of GB.
+MAX_SIZE = 4096
+MAX_SIZE_VAR = "NSTDREAM_MAX_SIZE"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -272,11 +278,42 @@ def _check_level_shapes(args, nst_cfg: presets.NSTConfig) -> None:
                          f"(the coarsest side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
 
 
+def _max_size() -> int:
+    text = os.environ.get(MAX_SIZE_VAR, "")
+    try:
+        return int(text) if text else MAX_SIZE
+    except ValueError:
+        raise InputError(f"must be a whole number of pixels, got {text!r}", where=MAX_SIZE_VAR,
+                         fix=f"unset it (default {MAX_SIZE}) or set e.g. {MAX_SIZE_VAR}=8192") from None
+
+
+def _check_sizes(args) -> None:
+    """Refuse an image side too large for memory before anything loads (``MAX_SIZE``, overridable)."""
+    limit = _max_size()
+    for option in ("--size", "--dream-size", "--tile-size"):
+        value = getattr(args, option[2:].replace("-", "_"), None)
+        if value is not None and value > limit:
+            fix = f"use {option} {limit} or less"
+            if option == "--size" and args.command != "dream":
+                fix += "; --levels N reaches a given size with less compute"
+            elif option == "--size":
+                fix += "; --tile-size dreams a large image tile by tile"
+            raise InputError(f"{value} px is over the largest side accepted, {limit} px (larger images do not fit "
+                             "in memory)", where=option, fix=f"{fix}; to allow more, set {MAX_SIZE_VAR}")
+
+
+def _inputs(args) -> set[str]:
+    """The real paths of the command's input images."""
+    paths = (getattr(args, attr, None) for attr in ("content", "style", "image"))
+    return {os.path.realpath(path) for path in paths if path is not None}
+
+
 def _check_inputs(args) -> presets.Preset:
     """Check image paths, output paths and parameters (milliseconds; no TensorFlow)."""
     for attr in ("content", "style", "image"):
         if getattr(args, attr, None) is not None:
             images.validate_image_path(getattr(args, attr))
+    _check_sizes(args)
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
@@ -285,6 +322,9 @@ def _check_inputs(args) -> presets.Preset:
         if os.path.abspath(stylized) == os.path.abspath(args.output):
             raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
                              where=f"--stylized {args.stylized}", fix="give the stylised image another name")
+        if args.stylized is None and os.path.realpath(stylized) in _inputs(args):
+            raise InputError("the stylised image's default name is an input image, which would be overwritten",
+                             where=str(stylized), fix="name the stylised image with --stylized")
     preset, nst_cfg, _ = _configs(args)
     if args.command in ("style", "pipeline"):
         _check_level_shapes(args, nst_cfg)
@@ -471,7 +511,12 @@ def _run_batch(args) -> int:
 def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
     """Write the last finite image (and the metrics up to the bad step); exit code 1."""
     nst_result = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
-    if nst_result is not None:
+    inputs = _inputs(args)
+    if os.path.realpath(args.output) in inputs:
+        _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; nothing written, since -o names an "
+                     f"input image, which a failed run never replaces — {exc.fix}")
+        return EXIT_NONFINITE
+    if nst_result is not None and os.path.realpath(_stylized_path(args)) not in inputs:
         try:
             _write(nst_result.image, _stylized_path(args), written)
         except (NstdreamError, OSError) as error:
@@ -524,9 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     except NstdreamError as exc:
         if args.debug:
             raise
-        where = _OPTION_NAMES.get(exc.where, exc.where) if args.command in ("style", "dream", "pipeline") \
-            else exc.where
-        _print_error(f"{where}: {exc.what}" + (f" — {exc.fix}" if exc.fix else "") if where else exc.one_line())
+        where, what = exc.where, exc.what
+        if args.command in ("style", "dream", "pipeline") and exc.where in _OPTION_NAMES:
+            where = _OPTION_NAMES[exc.where]
+            what = re.sub(rf"\b{exc.where}\b", where, what)
+        _print_error(f"{where}: {what}" + (f" — {exc.fix}" if exc.fix else "") if where else exc.one_line())
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:
