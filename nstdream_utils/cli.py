@@ -35,7 +35,7 @@ _EXAMPLES = {
     "--metrics": "--metrics run.json", "--nst-steps": "--nst-steps 100", "--dream-steps": "--dream-steps 100",
     "--dream-size": "--dream-size 299", "--dream-lr": "--dream-lr 0.01", "--log-every": "--log-every 10",
     "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
-    "--levels": "--levels 3", "--level-steps": "--level-steps 200,100,100",
+    "--levels": "--levels 3", "--max-runs": "--max-runs 20000", "--level-steps": "--level-steps 200,100,100",
 }
 
 # Library parameter names -> the option that sets them, for errors raised by the library.
@@ -207,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--retries", type=_nonnegative_int, default=0, help="rerun a failing run up to N times")
     p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    p.add_argument("--max-runs", type=_positive_int, help="refuse a grid of more runs than this (default 10000)")
     _debug_flag(p)
     parser.subcommands = sub.choices  # name -> subparser, for errors found after parsing
     return parser
