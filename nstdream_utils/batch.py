@@ -93,6 +93,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -827,11 +828,29 @@ def _set_gpu(gpu: str | None) -> None:
 
 
 def _init_local_worker(counter, gpus: Sequence[str]) -> None:
+    """Set up a worker process: Ctrl-C is the parent's to handle, the parent's death ends it, one GPU."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group; the parent stops us
+    _die_with_parent()
     if gpus:
         with counter.get_lock():
             slot = counter.value
             counter.value += 1
         _set_gpu(gpus[slot % len(gpus)])
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this process when its parent dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 class _Completed:
@@ -873,7 +892,11 @@ class _LocalPool:
     def as_completed(self):
         return _Completed()
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
+        """Wait for the running runs, or with ``stop`` end the workers at once (their runs stay unfinished)."""
+        if stop:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.terminate()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -913,7 +936,7 @@ class _DaskPool:
 
         return as_completed()
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -1176,9 +1199,11 @@ def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, worker
     pool = pool or _make_pool(kind, workers, scheduler, gpus)
     result.workers = pool.workers
     bar = tqdm(total=len(todo), desc="nstdream batch", unit="run", disable=not progress, file=sys.stderr)
+    stop = True  # until every run is collected: an exception or Ctrl-C ends the workers at once
+    owners: dict = {}
     try:
         completed = pool.as_completed()
-        owners, tries = {}, {}
+        tries: dict[str, int] = {}
 
         def submit(run: Run, record: dict) -> None:
             task = {"notebook": str(spec.notebook), "runs_dir": str((result.out / "runs").resolve()),
@@ -1194,15 +1219,7 @@ def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, worker
             submit(run, record)
         for future in completed:
             run, record = owners.pop(future)
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-                outcome = {"status": "failed", "seconds": None, "finished": _now(),
-                           "error": {"ename": type(exc).__name__, "evalue": _one_line(exc),
-                                     "cell_index": None, "cell": ""}}
-            record["attempts"] += 1
-            record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
-            record.pop("incomplete", None)
+            _collect(future, record)
             if record["status"] == "failed" and tries[run.run_id] <= retries:
                 try:
                     submit(run, record)
@@ -1212,9 +1229,26 @@ def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, worker
             bar.update(1)
             bar.set_postfix_str(f"{len(result.failed)} failed")
             _write_manifest(result, spec)
+        stop = False
     finally:
+        if stop:  # interrupted: keep what finished before the interruption was noticed
+            for future, (_, record) in owners.items():
+                if future.done() and not future.cancelled():
+                    _collect(future, record)
         bar.close()
-        pool.close()
+        pool.close(stop=stop)
+
+
+def _collect(future, record: dict) -> None:
+    """Put a finished run's outcome (or the error that ended its worker) into its manifest record."""
+    try:
+        outcome = future.result()
+    except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
+        outcome = {"status": "failed", "seconds": None, "finished": _now(),
+                   "error": {"ename": type(exc).__name__, "evalue": _one_line(exc), "cell_index": None, "cell": ""}}
+    record["attempts"] += 1
+    record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
+    record.pop("incomplete", None)
 
 
 # ------------------------------------------------------------------------------ reports
@@ -1356,9 +1390,20 @@ def main_from_args(args) -> int:
     line and exits 2).
     """
     executor = "dask" if (args.scheduler or args.workers) else "local"
-    result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
-                       retries=args.retries, dry_run=args.dry_run, progress=True,
-                       max_runs=getattr(args, "max_runs", None) or MAX_RUNS)
+    try:
+        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
+                           retries=args.retries, dry_run=args.dry_run, progress=True,
+                           max_runs=getattr(args, "max_runs", None) or MAX_RUNS)
+    except KeyboardInterrupt:
+        records = list(_read_manifest(Path(args.out)).values())
+        done = sum(r.get("status") == "completed" for r in records)
+        if records:
+            print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in "
+                  f"{Path(args.out) / 'manifest.json'}; rerun the same command to go on (complete runs are "
+                  "skipped)", file=sys.stderr)
+        else:
+            print("\ninterrupted before the batch started: nothing written", file=sys.stderr)
+        return 130
     if args.dry_run:
         print(result.plan())
         return 0

@@ -8,7 +8,9 @@ which must load the network to reach its failure. See ``docs/robustness.md``.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -260,3 +262,84 @@ def test_check_regular_file_refuses_oversized_files_before_reading(tmp_path):
     with pytest.raises(InputError, match="over the limit of 1_048_576 bytes"):
         files.check_regular_file(path, what="grid file", max_bytes=2**20)
     assert files.check_regular_file(path).st_size == 2 * 2**20
+
+
+# ------------------------------------------------------------------------------ batch interrupts
+HOLD_NOTEBOOK_BODY = '''
+import json, time
+from pathlib import Path
+from PIL import Image
+while hold and Path(hold).exists():
+    time.sleep(0.1)
+Image.new("RGB", (8, 8), (10 * x, 0, 0)).save(Path(output_dir) / "out.png")
+(Path(output_dir) / "metrics.json").write_text(json.dumps({"status": "completed", "stage": {"final_loss": 1.0}}))
+'''
+
+
+def held_batch(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
+    """A batch of two runs of a tiny notebook: the first finishes, the second waits while ``hold`` exists.
+
+    Returns the process (its own session, as a terminal's foreground group), the output folder and the
+    running worker's temporary run folder, once the first run is in place and the second one executes.
+    """
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    params = new_code_cell('x = 1\nhold = ""\noutput_dir = "."')
+    params.metadata.tags = ["parameters"]
+    notebook = tmp_path / "tiny.ipynb"
+    nbformat.write(new_notebook(cells=[params, new_code_cell(HOLD_NOTEBOOK_BODY)], metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}}), notebook)
+    hold = tmp_path / "hold"
+    hold.touch()
+    grid = grid_file(tmp_path, f"notebook: {notebook}\noutputs: [out.png]\nruns:\n  - {{x: 1}}\n"
+                               f"  - {{x: 2, hold: {hold}}}\n")
+    out = tmp_path / "out"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "nstdream_utils.cli", "batch", str(grid), "--out", str(out)],
+                               start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=environment)
+    for _ in range(1200):  # the first run is in place and the second one's notebook executes (up to two minutes)
+        runs = out / "runs"
+        running = list(runs.glob(".001-*.tmp-*/tiny.ipynb")) if list(runs.glob("000-*/out.png")) else []
+        if running or process.poll() is not None:
+            break
+        subprocess.run(["sleep", "0.1"])
+    assert running, process.communicate()
+    return process, out, running[0].parent
+
+
+def worker_gone(pid: int) -> bool:
+    """Whether ``pid`` ends (or is a zombie) within 30 s."""
+    for _ in range(300):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        subprocess.run(["sleep", "0.1"])
+    return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_a_batch_says_what_finished_in_one_line_and_stops_the_worker(tmp_path):
+    process, out, running = held_batch(tmp_path)
+    worker = int(running.name.rsplit("-", 1)[1])
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "interrupted: 1 of 2 runs complete" in err and "rerun" in err, err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [r["status"] for r in manifest["runs"]] == ["completed", "interrupted"]
+    assert worker_gone(worker)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_sigkill_of_the_batch_ends_its_worker(tmp_path):
+    process, _, running = held_batch(tmp_path)
+    worker = int(running.name.rsplit("-", 1)[1])
+    process.kill()  # the parent only
+    process.communicate()
+    assert worker_gone(worker)
