@@ -406,6 +406,10 @@ def _write(image, path: str, written: list[str]) -> None:
 
 
 def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
+    if status == "interrupted" and os.path.realpath(args.output) in _inputs(args):
+        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
+              "replaces", file=sys.stderr)
+        return EXIT_INTERRUPTED
     _write(image, args.output, written)
     if args.metrics:
         files.write_json(metrics, args.metrics)
@@ -455,7 +459,8 @@ def _run_pipeline(args, preset, interrupts, written) -> int:
                                    levels=args.levels, steps_per_level=args.level_steps,
                                    optimizer=preset.nst.optimizer)
     stylized_path = _stylized_path(args)
-    _write(result.stylized, stylized_path, written)
+    if result.status != "interrupted" or os.path.realpath(stylized_path) not in _inputs(args):
+        _write(result.stylized, stylized_path, written)
     metrics = {"preset": args.preset, "precision": args.precision, "status": result.status, "stylized": stylized_path,
                "nst": {**_level_metrics(args), **_stage_metrics(result.nst.history, result.stylized,
                                                                result.nst.status)}}

@@ -343,3 +343,19 @@ def test_sigkill_of_the_batch_ends_its_worker(tmp_path):
     process.kill()  # the parent only
     process.communicate()
     assert worker_gone(worker)
+
+
+def test_an_interrupted_run_does_not_overwrite_the_input_named_by_output(tmp_path, capsys):
+    import argparse
+
+    import numpy as np
+
+    from nstdream_utils import cli
+
+    content = tmp_path / "photo.png"
+    content.write_bytes(CONTENT.read_bytes())
+    args = argparse.Namespace(command="dream", image=str(content), output=str(content), metrics=None)
+    code = cli._finish(args, np.zeros((8, 8, 3), np.float32), {}, "interrupted", [])
+    assert code == cli.EXIT_INTERRUPTED
+    assert "not written" in capsys.readouterr().err
+    assert content.read_bytes() == CONTENT.read_bytes()
