@@ -27,7 +27,9 @@ parameter* must name an existing file (an image that opens, when its default nam
 ``preset`` must exist. A file parameter is one whose default in the notebook is a string that ends
 in an image suffix or names an existing file relative to the notebook — for notebook 05, ``content``
 and ``style``. ``output_dir`` is set by the batch (each run's folder) and may not be in the grid;
-``progress`` is set to False unless the grid sets it.
+``progress`` is set to False unless the grid sets it. A grid of more than :data:`MAX_RUNS` runs
+(counted without expanding it) is refused unless ``max_runs=`` / ``--max-runs`` allows it, and
+values below the notebook's own minimums (:data:`MINIMUMS`) are refused.
 
 **The output folder**::
 
@@ -134,6 +136,8 @@ MAX_RUNS = 10_000
 #: Lower bounds the notebook's own checks need: one NST or DeepDream step cannot show the loss
 #: falling or rising, and Inception v3 needs 75 px.
 MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
+#: How long to try to reach a ``--scheduler`` address before giving up (seconds).
+SCHEDULER_TIMEOUT_S = 30
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _TEMP = re.compile(r"^\.(?P<run_id>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _NO_DEFAULT = object()
@@ -269,7 +273,9 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
 
     Raises:
         MissingFileError: no such grid file, or its notebook is missing.
-        InputError: not valid YAML, or not a well-formed grid (with the YAML line where known).
+        InputError: not a regular file (a FIFO, a device, a folder), over :data:`MAX_GRID_BYTES`, not
+            UTF-8, not valid YAML, a duplicate key, aliases expanding past :data:`MAX_GRID_NODES`
+            values, or not a well-formed grid (with the YAML line where known).
     """
     import yaml
 
@@ -913,7 +919,7 @@ class _DaskPool:
         self.cluster = None
         try:
             if scheduler:
-                self.client = Client(scheduler, timeout="30s")
+                self.client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
             else:
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                             dashboard_address=None, silence_logs=logging.ERROR)

@@ -359,3 +359,16 @@ def test_an_interrupted_run_does_not_overwrite_the_input_named_by_output(tmp_pat
     assert code == cli.EXIT_INTERRUPTED
     assert "not written" in capsys.readouterr().err
     assert content.read_bytes() == CONTENT.read_bytes()
+
+
+def test_an_unreachable_scheduler_is_reported_before_the_output_folder_is_made(tmp_path, monkeypatch, capsys):
+    from nstdream_utils import cli
+
+    monkeypatch.setattr(batch, "SCHEDULER_TIMEOUT_S", 1)
+    grid = grid_file(tmp_path, HEADER + "parameters: {size: 64}\n")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    code = cli.main(["batch", str(grid), "--out", str(out), "--scheduler", "tcp://127.0.0.1:1"])
+    assert code == 2
+    one_error_line(capsys.readouterr().err, "tcp://127.0.0.1:1", "cannot reach")
+    assert not out.exists()
