@@ -47,7 +47,12 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nstdream_utils.errors import InputError, MissingFileError
-from nstdream_utils.files import _as_path, atomic_write_bytes, check_output_path, check_regular_file
+from nstdream_utils.files import (
+    _as_path,
+    atomic_write_bytes,
+    check_output_path,
+    check_regular_file,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
