@@ -27,7 +27,9 @@ parameter* must name an existing file (an image that opens, when its default nam
 ``preset`` must exist. A file parameter is one whose default in the notebook is a string that ends
 in an image suffix or names an existing file relative to the notebook — for notebook 05, ``content``
 and ``style``. ``output_dir`` is set by the batch (each run's folder) and may not be in the grid;
-``progress`` is set to False unless the grid sets it.
+``progress`` is set to False unless the grid sets it. A grid of more than :data:`MAX_RUNS` runs
+(counted without expanding it) is refused unless ``max_runs=`` / ``--max-runs`` allows it, and
+values below the notebook's own minimums (:data:`MINIMUMS`) are refused.
 
 **The output folder**::
 
@@ -93,6 +95,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -109,7 +112,7 @@ from .errors import InputError, MissingFileError, NstdreamError
 from .report import _first_line, _kernel_environment
 
 __all__ = [
-    "GridSpec", "Run", "BatchResult", "expand_grid", "load_grid", "validate", "run_batch",
+    "GridSpec", "Run", "BatchResult", "count_runs", "expand_grid", "load_grid", "validate", "run_batch",
     "check_outputs", "execute_run", "main_from_args", "DEFAULT_NOTEBOOK", "DEFAULT_OUTPUTS",
 ]
 
@@ -125,6 +128,17 @@ KERNEL_NAME = "python3"
 # Kernel environment as in a report (report._kernel_environment); arguments like
 # report.KERNEL_ARGUMENTS, but keeping ipykernel's errors for the run's log.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
+#: Largest grid file read (bytes), and most values its YAML may expand to, aliases counted as copies.
+MAX_GRID_BYTES = 1 << 20
+MAX_GRID_NODES = 100_000
+#: Most runs a grid may have unless ``max_runs=`` (``--max-runs``) allows more.
+MAX_RUNS = 10_000
+#: Lower bounds the notebook's own checks need: one NST or DeepDream step cannot show the loss
+#: falling or rising, and Inception v3 needs 75 px.
+MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
+#: How long to try to reach a ``--scheduler`` address before giving up (seconds).
+SCHEDULER_TIMEOUT_S = 30
+_SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _TEMP = re.compile(r"^\.(?P<run_id>.+)\.(?:tmp|old)-(?P<pid>\d+)$")
 _NO_DEFAULT = object()
 
@@ -182,6 +196,21 @@ class GridSpec:
                    base_dir=base.resolve(), source=Path(source) if source else None)
 
 
+def _plain_name(name: Any) -> bool:
+    """A file name that stays in its folder: no separator, not ``.`` or ``..``, no NUL."""
+    return (isinstance(name, str) and name not in ("", ".", "..")
+            and not any(c in name for c in ("/", "\\", "\0")))
+
+
+def count_runs(spec: GridSpec | Mapping[str, Any]) -> int:
+    """How many runs a grid has, without expanding it: the product of its axis lengths times its ``runs``."""
+    if isinstance(spec, GridSpec):
+        parameters, runs = spec.parameters, spec.runs
+    else:
+        parameters, runs = dict(spec.get("parameters") or {}), spec.get("runs") or []
+    return math.prod(len(v) for v in parameters.values() if isinstance(v, list)) * max(1, len(runs))
+
+
 def _check_structure(data: Any, where: str) -> None:
     """Raise InputError when ``data`` is not a well-formed grid (values are not checked here)."""
     if not isinstance(data, Mapping):
@@ -210,9 +239,9 @@ def _check_structure(data: Any, where: str) -> None:
                              fix=f"give {key!r} at least one value")
     outputs = data.get("outputs")
     if outputs is not None and (not isinstance(outputs, list) or not outputs
-                                or not all(isinstance(o, str) and o and "/" not in o for o in outputs)):
-        raise InputError("`outputs:` must be a list of file names", where=where,
-                         fix="e.g. outputs: [stylized.png, dreamed.png]")
+                                or not all(_plain_name(o) for o in outputs)):
+        raise InputError("`outputs:` must be a list of file names inside the run folder (no '/', '..' or '.')",
+                         where=where, fix="e.g. outputs: [stylized.png, dreamed.png]")
     if not parameters and not runs:
         raise InputError("the grid defines no runs", where=where,
                          fix="add `parameters:` (lists expand into runs) or `runs:`")
@@ -244,22 +273,88 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
 
     Raises:
         MissingFileError: no such grid file, or its notebook is missing.
-        InputError: not valid YAML, or not a well-formed grid (with the YAML line where known).
+        InputError: not a regular file (a FIFO, a device, a folder), over :data:`MAX_GRID_BYTES`, not
+            UTF-8, not valid YAML, a duplicate key, aliases expanding past :data:`MAX_GRID_NODES`
+            values, or not a well-formed grid (with the YAML line where known).
     """
     import yaml
 
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise MissingFileError("no such grid file", where=str(path),
                                fix="give a YAML file, e.g. examples/grid_small.yaml")
+    files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES,
+                             fix="give a YAML file, e.g. examples/grid_small.yaml")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})", where=str(path),
+                         fix="save the grid as UTF-8 text") from None
+    try:
+        data = _load_yaml(text, str(path))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
         raise InputError(f"not valid YAML{line}: {getattr(exc, 'problem', None) or exc}", where=str(path),
                          fix="check the indentation and quoting there") from exc
     return GridSpec.from_dict(data if data is not None else {}, base_dir=path.parent, source=path)
+
+
+def _load_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load(text)``, refusing duplicate keys and aliases that expand past :data:`MAX_GRID_NODES`.
+
+    Aliases are counted as the copies they stand for, so a few lines of nested anchors that would
+    expand into billions of values (an "alias bomb") are refused before anything is built.
+    """
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_nodes(node, where)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root: Any, where: str) -> None:
+    """Raise InputError for a duplicate mapping key, a recursive alias, or more than MAX_GRID_NODES values."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        if id(node) in active:
+            raise InputError("an alias refers to the node that contains it", where=where,
+                             fix="write the values out instead of a recursive alias")
+        active.add(id(node))
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    name = (key.tag, key.value)
+                    if name in seen:
+                        raise InputError(f"key {key.value!r} appears twice (lines {seen[name] + 1} and "
+                                         f"{key.start_mark.line + 1})", where=where,
+                                         fix="keep one of them: YAML would silently use the last")
+                    seen[name] = key.start_mark.line
+                total += size(key) + size(value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(item) for item in node.value)
+        active.discard(id(node))
+        if total > MAX_GRID_NODES:
+            raise InputError(f"expands to more than {MAX_GRID_NODES:_} values (through its aliases)", where=where,
+                             fix="write a smaller grid; anchors and aliases count as the copies they stand for")
+        sizes[id(node)] = total
+        return total
+
+    size(root)
 
 
 def _as_spec(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
@@ -332,7 +427,8 @@ class Run:
     def label(self, *, sep: str = " ") -> str:
         """What tells this run apart: ``content=astronaut style=spiral`` (file parameters by stem)."""
         keys = self.varying or tuple(self.parameters)
-        return sep.join(f"{key}={_short_value(key, self.parameters[key], key in self.files)}" for key in keys)
+        return sep.join(f"{key}={_short_value(key, self.parameters[key], key in self.files)}"
+                        if key in self.parameters else f"{key}=(default)" for key in keys)
 
 
 def _short_value(key: str, value: Any, is_file: bool) -> str:
@@ -346,7 +442,7 @@ def _short_value(key: str, value: Any, is_file: bool) -> str:
 def _slug(run: dict[str, Any], keys: Sequence[str], file_keys: Sequence[str]) -> str:
     parts = []
     for key in keys:
-        value = run[key]
+        value = run.get(key)
         if key in file_keys and isinstance(value, str):
             text = Path(value).stem
         elif isinstance(value, bool):
@@ -441,7 +537,7 @@ def _checked_value(key: str, value: Any, default: Any) -> tuple[Any, str | None,
                    f"{default!r}, got {_type_name(value)} {value!r}"), fix
 
 
-def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[Run]:
+def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs: int = MAX_RUNS) -> list[Run]:
     """Check every run of a grid against its notebook, before anything runs; return the runs.
 
     Args:
@@ -464,6 +560,11 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[Run
     """
     spec = _as_spec(spec)
     where = spec.where
+    total = count_runs(spec)
+    if total > max_runs:
+        raise InputError(f"the grid has {total:_} runs, over the limit of {max_runs:_}", where=where,
+                         fix="use fewer or shorter axes, or raise the limit (--max-runs N, max_runs=N) if you "
+                             "mean it")
     declared = _declared(spec.notebook, where)
     if RESERVED not in declared:
         raise InputError(f"the notebook {spec.notebook.name} has no parameter {RESERVED!r}", where=where,
@@ -498,6 +599,9 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[Run
             value, problem, fix = _checked_value(key, value, defaults[key])
             if problem:
                 raise fail(index, given, problem, fix)
+            if key in MINIMUMS and isinstance(value, (int, float)) and value < MINIMUMS[key]:
+                raise fail(index, given, f"parameter {key!r} is {value}, below the {MINIMUMS[key]} the notebook "
+                           "needs", f"give {key} ≥ {MINIMUMS[key]}")
             parameters[key], values[key] = value, value
             if key in file_keys and value is not None:
                 try:
@@ -516,7 +620,8 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[Run
                     raise fail(index, given, f"parameter 'preset': {exc.what}", exc.fix or "") from exc
         if "progress" in declared and "progress" not in given and isinstance(defaults["progress"], bool):
             values["progress"] = False
-        slug = _slug(parameters, varying or [k for k in parameters if k in file_keys], file_keys)
+        shown = {**{k: defaults[k] for k in varying if k not in parameters and k in defaults}, **parameters}
+        slug = _slug(shown, varying or [k for k in parameters if k in file_keys], file_keys)
         run_id = f"{index:0{width}d}-{slug}-{_run_hash(spec.notebook, parameters)}"
         runs.append(Run(index=index, run_id=run_id, parameters=parameters, values=values, varying=varying,
                         files=tuple(k for k in parameters if k in file_keys)))
@@ -729,11 +834,29 @@ def _set_gpu(gpu: str | None) -> None:
 
 
 def _init_local_worker(counter, gpus: Sequence[str]) -> None:
+    """Set up a worker process: Ctrl-C is the parent's to handle, the parent's death ends it, one GPU."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group; the parent stops us
+    _die_with_parent()
     if gpus:
         with counter.get_lock():
             slot = counter.value
             counter.value += 1
         _set_gpu(gpus[slot % len(gpus)])
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel send SIGTERM to this process when its parent dies (even by SIGKILL)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 class _Completed:
@@ -775,7 +898,11 @@ class _LocalPool:
     def as_completed(self):
         return _Completed()
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
+        """Wait for the running runs, or with ``stop`` end the workers at once (their runs stay unfinished)."""
+        if stop:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                process.terminate()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -792,12 +919,12 @@ class _DaskPool:
         self.cluster = None
         try:
             if scheduler:
-                self.client = Client(scheduler, timeout="30s")
+                self.client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
             else:
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                             dashboard_address=None, silence_logs=logging.ERROR)
                 self.client = Client(self.cluster)
-        except (OSError, TimeoutError) as exc:
+        except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
             if self.cluster is not None:
                 self.cluster.close()
             raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
@@ -815,7 +942,7 @@ class _DaskPool:
 
         return as_completed()
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
         self.client.close()
         if self.cluster is not None:
             self.cluster.close()
@@ -984,6 +1111,9 @@ def _check_options(executor: str | None, workers: int | None, scheduler: str | N
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}", where="--workers",
                          fix="e.g. --workers 2")
+    if scheduler is not None and not _SCHEDULER.fullmatch(str(scheduler)):
+        raise InputError("is not a Dask scheduler address", where=f"--scheduler {scheduler}",
+                         fix="give PROTOCOL://HOST:PORT, e.g. tcp://127.0.0.1:8786")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InputError(f"retries must be a whole number ≥ 0, got {retries!r}", where="--retries",
                          fix="e.g. --retries 1")
@@ -993,7 +1123,7 @@ def _check_options(executor: str | None, workers: int | None, scheduler: str | N
 def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
               workers: int | None = None, scheduler: str | None = None, executor: str | None = None,
               retries: int = 0, dry_run: bool = False, progress: bool = True,
-              kernel_name: str = KERNEL_NAME) -> BatchResult:
+              kernel_name: str = KERNEL_NAME, max_runs: int = MAX_RUNS) -> BatchResult:
     """Run every incomplete run of a grid, then write the manifest, summary, contact sheet and index.
 
     Args:
@@ -1007,6 +1137,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         dry_run: validate and report what would run (:meth:`BatchResult.plan`); write nothing.
         progress: a tqdm progress bar over the runs (on stderr).
         kernel_name: the Jupyter kernel the notebooks run on.
+        max_runs: refuse a grid of more runs than this (:data:`MAX_RUNS` by default).
 
     Returns:
         A :class:`BatchResult`.
@@ -1017,7 +1148,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
     """
     spec = _as_spec(spec_or_path)
     kind = _check_options(executor, workers, scheduler, retries)
-    runs = validate(spec)
+    runs = validate(spec, max_runs=max_runs)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("is a file, not a folder", where=str(out), fix="give --out a folder")
@@ -1030,9 +1161,12 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
                            check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name,
                                          outputs=spec.outputs)) for run in runs]
         return BatchResult(out, runs, records, dry_run=True, executor=kind, workers=count)
+    pool = _make_pool(kind, count, scheduler, gpus) if scheduler else None  # unreachable: nothing created
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if pool is not None:
+            pool.close()
         raise InputError(f"cannot create the output folder ({exc})", where=str(out),
                          fix="choose a folder you can write to") from exc
     with _folder_lock(out):
@@ -1047,7 +1181,9 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         try:
             if todo:
                 _execute_all(todo, result, spec, kind=kind, workers=count, scheduler=scheduler, gpus=gpus,
-                             retries=retries, progress=progress, kernel_name=kernel_name)
+                             retries=retries, progress=progress, kernel_name=kernel_name, pool=pool)
+            elif pool is not None:
+                pool.close()
         except BaseException:
             for record in records:
                 if record["status"] in ("pending", "running"):
@@ -1059,16 +1195,21 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
 
 
 def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, workers: int, scheduler: str | None,
-                 gpus: Sequence[str], retries: int, progress: bool, kernel_name: str) -> None:
-    """Submit every run, collect them as they complete, resubmit failures up to ``retries``."""
+                 gpus: Sequence[str], retries: int, progress: bool, kernel_name: str, pool=None) -> None:
+    """Submit every run, collect them as they complete, resubmit failures up to ``retries``.
+
+    ``pool``: one already open (a scheduler connected to before the output folder was made), or None.
+    """
     from tqdm.auto import tqdm
 
-    pool = _make_pool(kind, workers, scheduler, gpus)
+    pool = pool or _make_pool(kind, workers, scheduler, gpus)
     result.workers = pool.workers
     bar = tqdm(total=len(todo), desc="nstdream batch", unit="run", disable=not progress, file=sys.stderr)
+    stop = True  # until every run is collected: an exception or Ctrl-C ends the workers at once
+    owners: dict = {}
     try:
         completed = pool.as_completed()
-        owners, tries = {}, {}
+        tries: dict[str, int] = {}
 
         def submit(run: Run, record: dict) -> None:
             task = {"notebook": str(spec.notebook), "runs_dir": str((result.out / "runs").resolve()),
@@ -1084,15 +1225,7 @@ def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, worker
             submit(run, record)
         for future in completed:
             run, record = owners.pop(future)
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-                outcome = {"status": "failed", "seconds": None, "finished": _now(),
-                           "error": {"ename": type(exc).__name__, "evalue": _one_line(exc),
-                                     "cell_index": None, "cell": ""}}
-            record["attempts"] += 1
-            record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
-            record.pop("incomplete", None)
+            _collect(future, record)
             if record["status"] == "failed" and tries[run.run_id] <= retries:
                 try:
                     submit(run, record)
@@ -1102,9 +1235,26 @@ def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, worker
             bar.update(1)
             bar.set_postfix_str(f"{len(result.failed)} failed")
             _write_manifest(result, spec)
+        stop = False
     finally:
+        if stop:  # interrupted: keep what finished before the interruption was noticed
+            for future, (_, record) in owners.items():
+                if future.done() and not future.cancelled():
+                    _collect(future, record)
         bar.close()
-        pool.close()
+        pool.close(stop=stop)
+
+
+def _collect(future, record: dict) -> None:
+    """Put a finished run's outcome (or the error that ended its worker) into its manifest record."""
+    try:
+        outcome = future.result()
+    except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
+        outcome = {"status": "failed", "seconds": None, "finished": _now(),
+                   "error": {"ename": type(exc).__name__, "evalue": _one_line(exc), "cell_index": None, "cell": ""}}
+    record["attempts"] += 1
+    record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
+    record.pop("incomplete", None)
 
 
 # ------------------------------------------------------------------------------ reports
@@ -1246,8 +1396,20 @@ def main_from_args(args) -> int:
     line and exits 2).
     """
     executor = "dask" if (args.scheduler or args.workers) else "local"
-    result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
-                       retries=args.retries, dry_run=args.dry_run, progress=True)
+    try:
+        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
+                           retries=args.retries, dry_run=args.dry_run, progress=True,
+                           max_runs=getattr(args, "max_runs", None) or MAX_RUNS)
+    except KeyboardInterrupt:
+        records = list(_read_manifest(Path(args.out)).values())
+        done = sum(r.get("status") == "completed" for r in records)
+        if records:
+            print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in "
+                  f"{Path(args.out) / 'manifest.json'}; rerun the same command to go on (complete runs are "
+                  "skipped)", file=sys.stderr)
+        else:
+            print("\ninterrupted before the batch started: nothing written", file=sys.stderr)
+        return 130
     if args.dry_run:
         print(result.plan())
         return 0

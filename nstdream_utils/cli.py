@@ -35,11 +35,17 @@ _EXAMPLES = {
     "--metrics": "--metrics run.json", "--nst-steps": "--nst-steps 100", "--dream-steps": "--dream-steps 100",
     "--dream-size": "--dream-size 299", "--dream-lr": "--dream-lr 0.01", "--log-every": "--log-every 10",
     "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
-    "--levels": "--levels 3", "--level-steps": "--level-steps 200,100,100",
+    "--levels": "--levels 3", "--max-runs": "--max-runs 20000", "--level-steps": "--level-steps 200,100,100",
 }
 
 # Library parameter names -> the option that sets them, for errors raised by the library.
-_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps"}
+_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps",
+                 "tile_size": "--tile-size"}
+
+#: Largest image side (px) that ``--size``, ``--dream-size`` and ``--tile-size`` accept; the environment
+#: variable ``NSTDREAM_MAX_SIZE`` overrides it. NST at 4096 px already needs tens of GB.
+MAX_SIZE = 4096
+MAX_SIZE_VAR = "NSTDREAM_MAX_SIZE"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -201,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--retries", type=_nonnegative_int, default=0, help="rerun a failing run up to N times")
     p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")
+    p.add_argument("--max-runs", type=_positive_int, help="refuse a grid of more runs than this (default 10000)")
     _debug_flag(p)
     parser.subcommands = sub.choices  # name -> subparser, for errors found after parsing
     return parser
@@ -272,11 +279,42 @@ def _check_level_shapes(args, nst_cfg: presets.NSTConfig) -> None:
                          f"(the coarsest side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
 
 
+def _max_size() -> int:
+    text = os.environ.get(MAX_SIZE_VAR, "")
+    try:
+        return int(text) if text else MAX_SIZE
+    except ValueError:
+        raise InputError(f"must be a whole number of pixels, got {text!r}", where=MAX_SIZE_VAR,
+                         fix=f"unset it (default {MAX_SIZE}) or set e.g. {MAX_SIZE_VAR}=8192") from None
+
+
+def _check_sizes(args) -> None:
+    """Refuse an image side too large for memory before anything loads (``MAX_SIZE``, overridable)."""
+    limit = _max_size()
+    for option in ("--size", "--dream-size", "--tile-size"):
+        value = getattr(args, option[2:].replace("-", "_"), None)
+        if value is not None and value > limit:
+            fix = f"use {option} {limit} or less"
+            if option == "--size" and args.command != "dream":
+                fix += "; --levels N reaches a given size with less compute"
+            elif option == "--size":
+                fix += "; --tile-size dreams a large image tile by tile"
+            raise InputError(f"{value} px is over the largest side accepted, {limit} px (larger images do not fit "
+                             "in memory)", where=option, fix=f"{fix}; to allow more, set {MAX_SIZE_VAR}")
+
+
+def _inputs(args) -> set[str]:
+    """The real paths of the command's input images."""
+    paths = (getattr(args, attr, None) for attr in ("content", "style", "image"))
+    return {os.path.realpath(path) for path in paths if path is not None}
+
+
 def _check_inputs(args) -> presets.Preset:
     """Check image paths, output paths and parameters (milliseconds; no TensorFlow)."""
     for attr in ("content", "style", "image"):
         if getattr(args, attr, None) is not None:
             images.validate_image_path(getattr(args, attr))
+    _check_sizes(args)
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
@@ -285,6 +323,9 @@ def _check_inputs(args) -> presets.Preset:
         if os.path.abspath(stylized) == os.path.abspath(args.output):
             raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
                              where=f"--stylized {args.stylized}", fix="give the stylised image another name")
+        if args.stylized is None and os.path.realpath(stylized) in _inputs(args):
+            raise InputError("the stylised image's default name is an input image, which would be overwritten",
+                             where=str(stylized), fix="name the stylised image with --stylized")
     preset, nst_cfg, _ = _configs(args)
     if args.command in ("style", "pipeline"):
         _check_level_shapes(args, nst_cfg)
@@ -365,6 +406,10 @@ def _write(image, path: str, written: list[str]) -> None:
 
 
 def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
+    if status == "interrupted" and os.path.realpath(args.output) in _inputs(args):
+        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
+              "replaces", file=sys.stderr)
+        return EXIT_INTERRUPTED
     _write(image, args.output, written)
     if args.metrics:
         files.write_json(metrics, args.metrics)
@@ -414,7 +459,8 @@ def _run_pipeline(args, preset, interrupts, written) -> int:
                                    levels=args.levels, steps_per_level=args.level_steps,
                                    optimizer=preset.nst.optimizer)
     stylized_path = _stylized_path(args)
-    _write(result.stylized, stylized_path, written)
+    if result.status != "interrupted" or os.path.realpath(stylized_path) not in _inputs(args):
+        _write(result.stylized, stylized_path, written)
     metrics = {"preset": args.preset, "precision": args.precision, "status": result.status, "stylized": stylized_path,
                "nst": {**_level_metrics(args), **_stage_metrics(result.nst.history, result.stylized,
                                                                result.nst.status)}}
@@ -471,7 +517,12 @@ def _run_batch(args) -> int:
 def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
     """Write the last finite image (and the metrics up to the bad step); exit code 1."""
     nst_result = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
-    if nst_result is not None:
+    inputs = _inputs(args)
+    if os.path.realpath(args.output) in inputs:
+        _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; nothing written, since -o names an "
+                     f"input image, which a failed run never replaces — {exc.fix}")
+        return EXIT_NONFINITE
+    if nst_result is not None and os.path.realpath(_stylized_path(args)) not in inputs:
         try:
             _write(nst_result.image, _stylized_path(args), written)
         except (NstdreamError, OSError) as error:
@@ -524,9 +575,11 @@ def main(argv: list[str] | None = None) -> int:
     except NstdreamError as exc:
         if args.debug:
             raise
-        where = _OPTION_NAMES.get(exc.where, exc.where) if args.command in ("style", "dream", "pipeline") \
-            else exc.where
-        _print_error(f"{where}: {exc.what}" + (f" — {exc.fix}" if exc.fix else "") if where else exc.one_line())
+        where, what = exc.where, exc.what
+        if args.command in ("style", "dream", "pipeline") and exc.where in _OPTION_NAMES:
+            where = _OPTION_NAMES[exc.where]
+            what = re.sub(rf"\b{exc.where}\b", where, what)
+        _print_error(f"{where}: {what}" + (f" — {exc.fix}" if exc.fix else "") if where else exc.one_line())
         return EXIT_ERROR
     except KeyboardInterrupt:
         if args.debug:

@@ -20,9 +20,11 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -30,9 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from nstdream_utils.errors import InputError
+from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 
 __all__ = [
+    "check_regular_file",
+    "file_kind",
     "atomic_write_bytes",
     "atomic_write_text",
     "write_json",
@@ -60,6 +64,73 @@ def _as_path(path: PathLike, *, what: str = "path") -> Path:
     if not text:
         raise InputError(f"empty {what}", where=repr(text), fix="give a file name, e.g. 'out/result.png'")
     return Path(text).expanduser()
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def file_kind(mode: int) -> str:
+    """What an ``st_mode`` is, in words: ``"a regular file"``, ``"a FIFO (named pipe)"``, ``"a folder"`` …"""
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def check_regular_file(
+    path: PathLike,
+    *,
+    what: str = "file",
+    max_bytes: int | None = None,
+    error: type[NstdreamError] = InputError,
+    fix: str = "give the path of a regular file",
+) -> os.stat_result:
+    """Check that ``path`` is a regular file of at most ``max_bytes`` bytes, without opening it.
+
+    Only :func:`os.stat` is called (symbolic links are followed), so a FIFO, a device such as
+    ``/dev/zero``, a socket or a folder is refused before anything could block on it or read it
+    without end, and an oversized file before a byte of it is read.
+
+    Args:
+        path: the file; ``~`` is expanded.
+        what: how messages name it (``"image"``, ``"grid file"``, ``"weight file"``).
+        max_bytes: the largest size accepted, ``None`` for any.
+        error: the class raised for a file that is there but unusable.
+        fix: the fix given when something other than a regular file is there.
+
+    Returns:
+        The file's :func:`os.stat` result.
+
+    Raises:
+        MissingFileError: nothing at ``path`` (a dangling symbolic link is ``error``).
+        ``error``: a symbolic-link loop, a dangling link, not a regular file, unreadable metadata,
+            or over ``max_bytes`` — naming the path, what is there and the fix.
+    """
+    target = _as_path(path, what=f"{what} path")
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        if not os.path.islink(target):
+            raise MissingFileError(f"no such {what}", where=str(target), fix="check the spelling and the folder") from None
+        raise error(f"is a symbolic link to '{os.readlink(target)}', which does not exist", where=str(target),
+                    fix="point the link at an existing file, or remove it") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error("is a symbolic link loop (it leads back to itself)", where=str(target),
+                        fix="replace the link with the file, or point it at the file") from None
+        raise error(f"cannot be examined ({exc.strerror or exc})", where=str(target),
+                    fix="check the path and the permissions of its folders") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"is {file_kind(info.st_mode)}, not a regular {what}", where=str(target), fix=fix)
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise error(f"is {info.st_size:_} bytes, over the limit of {max_bytes:_} bytes for a {what}",
+                    where=str(target), fix="check that this is the right file")
+    return info
 
 
 def _current_umask() -> int:
@@ -272,11 +343,32 @@ def _probe_writable(folder: Path) -> OSError | None:
     return None
 
 
+#: Characters the temporary sibling adds to a name: ``.`` + ``.`` + 8 random characters + ``.tmp``.
+_TEMP_EXTRA = len(TEMP_PREFIX) + 1 + 8 + len(TEMP_SUFFIX)
+
+
+def _check_name_length(target: Path) -> None:
+    """Refuse a file name the file system cannot hold, counting what the temporary sibling adds."""
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        limit = 255
+    length = len(os.fsencode(target.name))
+    if length + _TEMP_EXTRA > limit:
+        raise InputError(
+            f"the file name is {length} bytes; this folder allows {limit}, and writing it safely needs "
+            f"{_TEMP_EXTRA} more for a temporary name",
+            where=str(target)[:80] + ("…" if len(str(target)) > 80 else ""),
+            fix=f"use a name of at most {limit - _TEMP_EXTRA} bytes",
+        )
+
+
 def check_output_path(path: PathLike, *, suffixes: Iterable[str] | None = (".png",)) -> Path:
     """Check that a file can be written at ``path``, before doing any slow work.
 
     Checks, in order: ``path`` is not a folder, its suffix is one of ``suffixes``
-    (case-insensitive), its folder exists and is a folder, and that folder is writable: ``os.access``
+    (case-insensitive), its folder exists and is a folder, the name is short enough for the file system
+    even with the temporary name's extra characters, and that folder is writable: ``os.access``
     **and** a real probe file (``.nstdream-probe.*.tmp``, deleted at once), because root passes every
     permission check yet still cannot write to a read-only mount. An existing file at ``path`` is
     fine: it will be replaced atomically.
@@ -332,6 +424,7 @@ def check_output_path(path: PathLike, *, suffixes: Iterable[str] | None = (".png
             where=str(target),
             fix="choose an output path inside an existing folder",
         )
+    _check_name_length(target)
     error = None if os.access(folder, os.W_OK | os.X_OK) else PermissionError("os.access: not writable")
     if error is None:
         error = _probe_writable(folder)

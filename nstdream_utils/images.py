@@ -47,10 +47,16 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from nstdream_utils.errors import InputError, MissingFileError
-from nstdream_utils.files import _as_path, atomic_write_bytes, check_output_path
+from nstdream_utils.files import (
+    _as_path,
+    atomic_write_bytes,
+    check_output_path,
+    check_regular_file,
+)
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "MAX_IMAGE_BYTES",
     "RESIZE_METHODS",
     "load_image",
     "resize",
@@ -66,6 +72,10 @@ __all__ = [
 #: Largest image :func:`load_image` decodes: 40 megapixels (e.g. 8000 × 5000), about 480 MB as
 #: float32 RGB. Larger than any camera photo a course needs, far below what exhausts memory.
 DEFAULT_MAX_PIXELS = 40_000_000
+
+#: Largest image file :func:`load_image` opens: 1 GiB, far above any 40-megapixel PNG or JPEG; checked
+#: from the file's size before it is opened, as is that the path is a regular file (not a FIFO or device).
+MAX_IMAGE_BYTES = 1 << 30
 
 #: ``method=`` names for :func:`resize` and :func:`ensure_min_size`.
 RESIZE_METHODS: dict[str, Image.Resampling] = {
@@ -96,9 +106,9 @@ def _check_max_pixels(max_pixels: int | None) -> None:
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path that exists and is not a folder, or the error that says which."""
+    """``path`` as a Path to a regular file of at most :data:`MAX_IMAGE_BYTES`, or the error that says why."""
     source = _as_path(path, what="image path")
-    if not source.exists():
+    if not os.path.lexists(source):
         fix = "check the spelling and the folder"
         folder = source.parent
         if folder.is_dir():
@@ -119,6 +129,8 @@ def _existing_file(path: str | os.PathLike) -> Path:
             where=str(source),
             fix=f"give the path of one image inside it, e.g. '{source / 'photo.jpg'}'",
         )
+    check_regular_file(source, what="image file", max_bytes=MAX_IMAGE_BYTES,
+                       fix="give the path of an image file (PNG, JPEG, ...)")
     return source
 
 

