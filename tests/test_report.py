@@ -300,4 +300,3 @@ def test_report_kernels_draw_figures_inline_and_restore_the_environment(monkeypa
     with report._kernel_environment():
         assert os.environ["MPLBACKEND"] == report.KERNEL_ENV["MPLBACKEND"]
     assert os.environ["MPLBACKEND"] == "Agg"
-    assert os.environ["NSTDREAM_CONV_TUNING"] == "1"
