@@ -500,12 +500,19 @@ def _run_info(args) -> int:
 
 
 def _run_data(args) -> int:
-    from . import data
+    import runpy
 
-    written = data.write_styles(args.out) if args.what == "styles" else data.write_content(args.out)
-    for path in written:
-        print(path)
-    return EXIT_OK
+    from . import data
+    from .errors import MissingFileError
+
+    if args.what == "content":
+        for path in data.write_content(args.out):
+            print(path)
+        return EXIT_OK
+    if not data.STYLE_SCRIPT.is_file():
+        raise MissingFileError("the style generator is not installed with the package", where=str(data.STYLE_SCRIPT),
+                               fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
+    return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
 
 
 def _run_batch(args) -> int:

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import files
 from .data import PAPER_STYLES, STYLE_NAMES
+from .errors import InputError
 
 # --------------------------------------------------------------------------------------------------
 # The paper's numbers
@@ -202,7 +203,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     """
     from . import data, images, pipeline
     from .dream import deep_dream
-    from .errors import InputError, NonFiniteLossError
+    from .errors import NonFiniteLossError
 
     say = log or (lambda line: None)
     out = Path(out_dir)
@@ -586,11 +587,92 @@ def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed
     return {"rho": rho, "p_value": float(result.pvalue), "p_permutation": p_perm, "n": n}
 
 
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as PIL's "L" mode
+
+
+def _luminance(image: object, *, where: str) -> np.ndarray:
+    """Check an image and return its luminance resampled to about 256×256 pixels, float64 in ``[0, 1]``."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
+        fix = "drop the alpha channel: image[..., :3]" if array.ndim == 3 and array.shape[-1] == 4 else (
+            "pass one RGB image [H, W, 3] (or [1, H, W, 3], or greyscale [H, W])")
+        raise InputError(f"expected shape [H, W, 3], got {array.shape}", where=where, fix=fix)
+    if min(array.shape[:2]) < 4:
+        raise InputError(f"image of shape {array.shape} is too small", where=where, fix="use ≥ 4×4 pixels")
+    if array.dtype == np.uint8:
+        array = array / 255.0
+    elif np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float64)
+    else:
+        raise InputError(f"expected float values in [0, 1] or uint8, got dtype {array.dtype}", where=where,
+                         fix="convert with image.astype('float32') / 255")
+    if not np.all(np.isfinite(array)):
+        raise InputError("the image contains NaN or Inf", where=where, fix="pass a finite image")
+    low, high = float(array.min()), float(array.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        raise InputError(f"values span [{low:.4g}, {high:.4g}], expected [0, 1]", where=where,
+                         fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1)")
+    luminance = array if array.ndim == 2 else array @ _LUMA
+    # Resample to ~256×256 keeping the aspect ratio (PIL filters are anti-aliased when shrinking).
+    height, width = luminance.shape
+    scale = math.sqrt(256 * 256 / (height * width))
+    shape = (max(4, round(width * scale)), max(4, round(height * scale)))
+    resample = Image.Resampling.BOX if shape[0] * shape[1] < height * width else Image.Resampling.BILINEAR
+    resized = Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample)
+    return np.asarray(resized, dtype=np.float64)
+
+
+def distortion_score(image: object) -> float:
+    """How busy an image is: the mean Sobel gradient magnitude of its luminance, ÷ 8 (edge density).
+
+    The luminance (BT.601) is first resampled to about 256×256 pixels, so the score does not depend
+    on resolution (within a few per cent). A flat image scores 0; a luminance change of 1/255 per
+    pixel scores 1/255. Ranks ``data.GRADED_STYLES`` in their order for sizes ≥ 64 px.
+
+    Args:
+        image: float ``[H, W, 3]`` (or ``[1, H, W, 3]``, or greyscale ``[H, W]``) in ``[0, 1]``, or uint8.
+
+    Raises:
+        InputError: wrong shape, dtype, non-finite values or values outside ``[0, 1]``.
+    """
+    from scipy import ndimage
+
+    luminance = _luminance(image, where="distortion_score")
+    gradient_y = ndimage.sobel(luminance, axis=0, mode="reflect")
+    gradient_x = ndimage.sobel(luminance, axis=1, mode="reflect")
+    return float(np.mean(np.hypot(gradient_x, gradient_y)) / 8.0)
+
+
+def spectral_entropy(image: object) -> float:
+    """Normalised entropy of the luminance power spectrum, in ``[0, 1]``: 0 = flat or one frequency, 1 = white noise.
+
+    The luminance as in :func:`distortion_score`, mean removed and Hann-windowed; the constant term
+    is left out. Takes the same images and raises the same errors as :func:`distortion_score`.
+    """
+    luminance = _luminance(image, where="spectral_entropy")
+    window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
+    centred = (luminance - np.sum(luminance * window) / np.sum(window)) * window
+    power = np.abs(np.fft.fft2(centred)) ** 2
+    power[0, 0] = 0.0
+    total = float(power.sum())
+    if total <= 1e-12 * power.size:
+        return 0.0
+    probability = power.ravel() / total
+    probability = probability[probability > 0]
+    return float(-np.sum(probability * np.log(probability)) / math.log(power.size - 1))
+
+
 def style_scores(styles: Iterable[str]) -> dict[str, float]:
-    """:func:`data.distortion_score` (edge density) of each saved style image."""
+    """:func:`distortion_score` (edge density) of each saved style image."""
     from . import data, images
 
-    return {s: data.distortion_score(images.load_image(data.style_path(s))) for s in styles}
+    return {s: distortion_score(images.load_image(data.style_path(s))) for s in styles}
 
 
 def records_from_summary(summary: dict) -> list[dict]:
@@ -614,7 +696,7 @@ def claim_test(records: Iterable[dict], *, scores: dict[str, float] | None = Non
                alpha: float = 0.05) -> dict:
     """Test the paper's claim: "distorted (busy) images give higher NST loss and lower dream loss".
 
-    "Distorted" is measured by :func:`data.distortion_score` of each *style image*: its edge density
+    "Distorted" is measured by :func:`distortion_score` of each *style image*: its edge density
     (mean Sobel gradient magnitude of the luminance at about 256×256). Why edge density: the paper
     never defines "distorted", but its four style images differ in how many sharp shape edges they
     hold; edges are what the eye calls busy, and they are what VGG's early layers — the ones the
@@ -991,7 +1073,8 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
     if claim is not None or paper_claim is not None:
         L += ["## The paper's claim: busier style, higher NST loss, lower dream loss", "",
               "\"Distorted\" is not defined in the paper. We measure it as the *edge density* of the style image "
-              "(`data.distortion_score`: mean Sobel gradient magnitude of the luminance at about 256×256). Edges "
+              "(`reproduction.distortion_score`: mean Sobel gradient magnitude of the luminance at about "
+              "256×256). Edges "
               "are what the eye reads as busy, and they are what VGG-19's early layers — whose Gram matrices "
               "make up the style loss — respond to, so a busier style gives NST more Gram energy to match and "
               "is the natural reading of the claim. The score does not depend on the resolution (within a few "

@@ -1,7 +1,10 @@
-"""Tests for nstdream_utils.data: generated styles, content photos, licences, the busyness score."""
+"""Tests for nstdream_utils.data (names, folder, paths), data/make_styles.py (the style images), the
+`nstdream data` command, the licences, and the busyness scores of nstdream_utils.reproduction."""
 
 from __future__ import annotations
 
+import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +13,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nstdream_utils import data
+from nstdream_utils import cli, data
 from nstdream_utils.errors import InputError, MissingFileError
+from nstdream_utils.reproduction import distortion_score, spectral_entropy
 
 # The committed files, whatever NSTDREAM_DATA_DIR says.
-REPO_DATA = Path(data.__file__).resolve().parent.parent / "data"
+REPO = Path(data.__file__).resolve().parent.parent
+REPO_DATA = REPO / "data"
+# The generator script's functions (draw, main, ...), loaded the way `nstdream data styles` loads them.
+SCRIPT = runpy.run_path(str(data.STYLE_SCRIPT))
 
 
 def _read_png(path: Path) -> np.ndarray:
@@ -22,8 +29,9 @@ def _read_png(path: Path) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
 
 
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.round(image * 255).astype(np.uint8)
+def _style(name: str, size: int) -> np.ndarray:
+    """A freshly drawn style as float32 in [0, 1], as ``images.load_image`` reads the PNG."""
+    return SCRIPT["draw"](name, size).astype(np.float32) / np.float32(255)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -40,97 +48,64 @@ def test_style_names_put_the_paper_first():
 
 
 # --------------------------------------------------------------------------------------------------
-# generate_style
+# data/make_styles.py: deterministic, byte-for-byte the committed files
 # --------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", data.STYLE_NAMES)
-def test_style_shape_range_and_determinism(name):
-    image = data.generate_style(name, size=64)
-    assert image.shape == (64, 64, 3)
-    assert image.dtype == np.float32
-    assert image.min() >= 0.0 and image.max() <= 1.0
-    # Multiples of 1/255, so the array equals the PNG read back.
-    np.testing.assert_array_equal(_to_uint8(image).astype(np.float32) / np.float32(255), image)
-    np.testing.assert_array_equal(data.generate_style(name, size=64), image)
-    assert image.std() > 0.1  # colourful, high contrast: not a flat image
+def test_script_draws_every_style_deterministically():
+    assert tuple(SCRIPT["_DRAWERS"]) == data.STYLE_NAMES
+    for name in data.STYLE_NAMES:
+        image = SCRIPT["draw"](name, 64)
+        assert image.shape == (64, 64, 3) and image.dtype == np.uint8
+        np.testing.assert_array_equal(SCRIPT["draw"](name, 64), image)
+        assert image.std() > 0.1 * 255, name  # colourful, high contrast: not a flat image
+    assert SCRIPT["draw"]("triangle", 100).shape == (100, 100, 3)
 
 
-def test_style_size_is_respected():
-    assert data.generate_style("triangle", size=100).shape == (100, 100, 3)
+def test_script_writes_byte_identical_files_and_checks_its_arguments(tmp_path, capsys):
+    assert SCRIPT["main"](["--size", "32", "--out", str(tmp_path / "a")]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "a" / f"{name}.png") for name in data.STYLE_NAMES]
+    first = {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()}
+    assert SCRIPT["main"](["--size", "32", "--out", str(tmp_path / "a"), "noise", "spiral"]) == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()} == first  # no temporary file left
+    for bad in (["nosie"], ["--size", "8"], ["--size", "64.0"]):
+        with pytest.raises(SystemExit) as info:
+            SCRIPT["main"]([*bad, "--out", str(tmp_path / "b")])
+        assert info.value.code == 2
+    assert "unknown style 'nosie'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize(
-    ("bad", "suggestion"),
-    [
-        ("spirals", "spiral"),
-        ("3d-squares", "3d_squares"),
-        ("Triangle", "triangle"),
-        ("checkboard", "checkerboard"),
-    ],
-)
-def test_unknown_style_suggests_the_close_match(bad, suggestion):
-    with pytest.raises(InputError, match=f"did you mean '{suggestion}'") as info:
-        data.generate_style(bad)
-    assert isinstance(info.value, ValueError)
-    assert "valid names: triangle, circular" in str(info.value)
+def test_cli_data_styles_reproduces_the_committed_files(tmp_path, capsys):
+    assert cli.main(["data", "styles", "--out", str(tmp_path)]) == 0
+    assert len(capsys.readouterr().out.split()) == len(data.STYLE_NAMES)
+    for name in data.STYLE_NAMES:
+        committed = REPO_DATA / "styles" / f"{name}.png"
+        assert committed.stat().st_size <= 300 * 1024
+        fresh = _read_png(tmp_path / f"{name}.png").astype(np.int16)
+        assert fresh.shape == (512, 512, 3)
+        # Same library versions give identical bytes. Allow a few edge pixels to move so that a new
+        # Pillow rasteriser or libm does not fail the suite; a design change does.
+        difference = np.abs(_read_png(committed).astype(np.int16) - fresh)
+        message = f"data/styles/{name}.png differs from what data/make_styles.py draws — run it and commit"
+        assert np.mean(difference.max(axis=-1) > 2) < 0.005, message
+        assert difference.mean() < 0.5, message
 
 
-def test_unknown_style_without_close_match_lists_names():
-    with pytest.raises(InputError, match="valid names") as info:
-        data.generate_style("xyzzy")
-    assert "did you mean" not in str(info.value)
+def test_script_runs_as_a_program(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, str(data.STYLE_SCRIPT), "--size", "32", "--out", str(tmp_path), "noise"],
+                            env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.split() == [str(tmp_path / "noise.png")]
+    np.testing.assert_array_equal(_read_png(tmp_path / "noise.png"), SCRIPT["draw"]("noise", 32))
 
 
-def test_bad_size_and_name_types():
-    with pytest.raises(InputError, match="between 16 and 4096"):
-        data.generate_style("spiral", size=8)
-    with pytest.raises(TypeError, match="size must be an int"):
-        data.generate_style("spiral", size=64.0)
-    with pytest.raises(TypeError, match="style name must be a str"):
-        data.generate_style(3)
-
-
-# --------------------------------------------------------------------------------------------------
-# write_styles: atomic, byte-for-byte reproducible, matches the committed files
-# --------------------------------------------------------------------------------------------------
-
-
-def test_write_styles_is_byte_identical_when_repeated(tmp_path):
-    first = data.write_styles(tmp_path / "a", size=64)
-    second = data.write_styles(tmp_path / "b", size=64)
-    assert [p.name for p in first] == [f"{name}.png" for name in data.STYLE_NAMES]
-    for a, b in zip(first, second):
-        assert a.read_bytes() == b.read_bytes(), a.name
-    # Overwriting in place gives the same bytes again and leaves no temporary file behind.
-    before = {p.name: p.read_bytes() for p in first}
-    data.write_styles(tmp_path / "a", size=64)
-    assert {p.name: p.read_bytes() for p in (tmp_path / "a").iterdir()} == before
-    for path in first:
-        np.testing.assert_array_equal(_read_png(path), _to_uint8(data.generate_style(path.stem, size=64)))
-
-
-def test_write_styles_checks_names_before_writing(tmp_path):
-    with pytest.raises(InputError, match="did you mean 'noise'"):
-        data.write_styles(tmp_path, size=32, names=["spiral", "nosie"])
+def test_cli_data_styles_without_a_checkout_says_what_to_do(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(data, "STYLE_SCRIPT", tmp_path / "data" / "make_styles.py")
+    assert cli.main(["data", "styles", "--out", str(tmp_path)]) == cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "python data/make_styles.py" in err
     assert not list(tmp_path.iterdir())
-    assert [p.name for p in data.write_styles(tmp_path, size=32, names=["noise"])] == ["noise.png"]
-
-
-@pytest.mark.parametrize("name", data.STYLE_NAMES)
-def test_committed_styles_equal_fresh_ones(name):
-    path = REPO_DATA / "styles" / f"{name}.png"
-    assert path.is_file(), f"{path} is missing — run `nstdream data styles`"
-    assert path.stat().st_size <= 300 * 1024
-    committed = _read_png(path).astype(np.int16)
-    fresh = _to_uint8(data.generate_style(name, size=512)).astype(np.int16)
-    assert committed.shape == fresh.shape == (512, 512, 3)
-    # Same library versions give identical pixels (and bytes, tested above). Allow a few edge pixels
-    # to move so that a new Pillow rasteriser or libm does not fail the suite; a design change does.
-    difference = np.abs(committed - fresh)
-    message = f"data/styles/{name}.png differs from generate_style — run `nstdream data styles` and commit"
-    assert np.mean(difference.max(axis=-1) > 2) < 0.005, message
-    assert difference.mean() < 0.5, message
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,8 +120,25 @@ def test_paths_in_the_repository(monkeypatch):
         assert data.style_path(name) == REPO_DATA / "styles" / f"{name}.png"
     for name in data.CONTENT_NAMES:
         assert data.content_path(name) == REPO_DATA / "content" / f"{name}.png"
-    with pytest.raises(InputError, match="did you mean 'chelsea'"):
+    with pytest.raises(InputError, match="did you mean 'chelsea'") as info:
         data.content_path("chelsey")
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("bad", "suggestion"),
+    [("spirals", "spiral"), ("3d-squares", "3d_squares"), ("Triangle", "triangle"), ("checkboard", "checkerboard")],
+)
+def test_unknown_style_suggests_the_close_match(bad, suggestion):
+    with pytest.raises(InputError, match=f"did you mean '{suggestion}'") as info:
+        data.style_path(bad)
+    assert "valid names: triangle, circular" in str(info.value)
+
+
+def test_unknown_style_without_close_match_lists_names():
+    with pytest.raises(InputError, match="valid names") as info:
+        data.style_path("xyzzy")
+    assert "did you mean" not in str(info.value)
 
 
 def test_data_dir_override_and_missing_files(tmp_path, monkeypatch):
@@ -155,19 +147,12 @@ def test_data_dir_override_and_missing_files(tmp_path, monkeypatch):
     with pytest.raises(MissingFileError, match="nstdream data styles") as info:
         data.style_path("spiral")
     assert isinstance(info.value, FileNotFoundError)
-    with pytest.raises(MissingFileError, match="python -m nstdream_utils.data content"):
+    with pytest.raises(MissingFileError, match="nstdream data content"):
         data.content_path("coffee")
-    written = data.write_styles(size=32, names=["spiral"])
-    assert written == [tmp_path / "styles" / "spiral.png"]
-    assert data.style_path("spiral") == written[0]
-
-
-def test_main_writes_and_prints_scores(tmp_path, capsys):
-    assert data.main(["styles", "--size", "32", "--directory", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert out.count("distortion") == len(data.STYLE_NAMES)
-    written = sorted(p.name for p in (tmp_path / "styles").iterdir())
-    assert written == sorted(f"{name}.png" for name in data.STYLE_NAMES)
+    with pytest.raises(TypeError, match="style name must be a str"):
+        data.style_path(3)
+    SCRIPT["main"](["--size", "32", "spiral"])  # the script's default folder follows NSTDREAM_DATA_DIR
+    assert data.style_path("spiral") == tmp_path / "styles" / "spiral.png"
 
 
 def test_import_pulls_in_neither_tensorflow_nor_skimage():
@@ -184,16 +169,19 @@ def test_import_pulls_in_neither_tensorflow_nor_skimage():
 @pytest.mark.parametrize("name", data.CONTENT_NAMES)
 def test_content_files_exist_and_are_small(name):
     path = REPO_DATA / "content" / f"{name}.png"
-    assert path.is_file(), f"{path} is missing — run `python -m nstdream_utils.data content`"
+    assert path.is_file(), f"{path} is missing — run `nstdream data content`"
     with Image.open(path) as image:
         assert image.mode == "RGB"
         assert max(image.size) <= 512
 
 
-def test_write_content_reproduces_the_committed_photos(tmp_path):
+def test_cli_data_content_reproduces_the_committed_photos(tmp_path, capsys):
     pytest.importorskip("skimage")
-    for path in data.write_content(tmp_path):
-        np.testing.assert_array_equal(_read_png(path), _read_png(REPO_DATA / "content" / path.name))
+    assert cli.main(["data", "content", "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / f"{name}.png") for name in data.CONTENT_NAMES]
+    for name in data.CONTENT_NAMES:
+        committed = _read_png(REPO_DATA / "content" / f"{name}.png")
+        np.testing.assert_array_equal(_read_png(tmp_path / f"{name}.png"), committed)
 
 
 def test_every_data_file_is_in_licenses():
@@ -206,19 +194,19 @@ def test_every_data_file_is_in_licenses():
 
 
 # --------------------------------------------------------------------------------------------------
-# distortion_score and spectral_entropy
+# reproduction.distortion_score and reproduction.spectral_entropy
 # --------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [128, 512])
 def test_distortion_score_ranks_the_graded_styles(size):
-    scores = [data.distortion_score(data.generate_style(name, size=size)) for name in data.GRADED_STYLES]
+    scores = [distortion_score(_style(name, size)) for name in data.GRADED_STYLES]
     assert scores == sorted(scores) and len(set(scores)) == len(scores), dict(zip(data.GRADED_STYLES, scores))
     assert scores[0] < 0.01 < scores[-1]
 
 
 def test_spectral_entropy_ranks_the_graded_styles():
-    entropies = [data.spectral_entropy(data.generate_style(name, size=256)) for name in data.GRADED_STYLES]
+    entropies = [spectral_entropy(_style(name, 256)) for name in data.GRADED_STYLES]
     assert entropies == sorted(entropies), dict(zip(data.GRADED_STYLES, entropies))
     assert all(0.0 <= value <= 1.0 for value in entropies)
 
@@ -228,26 +216,26 @@ def test_distortion_score_ignores_resolution(name):
     path = REPO_DATA / ("content" if name in data.CONTENT_NAMES else "styles") / f"{name}.png"
     with Image.open(path) as opened:
         image = opened.convert("RGB")
-    base = data.distortion_score(np.asarray(image))
+    base = distortion_score(np.asarray(image))
     for scale in (0.75, 1.5, 2.0):
         size = (round(image.width * scale), round(image.height * scale))
         resized = np.asarray(image.resize(size, Image.Resampling.LANCZOS)).astype(np.float32) / 255
-        assert data.distortion_score(resized) == pytest.approx(base, rel=0.08), scale
+        assert distortion_score(resized) == pytest.approx(base, rel=0.08), scale
 
 
 def test_distortion_score_worked_cases():
-    assert data.distortion_score(np.full((64, 64, 3), 0.7, np.float32)) == 0.0
-    assert data.spectral_entropy(np.full((64, 64, 3), 0.7, np.float32)) == 0.0
+    assert distortion_score(np.full((64, 64, 3), 0.7, np.float32)) == 0.0
+    assert spectral_entropy(np.full((64, 64, 3), 0.7, np.float32)) == 0.0
     # A luminance ramp from 0 to 1 across 256 pixels changes by 1/255 per pixel.
     ramp = np.tile(np.linspace(0, 1, 256, dtype=np.float32), (256, 1))
-    assert data.distortion_score(ramp) == pytest.approx(1 / 255, rel=0.02)
+    assert distortion_score(ramp) == pytest.approx(1 / 255, rel=0.02)
     # uint8, a batch of one and greyscale give the same score as float RGB.
-    image = data.generate_style("checkerboard", size=64)
-    score = data.distortion_score(image)
-    assert data.distortion_score(_to_uint8(image)) == pytest.approx(score)
-    assert data.distortion_score(image[None]) == pytest.approx(score)
+    image = _style("checkerboard", 64)
+    score = distortion_score(image)
+    assert distortion_score(SCRIPT["draw"]("checkerboard", 64)) == pytest.approx(score)
+    assert distortion_score(image[None]) == pytest.approx(score)
     grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
-    assert data.distortion_score(grey) == pytest.approx(score, rel=1e-4)
+    assert distortion_score(grey) == pytest.approx(score, rel=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -263,6 +251,6 @@ def test_distortion_score_worked_cases():
 )
 def test_distortion_score_rejects_bad_images(bad, pattern):
     with pytest.raises(InputError, match=pattern):
-        data.distortion_score(bad)
+        distortion_score(bad)
     with pytest.raises(InputError, match=pattern):
-        data.spectral_entropy(bad)
+        spectral_entropy(bad)
