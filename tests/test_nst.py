@@ -25,7 +25,7 @@ from nstdream_utils.errors import InputError, NonFiniteLossError
 SIZE = 64
 NUM_STEPS = 30
 FRAME_EVERY = 10
-STRESS_STEPS = 20
+STRESS_STEPS = 15
 _PAPER = dataclasses.replace(presets.PAPER.nst, size=SIZE, num_steps=NUM_STEPS)
 # One loss, four optimisers; learning rates in 0..255 pixel units.
 CONFIGS = {
