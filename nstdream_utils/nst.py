@@ -222,17 +222,13 @@ def _guarded_sgd_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder
             image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
         return {**terms, "retries": tf.cast(retry, tf.float32)}
 
-    @tf.function
-    def check_last_update():
-        if blew_up(loss_fn(image)["total"]):
-            image.assign(kept_image)
-
     run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps, should_stop=should_stop,
               image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(kept_image))))
     recorder.close()
     recorder.traces = step.experimental_get_tracing_count()
-    if recorder.steps_done:
-        check_last_update()
+    if recorder.steps_done:  # check the last update once (eagerly); undo it if it blew up
+        if bool(blew_up(loss_fn(image)["total"])):
+            image.assign(kept_image)
         recorder.last_good = image.numpy()[0] / cfg.pixel_scale
     return recorder.last_good
 
