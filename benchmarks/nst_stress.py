@@ -105,7 +105,7 @@ def run_one(content: np.ndarray, style: np.ndarray, cfg, size: int, steps: int) 
     try:
         result = nst.style_transfer(content, style, config=cfg, size=size, num_steps=steps, progress=False)
         total = result.history["total"]
-        retries = len(result.history.get("retries", []))
+        retries = int(sum(result.history.get("retries", [])))
     except NonFiniteLossError:
         return {"diverged": True, "spiked": True, "above_start": True, "first": None, "final": None,
                 "seconds": time.perf_counter() - start, "retries": 0}
