@@ -3,7 +3,8 @@ Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
 
 One entry point, :func:`style_transfer`, with four optimisers behind it:
 
-* ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay);
+* ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay),
+  optionally guarded against a step that blows the loss up (``NSTConfig.sgd_guard_factor``);
 * ``"adam"`` — the TensorFlow tutorial's choice;
 * ``"lbfgs"`` — Gatys' choice, scipy's L-BFGS-B driving a ``tf.function`` value-and-gradient;
 * ``"lbfgs-tf"`` — the same method in TensorFlow (:func:`_lbfgs_tf_loop`): no scipy, no float64
@@ -31,7 +32,8 @@ class NSTResult(RunResult):
     ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
 
     ``history`` holds ``total``, ``content``, ``style``, ``tv`` (the weighted terms, each evaluated
-    before that step's update, as keras-io prints them) and ``seconds`` (elapsed).
+    before that step's update, as keras-io prints them) and ``seconds`` (elapsed); guarded SGD adds
+    ``retries`` (1 at a step that undid the previous update, else 0; :func:`_guarded_sgd_loop`).
     """
 
     main_key = "total"
