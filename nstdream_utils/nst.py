@@ -3,7 +3,8 @@ Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
 
 One entry point, :func:`style_transfer`, with four optimisers behind it:
 
-* ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay);
+* ``"sgd"`` — plain gradient descent, the paper's Eq 2 (keras-io example: SGD with exponential decay),
+  optionally guarded against a step that blows the loss up (``NSTConfig.sgd_guard_factor``);
 * ``"adam"`` — the TensorFlow tutorial's choice;
 * ``"lbfgs"`` — Gatys' choice, scipy's L-BFGS-B driving a ``tf.function`` value-and-gradient;
 * ``"lbfgs-tf"`` — the same method in TensorFlow (:func:`_lbfgs_tf_loop`): no scipy, no float64
@@ -31,7 +32,8 @@ class NSTResult(RunResult):
     ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
 
     ``history`` holds ``total``, ``content``, ``style``, ``tv`` (the weighted terms, each evaluated
-    before that step's update, as keras-io prints them) and ``seconds`` (elapsed).
+    before that step's update, as keras-io prints them) and ``seconds`` (elapsed); guarded SGD adds
+    ``retries`` (1 at a step that undid the previous update, else 0; :func:`_guarded_sgd_loop`).
     """
 
     main_key = "total"
@@ -144,7 +146,14 @@ def _make_optimizer(cfg: NSTConfig, num_pixels: int):
 
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
                    should_stop=None) -> np.ndarray:
-    """SGD or Adam on a ``tf.Variable``: one traced ``tf.function`` step, no retracing."""
+    """SGD or Adam on a ``tf.Variable``: one traced ``tf.function`` step, no retracing.
+
+    With ``cfg.sgd_guard_factor`` set and ``cfg.optimizer == "sgd"``, the step is
+    :func:`_guarded_sgd_loop`'s instead; otherwise each step is exactly ``x ← x − lr_t · ∇L(x)``
+    (keras-io's recipe for SGD).
+    """
+    if cfg.optimizer == "sgd" and cfg.sgd_guard_factor is not None:
+        return _guarded_sgd_loop(loss_fn, x0, cfg, recorder, should_stop)
     image = tf.Variable(x0)
     recorder.get_image = lambda: image.numpy()[0] / cfg.pixel_scale
     optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
@@ -162,6 +171,67 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
               image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(image))))
     recorder.close()
     recorder.traces = step.experimental_get_tracing_count()
+    return recorder.last_good
+
+
+def _guarded_sgd_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
+                      should_stop=None) -> np.ndarray:
+    """SGD with keras-io's schedule, plus a guard that undoes an update that blew the loss up.
+
+    Each step evaluates ``L(x)`` and ``∇L(x)`` at the current image ``x``. If the previous update
+    raised the loss by more than ``factor = cfg.sgd_guard_factor`` — ``L(x) > factor · L(x_kept)``,
+    or ``L(x)`` is NaN/Inf — the step undoes it (``x ← x_kept``, with that image's loss and
+    gradient) and halves the rate, ``rate ← rate / 2``; otherwise it keeps ``x`` as ``x_kept``.
+    Then it updates ``x ← x − rate · lr_t · ∇L(x)``, where ``lr_t`` is keras-io's decayed rate and
+    ``rate`` starts at 1. The halving persists for the rest of the run: a rate that blew up once
+    would blow up again. While no update blows up, the steps are exactly :func:`_gradient_loop`'s.
+
+    The history's ``total``, ``content``, ``style``, ``tv`` are the losses of the images kept (a
+    retried step records the loss of the image it went back to, so the blown-up loss never
+    appears), and ``retries`` is 1 at a step that undid the previous update, else 0. After the
+    last step one more evaluation checks the last update; the image returned is the last one kept.
+    """
+    factor = float(cfg.sgd_guard_factor)
+    image = tf.Variable(x0)
+    kept_image = tf.Variable(x0)  # the image the latest kept step started from
+    kept_grad = tf.Variable(tf.zeros_like(x0))  # its gradient
+    kept = {k: tf.Variable(np.inf, dtype=tf.float32) for k in ("total", "content", "style", "tv")}  # its losses
+    rate = tf.Variable(1.0)  # the multiplier of keras-io's learning rate; halved at each retry
+    recorder.get_image = lambda: kept_image.numpy()[0] / cfg.pixel_scale
+    optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
+    optimizer.build([image])
+
+    def blew_up(total: tf.Tensor) -> tf.Tensor:
+        """True when ``total`` is NaN/Inf or above ``factor ×`` the kept loss (never before a loss is kept)."""
+        return tf.math.is_finite(kept["total"]) & tf.logical_not(total <= factor * kept["total"])
+
+    @tf.function
+    def step():
+        terms, grad = loss_fn.value_and_gradient(image)
+        retry = blew_up(terms["total"])
+        if retry:  # undo the previous update; take it again from the kept image at half the rate
+            image.assign(kept_image)
+            grad = tf.identity(kept_grad)
+            terms = {k: tf.identity(v) for k, v in kept.items()}
+            rate.assign(rate / 2)
+        else:  # keep this image as the one to come back to
+            kept_image.assign(image)
+            kept_grad.assign(grad)
+            for k, v in kept.items():
+                v.assign(terms[k])
+        optimizer.apply_gradients([(rate * grad, image)])  # plain SGD: scaling the gradient scales the step
+        if cfg.clip:
+            image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
+        return {**terms, "retries": tf.cast(retry, tf.float32)}
+
+    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps, should_stop=should_stop,
+              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(kept_image))))
+    recorder.close()
+    recorder.traces = step.experimental_get_tracing_count()
+    if recorder.steps_done:  # check the last update once (eagerly); undo it if it blew up
+        if bool(blew_up(loss_fn(image)["total"])):
+            image.assign(kept_image)
+        recorder.last_good = image.numpy()[0] / cfg.pixel_scale
     return recorder.last_good
 
 

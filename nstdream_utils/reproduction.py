@@ -937,7 +937,8 @@ def _lr_note(check: dict | None) -> str:
 
 def lr_check(*, learning_rate: float = 100.0, num_steps: int = 6, style: str = "triangle",
              content: str = "astronaut", size: int = 224, seed: int = 0) -> dict:
-    """Run the paper preset's NST with keras-io's learning rate 100 for a few steps (does it diverge?).
+    """Run the paper preset's NST with keras-io's learning rate 100 for a few steps (does it diverge?),
+    without the preset's SGD guard: exactly keras-io's recipe.
 
     Returns:
         ``{"learning_rate", "num_steps", "size", "style", "content", "nst_loss" (None = not finite),
@@ -947,6 +948,7 @@ def lr_check(*, learning_rate: float = 100.0, num_steps: int = 6, style: str = "
     from .errors import NonFiniteLossError
 
     cfg = get_nst_config("paper").replace(size=size, num_steps=num_steps, learning_rate=learning_rate)
+    cfg = dataclasses.replace(cfg, sgd_guard_factor=None)
     content_image = images.load_image(data.content_path(content))
     style_image = images.load_image(data.style_path(style))
     finite, history = True, []
@@ -1032,8 +1034,11 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         + (", and for the claim test " + ", ".join(f"`{g}`" for g in extra) + " (graded from smooth to busy)"
            if (extra := [g for g in summary.get("styles", {}) if g not in PAPER_STYLES]) else "") + ".",
         f"- Preset `{params['preset']}`, seed {params['seed']}. NST: {nst_cfg['size']}×{nst_cfg['size']}, "
-        f"{nst_steps} iterations, {nst_cfg['optimizer'].upper()} learning rate {nst_cfg['learning_rate']:g} "
-        f"× {nst_cfg['lr_decay_rate']} every {nst_cfg['lr_decay_steps']} steps, content "
+        f"{nst_steps} iterations, "
+        + ("L-BFGS (no learning rate), " if nst_cfg["optimizer"] in ("lbfgs", "lbfgs-tf") else
+           f"{nst_cfg['optimizer'].upper()} learning rate {nst_cfg['learning_rate']:g} "
+           f"× {nst_cfg['lr_decay_rate']} every {nst_cfg['lr_decay_steps']} steps, ")
+        + "content "
         f"{', '.join(nst_cfg['content_layers'])} weight {nst_cfg['content_weight']:g} (Σ(F−P)²), style "
         f"{', '.join(nst_cfg['style_layers'])} weight {nst_cfg['style_weight']:g} (Σ(G−A)²/(4·3²·(HW)²), "
         f"shared equally), total variation weight {nst_cfg['tv_weight']:g} power {nst_cfg['tv_power']:g} — the "

@@ -118,7 +118,7 @@ def test_pipeline_options_reach_the_right_stage():
 def test_levels_choose_lbfgs_unless_an_optimizer_is_given():
     assert configs(["style", "c", "s", "-o", "o.png", "--levels", "3"])[0].optimizer == "lbfgs"
     assert configs(["style", "c", "s", "-o", "o.png", "--levels", "3", "--optimizer", "adam"])[0].optimizer == "adam"
-    assert configs(["style", "c", "s", "-o", "o.png"])[0].optimizer == "sgd"  # the quick preset's
+    assert configs(["style", "c", "s", "-o", "o.png"])[0].optimizer == "lbfgs"  # the quick preset's
 
 
 @pytest.mark.parametrize("options, line", [

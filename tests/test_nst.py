@@ -24,6 +24,7 @@ from nstdream_utils.errors import InputError, NonFiniteLossError
 SIZE = 64
 NUM_STEPS = 30
 FRAME_EVERY = 10
+STRESS_STEPS = 15
 _PAPER = dataclasses.replace(presets.PAPER.nst, size=SIZE, num_steps=NUM_STEPS)
 # One loss, four optimisers; learning rates in 0..255 pixel units.
 CONFIGS = {
@@ -180,8 +181,9 @@ def test_same_seed_gives_the_same_output(content, style):
 @needs_vgg19
 @pytest.mark.slow
 def test_absurd_learning_rate_raises_non_finite_loss_error(content, style):
+    keras_io = dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None)  # no guard: the plain recipe
     with pytest.raises(NonFiniteLossError) as info:
-        nst.style_transfer(content, style, config="paper", size=SIZE, num_steps=5, optimizer="sgd",
+        nst.style_transfer(content, style, config=keras_io, size=SIZE, num_steps=5, optimizer="sgd",
                            learning_rate=1e12, progress=False)
     error = info.value
     assert isinstance(error, FloatingPointError)
@@ -296,3 +298,96 @@ def test_float16_gradient_of_the_tutorial_loss_is_finite_and_follows_float32(con
     run = nst.style_transfer(content, style, config=cfg, optimizer="lbfgs", num_steps=5, precision="float16",
                              progress=False)
     assert run.status == "completed" and run.history["total"][-1] < 0.2 * run.history["total"][0]
+
+
+# --------------------------------------------------------------------------------------------------
+# The SGD guard (sgd_guard_factor): undo a step that blows the loss up, retry at half the rate
+# --------------------------------------------------------------------------------------------------
+
+
+def _keras_io_sgd(content: np.ndarray, style: np.ndarray, cfg: presets.NSTConfig) -> list[float]:
+    """keras-io's recipe written out: ``x ← x − lr₀ · 0.96^(t/100) · ∇L(x)``, the loss before each update."""
+    import tensorflow as tf
+
+    pair = nst.prepare_images(content, style, cfg)
+    loss_fn = nst.NSTLoss(*pair, cfg)
+    x = tf.constant(nst._initial_image(*pair, cfg, 0))
+    lr0 = nst.effective_learning_rate(cfg, x.shape[1] * x.shape[2])
+    totals = []
+    for t in range(cfg.num_steps):
+        terms, grad = loss_fn.value_and_gradient(x)
+        totals.append(float(terms["total"]))
+        x = x - lr0 * cfg.lr_decay_rate ** (t / cfg.lr_decay_steps) * grad
+    return totals
+
+
+@needs_vgg19
+@pytest.mark.slow
+def test_guard_off_is_keras_io_sgd_and_an_idle_guard_changes_nothing(content, style):
+    keras_io = dataclasses.replace(_PAPER, num_steps=6, sgd_guard_factor=None)
+    plain = nst.style_transfer(content, style, config=keras_io, progress=False)
+    assert "retries" not in plain.history
+    np.testing.assert_allclose(plain.history["total"], _keras_io_sgd(content, style, keras_io), rtol=1e-4)
+    guarded = nst.style_transfer(content, style, config=keras_io.replace(sgd_guard_factor=2.0), progress=False)
+    assert guarded.history["retries"] == [0.0] * 6  # nothing blew up here ...
+    np.testing.assert_allclose(guarded.history["total"], plain.history["total"], rtol=1e-5)  # ... so same steps
+    np.testing.assert_allclose(guarded.image, plain.image, atol=1e-5)
+
+
+@needs_vgg19
+@pytest.mark.slow
+def test_guard_undoes_a_step_that_blows_up_and_records_the_retry(content, style):
+    # lr 1e4 at 224² is 816 grey levels per unit gradient at 64²: the unguarded recipe reaches NaN.
+    hot = dataclasses.replace(_PAPER, num_steps=16, learning_rate=1e4, sgd_guard_factor=None)
+    with pytest.raises(NonFiniteLossError):
+        nst.style_transfer(content, style, config=hot, progress=False)
+    run = nst.style_transfer(content, style, config=hot.replace(sgd_guard_factor=2.0), progress=False)
+    total, retries = np.array(run.history["total"]), np.array(run.history["retries"])
+    assert run.status == "completed" and len(total) == 16 and np.isfinite(total).all()
+    assert retries[0] == 0 and retries.sum() >= 1
+    for i in np.flatnonzero(retries):
+        assert total[i] == total[i - 1]  # a retry starts again from the image kept before the bad update
+    assert (total[1:] <= 2.0 * total[:-1]).all()  # no kept step raises the loss more than the factor
+    assert total[-1] < total[0]
+    assert np.isfinite(run.image).all()
+
+
+def test_guard_factor_below_one_is_refused(no_network):
+    tiny = np.zeros((8, 8, 3), np.float32)
+    bad = dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=0.5)
+    with pytest.raises(InputError, match="sgd_guard_factor must be None or a number ≥ 1") as info:
+        nst.style_transfer(tiny, tiny, config=bad, progress=False)
+    assert info.value.fix
+
+
+# --------------------------------------------------------------------------------------------------
+# High-energy styles: the presets converge (benchmarks/nst_stress.py runs the full matrix)
+# --------------------------------------------------------------------------------------------------
+
+
+def _high_energy_styles(side: int = 128) -> dict[str, np.ndarray]:
+    """Three-colour sine stripes, a 2-px checkerboard and saturated 1-px RGB noise, float32 in [0, 1]."""
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    phases = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3], np.float32)
+    board = ((yy // 2 + xx // 2) % 2)[..., None]
+    return {
+        "sine_stripes": 0.5 + 0.5 * np.sin(2 * np.pi * 6 * (xx + 0.5 * yy)[..., None] / side + phases),
+        "checker_2": np.repeat(board, 3, axis=2),
+        "noise_1": (np.random.default_rng(0).uniform(size=(side, side, 3)) > 0.5).astype(np.float32),
+    }
+
+
+@needs_vgg19
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["quick", "paper"])
+def test_presets_converge_on_high_energy_styles(content, preset):
+    for name, style in _high_energy_styles().items():
+        for size in (64, 96):
+            run = nst.style_transfer(content, style, config=preset, size=size, num_steps=STRESS_STEPS,
+                                     progress=False)
+            total = np.array(run.history["total"])
+            where = f"{preset}/{name}/{size}"
+            assert run.status == "completed" and np.isfinite(total).all(), where
+            assert total[-1] < total[0], where
+            if preset == "quick":  # L-BFGS's line search never accepts a rise
+                assert total.max() <= total[0], where

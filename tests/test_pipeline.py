@@ -85,8 +85,7 @@ def test_run_pipeline_returns_both_stages_at_the_configured_sizes(pair):
 @needs_weights
 @pytest.mark.slow
 def test_quick_preset_nst_stays_finite_at_its_own_size(pair):
-    # Regression: before lr_reference_pixels, the quick preset ran the paper's lr 10 (tuned for 224²)
-    # at 128² and SGD diverged at step 14 on this pair.
+    # The everyday preset at its own size (128², L-BFGS on the paper's losses).
     content, style = pair
     result = pipeline.run_pipeline(content, style, nst_steps=20, dream_size=80, dream_steps=1, progress=False)
     assert result.stylized.shape == (128, 128, 3)

@@ -3,6 +3,7 @@ committed paper-preset results in results/paper/."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nstdream_utils import reproduction
+from nstdream_utils import presets, reproduction
 from nstdream_utils.data import PAPER_STYLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,7 +106,10 @@ def test_a_failed_dream_keeps_the_finished_nst(tmp_path, weights_dir, monkeypatc
     assert reproduction.load_records(tmp_path) == []
 
 
-def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir):
+def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir, monkeypatch):
+    # The paper preset's SGD guard would retry lr 1e6 at ever smaller rates: turn it off (keras-io exactly).
+    keras_io = dataclasses.replace(presets.PAPER, nst=dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None))
+    monkeypatch.setitem(presets.PRESETS, "paper", keras_io)
     summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
                                      nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
                                      log=None)

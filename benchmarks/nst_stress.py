@@ -1,0 +1,171 @@
+"""Does every NST preset converge on every photo and style? A stress matrix of runs, one JSON line.
+
+    .venv/bin/python benchmarks/nst_stress.py [--presets quick,paper,tf-tutorial] [--photos all]
+        [--styles all] [--sizes 64,96,128,224] [--steps 30]
+
+Runs ``nst.style_transfer`` for every preset × photo × style × size, each for ``--steps`` steps
+from the content image, and counts the runs that
+
+* **diverged**: a loss or the image became NaN/Inf (``NonFiniteLossError``);
+* **spiked**: some loss in the history is above the first one (the loss before any update);
+* **ended above start**: the last loss is above the first one.
+
+Presets: ``quick``, ``paper`` (with its step guard, ``sgd_guard_factor``), ``tf-tutorial``, and
+``paper-keras`` / ``quick-sgd`` — the paper preset with the guard off (exactly keras-io's recipe)
+and the paper recipe at quick's size (the SGD that ``quick`` used before it moved to L-BFGS) — for
+like-for-like comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
+
+Photos: the three in ``data/content`` plus ``rocket`` and ``motorcycle`` from scikit-image's
+bundled data when it is installed (its files ship with the package; nothing is downloaded), and
+``portrait``: the astronaut resized to 600×512 (height × width) to have one portrait shape.
+Styles: the eight in ``data/styles`` plus generated high-energy images (:func:`generated_styles`):
+three-colour sine stripes, fine checkerboards and saturated noise at several frequencies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import common
+
+PRESETS = ("quick", "paper", "tf-tutorial")
+EXTRA_PRESETS = ("paper-keras", "quick-sgd")
+
+
+def generated_styles(side: int = 256) -> dict[str, np.ndarray]:
+    """High-energy styles as float32 ``[side, side, 3]`` in [0, 1].
+
+    * ``sine_stripes``: three saturated colours, each channel ``0.5 + 0.5·sin(2π·f·x + phase)`` with
+      f = 12 periods per image and phases 0, 2π/3, 4π/3 (period ≈ 21 px at 256);
+    * ``checker_2`` / ``checker_4``: black-and-white squares 2 and 4 px wide;
+    * ``noise_1`` / ``noise_4`` / ``noise_16``: uniform RGB noise in cells of 1, 4 and 16 px,
+      each channel 0 or 1 (fully saturated), seeded.
+    """
+    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32)
+    out: dict[str, np.ndarray] = {}
+    phases = np.array([0.0, 2 * np.pi / 3, 4 * np.pi / 3], np.float32)
+    out["sine_stripes"] = 0.5 + 0.5 * np.sin(2 * np.pi * 12 * (xx + 0.5 * yy)[..., None] / side + phases)
+    for cell in (2, 4):
+        board = ((yy // cell + xx // cell) % 2).astype(np.float32)
+        out[f"checker_{cell}"] = np.repeat(board[..., None], 3, axis=2)
+    rng = np.random.default_rng(0)
+    for cell in (1, 4, 16):
+        coarse = (rng.uniform(size=(-(-side // cell), -(-side // cell), 3)) > 0.5).astype(np.float32)
+        out[f"noise_{cell}"] = np.repeat(np.repeat(coarse, cell, axis=0), cell, axis=1)[:side, :side]
+    return {k: v.astype(np.float32) for k, v in out.items()}
+
+
+def photos() -> dict[str, np.ndarray]:
+    """The photos: ``data/content``'s, scikit-image's ``rocket`` and ``motorcycle`` if installed, and a
+    600×512 portrait (see the module docstring)."""
+    from nstdream_utils import data, images
+
+    out = {name: images.load_image(data.content_path(name)) for name in data.CONTENT_NAMES}
+    try:
+        import skimage.data
+
+        out["rocket"] = np.asarray(skimage.data.rocket(), np.float32) / 255.0
+        out["motorcycle"] = np.asarray(skimage.data.stereo_motorcycle()[0], np.float32) / 255.0
+    except Exception:  # noqa: BLE001 - optional extra photos; the JSON line says which ran
+        pass
+    out["portrait"] = images.resize(out["astronaut"], exact=(600, 512))
+    return out
+
+
+def styles() -> dict[str, np.ndarray]:
+    """The eight bundled styles and :func:`generated_styles`."""
+    from nstdream_utils import data, images
+
+    out = {name: images.load_image(data.style_path(name)) for name in data.STYLE_NAMES}
+    return {**out, **generated_styles()}
+
+
+def preset_config(name: str):
+    """The NST config a ``--presets`` name stands for (see the module docstring)."""
+    import dataclasses
+
+    from nstdream_utils import presets
+
+    if name == "paper-keras":
+        return dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None)
+    if name == "quick-sgd":
+        return dataclasses.replace(presets.PAPER.nst, size=presets.QUICK.nst.size, sgd_guard_factor=None)
+    return presets.get_preset(name).nst
+
+
+def run_one(content: np.ndarray, style: np.ndarray, cfg, size: int, steps: int) -> dict:
+    """One run: ``{"diverged", "spiked", "above_start", "first", "final", "seconds", "retries"}``."""
+    from nstdream_utils import nst
+    from nstdream_utils.errors import NonFiniteLossError
+
+    start = time.perf_counter()
+    try:
+        result = nst.style_transfer(content, style, config=cfg, size=size, num_steps=steps, progress=False)
+        total = result.history["total"]
+        retries = int(sum(result.history.get("retries", [])))
+    except NonFiniteLossError:
+        return {"diverged": True, "spiked": True, "above_start": True, "first": None, "final": None,
+                "seconds": time.perf_counter() - start, "retries": 0}
+    return {"diverged": False, "spiked": bool(max(total) > total[0]), "above_start": bool(total[-1] > total[0]),
+            "first": total[0], "final": total[-1], "seconds": time.perf_counter() - start, "retries": retries}
+
+
+def _pick(requested: str, available: dict) -> dict:
+    if requested == "all":
+        return available
+    names = requested.split(",")
+    unknown = [n for n in names if n not in available]
+    if unknown:
+        raise SystemExit(f"unknown name(s) {unknown}; choose from {sorted(available)}")
+    return {n: available[n] for n in names}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="NST stress matrix: presets × photos × styles × sizes.")
+    parser.add_argument("--presets", default=",".join(PRESETS),
+                        help=f"comma-separated, from {', '.join(PRESETS + EXTRA_PRESETS)}")
+    parser.add_argument("--photos", default="all")
+    parser.add_argument("--styles", default="all")
+    parser.add_argument("--sizes", default="64,96,128,224")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--failures", action="store_true", help="list each run that diverged, spiked or ended above")
+    args = parser.parse_args()
+    common.setup_env()
+
+    content_images, style_images = _pick(args.photos, photos()), _pick(args.styles, styles())
+    sizes = [int(s) for s in args.sizes.split(",")]
+    by_preset: dict[str, dict] = {}
+    failures = []
+    start = time.perf_counter()
+    for preset in args.presets.split(","):
+        cfg = preset_config(preset)
+        counts = {"runs": 0, "diverged": 0, "spiked": 0, "ended_above_start": 0, "runs_with_retries": 0,
+                  "final_over_first_max": 0.0, "seconds": 0.0}
+        for photo, content in content_images.items():
+            for style_name, style in style_images.items():
+                for size in sizes:
+                    r = run_one(content, style, cfg, size, args.steps)
+                    counts["runs"] += 1
+                    counts["diverged"] += r["diverged"]
+                    counts["spiked"] += r["spiked"]
+                    counts["ended_above_start"] += r["above_start"]
+                    counts["runs_with_retries"] += r["retries"] > 0
+                    counts["seconds"] += r["seconds"]
+                    if not r["diverged"]:
+                        counts["final_over_first_max"] = max(counts["final_over_first_max"], r["final"] / r["first"])
+                    if r["diverged"] or r["spiked"] or r["above_start"]:
+                        failures.append(f"{preset}/{photo}/{style_name}/{size}")
+        by_preset[preset] = counts
+    record = {"benchmark": "nst_stress", **common.machine(), "steps": args.steps, "sizes": sizes,
+              "photos": list(content_images), "styles": list(style_images), "presets": by_preset,
+              "seconds": time.perf_counter() - start}
+    if args.failures:
+        record["failures"] = failures
+    common.emit(record)
+
+
+if __name__ == "__main__":
+    main()
