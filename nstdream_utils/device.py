@@ -58,19 +58,19 @@ NATIVE_CPU_FLAGS: dict[str, tuple[str, ...]] = {
 """``/proc/cpuinfo`` flags, any one of which makes that precision at least as fast as float32 on the CPU.
 
 bfloat16: measured 1.8× less CPU per NST evaluation than float32 with ``avx512_bf16`` and 3.4× with
-``amx_bf16`` (``docs/benchmarks.md``, § 1 and § 7). float16: ``avx512_fp16`` alone is not enough — on a
+``amx_bf16`` (``docs/benchmarks.md``). float16: ``avx512_fp16`` alone is not enough — on a
 CPU with it but without ``amx_fp16`` float16 was still slower than float32 (:data:`PARTIAL_CPU_FLAGS`);
 ``amx_fp16`` is assumed to be enough (no CPU with it was measured)."""
 
 CPU_EMULATION_COST: dict[str, float] = {"bfloat16": 10.0, "float16": 3.0}
 """CPU time of one NST value-and-gradient (VGG-19, 128 px) in that precision ÷ in float32 on a 2-core
 AVX2 CPU without either set of flags, about, from three runs of ``benchmarks/nst_precision.py``
-(bfloat16 9.8×, 10.3× and 11.5×; float16 2.8×, 3.0× and 5.1×; ``docs/benchmarks.md``, § 6)."""
+(bfloat16 9.8×, 10.3× and 11.5×; float16 2.8×, 3.0× and 5.1×; ``docs/benchmarks.md``)."""
 
 PARTIAL_CPU_FLAGS: dict[str, tuple[str, float]] = {"float16": ("avx512_fp16", 1.3)}
 """A flag that gives a precision some instructions of its own yet leaves it slower than float32, and
 that cost as in :data:`CPU_EMULATION_COST`: float16 on a 2-core AVX512-FP16 CPU without AMX-FP16,
-1.2× at 128 px and 1.37× at 256 px (``benchmarks/nst_precision.py``, ``docs/benchmarks.md``, § 7)."""
+1.2× at 128 px and 1.37× at 256 px (``benchmarks/nst_precision.py``, ``docs/benchmarks.md``)."""
 
 
 def cpu_flags() -> frozenset[str]:

@@ -325,7 +325,7 @@ def _lbfgs_tf_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
     clipped into the box; the step is accepted by Armijo backtracking from t = 1; the very first
     step moves no pixel more than ``first_step`` (in [0, 1] units). Image, gradient and history
     stay float32 tensors on the device; a few scalars per iteration come back to the host.
-    Measured against scipy (``benchmarks/lbfgs_tf.py``, ``docs/benchmarks.md`` § 5 and § 7): a few
+    Measured against scipy (``benchmarks/lbfgs_tf.py``, ``docs/benchmarks.md``): a few
     to 25 % more evaluations to the same loss, without scipy's ≈ 0.2–0.4 s per iteration at 512².
     """
     shape = x0.shape

@@ -383,7 +383,7 @@ COARSE_STEPS = 100
 """Default L-BFGS steps at the half-size level; each level below it gets twice the steps of the one
 above (quarter size 200, eighth 400), so every coarse level costs about as much as 25 or fewer
 full-size evaluations. At 512 px, 200 + 100 coarse steps cut the full-size iterations to the TF
-tutorial's 1000-step loss from 248 (20 + 20 coarse steps) to 178 (docs/benchmarks.md)."""
+tutorial's 1000-step loss from 248 (20 + 20 coarse steps) to 178 (benchmarks/nst_time_to_quality.py)."""
 
 FINE_STEPS = 100
 """Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""

@@ -14,7 +14,7 @@ coarse steps leave 178 full-size iterations to do where plain L-BFGS needs about
 ``nst.style_transfer(..., optimizer="lbfgs")`` there. On a faster AVX512-BF16 CPU in bfloat16 with
 ``optimizer="lbfgs-tf"``, two levels with 200 half-size steps beat three at 512 px (9.3× vs 7.4×
 the tutorial's speed to its 1000-step loss: the quarter-size level lays the style out at a scale the
-full-size level must undo; § 8). It does not lower the peak memory, which the
+full-size level must undo). It does not lower the peak memory, which the
 full-size level sets (a 2048² image fits in 24 GiB); it makes the full-size evaluations few.
 
 Each level is an ordinary NST problem at its own size: the content targets come from the content
@@ -23,7 +23,7 @@ level's shape (as ``nst.prepare_images`` does), so a level's loss is the loss
 ``nst.style_transfer`` would report at that size.
 
 Floor 4, beside ``nst``, whose loss (``nst.NSTLoss``) and loops (``nst._lbfgs_loop``,
-``nst._gradient_loop``) it reuses. Measured, not taught: ``docs/benchmarks.md`` (§ 2, § 3).
+``nst._gradient_loop``) it reuses. Measured, not taught: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
