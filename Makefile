@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The GPU extra where a CUDA driver answers, the CPU wheel elsewhere.
 EXTRA := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: setup test test-fast test-network notebooks report styles paper clean benchmarks
+.PHONY: setup lint test test-fast test-network notebooks report styles paper clean benchmarks
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,9 +31,14 @@ setup: $(VENV)/.installed
 NBVAL := NSTDREAM_CPU_DEFAULTS=1 PYTHONPATH=tests $(PY) -m pytest --nbval notebooks \
 	--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p nbval_approx -q -p no:cacheprovider
 
-test: setup
+test: setup lint
 	$(PY) -m pytest tests -q -m "not network"
 	$(NBVAL)
+
+## ruff (pyflakes, syntax, import order) and the module layering (import-linter, pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check nstdream_utils tests benchmarks data
+	$(VENV)/bin/lint-imports
 
 ## Unit tests without the slow real-network runs.
 test-fast: setup

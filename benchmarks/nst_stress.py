@@ -27,9 +27,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
 import common
+import numpy as np
 
 PRESETS = ("quick", "paper", "tf-tutorial")
 EXTRA_PRESETS = ("paper-keras", "quick-sgd")

@@ -18,7 +18,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from . import device, weights as weights_lib
+from . import device
+from . import weights as weights_lib
 from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
 
 # Mean BGR pixel of ImageNet, subtracted by Keras' "caffe" preprocessing (vgg19.preprocess_input).

@@ -36,8 +36,16 @@ import numpy as np
 from . import device, images, models, nst
 from ._loop import Recorder
 from .errors import InputError
-from .presets import (COARSE_STEPS, FINE_STEPS, MIN_LEVEL_SIDE, NSTConfig, default_steps, full_shape,
-                      level_shapes, level_steps)
+from .presets import (
+    COARSE_STEPS,
+    FINE_STEPS,
+    MIN_LEVEL_SIDE,
+    NSTConfig,
+    default_steps,
+    full_shape,
+    level_shapes,
+    level_steps,
+)
 
 
 def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,

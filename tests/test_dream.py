@@ -7,16 +7,12 @@ under a minute on two CPU cores. Tests that need the real weights are marked ``n
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from nstdream_utils import data, device, dream, images, losses, models, presets, weights
+from nstdream_utils import data, device, dream, images, losses, models, presets
 from nstdream_utils.errors import InputError
-
 
 needs_inception = pytest.mark.needs_weights
 

@@ -9,13 +9,10 @@ once per step. Needs the real VGG-19 weights (``NSTDREAM_WEIGHTS_DIR``).
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, nst, presets, weights
+from nstdream_utils import data, images, nst, presets
 
 needs_weights = pytest.mark.needs_weights
 pytestmark = [needs_weights, pytest.mark.slow]

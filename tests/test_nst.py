@@ -11,13 +11,11 @@ H·W/224² (0.82 at 64²); Adam's step does not depend on the gradient's scale, 
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, nst, presets, weights
+from nstdream_utils import data, images, nst, presets
 from nstdream_utils._loop import Recorder
 from nstdream_utils.errors import InputError, NonFiniteLossError
 

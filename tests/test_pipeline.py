@@ -6,15 +6,11 @@ Small sizes and few steps (NST 64 px, DeepDream 96 px) on ``data/content/astrona
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, pipeline, weights
+from nstdream_utils import data, images, pipeline
 from nstdream_utils.errors import InputError
-
 
 needs_weights = pytest.mark.needs_weights
 

@@ -8,13 +8,10 @@ result, upsampled). Correctness only, never wall-clock. The run needs the real V
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, presets, pyramid, weights
+from nstdream_utils import data, images, presets, pyramid
 from nstdream_utils.errors import InputError
 
 needs_weights = pytest.mark.needs_weights
