@@ -302,7 +302,7 @@ class ConvProbe:
 
     ``2 × forward FLOPs ÷ this time`` is the rate the CPU's convolution kernels reach *at these
     shapes*; its ratio to the floor says how much of a step's distance from the floor is the kernels'
-    (small spatial sizes and channel counts run below the big-matmul rate), and ``ours ÷ convs`` what
+    (small spatial sizes and channel counts run below the big-matmul rate), and ``ours ÷ these convolutions`` what
     is left for the rest.
     """
 

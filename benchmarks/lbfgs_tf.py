@@ -8,7 +8,7 @@ list of n ``(0, 1)`` tuples into arrays costs a Python loop over every pixel at 
 run (about 18 s at 512², minutes at 2048²), plus float64 copies of the image and gradient on each
 evaluation and 2·m·n float64 of history (4 GB at 2048² with m = 20).
 
-``nst._lbfgs_tf_loop`` (a prototype in this file until 2026-12-01, now the library's
+``nst._lbfgs_tf_loop`` (the library's
 ``optimizer="lbfgs-tf"``) has the signature of ``nst._lbfgs_loop`` (a drop-in replacement): the
 two-loop recursion with m (s, y) pairs, box constraints by projection (variables at a bound whose
 gradient points outwards are frozen for the step, and the step is clipped back into the box),

@@ -1,4 +1,4 @@
-"""Run a notebook over a grid of parameters with papermill, on local processes or Dask (issue 7).
+"""Run a notebook over a grid of parameters with papermill, on local processes or Dask.
 
 ``nstdream batch GRID.yaml --out DIR [--workers N] [--scheduler ADDRESS] [--retries N] [--dry-run]``
 

@@ -400,7 +400,7 @@ def summarize(records: dict[str, dict], *, preset: str, parameters: dict, conten
         ``dream_loss_final``, ``paper_nst_loss_10000``, ``paper_dream_loss_900``, ``by_content``),
         ``original_dream_loss_900`` (+ ``original_by_content``), ``paper`` (all the paper's numbers)
         and ``runs`` (the file stem of every run). Every style also has a top-level key of its own
-        (``summary["triangle"] == {"nst_loss_1000": …, "dream_loss_900": …}``), the layout issue 6 asks for.
+        (``summary["triangle"] == {"nst_loss_1000": …, "dream_loss_900": …}``).
     """
     first = contents[0]
     keys = ("nst_loss_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final")

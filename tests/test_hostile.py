@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_robustness import assert_one_line_error
 
 from nstdream_utils import batch, files
 from nstdream_utils.errors import InputError
@@ -39,12 +40,7 @@ def nstdream(*argv, env: dict[str, str] | None = None, timeout: float = 120) -> 
 
 def one_error_line(err: str, *needles: str, absent: tuple[str, ...] = ()) -> str:
     """stderr is one line ``error: <where>: <what> — <fix>`` holding every needle and none of ``absent``."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    line = lines[0]
-    assert line.startswith("error: ") and " — " in line and "Traceback" not in err, line
-    for needle in needles:
-        assert needle in line, (needle, line)
+    line = assert_one_line_error(err, *needles)
     for word in absent:
         assert word not in line, (word, line)
     return line
