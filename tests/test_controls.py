@@ -136,3 +136,104 @@ def test_a_guided_dream_moves_towards_the_guide(weights_dir):
     print(f"cosine to the guide's mean mixed3 feature: start {cosine(mean_feature(image), target):.3f}, "
           f"plain {c_plain:.3f}, guided {c_guided:.3f}")
     assert c_guided > c_plain
+
+
+# ------------------------------------------------------------------------------ command line
+def run_cli(argv, capsys) -> tuple[int, str]:
+    capsys.readouterr()
+    code = cli.main([str(a) for a in argv])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture
+def masks(tmp_path) -> dict[str, Path]:
+    """Mask PNGs: half (right half white, 30 × 40, another size than the output), black, white."""
+    half = np.zeros((30, 40, 3), np.float32)
+    half[:, 20:] = 1.0
+    out = {"half": half, "black": np.zeros((8, 8, 3), np.float32), "white": np.ones((8, 8, 3), np.float32)}
+    for name, image in out.items():
+        images.save_image(image, tmp_path / f"{name}.png")
+    return {name: tmp_path / f"{name}.png" for name in out}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail a test that would get as far as loading a network."""
+    def refuse(names):
+        raise AssertionError(f"{names} would load before the refusal")
+    monkeypatch.setattr(cli, "_check_weights", refuse)
+
+
+@pytest.mark.parametrize("extra, line", [
+    (["--style", STYLE, "--style-weights", "0.7"],
+     "error: --style-weights: 1 weights for 2 style images — give one weight per style image (2)"),
+    (["--style-weights", "0.7,x"],
+     "error: --style-weights: expected numbers separated by commas, got '0.7,x' — pass e.g. --style-weights 0.7,0.3"),
+    (["--style-weights", "-1"],
+     "error: --style-weights: style weights must be numbers ≥ 0, not all 0, got (-1.0,) — pass e.g. 0.7,0.3"),
+    (["--style-scale", "0"], "error: --style-scale: must be a finite number > 0, got 0 — pass e.g. --style-scale 0.5"),
+    (["--preserve-color", "hue"],
+     "error: --preserve-color: unknown choice 'hue' — choose one of luminance, histogram"),
+    (["--mask", "MASK:black"],
+     "error: --mask MASK:black: the mask is all black — paint white where the style goes and black where the "
+     "content stays"),
+    (["--mask", "MASK:white"],
+     "error: --mask MASK:white: the mask is all white — paint white where the style goes and black where the "
+     "content stays"),
+    (["--mask", "MASK:half", "--levels", "2"],
+     "error: --mask: is not combined with --levels 2 yet — drop --levels (one level), or the option"),
+])
+def test_style_controls_are_refused_in_one_line_before_any_network(extra, line, masks, no_network, tmp_path, capsys):
+    extra = [str(masks[a[5:]]) if str(a).startswith("MASK:") else a for a in extra]
+    line = line.replace("MASK:black", str(masks["black"])).replace("MASK:white", str(masks["white"]))
+    code, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / "o.png", *extra], capsys)
+    assert code == cli.EXIT_ERROR
+    assert err.strip() == line
+
+
+@pytest.mark.parametrize("argv", [
+    ["style", CONTENT, STYLE, "--mask", "missing.png"],
+    ["style", CONTENT, STYLE, "--style", "missing.png"],
+    ["dream", CONTENT, "--guide", "missing.png"],
+])
+def test_a_missing_control_image_is_refused_in_one_line(argv, no_network, tmp_path, capsys):
+    code, err = run_cli([*argv, "-o", tmp_path / "o.png"], capsys)
+    lines = err.strip().splitlines()
+    assert code == cli.EXIT_ERROR and len(lines) == 1
+    assert lines[0].startswith("error: missing.png") and " — " in lines[0], err
+
+
+def test_the_library_refuses_bad_controls_before_any_network():
+    from nstdream_utils import nst
+
+    image = np.zeros((40, 40, 3), np.float32)
+    with pytest.raises(InputError, match="2 weights for 1 style images"):
+        nst.style_transfer(image, image, style_blend=(0.5, 0.5), weights="/nonexistent")
+    with pytest.raises(InputError, match="style_scale must be a positive number"):
+        nst.style_transfer(image, image, style_scale=-1.0, weights="/nonexistent")
+    with pytest.raises(InputError, match="all black"):
+        nst.style_transfer(image, image, mask=np.zeros((5, 5)), weights="/nonexistent")
+    with pytest.raises(InputError, match="unknown preserve_color"):
+        presets.validate_nst(presets.NSTConfig(preserve_color="hue"))
+
+
+@pytest.mark.needs_weights
+def test_style_flags_run_together(weights_dir, masks, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    code, err = run_cli(["style", CONTENT, STYLE, "--style", REPO / "data" / "styles" / "checkerboard.png",
+                         "--style-weights", "0.7,0.3", "--style-scale", "0.75", "--preserve-color", "luminance",
+                         "--mask", masks["half"], "-o", out, "--size", "48", "--steps", "2", "--no-progress"], capsys)
+    assert code == 0, err
+    written = images.load_image(out)
+    assert written.shape == (32, 48, 3)
+    content = images.resize(images.load_image(CONTENT), exact=(32, 48))
+    assert chroma_distance(written, content) < 0.01  # luminance only: the content's colours
+
+
+@pytest.mark.needs_weights
+def test_dream_guide_flag_runs(weights_dir, tmp_path, capsys):
+    out = tmp_path / "out.png"
+    code, err = run_cli(["dream", CONTENT, "--guide", STYLE, "-o", out, "--size", "75", "--steps", "2",
+                         "--no-progress"], capsys)
+    assert code == 0, err
+    assert images.load_image(out).shape[1] == 112  # longest side 75 → upscaled so the short side is 75
