@@ -80,7 +80,7 @@ class NSTLoss:
     ``L_style = Σ_k w_k L_style(x, style_k)`` with ``w = cfg.style_blend``; a style image of another
     size than the content (``cfg.style_scale``) has its plain-sum Gram matrices rescaled by
     ``M_content / M_style`` (positions per layer), so they count per position as the output's do.
-    A ``mask`` ``[H, W]`` in [0, 1] (Gatys et al. 2017) multiplies the output's features by the
+    A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's features by the
     mask resized to each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``, so the style
     is matched only where the mask is white; where it is black the pixel term
     ``cfg.mask_weight · mean((1 − m)(x − c)²)`` keeps the content (added to the ``"content"`` term).
@@ -97,7 +97,7 @@ class NSTLoss:
         self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers} \
             if mask is not None else {}
         self.content_image = tf.constant(content[np.newaxis])
-        self.outside = tf.constant((1.0 - mask)[np.newaxis, ..., np.newaxis]) if mask is not None else None
+        self.outside = tf.constant(1.0 - mask[np.newaxis, ..., np.newaxis], tf.float32) if mask is not None else None
         self.blend = []  # (w_k, {layer: target Gram of style k})
         for weight, image in zip(cfg.style_blend or [1.0] * len(styles), styles):
             features = self.extractor(image[np.newaxis])
@@ -485,7 +485,7 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                         callback=callback, main_key="total")
     loop = loop_for(cfg.optimizer)
     image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
-    if cfg.preserve_color == "luminance":  # the output's luminance, the content's chroma
+    if cfg.preserve_color == "luminance":  # after the run: the output's luminance Y, the content's Cb, Cr
         image = images.keep_colors(np.clip(image, 0, 1), content)
     return NSTResult(image=np.clip(image, 0, 1).astype(np.float32), history=recorder.history, config=cfg,
                      frames=recorder.frames, status=recorder.status)

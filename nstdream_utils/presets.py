@@ -70,8 +70,8 @@ class NSTConfig:
         style_layers: layer → w_l; style_weight (β); style_reduction and gram_normalize: see
             ``losses.style_layer_loss`` and ``losses.gram_matrix``.
         tv_weight, tv_kind, tv_power: total-variation term (``losses.total_variation_loss``).
-        preserve_color: None, ``"luminance"`` (the output's luminance with the content's colours,
-            after the run) or ``"histogram"`` (the style's colours matched to the content's, before);
+        preserve_color: None, ``"luminance"`` (after the run, the output's luminance Y with the
+            content's chroma Cb, Cr: ``images.keep_colors``) or ``"histogram"`` (the style's colours matched to the content's, before);
             Gatys et al. 2016, "Preserving colour in neural artistic style transfer".
         style_blend: the weight w_k of each style image, L_style = Σ_k w_k L_style(x, style_k)
             (None: 1 for each); one per style image.
