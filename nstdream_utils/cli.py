@@ -36,11 +36,13 @@ _EXAMPLES = {
     "--dream-size": "--dream-size 299", "--dream-lr": "--dream-lr 0.01", "--log-every": "--log-every 10",
     "--stylized": "--stylized stylized.png", "--workers": "--workers 2", "--retries": "--retries 1",
     "--levels": "--levels 3", "--max-runs": "--max-runs 20000", "--level-steps": "--level-steps 200,100,100",
+    "--style-weights": "--style-weights 0.7,0.3", "--style-scale": "--style-scale 0.5",
 }
 
 # Library parameter names -> the option that sets them, for errors raised by the library.
 _OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps",
-                 "tile_size": "--tile-size"}
+                 "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale",
+                 "mask": "--mask"}
 
 #: Largest image side (px) that ``--size``, ``--dream-size`` and ``--tile-size`` accept; the environment
 #: variable ``NSTDREAM_MAX_SIZE`` overrides it. NST at 4096 px already needs tens of GB.
@@ -123,6 +125,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _weight_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def _step_list(text: str) -> tuple[int, ...]:
     return tuple(_positive_int(part.strip()) for part in text.split(","))
 
@@ -162,9 +171,19 @@ def _common(p: argparse.ArgumentParser, *, nst: bool, dream: bool) -> None:
         p.add_argument("--level-steps", type=_step_list,
                        help="with --levels N: steps per level, coarsest first, e.g. 200,100,100 "
                             "(default: 100 at full size, 100 at half, doubling at each coarser level)")
+        p.add_argument("--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
+                       help="another style image to blend with STYLE (repeatable)")
+        p.add_argument("--style-weights", type=_weight_list,
+                       help="one weight per style image, STYLE first, e.g. 0.7,0.3 (default: 1 each)")
+        p.add_argument("--style-scale", type=_positive_float,
+                       help="style image at F × the output size: F > 1 larger patterns, F < 1 smaller (default 1)")
+        p.add_argument("--preserve-color", choices=presets.PRESERVE_COLORS,
+                       help="keep the content's colours: luminance-only transfer, or the style's colours matched")
+        p.add_argument("--mask", help="image, white where the style goes, black where the content stays")
     if dream:
         p.add_argument("--layers", type=_layers, help="Inception layers, e.g. mixed3,mixed5")
         p.add_argument("--octaves", type=_positive_int, help="number of octaves ending at full size")
+        p.add_argument("--guide", help="guide image: dream towards its features instead of the mean activation")
     if dream and not nst:
         p.add_argument("--tile-size", type=_nonnegative_int, help="dream tile by tile above this size (0: never)")
     if nst and dream:
@@ -233,7 +252,9 @@ def _configs(args) -> tuple[presets.Preset, presets.NSTConfig, presets.DreamConf
         nst_cfg = presets.validate_nst(nst_cfg.replace(
             size=args.size, square=square if square or args.size is None else False,
             num_steps=getattr(args, "nst_steps", None) or args.steps,
-            optimizer=args.optimizer or ("lbfgs" if args.levels > 1 else None), learning_rate=args.lr))
+            optimizer=args.optimizer or ("lbfgs" if args.levels > 1 else None), learning_rate=args.lr,
+            preserve_color=args.preserve_color, style_blend=args.style_weights, style_scale=args.style_scale))
+        presets.check_styles(nst_cfg, 1 + len(args.more_styles))
     if args.command in ("dream", "pipeline"):
         dream_size = args.size if args.command == "dream" else args.dream_size
         dream_lr = args.lr if args.command == "dream" else args.dream_lr
@@ -247,6 +268,12 @@ def _configs(args) -> tuple[presets.Preset, presets.NSTConfig, presets.DreamConf
 
 def _check_level_options(args) -> None:
     """``--levels`` and ``--level-steps`` agree with each other and with ``--steps``/``--nst-steps``."""
+    controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
+                                         ("--style-scale", args.style_scale), ("--preserve-color", args.preserve_color),
+                                         ("--mask", args.mask)) if value]
+    if args.levels > 1 and controls:
+        raise InputError(f"is not combined with --levels {args.levels} yet", where=controls[0],
+                         fix="drop --levels (one level), or the option")
     if args.levels == 1:
         if args.level_steps is not None:
             raise InputError("needs --levels 2 or more (it gives the steps of each level)",
@@ -305,15 +332,16 @@ def _check_sizes(args) -> None:
 
 def _inputs(args) -> set[str]:
     """The real paths of the command's input images."""
-    paths = (getattr(args, attr, None) for attr in ("content", "style", "image"))
-    return {os.path.realpath(path) for path in paths if path is not None}
+    paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
+    return {os.path.realpath(path) for path in paths + getattr(args, "more_styles", []) if path is not None}
 
 
 def _check_inputs(args) -> presets.Preset:
     """Check image paths, output paths and parameters (milliseconds; no TensorFlow)."""
-    for attr in ("content", "style", "image"):
-        if getattr(args, attr, None) is not None:
-            images.validate_image_path(getattr(args, attr))
+    for path in [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")] \
+            + getattr(args, "more_styles", []):
+        if path is not None:
+            images.validate_image_path(path)
     _check_sizes(args)
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
@@ -329,7 +357,24 @@ def _check_inputs(args) -> presets.Preset:
     preset, nst_cfg, _ = _configs(args)
     if args.command in ("style", "pipeline"):
         _check_level_shapes(args, nst_cfg)
+        if args.mask:
+            try:
+                presets.check_mask(images.load_image(args.mask))
+            except InputError as exc:
+                raise InputError(exc.what, where=f"--mask {args.mask}", fix=exc.fix) from None
     return preset
+
+
+def _controls(args) -> dict:
+    """The style images (a list when --style adds some), mask and guide images, loaded."""
+    out = {}
+    if getattr(args, "more_styles", None):
+        out["style_image"] = [images.load_image(p) for p in [args.style, *args.more_styles]]
+    if getattr(args, "mask", None):
+        out["mask"] = images.load_image(args.mask)
+    if getattr(args, "guide", None):
+        out["guide"] = images.load_image(args.guide)
+    return out
 
 
 def _check_weights(names: tuple[str, ...]) -> None:
@@ -423,10 +468,12 @@ def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
 
 def _run_style(args, preset, interrupts, written) -> int:
     content, style = images.load_image(args.content), images.load_image(args.style)
+    controls = _controls(args)
+    style = controls.pop("style_image", style)
     _check_weights(("vgg19",))
     from . import pyramid
 
-    result = pyramid.stylize(content, style, levels=args.levels, steps_per_level=args.level_steps,
+    result = pyramid.stylize(content, style, **controls, levels=args.levels, steps_per_level=args.level_steps,
                              optimizer=preset.nst.optimizer, config=preset.nst, seed=args.seed,
                              progress=not args.no_progress, log_every=args.log_every,
                              should_stop=interrupts.should_stop, precision=args.precision)
@@ -437,10 +484,11 @@ def _run_style(args, preset, interrupts, written) -> int:
 
 def _run_dream(args, preset, interrupts, written) -> int:
     image = images.load_image(args.image)
+    controls = _controls(args)
     _check_weights(("inception_v3",))
     from . import dream
 
-    result = dream.deep_dream(image, config=preset.dream, octaves=args.octaves, seed=args.seed,
+    result = dream.deep_dream(image, **controls, config=preset.dream, octaves=args.octaves, seed=args.seed,
                               progress=not args.no_progress, log_every=args.log_every,
                               should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision,
@@ -450,10 +498,12 @@ def _run_dream(args, preset, interrupts, written) -> int:
 
 def _run_pipeline(args, preset, interrupts, written) -> int:
     content, style = images.load_image(args.content), images.load_image(args.style)
+    controls = _controls(args)
+    style = controls.pop("style_image", style)
     _check_weights(("vgg19", "inception_v3"))
     from . import pipeline
 
-    result = pipeline.run_pipeline(content, style, preset=preset, octaves=args.octaves, seed=args.seed,
+    result = pipeline.run_pipeline(content, style, **controls, preset=preset, octaves=args.octaves, seed=args.seed,
                                    progress=not args.no_progress, log_every=args.log_every,
                                    should_stop=interrupts.should_stop, precision=args.precision,
                                    levels=args.levels, steps_per_level=args.level_steps,

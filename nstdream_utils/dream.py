@@ -66,16 +66,28 @@ def _normalized(grad: tf.Tensor, cfg: DreamConfig) -> tf.Tensor:
     return grad / (tf.math.reduce_std(grad) + 1e-8) if cfg.normalize_gradient else grad
 
 
-def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
+def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) -> dict[str, tf.Tensor]:
+    """The guide image's features at each dream layer, ``[Q, C]`` (positions × channels), computed
+    once at the dream's size (for :func:`losses.guided_dream_loss`)."""
+    features = extractor(prepare_image(guide, cfg)[np.newaxis])
+    return {n: tf.reshape(tf.cast(f, tf.float32), [-1, f.shape[-1]]) for n, f in features.items()}
+
+
+def _objective(guides: dict | None):
+    """The loss to maximise: :func:`losses.dream_loss`, or :func:`losses.guided_dream_loss` with a guide."""
+    return losses.dream_loss if guides is None else (lambda acts: losses.guided_dream_loss(acts, guides))
+
+
+def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
     """One traced ascent step on a whole image: ``step(img [H, W, 3] in [-1, 1]) -> (loss, new img)``."""
 
-    scale = _loss_scale(extractor)
+    scale, objective = _loss_scale(extractor), _objective(guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
     def step(img):
         with tf.GradientTape() as tape:
             tape.watch(img)
-            loss = losses.dream_loss(extractor((img[tf.newaxis] + 1.0) / 2.0))
+            loss = objective(extractor((img[tf.newaxis] + 1.0) / 2.0))
             scaled = loss * scale
         grad = _normalized(tape.gradient(scaled, img) / scale, cfg)
         return loss, tf.clip_by_value(img + cfg.step_size * grad, -1.0, 1.0)
@@ -83,12 +95,12 @@ def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
     return step
 
 
-def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
+def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
     """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial).
 
     ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size.
     """
-    tile, scale = cfg.tile_size, _loss_scale(extractor)
+    tile, scale, objective = cfg.tile_size, _loss_scale(extractor), _objective(guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
     def step(img, shift):
@@ -106,7 +118,7 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig):
                 with tf.GradientTape() as tape:
                     tape.watch(rolled)
                     piece = rolled[y:y + tile, x:x + tile]
-                    loss = losses.dream_loss(extractor((piece[tf.newaxis] + 1.0) / 2.0))
+                    loss = objective(extractor((piece[tf.newaxis] + 1.0) / 2.0))
                     scaled = loss * scale
                 grads = grads + tape.gradient(scaled, rolled) / scale
                 total += loss
@@ -122,7 +134,7 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
                num_steps: int | None = None, step_size: float | None = None, layers=None, octaves=None,
                tile_size: int | None = None, seed: int = 0, progress: bool = True, log_every: int = 0,
                frame_every: int = 0, callback=None, should_stop=None, weights=None,
-               precision: str | None = None) -> DreamResult:
+               precision: str | None = None, guide=None) -> DreamResult:
     """Dream on ``image`` by gradient ascent of Inception v3's mean activations.
 
     Args:
@@ -136,6 +148,8 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
         precision: what Inception v3 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs
             with AVX512-BF16 or AMX), ``"float16"`` (GPUs) — or None for the global Keras policy;
             the loss is float32 either way.
+        guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
+            image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
 
     Returns:
         A :class:`DreamResult`; Ctrl-C returns one with status ``"interrupted"``.
@@ -151,7 +165,8 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
     device.seed_everything(seed)
     base = prepare_image(image, cfg)
     extractor = models.inception_features(cfg.layers, weights=weights, precision=precision)
-    whole_step, tiled_step = make_step(extractor, cfg), None
+    guides = guide_features(extractor, guide, cfg) if guide is not None else None
+    whole_step, tiled_step = make_step(extractor, cfg, guides), None
     rng = np.random.default_rng(seed)
     img = tf.constant(base * 2.0 - 1.0)
     state = {"img": img}
@@ -164,7 +179,7 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
         state["img"] = tf.image.resize(state["img"], hw)
         use_tiles = cfg.tile_size and max(hw) > cfg.tile_size
         if use_tiles and tiled_step is None:
-            tiled_step = make_tiled_step(extractor, cfg)
+            tiled_step = make_tiled_step(extractor, cfg, guides)
 
         def step(i: int) -> dict:
             if use_tiles:

@@ -671,3 +671,50 @@ def to_pil(image: Any) -> Image.Image:
         floats, _ = _as_image_array(array)
         pixels = np.rint(np.clip(floats, 0.0, 1.0) * 255.0).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+# ---------------------------------------------------------------- colour (for NST's colour preservation)
+_YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
+"""RGB → YCbCr (JPEG's full-range BT.601, Cb and Cr centred on 0): Y = 0.299 R + 0.587 G + 0.114 B."""
+
+
+def rgb_to_ycbcr(image: Any) -> np.ndarray:
+    """``[H, W, 3]`` RGB in [0, 1] → Y in [0, 1], Cb and Cr in [-0.5, 0.5] (float32)."""
+    return np.asarray(image, np.float32) @ _YCBCR.T
+
+
+def ycbcr_to_rgb(image: Any) -> np.ndarray:
+    """The inverse of :func:`rgb_to_ycbcr` (not clipped)."""
+    return np.asarray(image, np.float32) @ np.linalg.inv(_YCBCR).T
+
+
+def keep_colors(stylized: Any, content: Any) -> np.ndarray:
+    """The stylised image's luminance Y with the content's chroma (Cb, Cr), clipped to [0, 1].
+
+    Both ``[H, W, 3]`` in [0, 1] of the same shape: the luminance-only transfer of Gatys et al. 2016.
+    """
+    y = rgb_to_ycbcr(stylized)[..., :1]
+    cbcr = rgb_to_ycbcr(content)[..., 1:]
+    return np.clip(ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1)), 0.0, 1.0)
+
+
+def match_colors(source: Any, reference: Any) -> np.ndarray:
+    """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1].
+
+    .. math:: x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r
+
+    (symmetric matrix square roots; Gatys et al. 2016's colour histogram matching). ``[H, W, 3]`` in
+    [0, 1]; the two images may differ in size.
+    """
+    def stats(image):
+        pixels = np.asarray(image, np.float64).reshape(-1, 3)
+        return pixels, pixels.mean(0), np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3)
+
+    def sqrt(cov, power):
+        values, vectors = np.linalg.eigh(cov)
+        return vectors @ np.diag(values ** power) @ vectors.T
+
+    pixels, mu_s, cov_s = stats(source)
+    _, mu_r, cov_r = stats(reference)
+    out = (pixels - mu_s) @ (sqrt(cov_r, 0.5) @ sqrt(cov_s, -0.5)).T + mu_r
+    return np.clip(out, 0.0, 1.0).reshape(np.shape(source)).astype(np.float32)

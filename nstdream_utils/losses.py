@@ -7,7 +7,9 @@ The paper's equations (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016)
 * Eq 5, style loss: :math:`E_l = \\frac{1}{4 N_l^2 M_l^2} \\sum_{i,j} (G^l_{ij} - A^l_{ij})^2`,
   :math:`L_{style} = \\sum_l w_l E_l`
 * Eq 6, total loss: :math:`L = \\alpha L_{content} + \\beta L_{style}` (+ total variation, optional)
-* DeepDream: :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised.
+* DeepDream: :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised; guided by an image:
+  :func:`guided_dream_loss`.
+* Spatial control (Gatys et al. 2017): Gram matrices of masked features, :func:`resize_mask`.
 
 Feature maps are channels-last, float32. Nothing here knows about models or optimisers.
 Taught in notebooks 01 (Gram matrices), 02 (content and style loss) and 04 (DeepDream loss).
@@ -277,3 +279,36 @@ def dream_loss(activations: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf
     """
     values = activations.values() if isinstance(activations, Mapping) else activations
     return tf.add_n([tf.reduce_mean(tf.cast(a, tf.float32)) for a in values])
+
+
+def resize_mask(mask, features) -> tf.Tensor:
+    """A mask ``[H0, W0]`` in [0, 1] resized (bilinear) to a feature map's positions: ``[1, H, W, 1]``.
+
+    Spatial control (Gatys et al. 2017): the Gram matrix of ``features * resize_mask(mask, features)``
+    sums only over the positions the mask keeps, :math:`G_{cc'} = \\sum_p m_p^2 F_{pc} F_{pc'}`.
+    """
+    m = tf.cast(mask, tf.float32)[tf.newaxis, ..., tf.newaxis]
+    return tf.image.resize(m, tf.shape(features)[1:3])
+
+
+def guided_dream_loss(activations: Mapping[str, tf.Tensor], guides: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Guided DeepDream (the original DeepDream notebook): for each position, the dot product of the
+    image's feature vector with the guide's best-matching one, averaged, summed over layers.
+
+    .. math:: L = \\sum_l \\operatorname{mean}_p\\, a^l_p \\cdot g^l_{q^*(p)}, \\quad
+              q^*(p) = \\arg\\max_q a^l_p \\cdot g^l_q
+
+    Args:
+        activations: layer → float ``[1, H, W, C]`` of the image.
+        guides: layer → float ``[Q, C]``, the guide image's feature vectors (positions × channels).
+
+    Returns:
+        float32 scalar, maximised; the match ``q*`` is not differentiated (as in the notebook).
+    """
+    total = tf.constant(0.0)
+    for name, guide in guides.items():
+        a = tf.cast(activations[name], tf.float32)
+        a = tf.reshape(a, [-1, tf.shape(a)[-1]])  # [P, C]
+        best = tf.gather(guide, tf.argmax(tf.matmul(a, guide, transpose_b=True), axis=1))  # [P, C]
+        total += tf.reduce_mean(tf.reduce_sum(a * best, axis=-1))
+    return total

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from . import device, images, losses, models
 from ._loop import Recorder, RunResult, run_steps
-from .presets import NSTConfig, get_preset, validate_nst
+from .presets import NSTConfig, check_mask, check_styles, get_preset, validate_nst
 
 VGG19_MIN_SIZE = 32
 """VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
@@ -45,19 +45,26 @@ def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
     return validate_nst(cfg.replace(**overrides))
 
 
-def prepare_images(content_image, style_image, cfg: NSTConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Resize the content image to the configured size (at least 32 px per side), and the style image to
-    the content's size.
+def prepare_images(content_image, style_image, cfg: NSTConfig):
+    """Resize the content image to the configured size (at least 32 px per side), and the style image
+    (or each of a list of them) to ``cfg.style_scale ×`` the content's size (at least 32 px per side).
+
+    With ``cfg.preserve_color == "histogram"`` each style image's colours are then matched to the
+    content's mean and covariance (``images.match_colors``).
 
     Returns:
-        Two float32 ``[H, W, 3]`` arrays in [0, 1] of the same shape.
+        The content, float32 ``[H, W, 3]`` in [0, 1], and the style image (a list for a list).
     """
     content = np.asarray(content_image, np.float32)
     content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
         else images.resize(content, longest_side=cfg.size)
     content = images.ensure_min_size(content, VGG19_MIN_SIZE)  # VGG-19's 4 poolings before block5
-    style = images.resize(np.asarray(style_image, np.float32), exact=content.shape[:2])
-    return content, style
+    shape = tuple(max(VGG19_MIN_SIZE, round(side * cfg.style_scale)) for side in content.shape[:2])
+    styles = []
+    for style in style_image if isinstance(style_image, (list, tuple)) else [style_image]:
+        style = images.resize(np.asarray(style, np.float32), exact=shape)
+        styles.append(images.match_colors(style, content) if cfg.preserve_color == "histogram" else style)
+    return content, styles if isinstance(style_image, (list, tuple)) else styles[0]
 
 
 class NSTLoss:
@@ -68,18 +75,42 @@ class NSTLoss:
     :meth:`value_and_gradient` for the gradient too. ``precision`` (``models.vgg19_features``) sets
     what VGG-19 computes in; the losses are always float32. ``loss_scale`` is the
     :class:`models.LossScale` of a float16 network, else None.
+
+    Controls (``NSTConfig``): ``style`` may be a list of images, blended as
+    ``L_style = Σ_k w_k L_style(x, style_k)`` with ``w = cfg.style_blend``; a style image of another
+    size than the content (``cfg.style_scale``) has its plain-sum Gram matrices rescaled by
+    ``M_content / M_style`` (positions per layer), so they count per position as the output's do.
+    A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's features by the
+    mask resized to each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``, so the style
+    is matched only where the mask is white; where it is black the pixel term
+    ``cfg.mask_weight · mean((1 − m)(x − c)²)`` keeps the content (added to the ``"content"`` term).
     """
 
-    def __init__(self, content: np.ndarray, style: np.ndarray, cfg: NSTConfig, *, weights=None,
-                 precision: str | None = None) -> None:
+    def __init__(self, content: np.ndarray, style, cfg: NSTConfig, *, mask: np.ndarray | None = None,
+                 weights=None, precision: str | None = None) -> None:
         self.cfg = cfg
         self.extractor = models.vgg19_features(tuple(cfg.content_layers) + tuple(cfg.style_layers),
                                                weights=weights, precision=precision)
         content_features = self.extractor(content[np.newaxis])
-        style_features = self.extractor(style[np.newaxis])
         self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
-        self.style_targets = {n: tf.constant(losses.gram_matrix(style_features[n], normalize=cfg.gram_normalize))
-                              for n in cfg.style_layers}
+        styles = style if isinstance(style, (list, tuple)) else [style]
+        self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers} \
+            if mask is not None else {}
+        self.content_image = tf.constant(content[np.newaxis])
+        self.outside = tf.constant(1.0 - mask[np.newaxis, ..., np.newaxis], tf.float32) if mask is not None else None
+        self.blend = []  # (w_k, {layer: target Gram of style k})
+        for weight, image in zip(cfg.style_blend or [1.0] * len(styles), styles):
+            features = self.extractor(image[np.newaxis])
+            targets = {}
+            for n in cfg.style_layers:
+                gram = losses.gram_matrix(features[n], normalize=cfg.gram_normalize)
+                if cfg.gram_normalize is None:  # a plain sum over positions: count them as the output's
+                    gram *= _positions(content_features[n]) / _positions(features[n])
+                if n in self.masks:
+                    gram *= tf.reduce_mean(tf.square(self.masks[n]))
+                targets[n] = tf.constant(gram)
+            self.blend.append((float(weight), targets))
+        self.style_targets = self.blend[0][1]
         # float16's range needs a loss scale for the gradient; bfloat16 and float32 have float32's range.
         self.loss_scale = models.LossScale() if self.extractor.compute_dtype == "float16" else None
 
@@ -89,13 +120,17 @@ class NSTLoss:
         content = tf.add_n([losses.content_loss(features[n], self.content_targets[n],
                                                 reduction=cfg.content_reduction)
                             for n in cfg.content_layers]) / len(cfg.content_layers)
-        style = losses.style_loss(features, self.style_targets, cfg.style_layers,
-                                  reduction=cfg.style_reduction, gram_normalize=cfg.gram_normalize,
-                                  image_positions=tf.shape(image)[1] * tf.shape(image)[2])
+        styled = {n: features[n] * self.masks[n] for n in self.masks} if self.masks else features
+        style = tf.add_n([weight * losses.style_loss(
+            styled, targets, cfg.style_layers, reduction=cfg.style_reduction, gram_normalize=cfg.gram_normalize,
+            image_positions=tf.shape(image)[1] * tf.shape(image)[2]) for weight, targets in self.blend])
         tv = losses.total_variation_loss(image, kind=cfg.tv_kind, power=cfg.tv_power) \
             if cfg.tv_weight else tf.constant(0.0)
         terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
                  "tv": cfg.tv_weight * tv}
+        if self.outside is not None:  # the mask's pixel term counts as content
+            kept = tf.square(image / cfg.pixel_scale - self.content_image) * self.outside
+            terms["content"] += cfg.mask_weight * tf.reduce_mean(kept)
         return {"total": terms["content"] + terms["style"] + terms["tv"], **terms}
 
     def value_and_gradient(self, image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -115,11 +150,16 @@ class NSTLoss:
         return self.loss_scale.value_and_gradient(self, image)
 
 
+def _positions(features: tf.Tensor) -> float:
+    """H·W of a ``[1, H, W, C]`` feature map."""
+    return float(features.shape[1] * features.shape[2])
+
+
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
     if cfg.init == "content":
         start = content
     elif cfg.init == "style":
-        start = style
+        start = images.resize(style, exact=content.shape[:2])
     else:
         start = np.random.default_rng(seed).uniform(0, 1, content.shape).astype(np.float32)
     return (start * cfg.pixel_scale)[np.newaxis].astype(np.float32)
@@ -396,11 +436,13 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    num_steps: int | None = None, optimizer: str | None = None,
                    learning_rate: float | None = None, seed: int = 0, progress: bool = True,
                    log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None,
-                   weights=None, precision: str | None = None) -> NSTResult:
+                   weights=None, precision: str | None = None, mask=None, preserve_color: str | None = None,
+                   style_blend=None, style_scale: float | None = None) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST).
 
     Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here).
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here);
+            ``style_image`` may be a list of images, blended with weights ``style_blend``.
         config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`.
         size, num_steps, optimizer, learning_rate: override the config (None keeps it).
         seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
@@ -413,6 +455,9 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
         precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (about 1.8× faster on
             CPUs with AVX512-BF16, 3.4× with AMX, ``docs/benchmarks.md``), ``"float16"`` (GPUs) — or None
             for the global Keras policy (``device.setup``). Losses are float32 either way.
+        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where
+            the content stays (see :class:`NSTLoss`); neither all black nor all white.
+        preserve_color, style_blend, style_scale: override the config's (``NSTConfig``).
 
     Returns:
         An :class:`NSTResult`. Ctrl-C (KeyboardInterrupt) also returns one, with status ``"interrupted"``.
@@ -421,18 +466,26 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
         InputError: a bad parameter (checked before any network is built).
         NonFiniteLossError: the loss became NaN/Inf; ``.last_image`` is the last finite image.
     """
-    cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer,
-                         learning_rate=learning_rate)
+    cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer, learning_rate=learning_rate,
+                         preserve_color=preserve_color, style_scale=style_scale,
+                         style_blend=None if style_blend is None else tuple(style_blend))
+    styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
+    check_styles(cfg, len(styles))
+    mask = check_mask(mask) if mask is not None else None
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
-    content, style = prepare_images(content_image, style_image, cfg)
-    loss_fn = NSTLoss(content, style, cfg, weights=weights, precision=precision)
-    x0 = _initial_image(content, style, cfg, seed)
+    content, styles = prepare_images(content_image, styles, cfg)
+    if mask is not None:  # to the content's size, as one channel
+        mask = np.clip(images.resize(np.repeat(mask[..., None], 3, axis=-1), exact=content.shape[:2])[..., 0], 0, 1)
+    loss_fn = NSTLoss(content, styles, cfg, mask=mask, weights=weights, precision=precision)
+    x0 = _initial_image(content, styles[0], cfg, seed)
     recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0] / cfg.pixel_scale, progress=progress,
                         desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="total")
     loop = loop_for(cfg.optimizer)
     image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
+    if cfg.preserve_color == "luminance":  # after the run: the output's luminance Y, the content's Cb, Cr
+        image = images.keep_colors(np.clip(image, 0, 1), content)
     return NSTResult(image=np.clip(image, 0, 1).astype(np.float32), history=recorder.history, config=cfg,
                      frames=recorder.frames, status=recorder.status)

@@ -36,7 +36,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                  dream_size: int | None = None, dream_steps: int | None = None,
                  dream_step_size: float | None = None, layers=None, octaves=None, seed: int = 0,
                  progress: bool = True, log_every: int = 0, should_stop=None,
-                 precision: str | None = None, levels: int = 1, steps_per_level=None) -> PipelineResult:
+                 precision: str | None = None, levels: int = 1, steps_per_level=None, mask=None,
+                 guide=None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image``, then dream on the result (the paper's pipeline).
 
     Args:
@@ -48,6 +49,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
         precision: what both networks compute in (``nst.style_transfer``'s ``precision``).
         levels, steps_per_level: ``levels`` > 1 runs NST coarse to fine (``pyramid.coarse_to_fine``,
             whose ``steps_per_level`` replaces ``nst_steps``; the optimiser defaults to ``"lbfgs"``).
+        mask, guide: ``nst.style_transfer``'s ``mask`` and ``dream.deep_dream``'s ``guide`` (None: none);
+            ``style_image`` may be a list (``NSTConfig.style_blend``). Not with ``levels`` > 1.
 
     Returns:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
@@ -61,13 +64,14 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                                  learning_rate=learning_rate)
     dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
                                      step_size=dream_step_size, layers=layers, octaves=octaves)
-    styled = pyramid.stylize(content_image, style_image, levels=levels, steps_per_level=steps_per_level,
+    controls = {"mask": mask} if mask is not None else {}
+    styled = pyramid.stylize(content_image, style_image, **controls, levels=levels, steps_per_level=steps_per_level,
                              optimizer=optimizer, config=nst_cfg, seed=seed,
                              progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)
     try:
-        dreamed = dream.deep_dream(styled.image, config=dream_cfg, seed=seed, progress=progress,
+        dreamed = dream.deep_dream(styled.image, config=dream_cfg, guide=guide, seed=seed, progress=progress,
                                    log_every=log_every, should_stop=should_stop, precision=precision)
     except BaseException as exc:  # NaN, a bad layer, Ctrl-C: the finished first stage is not lost
         exc.nst_result = styled

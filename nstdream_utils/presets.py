@@ -20,9 +20,12 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .errors import InputError
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
+PRESERVE_COLORS = ("luminance", "histogram")
 INITS = ("content", "noise", "style")
 
 SGD_GUARD_FACTOR = 2.0
@@ -67,6 +70,15 @@ class NSTConfig:
         style_layers: layer → w_l; style_weight (β); style_reduction and gram_normalize: see
             ``losses.style_layer_loss`` and ``losses.gram_matrix``.
         tv_weight, tv_kind, tv_power: total-variation term (``losses.total_variation_loss``).
+        preserve_color: None, ``"luminance"`` (after the run, the output's luminance Y with the
+            content's chroma Cb, Cr: ``images.keep_colors``) or ``"histogram"`` (the style's colours matched to the content's, before);
+            Gatys et al. 2016, "Preserving colour in neural artistic style transfer".
+        style_blend: the weight w_k of each style image, L_style = Σ_k w_k L_style(x, style_k)
+            (None: 1 for each); one per style image.
+        style_scale: the style image is resized to ``style_scale ×`` the output's size before its
+            Gram matrices are computed: above 1, its patterns cover more pixels and come out larger.
+        mask_weight: with a mask, the weight of the pixel term that keeps the content where the
+            mask is black: ``mask_weight · mean((1 − m) · (x − c)²)``, x and c in [0, 1].
     """
 
     size: int = 224
@@ -93,6 +105,10 @@ class NSTConfig:
     tv_weight: float = 1e-6
     tv_kind: str = "keras"
     tv_power: float = 1.25
+    preserve_color: str | None = None
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    mask_weight: float = 1e4
 
     def replace(self, **changes) -> "NSTConfig":
         """A copy with some fields changed; ``None`` values are ignored (they mean "keep"), so to
@@ -276,7 +292,39 @@ def validate_nst(cfg: NSTConfig) -> NSTConfig:
         raise InputError(f"unknown init '{cfg.init}'", where=where, fix=f"choose one of {', '.join(INITS)}")
     check_layers(cfg.content_layers, VGG19_LAYERS, where="content_layers")
     check_layers(cfg.style_layers, VGG19_LAYERS, where="style_layers")
+    if cfg.preserve_color is not None and cfg.preserve_color not in PRESERVE_COLORS:
+        raise InputError(f"unknown preserve_color '{cfg.preserve_color}'", where="preserve_color",
+                         fix=f"choose one of {', '.join(PRESERVE_COLORS)}")
+    _positive(cfg.style_scale, "style_scale", where="style_scale")
+    _positive(cfg.mask_weight, "mask_weight", where="mask_weight")
+    blend = cfg.style_blend or ()
+    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 for w in blend) or \
+            (blend and not sum(blend) > 0):
+        raise InputError(f"style weights must be numbers ≥ 0, not all 0, got {cfg.style_blend!r}",
+                         where="style_blend", fix="pass e.g. 0.7,0.3")
     return cfg
+
+
+def check_styles(cfg: NSTConfig, num_styles: int) -> None:
+    """Refuse a ``style_blend`` whose length is not the number of style images."""
+    if cfg.style_blend is not None and len(cfg.style_blend) != num_styles:
+        raise InputError(f"{len(cfg.style_blend)} weights for {num_styles} style images", where="style_blend",
+                         fix=f"give one weight per style image ({num_styles})")
+
+
+def check_mask(mask) -> np.ndarray:
+    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is
+    averaged); refuses one that is all black or all white, which would make the mask pointless."""
+    m = np.asarray(mask, np.float32)
+    m = m.mean(axis=-1) if m.ndim == 3 else m
+    if m.ndim != 2 or not np.isfinite(m).all():
+        raise InputError(f"a mask must be an [H, W] or [H, W, 3] image, got shape {m.shape}", where="mask",
+                         fix="pass a grayscale or RGB image, white where the style goes")
+    if m.max() < 0.01 or m.min() > 0.99:
+        colour = "black" if m.max() < 0.01 else "white"
+        raise InputError(f"the mask is all {colour}", where="mask",
+                         fix="paint white where the style goes and black where the content stays")
+    return np.clip(m, 0.0, 1.0)
 
 
 def validate_dream(cfg: DreamConfig) -> DreamConfig:
