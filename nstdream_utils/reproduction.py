@@ -1,7 +1,6 @@
 """Reproduce the paper's numbers: every loss Al-Khazraji, Abbas & Jamil (2022) print, beside ours.
 
-One command makes them all (resumable; about 40 minutes per style, measured on a 2-core CPU shared
-with other jobs)::
+One command makes them all (resumable; about 40 minutes per style on a 2-core CPU)::
 
     python -m nstdream_utils.reproduction run --preset paper --out results/paper
 
@@ -924,7 +923,7 @@ def _duration(records: Sequence[dict] | None) -> str:
     seconds = sum(r.get("seconds") or 0.0 for r in records or [])
     if not seconds:
         return ""
-    return f"; the committed runs took {sig(seconds / 3600, 2)} hours on a 2-core CPU shared with other jobs"
+    return f"; the committed runs took {sig(seconds / 3600, 2)} hours on a 2-core CPU"
 
 
 def _lr_note(check: dict | None) -> str:
