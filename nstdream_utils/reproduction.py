@@ -743,6 +743,16 @@ def claim_test(records: Iterable[dict], *, scores: dict[str, float] | None = Non
             "nst_vs_dream": {**between, "expected_sign": "-"}, **_verdict(nst, dream, alpha)}
 
 
+def claim_text(label: str, claim: dict) -> str:
+    """A :func:`claim_test` result as five lines: ρ, n and permutation p of each correlation, and the verdict."""
+    lines = [f"{label} (n = {claim['n']}):"]
+    for key, what in (("nst", "score vs NST loss  "), ("dream", "score vs dream loss"),
+                      ("nst_vs_dream", "NST vs dream loss  ")):
+        r = claim[key]
+        lines.append(f"  {what} rho {sig(r['rho'], 3):>6}  n {r['n']}  p(permutation) {sig(r['p_permutation'], 2)}")
+    return "\n".join([*lines, f"  verdict: {claim['verdict']}"])
+
+
 def _verdict(nst: dict, dream: dict, alpha: float) -> dict:
     def part(result: dict, sign: int, what: str) -> tuple[bool, bool, str]:
         rho, p = result["rho"], result["p_permutation"]

@@ -330,19 +330,20 @@ def test_normalized_joins_pieces_of_one_stream_and_drops_tf_start_up_lines():
 # ------------------------------------------------------------------ nbval-approx (tests/nbval_approx.py)
 
 
-def test_approx_cells_take_decimal_numbers_and_keep_integers():
+def test_approx_cells_take_every_number_but_not_words():
     import nbval_approx
 
     found: list[float] = []
-    text = nbval_approx._take_numbers("step 10 | loss 1.2e+05 | 106,800 ours, ratio 3.5, shape 128×128", found)
-    assert found == [1.2e5, 106800.0, 3.5]
-    assert text == "step 10 | loss ≈NUMBER | ≈NUMBER ours, ratio ≈NUMBER, shape 128×128"
+    text = nbval_approx._take_numbers("step 10 | loss 1.2e+05 | 106,800 ours, ratio 3.5, conv2_2, mixed3", found)
+    assert found == [10.0, 1.2e5, 106800.0, 3.5]
+    assert text == "step ≈NUMBER | loss ≈NUMBER | ≈NUMBER ours, ratio ≈NUMBER, conv2_2, mixed3"
 
 
 @pytest.mark.parametrize(("committed", "fresh", "same"), [
     ("loss 1.25e+05\n", "loss 1.3e+05\n", True),  # within the band
     ("loss 1.25e+05\n", "loss 1.6e+05\n", False),  # outside it
-    ("step 10 | loss 2.0\n", "step 11 | loss 2.0\n", False),  # integers exactly
+    ("β·L_style 546\n", "β·L_style 540\n", True),  # a loss printed as an integer
+    ("step 10 | loss 2.0\n", "step 20 | loss 2.0\n", False),
     ("loss 2.0\n", "cost 2.0\n", False),  # the words exactly
 ])
 def test_approx_cells_compare_numbers_within_the_band(committed, fresh, same):

@@ -211,3 +211,10 @@ def test_committed_paper_results():
     assert {k: v["md5"] for k, v in summary["weights"].items()} == EXPECTED_MD5
     for stem in summary["runs"]:
         assert (COMMITTED.parent / f"{stem}.json").is_file()
+
+
+def test_claim_text_gives_each_correlation_and_the_verdict():
+    claim = reproduction.claim_test(reproduction.paper_records())
+    lines = reproduction.claim_text("the paper's own numbers", claim).splitlines()
+    assert lines[0] == f"the paper's own numbers (n = {claim['n']}):" and len(lines) == 5
+    assert lines[1].startswith("  score vs NST loss   rho") and lines[-1] == f"  verdict: {claim['verdict']}"
