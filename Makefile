@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The GPU extra where a CUDA driver answers, the CPU wheel elsewhere.
 EXTRA := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: setup lint test test-fast test-network notebooks report styles paper clean benchmarks
+.PHONY: setup lint test test-fast test-network notebooks report styles paper clean benchmarks student
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ test: setup lint
 
 ## ruff (pyflakes, syntax, import order) and the module layering (import-linter, pyproject.toml).
 lint: setup
-	$(VENV)/bin/ruff check nstdream_utils tests benchmarks data
+	$(VENV)/bin/ruff check nstdream_utils tests benchmarks data tools
 	$(VENV)/bin/lint-imports
 
 ## Unit tests without the slow real-network runs.
@@ -55,6 +55,12 @@ notebooks: setup
 ## The README's main job: run every notebook with papermill and render build/report/index.html.
 report: setup
 	$(PY) -m nstdream_utils.report --preset $(PRESET) --out build
+
+## The student release in build/student: exercise answers replaced by stubs, hidden tests removed
+## (nbgrader's preprocessors through nbconvert; docs/teaching.md says how to grade with it).
+student: setup
+	rm -rf build/student
+	$(PY) tools/student_release.py notebooks build/student
 
 styles: setup
 	$(VENV)/bin/nstdream data styles

@@ -6,14 +6,13 @@ AMX kernels, cuDNN), and an optimiser grows that difference step by step. So in 
 ``546`` on one machine and ``540`` on another, so integers too), and the text around the numbers
 exactly. Untagged cells are compared exactly, as nbval does.
 
-RTOL: the largest relative spread measured between three kernel sets on one machine (oneDNN with
-AVX-512, oneDNN limited to AVX2 with ``ONEDNN_MAX_CPU_ISA=AVX2``, and TensorFlow's Eigen kernels with
-``TF_ENABLE_ONEDNN_OPTS=0``) was 6 % (the final loss of 20 L-BFGS iterations at 64 px); SGD's final loss
-after 40 steps spread 2 %, DeepDream's 0.4 %. 15 % leaves room for kernels not measured, and still
-fails when an optimiser changes: halving the paper preset's learning rate moves notebook 03's final loss
-by more than that.
+RTOL: on one AMD EPYC, running the notebooks with oneDNN's AVX-512 kernels, with oneDNN limited to AVX2
+(``ONEDNN_MAX_CPU_ISA=AVX2``) and with TensorFlow's Eigen kernels (``TF_ENABLE_ONEDNN_OPTS=0``) moved a
+printed result by at most 6 % (20 L-BFGS iterations at 64 px; 4 % for a DeepDream loss), most
+by well under 1 %. 15 % leaves room for kernels not measured (AMX, GPUs), and still fails when an optimiser
+changes: halving notebook 03's SGD learning rate raises its final loss by more than a third.
 
-Use: ``pytest --nbval notebooks -p nbval_approx`` with ``tests`` on the path (pyproject's ``pythonpath``).
+Use: ``PYTHONPATH=tests pytest --nbval notebooks -p nbval_approx`` (the Makefile's ``test``).
 """
 
 from __future__ import annotations
