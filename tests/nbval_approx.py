@@ -47,7 +47,8 @@ def _strip(outputs, found: list[float]):
         data = output.get("data", {})
         if "text/plain" in data:
             data["text/plain"] = _take_numbers("".join(data["text/plain"]), found)
-        data.pop("text/html", None)  # an HTML table repeats the plain text's numbers
+        for key in [key for key in data if key == "text/html" or key.startswith("image/")]:
+            del data[key]  # HTML repeats the plain text's numbers; a picture of a result has its pixels
     return outputs
 
 
