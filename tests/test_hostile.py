@@ -117,7 +117,7 @@ def test_a_nan_run_never_overwrites_the_input_named_by_output(tmp_path, weights_
     content = tmp_path / "photo.png"
     content.write_bytes(CONTENT.read_bytes())
     code, _, err = nstdream("style", content, STYLE, "-o", content, "--size", 48, "--steps", 3, "--lr", "1e12",
-                            "--optimizer", "sgd", "--no-progress", env={"NSTDREAM_WEIGHTS_DIR": str(weights_dir)},
+                            "--optimizer", "adam", "--no-progress", env={"NSTDREAM_WEIGHTS_DIR": str(weights_dir)},
                             timeout=600)
     assert code == 1, err
     line = [line for line in err.splitlines() if line.startswith("error:")][-1]
