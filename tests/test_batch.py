@@ -214,6 +214,7 @@ def test_options_are_checked(tmp_path):
 # ------------------------------------------------------------------------------- the tiny notebook
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_recorded_retried_and_the_batch_goes_on(tmp_path, tiny_notebook, capsys):
     grid = write_grid(tmp_path, {"notebook": str(tiny_notebook), "outputs": ["out.png"],
                                  "parameters": {"x": [1, 2], "fail_on": 2}})
@@ -238,6 +239,7 @@ def test_a_failing_run_is_recorded_retried_and_the_batch_goes_on(tmp_path, tiny_
     assert json.loads((out / "manifest.json").read_text())["runs"][1]["attempts"] == 3
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_no_half_written_run_and_the_next_batch_finishes_it(tmp_path, tiny_notebook):
     hold = tmp_path / "hold"
     hold.touch()
@@ -355,6 +357,7 @@ def test_after_a_crash_only_damaged_runs_rerun_and_dask_matches_local(local_2x2,
     assert [r["attempts"] for r in again["runs"]] == [2, 2, 1, 1]
 
 
+@pytest.mark.slow
 def test_scheduler_address_runs_on_that_dask_cluster(tmp_path, tiny_notebook):
     from distributed import LocalCluster
 

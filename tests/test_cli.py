@@ -191,6 +191,7 @@ def test_style_coarse_to_fine_writes_the_full_size_and_each_level(tmp_path, caps
     assert report["loss"][2] < report["loss"][0] and report["loss"][4] < report["loss"][3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["style", CONTENT, STYLE], ["dream", CONTENT]], ids=["style", "dream"])
 def test_bfloat16_run_is_close_to_float32(command, tmp_path, capsys, weights_dir):
     losses = {}
@@ -225,6 +226,7 @@ def test_emulated_precision_is_one_warning_line(tmp_path, capsys, weights_dir, m
         monkeypatch.setattr(models, "_WARNED", set())
 
 
+@pytest.mark.slow
 def test_pipeline_precision_reaches_both_stages(tmp_path, capsys, weights_dir):
     reports = {}
     for precision in ("float32", "bfloat16"):
@@ -264,6 +266,7 @@ def test_pipeline_writes_both_images_and_both_stages_metrics(tmp_path, capsys, w
     assert report["size"] == [112, 75]
 
 
+@pytest.mark.slow
 def test_pipeline_coarse_to_fine_then_dream(tmp_path, capsys, weights_dir):
     out, metrics = tmp_path / "out.png", tmp_path / "run.json"
     code, _, err = run_cli(["pipeline", CONTENT, STYLE, "-o", out, "--metrics", metrics, "--size", "64",

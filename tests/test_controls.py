@@ -72,6 +72,7 @@ def test_histogram_matching_moves_the_style_colours_to_the_contents():
     assert stats_error(matched) < stats_error(raw) / 3
 
 
+@pytest.mark.slow
 @pytest.mark.needs_weights
 def test_a_styles_loss_falls_as_its_weight_rises(weights_dir):
     from nstdream_utils import nst
@@ -88,6 +89,7 @@ def test_a_styles_loss_falls_as_its_weight_rises(weights_dir):
     assert losses[0.8][0] < losses[0.2][0] and losses[0.8][1] > losses[0.2][1]
 
 
+@pytest.mark.slow
 @pytest.mark.needs_weights
 def test_a_larger_style_scale_gives_larger_patterns(weights_dir):
     from nstdream_utils import nst

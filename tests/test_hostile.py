@@ -113,6 +113,7 @@ def test_a_default_stylized_name_that_is_an_input_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photo_stylized.png"]
 
 
+@pytest.mark.slow
 def test_a_nan_run_never_overwrites_the_input_named_by_output(tmp_path, weights_dir):
     content = tmp_path / "photo.png"
     content.write_bytes(CONTENT.read_bytes())
@@ -318,6 +319,7 @@ def worker_gone(pid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_ctrl_c_during_a_batch_says_what_finished_in_one_line_and_stops_the_worker(tmp_path):
     process, out, running = held_batch(tmp_path)
@@ -332,6 +334,7 @@ def test_ctrl_c_during_a_batch_says_what_finished_in_one_line_and_stops_the_work
     assert worker_gone(worker)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_sigkill_of_the_batch_ends_its_worker(tmp_path):
     process, _, running = held_batch(tmp_path)

@@ -68,6 +68,7 @@ def test_runner_resumes_without_recomputing(tiny_run):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == mtimes
 
 
+@pytest.mark.slow
 def test_runs_through_the_batch_runner_match_in_process_runs(tiny_run, tmp_path):
     """The same two runs through `nstdream batch` (notebook 05 under papermill): same records."""
     out, _ = tiny_run
