@@ -110,7 +110,6 @@ class NSTLoss:
                     gram *= tf.reduce_mean(tf.square(self.masks[n]))
                 targets[n] = tf.constant(gram)
             self.blend.append((float(weight), targets))
-        self.style_targets = self.blend[0][1]
         # float16's range needs a loss scale for the gradient; bfloat16 and float32 have float32's range.
         self.loss_scale = models.LossScale() if self.extractor.compute_dtype == "float16" else None
 

@@ -29,21 +29,24 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "needs_weights: uses the real ImageNet weights (NSTDREAM_WEIGHTS_DIR)")
 
 
-def pytest_runtest_setup(item) -> None:
-    """A test marked ``needs_weights`` skips without the weights, and fails under NSTDREAM_REQUIRE_WEIGHTS=1."""
-    if item.get_closest_marker("needs_weights") and (reason := missing_weights()):
-        if REQUIRE_WEIGHTS:
-            pytest.fail(f"NSTDREAM_REQUIRE_WEIGHTS=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def weights_dir() -> Path:
-    """The folder with the real ImageNet weights (tests using it are marked ``needs_weights``)."""
+def require_weights() -> None:
+    """Skip the running test without the weights; fail it instead under NSTDREAM_REQUIRE_WEIGHTS=1."""
     if reason := missing_weights():
         if REQUIRE_WEIGHTS:
             pytest.fail(f"NSTDREAM_REQUIRE_WEIGHTS=1 but {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+def pytest_runtest_setup(item) -> None:
+    """A test marked ``needs_weights`` needs the weights (:func:`require_weights`)."""
+    if item.get_closest_marker("needs_weights"):
+        require_weights()
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    """The folder with the real ImageNet weights (:func:`require_weights`)."""
+    require_weights()
     return Path(os.environ["NSTDREAM_WEIGHTS_DIR"])
 
 
