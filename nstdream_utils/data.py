@@ -2,7 +2,7 @@
 
 ``data/styles`` holds eight style images drawn by ``data/make_styles.py``: look-alikes of the four
 geometric images of the paper (Al-Khazraji, Abbas & Jamil 2022, Fig. 5; :data:`PAPER_STYLES`) and
-four of graded busyness (:data:`GRADED_STYLES`, least to most busy). ``data/content`` holds three
+four of graded busyness (:data:`GRADED_STYLES`, least to most busy). ``data/content`` holds five
 permissively licensed photos copied from scikit-image (:data:`CONTENT_NAMES`) by :func:`write_content`.
 
 Files live in :func:`data_dir` (``<repo>/data``, or ``$NSTDREAM_DATA_DIR``); ``nstdream data styles``
@@ -51,7 +51,7 @@ GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")
 #: Every style name: the paper's first, then the graded ones.
 STYLE_NAMES = PAPER_STYLES + GRADED_STYLES
 #: Content photos copied from ``skimage.data`` (licences in ``data/LICENSES.md``).
-CONTENT_NAMES = ("astronaut", "chelsea", "coffee")
+CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 #: The script that draws the style images; it exists only in a checkout of the repository.
 STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"
 
@@ -102,8 +102,9 @@ def content_path(name: str) -> Path:
 def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
     """Copy the :data:`CONTENT_NAMES` photos from scikit-image as PNGs with a longest side of at most 512 px.
 
-    ``astronaut`` (NASA, public domain) and ``chelsea`` (CC0) keep their size; ``coffee`` (CC0) is
-    shrunk from 600×400 to 512×341 with a Lanczos filter. Each file is written atomically to
+    ``astronaut`` (NASA, public domain), ``chelsea`` (CC0) and ``camera`` (CC0, greyscale, stored as
+    RGB) keep their size; ``coffee`` (CC0) and ``rocket`` (SpaceX, public domain) are shrunk to a
+    longest side of 512 px with a Lanczos filter. Each file is written atomically to
     ``directory`` (default ``data_dir()/content``); returns the paths.
 
     Raises:
@@ -118,7 +119,7 @@ def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in CONTENT_NAMES:
-        photo = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)[..., :3])
+        photo = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)).convert("RGB")
         scale = 512 / max(photo.size)
         if scale < 1:
             photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)

@@ -13,8 +13,8 @@ atomically as soon as it ends, and a run whose JSON and PNGs exist (with the sam
 skipped, so a crashed or interrupted job resumes where it stopped.
 
 Numbers: ``history["total"][k]`` is the NST loss *before* update ``k`` — what keras-io prints at
-"iteration k+1" — so "the loss after 1000 iterations" is ``history["total"][999]``;
-``history["loss"][900]`` is the DeepDream tutorial's "step 900".
+"iteration k+1" — so "the loss after 1000 iterations" is ``history["total"][999]``; likewise
+``history["loss"][899]`` is what the DeepDream tutorial prints at "Step 900".
 
 Taught in notebook 06.
 """
@@ -24,16 +24,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 import platform
+import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import files
+from . import claim, files
+from .claim import spearman
 from .data import PAPER_STYLES, STYLE_NAMES
 from .errors import InputError
 
@@ -47,7 +50,8 @@ PAPER_NST_LOSS_10000: dict[str, float] = {
     "spiral": 40709.7,
     "3d_squares": 1788.9,
 }
-"""NST loss after 10,000 iterations, per style image, as printed in the paper (its Figs 6–9)."""
+"""NST loss after 10,000 iterations, per style image, as printed in the paper's text (its Fig 6 shows
+1,000 iterations, whose losses the text does not give)."""
 
 PAPER_DREAM_LOSS_900: dict[str, float] = {
     "triangle": 3.8166,
@@ -65,8 +69,9 @@ PAPER_CLAIM = "distorted (busy) images give higher NST loss and lower dream loss
 NST_INDEX = 999
 """``history["total"][999]``: the loss keras-io prints at iteration 1000 (before that update)."""
 
-DREAM_INDEX = 900
-"""``history["loss"][900]``: the DeepDream tutorial's "step 900"."""
+DREAM_INDEX = 899
+"""``history["loss"][899]``: what the DeepDream tutorial prints at "Step 900" — the loss of its 900th
+iteration, computed before that iteration's update."""
 
 ORIGINAL = "original"
 """The pseudo-style name of the dream on the unstylised content image."""
@@ -103,6 +108,45 @@ def versions() -> dict[str, str]:
 
     return {"python": platform.python_version(), "numpy": np.__version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "nstdream": __version__}
+
+
+def _git(*args: str) -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                              text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def machine() -> dict[str, Any]:
+    """The CPU (model, cores, the vector-instruction flags that change float rounding) and any GPUs."""
+    from . import device
+
+    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
+                  if line.startswith("model name")), platform.processor() or platform.machine())
+    flags = sorted(device.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_fp16"})
+    return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": flags,
+            "gpus": [getattr(g, "name", str(g)) for g in device.gpus()]}
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def provenance(command: str | None = None) -> dict[str, Any]:
+    """What made a result: the git commit (with ``"dirty": True`` when the package, notebooks or data
+    differ from it), package versions, :func:`machine` and the command line."""
+    changed = _git("status", "--porcelain", "--untracked-files=no", "--", "nstdream_utils", "notebooks", "data",
+                   "pyproject.toml")
+    return {"commit": _git("rev-parse", "HEAD"), "dirty": bool(changed) if changed is not None else None,
+            "versions": versions(), "machine": machine(),
+            "command": command or "python -c 'nstdream_utils.reproduction.run_paper(...)'"}
 
 
 def weights_md5() -> dict[str, dict[str, str]]:
@@ -150,10 +194,27 @@ FINISHED = ("completed", "diverged")
 """Statuses of a finished run: ``diverged`` (NST loss became NaN/Inf) is a result too, and is kept."""
 
 
+def _same_parameters(stored: dict | None, current: dict) -> bool:
+    """Were ``stored`` parameters those of ``current``? A config field missing from ``stored`` counts
+    as equal when ``current`` has its default value: a field added to a config later, left at its
+    default, does not change what a run computes."""
+    from .presets import DreamConfig, NSTConfig
+
+    if not isinstance(stored, dict) or stored.keys() != current.keys():
+        return False
+    for key, config in (("nst", NSTConfig), ("dream", DreamConfig)):
+        defaults = files.to_jsonable(dataclasses.asdict(config()))
+        mine = stored[key] if isinstance(stored[key], dict) else {}
+        if any(mine.get(k, defaults.get(k)) != v for k, v in current[key].items()) or mine.keys() - current[key].keys():
+            return False
+    return all(stored[k] == current[k] for k in current if k not in ("nst", "dream"))
+
+
 def _done(out: Path, name: str, parameters: dict) -> dict | None:
     """The stored record of run ``name`` if it finished with these parameters and its PNGs exist."""
     record = _read_json(out / f"{name}.json")
-    if record is None or record.get("status") not in FINISHED or record.get("parameters") != parameters:
+    if record is None or record.get("status") not in FINISHED or not _same_parameters(record.get("parameters"),
+                                                                                         parameters):
         return None
     if not all((out / png).is_file() for png in record.get("images", {}).values()):
         return None
@@ -170,7 +231,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               nst_steps: int | None = None, dream_steps: int | None = None, nst_size: int | None = None,
               dream_size: int | None = None, learning_rate: float | None = None, recompute: bool = False,
               seed: int = 0, log: Callable[[str], None] | None = print, workers: int | None = None,
-              scheduler: str | None = None) -> dict:
+              scheduler: str | None = None, command: str | None = None) -> dict:
     """Run the paper's experiments (every content × style, plus a dream on each content) and summarise.
 
     Args:
@@ -189,6 +250,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             processes or on the Dask cluster at ``scheduler``), its folder ``<out_dir>/batch/``; each
             finished run becomes a record here like an in-process one. Runs the batch could not
             finish are then computed in this process. None for both: everything in this process.
+        command: the command line to record in each result's ``provenance`` (:func:`provenance`).
 
     Returns:
         The summary (also written to ``<out_dir>/summary.json``), see :func:`summarize`.
@@ -215,6 +277,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     for name in contents:
         data.content_path(name)
     md5s = weights_md5()
+    made_by = provenance(command)
     records: dict[str, dict] = {}
     ran: list[str] = []  # computed by this call (by the batch runner first, where asked)
     if workers is not None or scheduler is not None:
@@ -226,7 +289,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                 if recompute or _done(out, run_name(c, s), parameters) is None]
         if todo:
             ran += _run_through_batch(out, todo, preset=str(preset), nst_cfg=nst_cfg, dream_cfg=dream_cfg,
-                                      seed=seed, parameters=parameters, md5s=md5s, workers=workers,
+                                      seed=seed, parameters=parameters, md5s=md5s, made_by=made_by, workers=workers,
                                       scheduler=scheduler, say=say, progress=log is not None)
 
     for content in contents:
@@ -268,7 +331,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                 images.save_image(dreamed, out / pngs["dreamed"])
             record = _style_record(content, style, status=status, error=problem, parameters=parameters,
                                    nst_history=history, dream_loss=dream_history["loss"], seconds=seconds,
-                                   md5s=md5s, pngs=pngs)
+                                   md5s=md5s, pngs=pngs, provenance=made_by)
             files.write_json(record, out / f"{name}.json")
             records[name] = record
             ran.append(name)
@@ -291,7 +354,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                 "content": content, "style": ORIGINAL, "status": result.status, "parameters": parameters,
                 "dream_loss": dream_loss, "dream_loss_900": _at(dream_loss, DREAM_INDEX),
                 "dream_loss_final": _last(dream_loss), "seconds": seconds, "weights": md5s,
-                "images": pngs,
+                "images": pngs, "provenance": made_by,
             })
             files.write_json(record, out / f"{name}.json")
             ran.append(name)
@@ -301,6 +364,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
 
     summary = summarize(records, preset=str(preset), parameters=parameters, contents=contents,
                         styles=styles, md5s=md5s)
+    summary["provenance"] = made_by
     files.write_json(summary, out / "summary.json")
     summary["ran"] = ran
     say(f"summary: {out / 'summary.json'} ({len(ran)} runs computed, {len(records) - len(ran)} reused)")
@@ -315,6 +379,13 @@ NST_TERMS = ("content", "style", "tv")
 """The weighted NST loss terms a run record keeps beside the total (``nst_<term>_loss``)."""
 
 
+def _eq6(history: dict, index: int) -> float | None:
+    """The paper's own total at ``index``: αL_content with Eq 3's ½ plus βL_style, no total variation
+    (the preset minimises keras-io's total, which has no ½ and adds a TV term)."""
+    content, style = _at(history.get("content"), index), _at(history.get("style"), index)
+    return None if content is None or style is None else 0.5 * content + style
+
+
 def _style_record(content: str, style: str, *, status: str, error: str | None, parameters: dict,
                   nst_history: dict, dream_loss: Sequence[float], seconds: float, md5s: dict,
                   pngs: dict[str, str], **extra) -> dict:
@@ -322,6 +393,7 @@ def _style_record(content: str, style: str, *, status: str, error: str | None, p
     :data:`NST_TERMS`, each one value per step; missing ones are empty) and its dream losses."""
     nst_loss = nst_history.get("total", [])
     return files.to_jsonable({
+        "nst_loss_eq6_1000": _eq6(nst_history, NST_INDEX),
         "content": content, "style": style, "status": status, "error": error, "parameters": parameters,
         "nst_loss": nst_loss, **{f"nst_{term}_loss": nst_history.get(term, []) for term in NST_TERMS},
         "nst_loss_1000": _at(nst_loss, NST_INDEX), "nst_loss_final": _last(nst_loss),
@@ -331,7 +403,8 @@ def _style_record(content: str, style: str, *, status: str, error: str | None, p
 
 
 def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: str, nst_cfg, dream_cfg,
-                       seed: int, parameters: dict, md5s: dict, workers: int | None, scheduler: str | None,
+                       seed: int, parameters: dict, md5s: dict, made_by: dict, workers: int | None,
+                       scheduler: str | None,
                        say: Callable[[str], None], progress: bool) -> list[str]:
     """Run ``todo`` (content, style) pairs as one batch of notebook 05; turn each finished run into
     ``<out>/<name>.json`` and its two PNGs. Returns the names of the records written."""
@@ -360,7 +433,7 @@ def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: st
         record = _style_record(content, style, status=metrics.get("status", "completed"), error=None,
                                parameters=parameters, nst_history=nst_history, dream_loss=dream_m["loss"],
                                seconds=nst_m["seconds"] + dream_m["seconds"], md5s=md5s, pngs=pngs,
-                               batch_run=entry["run_id"])
+                               batch_run=entry["run_id"], provenance=made_by)
         files.write_json(record, out / f"{name}.json")
         written.append(name)
         say(f"{name}: {record['status']} (batch), nst loss {_fmt(record['nst_loss_final'])}, "
@@ -402,7 +475,7 @@ def summarize(records: dict[str, dict], *, preset: str, parameters: dict, conten
         (``summary["triangle"] == {"nst_loss_1000": …, "dream_loss_900": …}``).
     """
     first = contents[0]
-    keys = ("nst_loss_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final")
+    keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final")
     per_style = {}
     for style in styles:
         by_content = {c: {k: records[run_name(c, style)].get(k) for k in keys} for c in contents}
@@ -506,172 +579,56 @@ def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000",
         :func:`markdown_table`.
     """
     styles = [s for s in PAPER_STYLES if s in summary.get("styles", {})]
+    like_for_like = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000
 
-    def table(paper: dict[str, float], key: str, original: bool) -> list[dict]:
+    def table(paper: dict[str, float], key: str, original: bool, ratio: bool) -> list[dict]:
         names = styles + ([ORIGINAL] if original else [])
         paper_values = [paper.get(n) if n != ORIGINAL else PAPER_ORIGINAL_DREAM_LOSS_900 for n in names]
-        key_original = "original_" + key
-        ours = [summary["styles"][n].get(key) if n != ORIGINAL else summary.get(key_original) for n in names]
+        ours = [summary["styles"][n].get(key) if n != ORIGINAL else summary.get("original_" + key) for n in names]
         paper_ranks, our_ranks = ranks(paper_values), ranks(ours)
-        return [{"style": n, "paper": p, "ours": o, "ratio": _ratio(o, p), "paper_rank": pr, "our_rank": orank}
+        return [{"style": n, "paper": p, "ours": o, "ratio": _ratio(o, p) if ratio else None, "paper_rank": pr,
+                 "our_rank": orank, "eq6": None if original else summary["styles"][n].get("nst_loss_eq6_1000")}
                 for n, p, o, pr, orank in zip(names, paper_values, ours, paper_ranks, our_ranks)]
 
-    return table(PAPER_NST_LOSS_10000, ours_key_nst, False), table(PAPER_DREAM_LOSS_900, ours_key_dream, True)
+    return (table(PAPER_NST_LOSS_10000, ours_key_nst, False, like_for_like),
+            table(PAPER_DREAM_LOSS_900, ours_key_dream, True, True))
+
+
+def _columns(rows: list[dict], paper_label: str, ours_label: str) -> list[tuple[str, Callable[[dict], str]]]:
+    columns = [("style", lambda r: r["style"]),
+               (paper_label, lambda r: "n/a" if r["paper"] is None else f"{r['paper']:,}"),
+               (ours_label, lambda r: sig(r["ours"]))]
+    if any(r.get("eq6") is not None for r in rows):
+        columns.append(("ours, paper's Eq 6", lambda r: sig(r["eq6"])))
+    if any(r["ratio"] is not None for r in rows):
+        columns.append(("ours ÷ paper", lambda r: sig(r["ratio"], 3)))
+    return columns + [("paper rank", lambda r: str(r["paper_rank"] or "n/a")),
+                      ("our rank", lambda r: str(r["our_rank"] or "n/a"))]
 
 
 def markdown_table(rows: list[dict], *, paper_label: str = "paper", ours_label: str = "ours") -> str:
-    """A Markdown table of :func:`summary_tables` rows; our numbers to 4 significant digits."""
-    lines = [f"| style | {paper_label} | {ours_label} | ours ÷ paper | paper rank | our rank |",
-             "|---|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        paper = "n/a" if row["paper"] is None else f"{row['paper']:,}"
-        lines.append(f"| {row['style']} | {paper} | {sig(row['ours'])} | {sig(row['ratio'], 3)} | "
-                     f"{row['paper_rank'] or 'n/a'} | {row['our_rank'] or 'n/a'} |")
+    """A Markdown table of :func:`summary_tables` rows; our numbers to 4 significant digits. The
+    ratio column appears only where the two numbers are like for like."""
+    columns = _columns(rows, paper_label, ours_label)
+    lines = ["| " + " | ".join(name for name, _ in columns) + " |",
+             "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(cell(row) for _, cell in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def text_table(rows: list[dict]) -> str:
     """The same table as fixed-width text (for printing in a notebook)."""
-    lines = [f"{'style':<12} {'paper':>10} {'ours':>10} {'ours/paper':>10} {'rank p':>6} {'rank o':>6}"]
-    for row in rows:
-        paper = "n/a" if row["paper"] is None else f"{row['paper']:,}"
-        lines.append(f"{row['style']:<12} {paper:>10} {sig(row['ours']):>10} {sig(row['ratio'], 3):>10} "
-                     f"{row['paper_rank'] or '-':>6} {row['our_rank'] or '-':>6}")
+    columns = _columns(rows, "paper", "ours")
+    widths = [max(len(name), *(len(cell(r)) for r in rows)) for name, cell in columns]
+    lines = ["  ".join(name.ljust(w) if i == 0 else name.rjust(w) for i, ((name, _), w) in enumerate(zip(columns, widths)))]
+    lines += ["  ".join(cell(r).ljust(w) if i == 0 else cell(r).rjust(w)
+                        for i, ((_, cell), w) in enumerate(zip(columns, widths))) for r in rows]
     return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------
 # Rank correlation
 # --------------------------------------------------------------------------------------------------
-
-
-def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed: int = 0) -> dict:
-    """Spearman's rank correlation of ``x`` and ``y`` with two p-values.
-
-    ``p_value`` is ``scipy.stats.spearmanr``'s (a t approximation, poor for small n: with n = 4
-    and ρ = 1 it says p = 0). ``p_permutation`` counts the pairings of ``y`` with ``x`` whose |ρ| is
-    at least as large: exact (all n! pairings) for n ≤ ``exact_max``, else estimated from 20,000 seeded
-    random ones as (k + 1) / 20,001, so it is never 0.
-    With n = 4 the smallest possible two-sided permutation p is 2/24 ≈ 0.083: four points can never
-    be "significant" at 0.05.
-
-    Returns:
-        ``{"rho", "p_value", "p_permutation", "n"}``; ``rho`` is None (no correlation defined) when
-        n < 3 or one of the two has no spread.
-    """
-    import itertools
-
-    from scipy import stats
-
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    n = int(len(x))
-    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": None, "p_value": None, "p_permutation": None, "n": n}
-    result = stats.spearmanr(x, y)
-    rho = float(result.statistic)
-    rank_x = stats.rankdata(x)
-    rank_y = stats.rankdata(y)
-    if n <= exact_max:
-        pairings = np.array(list(itertools.permutations(rank_y)))
-    else:
-        rng = np.random.default_rng(seed)
-        pairings = np.array([rng.permutation(rank_y) for _ in range(20_000)])
-    cx = rank_x - rank_x.mean()
-    cy = pairings - pairings.mean(axis=1, keepdims=True)
-    rhos = (cy @ cx) / (np.sqrt((cy ** 2).sum(axis=1)) * np.sqrt((cx ** 2).sum()))
-    extreme = int(np.sum(np.abs(rhos) >= abs(rho) - 1e-12))
-    # Exact: a fraction of all pairings. Sampled: (k + 1) / (N + 1), never 0 (Phipson & Smyth 2010).
-    p_perm = extreme / len(rhos) if n <= exact_max else (extreme + 1) / (len(rhos) + 1)
-    return {"rho": rho, "p_value": float(result.pvalue), "p_permutation": p_perm, "n": n}
-
-
-_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601, as PIL's "L" mode
-
-
-def _luminance(image: object, *, where: str) -> np.ndarray:
-    """Check an image and return its luminance resampled to about 256×256 pixels, float64 in ``[0, 1]``."""
-    from PIL import Image
-
-    array = np.asarray(image)
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
-        fix = "drop the alpha channel: image[..., :3]" if array.ndim == 3 and array.shape[-1] == 4 else (
-            "pass one RGB image [H, W, 3] (or [1, H, W, 3], or greyscale [H, W])")
-        raise InputError(f"expected shape [H, W, 3], got {array.shape}", where=where, fix=fix)
-    if min(array.shape[:2]) < 4:
-        raise InputError(f"image of shape {array.shape} is too small", where=where, fix="use ≥ 4×4 pixels")
-    if array.dtype == np.uint8:
-        array = array / 255.0
-    elif np.issubdtype(array.dtype, np.floating):
-        array = array.astype(np.float64)
-    else:
-        raise InputError(f"expected float values in [0, 1] or uint8, got dtype {array.dtype}", where=where,
-                         fix="convert with image.astype('float32') / 255")
-    if not np.all(np.isfinite(array)):
-        raise InputError("the image contains NaN or Inf", where=where, fix="pass a finite image")
-    low, high = float(array.min()), float(array.max())
-    if low < -1e-3 or high > 1 + 1e-3:
-        raise InputError(f"values span [{low:.4g}, {high:.4g}], expected [0, 1]", where=where,
-                         fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1)")
-    luminance = array if array.ndim == 2 else array @ _LUMA
-    # Resample to ~256×256 keeping the aspect ratio (PIL filters are anti-aliased when shrinking).
-    height, width = luminance.shape
-    scale = math.sqrt(256 * 256 / (height * width))
-    shape = (max(4, round(width * scale)), max(4, round(height * scale)))
-    resample = Image.Resampling.BOX if shape[0] * shape[1] < height * width else Image.Resampling.BILINEAR
-    resized = Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample)
-    return np.asarray(resized, dtype=np.float64)
-
-
-def distortion_score(image: object) -> float:
-    """How busy an image is: the mean Sobel gradient magnitude of its luminance, ÷ 8 (edge density).
-
-    The luminance (BT.601) is first resampled to about 256×256 pixels, so the score does not depend
-    on resolution (within a few per cent). A flat image scores 0; a luminance change of 1/255 per
-    pixel scores 1/255. Ranks ``data.GRADED_STYLES`` in their order for sizes ≥ 64 px.
-
-    Args:
-        image: float ``[H, W, 3]`` (or ``[1, H, W, 3]``, or greyscale ``[H, W]``) in ``[0, 1]``, or uint8.
-
-    Raises:
-        InputError: wrong shape, dtype, non-finite values or values outside ``[0, 1]``.
-    """
-    from scipy import ndimage
-
-    luminance = _luminance(image, where="distortion_score")
-    gradient_y = ndimage.sobel(luminance, axis=0, mode="reflect")
-    gradient_x = ndimage.sobel(luminance, axis=1, mode="reflect")
-    return float(np.mean(np.hypot(gradient_x, gradient_y)) / 8.0)
-
-
-def spectral_entropy(image: object) -> float:
-    """Normalised entropy of the luminance power spectrum, in ``[0, 1]``: 0 = flat or one frequency, 1 = white noise.
-
-    The luminance as in :func:`distortion_score`, mean removed and Hann-windowed; the constant term
-    is left out. Takes the same images and raises the same errors as :func:`distortion_score`.
-    """
-    luminance = _luminance(image, where="spectral_entropy")
-    window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
-    centred = (luminance - np.sum(luminance * window) / np.sum(window)) * window
-    power = np.abs(np.fft.fft2(centred)) ** 2
-    power[0, 0] = 0.0
-    total = float(power.sum())
-    if total <= 1e-12 * power.size:
-        return 0.0
-    probability = power.ravel() / total
-    probability = probability[probability > 0]
-    return float(-np.sum(probability * np.log(probability)) / math.log(power.size - 1))
-
-
-def style_scores(styles: Iterable[str]) -> dict[str, float]:
-    """:func:`distortion_score` (edge density) of each saved style image."""
-    from . import data, images
-
-    return {s: distortion_score(images.load_image(data.style_path(s))) for s in styles}
 
 
 def records_from_summary(summary: dict) -> list[dict]:
@@ -681,102 +638,6 @@ def records_from_summary(summary: dict) -> list[dict]:
         for content, values in entry.get("by_content", {}).items():
             out.append({"content": content, "style": style, **values})
     return out
-
-
-def _value(record: dict, keys: Sequence[str]) -> float | None:
-    for key in keys:
-        value = record.get(key)
-        if value is not None and math.isfinite(float(value)):
-            return float(value)
-    return None
-
-
-def claim_test(records: Iterable[dict], *, scores: dict[str, float] | None = None,
-               alpha: float = 0.05) -> dict:
-    """Test the paper's claim: "distorted (busy) images give higher NST loss and lower dream loss".
-
-    "Distorted" is measured by :func:`distortion_score` of each *style image*: its edge density
-    (mean Sobel gradient magnitude of the luminance at about 256×256). Why edge density: the paper
-    never defines "distorted", but its four style images differ in how many sharp shape edges they
-    hold; edges are what the eye calls busy, and they are what VGG's early layers — the ones the
-    style loss's Gram matrices are built from — respond to, so more edges means more Gram energy for
-    NST to match. The score grows with every edge a style adds and does not depend on resolution.
-
-    Spearman's ρ (ranks only: the two losses have different scales per content) is computed between
-    the score and the NST loss, and between the score and the dream loss, over every content ×
-    style run; the claim predicts ρ > 0 and ρ < 0.
-
-    Args:
-        records: run records (``<content>__<style>.json`` dicts, or :func:`records_from_summary`);
-            ``original`` records are ignored. The NST loss is ``nst_loss_1000`` (or
-            ``nst_loss_final`` when the run was shorter), the dream loss ``dream_loss_900`` (or
-            ``dream_loss_final``).
-        scores: style → distortion score (default: :func:`style_scores` of the styles present).
-        alpha: significance level for the verdict (on the permutation p-value).
-
-    Returns:
-        ``{"scores", "points" (content, style, score, nst_loss, dream_loss), "nst" and "dream"
-        (each :func:`spearman` plus ``"expected_sign"``), "nst_vs_dream" (Spearman of the two losses
-        with each other: the claim implies ρ < 0 whatever "distorted" means), "n", "verdict",
-        "details", "holds"}``; ``holds`` is True only when both correlations with the score have the
-        claimed sign and are significant.
-    """
-    use = [r for r in records if r.get("style") != ORIGINAL]
-    nst_keys = ("nst_loss_1000", "nst_loss_final") if all(r.get("nst_loss_1000") is not None for r in use) \
-        else ("nst_loss_final",)
-    dream_keys = ("dream_loss_900", "dream_loss_final") if all(r.get("dream_loss_900") is not None for r in use) \
-        else ("dream_loss_final",)
-    if scores is None:
-        scores = style_scores(sorted({r["style"] for r in use}))
-    points = []
-    for r in sorted(use, key=lambda r: (r.get("content", ""), r["style"])):
-        nst_value, dream_value = _value(r, nst_keys), _value(r, dream_keys)
-        if nst_value is None or dream_value is None:
-            continue
-        points.append({"content": r.get("content"), "style": r["style"], "score": scores[r["style"]],
-                       "nst_loss": nst_value, "dream_loss": dream_value})
-    x = [p["score"] for p in points]
-    nst = {**spearman(x, [p["nst_loss"] for p in points]), "expected_sign": "+", "loss": nst_keys[0]}
-    dream = {**spearman(x, [p["dream_loss"] for p in points]), "expected_sign": "-", "loss": dream_keys[0]}
-    between = spearman([p["nst_loss"] for p in points], [p["dream_loss"] for p in points])
-    return {"scores": scores, "points": points, "nst": nst, "dream": dream, "n": len(points),
-            "nst_vs_dream": {**between, "expected_sign": "-"}, **_verdict(nst, dream, alpha)}
-
-
-def claim_text(label: str, claim: dict) -> str:
-    """A :func:`claim_test` result as five lines: ρ, n and permutation p of each correlation, and the verdict."""
-    lines = [f"{label} (n = {claim['n']}):"]
-    for key, what in (("nst", "score vs NST loss  "), ("dream", "score vs dream loss"),
-                      ("nst_vs_dream", "NST vs dream loss  ")):
-        r = claim[key]
-        lines.append(f"  {what} rho {sig(r['rho'], 3):>6}  n {r['n']}  p(permutation) {sig(r['p_permutation'], 2)}")
-    return "\n".join([*lines, f"  verdict: {claim['verdict']}"])
-
-
-def _verdict(nst: dict, dream: dict, alpha: float) -> dict:
-    def part(result: dict, sign: int, what: str) -> tuple[bool, bool, str]:
-        rho, p = result["rho"], result["p_permutation"]
-        if rho is None:
-            return False, False, f"{what}: no correlation defined (n = {result['n']})"
-        direction = rho * sign > 0
-        significant = direction and p is not None and p < alpha
-        words = ("as claimed" if direction else "opposite to the claim") + \
-            (f", significant (p = {sig(p, 2)} < {alpha})" if significant else f", not significant (p = {sig(p, 2)})")
-        return direction, significant, f"{what}: ρ = {sig(rho, 3)}, n = {result['n']}, {words}"
-
-    d1, s1, t1 = part(nst, +1, "busier style → higher NST loss")
-    d2, s2, t2 = part(dream, -1, "busier style → lower dream loss")
-    if nst["rho"] is None or dream["rho"] is None:
-        verdict = "cannot be tested here: fewer than 3 runs, or no spread in the scores or losses"
-    elif s1 and s2:
-        verdict = "holds here: both correlations have the claimed sign and are significant"
-    elif d1 and d2:
-        verdict = "not shown here: both correlations have the claimed sign, but not significantly"
-    elif d1 or d2:
-        verdict = "does not hold here: only one of the two correlations has the claimed sign"
-    else:
-        verdict = "does not hold here: both correlations have the opposite sign"
-    return {"verdict": verdict, "holds": bool(s1 and s2), "details": [t1, t2]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -865,27 +726,9 @@ def paper_records() -> list[dict]:
 # --------------------------------------------------------------------------------------------------
 
 COMMAND = "python -m nstdream_utils.reproduction run --preset paper --out results/paper"
-
-
-def _claim_markdown(claim: dict, title: str) -> list[str]:
-    lines = [f"**{title}** — n = {claim['n']} (content × style) pairs.", "",
-             "| content | style | distortion score | NST loss | dream loss |", "|---|---|---:|---:|---:|"]
-    for point in claim["points"]:
-        lines.append(f"| {point['content']} | {point['style']} | {sig(point['score'], 3)} | "
-                     f"{sig(point['nst_loss'])} | {sig(point['dream_loss'])} |")
-    lines += ["", "| correlation with the distortion score | claimed sign | Spearman ρ | n | "
-                  "p (scipy, t approx.) | p (permutation) |", "|---|:-:|---:|---:|---:|---:|"]
-    labels = (("nst", f"NST loss ({claim['nst']['loss']})"), ("dream", f"dream loss ({claim['dream']['loss']})"))
-    for key, label in labels:
-        r = claim[key]
-        lines.append(f"| {label} | {r['expected_sign']} | {sig(r['rho'], 3)} | {r['n']} | {sig(r['p_value'], 2)} | "
-                     f"{sig(r['p_permutation'], 2)} |")
-    r = claim["nst_vs_dream"]
-    lines.append(f"| *NST loss with dream loss* (no score needed) | − | {sig(r['rho'], 3)} | {r['n']} | "
-                 f"{sig(r['p_value'], 2)} | {sig(r['p_permutation'], 2)} |")
-    lines += ["", f"Verdict on *{PAPER_CLAIM}*: **{claim['verdict']}**.", ""]
-    lines += [f"- {d}" for d in claim["details"]]
-    return lines + [""]
+CLAIM_DIR = "results/claim"
+CLAIM_COMMAND = ("python -m nstdream_utils.reproduction run --preset quick --out results/claim "
+                 "--contents astronaut,chelsea,coffee,rocket,camera")
 
 
 def _still_falling(records: Sequence[dict] | None) -> str:
@@ -901,17 +744,17 @@ def _still_falling(records: Sequence[dict] | None) -> str:
             "last 10 % of the iterations, so they overstate what 10,000 iterations would reach.")
 
 
-def _in_short(table1: list[dict], table2: list[dict], rho1: dict, rho2: dict, claim: dict | None) -> list[str]:
+def _in_short(table1: list[dict], table2: list[dict], rho1: dict, rho2: dict, claims: dict | None,
+              steps: int) -> list[str]:
     """Bullets saying, from the numbers, what matches the paper and what does not."""
     out = []
     ours1 = [r["ours"] for r in table1 if r["ours"] is not None]
     ours2 = [r["ours"] for r in table2 if r["ours"] is not None]
     if ours1:
         paper1 = [r["paper"] for r in table1]
-        ratios = [r["ratio"] for r in table1 if r["ratio"] is not None]
-        out.append(f"- **NST loss scale:** ours {sig(min(ours1))}–{sig(max(ours1))} after 1,000 iterations, the "
-                   f"paper's {min(paper1):,}–{max(paper1):,} after 10,000 (ours ÷ paper "
-                   f"{sig(min(ratios), 3)}–{sig(max(ratios), 3)}).")
+        out.append(f"- **NST loss scale:** ours {sig(min(ours1))}–{sig(max(ours1))} after {steps:,} iterations, the "
+                   f"paper's {min(paper1):,}–{max(paper1):,} after 10,000 — not a like-for-like pair, so no ratio "
+                   "is given.")
         out.append(f"- **NST style order:** Spearman ρ = {sig(rho1['rho'], 3)} with the paper's (n = {rho1['n']}); "
                    f"highest loss: ours `{_top(table1, 'our_rank')}`, the paper's `{_top(table1, 'paper_rank')}`.")
     if ours2:
@@ -919,10 +762,30 @@ def _in_short(table1: list[dict], table2: list[dict], rho1: dict, rho2: dict, cl
                    f"{min(r['paper'] for r in table2)}–{max(r['paper'] for r in table2)}; order ρ = "
                    f"{sig(rho2['rho'], 3)} (n = {rho2['n']}); highest: ours `{_top(table2, 'our_rank')}`, the "
                    f"paper's `{_top(table2, 'paper_rank')}`.")
-    if claim is not None:
-        out.append(f"- **The claim** (*{PAPER_CLAIM}*), tested on our {claim['n']} runs with edge density as "
-                   f"\"distorted\": {claim['verdict']}.")
+    for label, result in (claims or {}).items():
+        h1, h2 = result["hypotheses"]["H1"], result["hypotheses"]["H2"]
+        out.append(f"- **The claim on {label}** ({result['runs']} runs, {result['photos']} photo(s)): H1 (higher NST "
+                   f"loss) {h1['verdict']}; H2 (lower dream loss) {h2['verdict']}.")
     return out
+
+
+def _provenance_lines(records: Sequence[dict] | None) -> list[str]:
+    """Which commit, machine and command made the runs (from each record's ``provenance``)."""
+    made = {}
+    for record in records or []:
+        p = record.get("provenance")
+        key = "- No provenance recorded for" if not p else (
+            f"- Made by commit `{(p.get('commit') or 'unknown')[:10]}`{' (uncommitted changes)' if p.get('dirty') else ''} on "
+            f"{p['machine']['cpu']} ({p['machine']['cores']} cores; {', '.join(p['machine']['cpu_flags']) or 'no AVX2'}"
+            f"{'; GPU ' + ', '.join(p['machine']['gpus']) if p['machine']['gpus'] else ''}), `{p['command']}`")
+        made.setdefault(key, []).append(record["style"])
+    return [f"{key}: {', '.join(styles)}." for key, styles in made.items()]
+
+
+def _tv_share(records: Sequence[dict] | None) -> str:
+    shares = [r["nst_tv_loss"][NST_INDEX] / r["nst_loss"][NST_INDEX] for r in records or []
+              if len(r.get("nst_tv_loss") or []) > NST_INDEX and r["nst_loss"][NST_INDEX]]
+    return f"; that term is {sig(100 * min(shares), 2)}–{sig(100 * max(shares), 2)} % of our total" if shares else ""
 
 
 def _top(table: list[dict], key: str) -> str:
@@ -981,8 +844,8 @@ def get_nst_config(preset: str):
     return get_preset(preset).nst
 
 
-def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, claim: dict | None = None,
-                   paper_claim: dict | None = None, comparison: dict | None = None,
+def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, claims: dict | None = None,
+                   claim_parameters: dict | None = None, comparison: dict | None = None,
                    records: Sequence[dict] | None = None, results_dir: str = "results/paper") -> Path:
     """Render ``docs/reproduction.md``: the paper's numbers beside ours, how they were made, and why
     they differ. Every number in it comes from ``summary`` (and ``claim``/``comparison``), i.e. from
@@ -991,7 +854,8 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
     Args:
         summary: the paper-preset summary (``results/paper/summary.json``).
         path: the Markdown file to write (atomically).
-        claim: :func:`claim_test` on our runs; paper_claim: on :func:`paper_records`.
+        claims: label → :func:`claim.evaluate` result (our quick runs, our paper-preset runs, the
+            paper's own numbers); claim_parameters: the quick runs' summary ``parameters``.
         comparison: :func:`recipe_comparison` (optional; its ``"lr100"`` entry is :func:`lr_check`).
         records: the run records, for how far the NST losses were still falling.
         results_dir: where the results live, as shown in the text.
@@ -1015,11 +879,12 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "not this file. -->",
         "",
         "Every loss that Al-Khazraji, Abbas & Jamil (2022) print, beside the same quantity from our code. "
-        f"All of our numbers below were produced by one command (resumable{_duration(records)}):",
+        f"All of our numbers below were produced by these commands (resumable{_duration(records)}):",
         "",
         "```bash",
         "export NSTDREAM_WEIGHTS_DIR=/path/to/weights   # or let `nstdream weights fetch` put them in the Keras cache",
         COMMAND,
+        CLAIM_COMMAND + "   # the claim runs",
         "python -m nstdream_utils.reproduction compare --out results/paper   # the recipe comparison (optional)",
         "# the same through the batch runner (notebook 05 under papermill; Dask: --scheduler tcp://HOST:8786):",
         COMMAND + " --workers 2",
@@ -1033,8 +898,9 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "",
         "## In short",
         "",
-        *_in_short(table1, table2, rho1, rho2, claim),
+        *_in_short(table1, table2, rho1, rho2, claims, nst_steps),
         "",
+        *(_claim_section(claims, claim_parameters) if claims else []),
         "## How our numbers were produced",
         "",
         f"- Content image: `{summary['content']}` (the paper does not publish its content photo). Style images: "
@@ -1058,10 +924,14 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "tutorial's loop. The same loop on the unstylised content image gives the *original* row.",
         "- \"NST loss after 1,000 iterations\" is `history[\"total\"][999]`, the total loss (content + style + "
         "total variation, weighted) that keras-io prints at iteration 1000, evaluated before that update. "
-        "\"Dream loss at step 900\" is `history[\"loss\"][900]`, what the tutorial prints at step 900.",
+        "\"Dream loss at step 900\" is `history[\"loss\"][899]`: the TF tutorial prints, at \"Step 900\", the loss "
+        "computed in its 900th iteration, before that iteration's update. The column *paper's Eq 6* is the "
+        "paper's own total at the same iterate: αL_content with Eq 3's ½ plus βL_style, without the "
+        "total-variation term that keras-io (and so our optimisation) adds" + _tv_share(records) + ".",
         f"- Weights: VGG-19 `{weights['vgg19']['file']}` (md5 `{weights['vgg19']['md5']}`), Inception v3 "
         f"`{weights['inception_v3']['file']}` (md5 `{weights['inception_v3']['md5']}`).",
-        f"- Versions: {versions_text}; CPU.",
+        f"- Versions: {versions_text}.",
+        *_provenance_lines(records),
         "",
         "## Table 1 · NST loss",
         "",
@@ -1084,22 +954,6 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         f"permutation p = {sig(rho2['p_permutation'], 2)})." if ratios2 else "",
         "",
     ]
-    if claim is not None or paper_claim is not None:
-        L += ["## The paper's claim: busier style, higher NST loss, lower dream loss", "",
-              "\"Distorted\" is not defined in the paper. We measure it as the *edge density* of the style image "
-              "(`reproduction.distortion_score`: mean Sobel gradient magnitude of the luminance at about "
-              "256×256). Edges "
-              "are what the eye reads as busy, and they are what VGG-19's early layers — whose Gram matrices "
-              "make up the style loss — respond to, so a busier style gives NST more Gram energy to match and "
-              "is the natural reading of the claim. The score does not depend on the resolution (within a few "
-              "per cent). Spearman's ρ uses "
-              "ranks only, so the different loss scales do not matter. With n = 4 the smallest two-sided "
-              "permutation p is 2/24 ≈ 0.083, so four points can never make the claim significant; scipy's "
-              "t-approximate p is shown too but is unreliable at such n.", ""]
-        if claim is not None:
-            L += _claim_markdown(claim, "Our runs")
-        if paper_claim is not None:
-            L += _claim_markdown(paper_claim, "The paper's own numbers, scored with our style images")
     if comparison is not None:
         best_scale, best_order = comparison["closest_scale"], comparison["best_order"]
         L += ["## Which public recipe matches the paper's loss scale?", "",
@@ -1151,14 +1005,72 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
     return files.atomic_write_text("\n".join(L), path)
 
 
-def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/reproduction.md") -> Path:
-    """Render ``path`` from the results in ``out_dir`` (summary, run records, recipe comparison if saved)."""
+def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/reproduction.md", *,
+               claim_dir: str | Path = CLAIM_DIR) -> Path:
+    """Render ``path`` from the results in ``out_dir`` (summary, run records, recipe comparison if
+    saved) and the claim runs in ``claim_dir`` (if there)."""
     out = Path(out_dir)
     summary = load_summary(out)
-    records = [r for r in load_records(out) if r.get("parameters") == summary["parameters"]]
+    records = [r for r in load_records(out) if _same_parameters(r.get("parameters"), summary["parameters"])]
     comparison = _read_json(out / "recipe_comparison.json")
-    return write_markdown(summary, path, claim=claim_test(records), paper_claim=claim_test(paper_records()),
-                          comparison=comparison, records=records, results_dir=str(out_dir))
+    claims, claim_parameters = {}, None
+    if (Path(claim_dir) / "summary.json").is_file():
+        claim_summary = load_summary(claim_dir)
+        claim_parameters = claim_summary["parameters"]
+        claims[f"our `{claim_parameters['preset']}` runs ({claim_dir})"] = claim.evaluate(
+            r for r in load_records(claim_dir) if _same_parameters(r.get("parameters"), claim_parameters))
+    claims[f"our `{summary['parameters']['preset']}` runs ({out_dir})"] = claim.evaluate(records)
+    claims["the paper's printed numbers"] = claim.evaluate(paper_records())
+    return write_markdown(summary, path, claims=claims, claim_parameters=claim_parameters, comparison=comparison,
+                          records=records, results_dir=str(out_dir))
+
+
+def _claim_section(claims: dict[str, dict], parameters: dict | None) -> list[str]:
+    """docs/reproduction.md's claim section: hypotheses, rule and test first, then the results."""
+    L = ["## The claim, tested as the paper states it", "",
+         "The paper concludes that its *distorted* style images — it names **circular** and **spiral** — give a "
+         "higher NST loss and a lower DeepDream loss than its *clear* ones, **triangle** and **3D squares**. "
+         "Hypotheses, rule and test, fixed before the claim runs were made (`nstdream_utils/claim.py`):", ""]
+    L += [f"- **{name}** {text}." for name, (_, _, text) in claim.HYPOTHESES.items()]
+    L += [f"- **Test:** one-sided permutation test, α = {claim.ALPHA}, stratified by content photo: within each "
+          "photo the labels are shuffled among its styles (every arrangement). Statistic: the mean over photos of "
+          "mean log loss(distorted) − mean log loss(clear); its exponential, the geometric-mean ratio "
+          "distorted ÷ clear, is the effect size, with a bootstrap 95 % interval over photos (10,000 resamples). "
+          "With one photo the smallest possible p is 1/6.",
+          "- **Verdicts:** *supported* when p < α in the claimed direction, *contradicted* when p < α in the "
+          "opposite direction, else *not supported*.",
+          f"- **Stability rule:** {claim.STABILITY_RULE}. Such runs are listed and left out of the tests.",
+          "- **Secondary analysis:** each continuous distortion score of the style images (edge density, "
+          "spectral entropy; `data/README.md`) is first checked against the paper's labels (does it put both "
+          "distorted styles above both clear ones?), then correlated with each loss: Spearman's ρ within each "
+          "photo over all its styles, averaged over photos, with the same stratified permutation test.", ""]
+    if parameters:
+        nst, dream = parameters["nst"], parameters["dream"]
+        L += [f"The `{parameters['preset']}` runs: NST {nst['size']} px × {nst['num_steps']} iterations "
+              f"({nst['optimizer'].upper()}), DeepDream {dream['size']} px × {dream['num_steps']} steps, seed "
+              f"{parameters['seed']}. This preset has no random element (NST starts from the content photo; "
+              "L-BFGS and the dream loop are deterministic), so other seeds would repeat the same runs: the "
+              "replicates are the photos.", ""]
+    L += ["| data | runs | photos | unstable, left out | H1: NST distorted ÷ clear [95 % CI] | H1 verdict | "
+          "H2: dream distorted ÷ clear [95 % CI] | H2 verdict |", "|---|---:|---:|---|---:|---|---:|---|"]
+    for label, result in claims.items():
+        h1, h2 = result["hypotheses"]["H1"], result["hypotheses"]["H2"]
+        L.append(f"| {label} | {result['runs']} | {result['photos']} | {', '.join(result['unstable']) or 'none'} | "
+                 f"{claim.ratio_text(h1)} | {h1['verdict']} | {claim.ratio_text(h2)} | {h2['verdict']} |")
+    L += ["", "Secondary analysis (mean within-photo Spearman ρ; claimed sign + for NST, − for dream):", "",
+          "| data | score | orders the paper's styles as its labels | ρ with NST loss | verdict | "
+          "ρ with dream loss | verdict |", "|---|---|:-:|---:|---|---:|---|"]
+    for label, result in claims.items():
+        for name, score in result["scores"].items():
+            agrees = {True: "yes", False: "**no**", None: "n/a"}[score["agrees_with_labels"]]
+            L.append(f"| {label} | {name} | {agrees} | {sig(score['nst']['rho'], 2)} | {score['nst']['verdict']} | "
+                     f"{sig(score['dream']['rho'], 2)} | {score['dream']['verdict']} |")
+    first = next(iter(claims.values()))
+    values = next(iter(first["scores"].values()))["values"]
+    L += ["", "The scores of the style images: " + "; ".join(
+        f"`{style}` " + ", ".join(f"{sig(first['scores'][name]['values'][style], 3)}" for name in first["scores"])
+        for style in sorted(values, key=lambda s: values[s])) + f" ({' and '.join(first['scores'])}).", ""]
+    return L
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1202,7 +1114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     markdown = sub.add_parser("markdown", help="render docs/reproduction.md from <out>")
     markdown.add_argument("--out", default="results/paper")
     markdown.add_argument("--doc", default="docs/reproduction.md")
-    args = parser.parse_args(argv)
+    raw_argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(raw_argv)
     say = lambda line: print(line, flush=True)  # noqa: E731
     try:
         if args.command == "compare":
@@ -1219,7 +1132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_paper(args.out, preset=args.preset, styles=_names(args.styles), contents=_names(args.contents),
                       nst_steps=args.nst_steps, dream_steps=args.dream_steps, nst_size=args.nst_size,
                       dream_size=args.dream_size, learning_rate=args.lr, recompute=args.recompute,
-                      seed=args.seed, log=say, workers=args.workers, scheduler=args.scheduler)
+                      seed=args.seed, log=say, workers=args.workers, scheduler=args.scheduler,
+                      command=shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw_argv]))
     except NstdreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
