@@ -1,9 +1,14 @@
-"""Run the course notebooks with papermill and render them into one HTML report.
+"""Run the course notebooks with papermill and build the report site from them.
 
 ``make report`` calls ``python -m nstdream_utils.report --preset quick --out build``: every
 ``notebooks/NN_*.ipynb`` runs (in its own folder, so ``../data/...`` works) into
-``build/notebooks/``, then each executed notebook becomes one self-contained page (figures stay
-embedded as data URIs) under ``build/report/``, next to an ``index.html`` table of contents.
+``build/notebooks/``, then Sphinx with myst-nb turns the executed notebooks and ``docs/*.md`` into
+a site under ``build/report/`` (``index.html``, navigation, search, equations typeset by a bundled
+MathJax): it opens from disk and loads nothing from the network. The site's configuration and
+index page are in ``site/``.
+
+``python -m nstdream_utils.report --no-execute`` builds the same site from the committed notebooks
+as they are (they carry their outputs), without running anything: quick to check the site.
 
 ``make notebooks`` calls ``python -m nstdream_utils.report --in-place``: each notebook runs with
 its default parameters and, only when every cell succeeded, replaces the committed file with the
@@ -17,16 +22,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import base64
 import contextlib
-import datetime as dt
 import difflib
-import html
-import math
-import mimetypes
 import numbers
 import os
 import re
+import shutil
+import string
 import sys
 import tempfile
 import time
@@ -37,9 +39,7 @@ import nbformat
 
 from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
-from nstdream_utils.files import atomic_write_text
 
-REPORT_TITLE = "Neural style transfer, then DeepDream"
 # The kernel must draw figures inline whatever the calling shell says (the Makefile exports
 # MPLBACKEND=Agg, under which plt.show() would store no figure); the debugger's frozen-modules
 # warning is noise on every kernel start.
@@ -322,141 +322,86 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
     return paths
 
 
-# ------------------------------------------------------------------------------------------- HTML
+# ------------------------------------------------------------------------------------------- site
 
 
-def _link_pages(nb, names: set[str]) -> None:
-    """In markdown cells, point links to sibling notebooks at their pages and README.md at index.html."""
-    def replace(match: re.Match) -> str:
-        target, anchor = match.group(1), match.group(2) or ""
-        if target == "README.md":
-            return f"](index.html{anchor})"
-        if target.endswith(".ipynb") and target[:-6] in names:
-            return f"]({target[:-6]}.html{anchor})"
-        return match.group(0)
-
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = re.sub(r"\]\(([^)\s#/]+)(#[^)\s]*)?\)", replace, cell.source)
+SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attachment:, absolute, anchor
 
 
-_MARKDOWN_IMAGE = re.compile(r'(!\[[^\]]*\]\(\s*)([^)\s]+)|(<img\b[^>]*?\bsrc=")([^"]+)')
+def _resolve_links(page: Path, src: Path, root: Path) -> None:
+    """Make the relative links in the markdown of ``page`` (a notebook or a ``.md`` file in the
+    site's source folder ``src``, which mirrors the course folder ``root``) work in the site.
 
-
-def _embed_markdown_images(nb, source_dir: Path) -> None:
-    """Inline images that markdown cells load from disk (``![x](../data/a.png)``, ``<img src=...>``).
-
-    nbconvert's own ``embed_images`` refuses files outside the notebook's folder, and the course
-    keeps its pictures in ``../data``. Only relative links to existing image files are inlined.
+    Images it loads from the course (``../data/...``) are copied into ``src``; links to the README
+    of a folder of the site (the course's contents page, the project's README) point at the index
+    page; links to other files that are not pages of the site become plain text.
     """
     def replace(match: re.Match) -> str:
-        prefix, src = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
-        if re.match(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", src, flags=re.I):  # data:, https:, attachment:, absolute
+        bang, label, target = match.groups()
+        if _URL.match(target):
             return match.group(0)
-        path = source_dir / src.split("#")[0].split("?")[0]
-        mime = mimetypes.guess_type(path.name)[0] or ""
-        if not mime.startswith("image/") or not path.is_file():
+        rel = Path(os.path.normpath(page.parent.relative_to(src) / target.split("#")[0]))
+        if (src / rel).exists():
             return match.group(0)
-        return f"{prefix}data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+        if bang and rel.parts[0] != ".." and (root / rel).is_file():
+            (src / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / rel, src / rel)
+            return match.group(0)
+        if not bang and rel.name == "README.md" and (src / rel.parent).is_dir():
+            return f"[{label}]({os.path.relpath(src / 'index.md', page.parent)})"
+        return match.group(0) if bang else label
 
-    for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source = _MARKDOWN_IMAGE.sub(replace, cell.source)
-
-
-def _build_date() -> str:
-    """Now in UTC, or ``SOURCE_DATE_EPOCH`` when set (reproducible builds)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = (dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch and epoch.isdigit()
-            else dt.datetime.now(dt.timezone.utc))
-    return when.strftime("%Y-%m-%d %H:%M UTC")
-
-
-_INDEX_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
-       background: #fff; margin: 0; }
-main { max-width: 52rem; margin: 2.5rem auto; padding: 0 1.25rem; line-height: 1.5; }
-h1 { font-size: 2rem; margin-bottom: .25rem; }
-.meta { color: #57606a; margin-top: 0; }
-ol.toc { padding-left: 1.5rem; }
-ol.toc li { margin: .6rem 0; }
-ol.toc a { font-weight: 600; color: #0969da; text-decoration: none; }
-ol.toc a:hover { text-decoration: underline; }
-.summary { display: block; color: #3d444d; }
-.duration { color: #57606a; font-size: .9em; }
-"""
+    if page.suffix == ".ipynb":
+        nb = nbformat.read(page, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = _LINK.sub(replace, cell.source)
+        nbformat.write(nb, page)
+    else:
+        page.write_text(_LINK.sub(replace, page.read_text(encoding="utf-8")), encoding="utf-8")
 
 
-def _index_html(pages: list[dict], *, preset: str, built: str, title: str) -> str:
-    items = []
-    for page in pages:
-        duration = f' <span class="duration">({page["duration"]:.0f} s)</span>' if page["duration"] else ""
-        summary = f'<span class="summary">{html.escape(page["summary"])}</span>' if page["summary"] else ""
-        items.append(f'<li><a href="{html.escape(page["href"])}">{html.escape(page["title"])}</a>'
-                     f"{duration}{summary}</li>")
-    toc = "\n".join(items)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)} — report</title>
-<style>{_INDEX_CSS}</style>
-</head>
-<body>
-<main>
-<h1>{html.escape(title)}</h1>
-<p class="meta">Report built with the <strong>{html.escape(preset)}</strong> preset on {html.escape(built)}.</p>
-<h2>Contents</h2>
-<ol class="toc">
-{toc}
-</ol>
-</main>
-</body>
-</html>
-"""
+def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *,
+                preset: str | None = None, root: str | os.PathLike = ".",
+                notebooks_subdir: str = "notebooks") -> Path:
+    """Build the report site from executed notebooks and ``root/docs/*.md``; return its ``index.html``.
 
-
-def render_html(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *,
-                preset: str | None = None, title: str = REPORT_TITLE) -> Path:
-    """Render executed notebooks to one self-contained page each, plus ``index.html``; return it.
-
-    Pages use nbconvert's ``lab`` template; output figures are already base64 data URIs and stay
-    embedded, and images that markdown cells load from disk (``../data/...`` included) are embedded
-    too. Links between the notebooks (the navigation cells) are rewritten to point at the pages.
-    ``index.html`` lists every page with its H1 title and ``>`` summary, the preset (by default the
-    ``preset`` parameter papermill passed, else "default") and the build date (UTC, or
-    ``SOURCE_DATE_EPOCH``). Files are written atomically.
+    The pages are copied into a temporary Sphinx source folder beside ``site/conf.py`` and
+    ``site/index.md`` (the notebooks into ``notebooks_subdir``, mirroring the course folder ``root``,
+    so relative links keep working; see :func:`_resolve_links`), TensorFlow's start-up lines are
+    dropped from the outputs, and ``sphinx-build -b html -q`` writes the site into ``report_dir``
+    (replaced whole). myst-nb reads the notebooks without executing them. The index names
+    ``preset``, or says the outputs are the notebooks' own when it is ``None``.
     """
-    from nbconvert import HTMLExporter
+    from sphinx.cmd.build import build_main
 
-    paths = _existing(executed)
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    names = {path.stem for path in paths}
-    pages, presets = [], set()
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        run = nb.metadata.get("papermill", {})
-        if "preset" in (run.get("parameters") or {}):
-            presets.add(str(run["parameters"]["preset"]))
-        page_title = nbtools.title_of(nb, default=path.stem.replace("_", " "))
-        # Relative image links in markdown are relative to the source notebook, not the executed copy.
-        source_dir = Path(run["input_path"]).parent if run.get("input_path") else path.parent
-        _link_pages(nb, names)
-        _embed_markdown_images(nb, source_dir)
-        nbtools.drop_tf_log(nb)
-        body, _ = exporter.from_notebook_node(
-            nb, resources={"metadata": {"name": page_title, "path": str(source_dir)}})
-        page = atomic_write_text(body, report_dir / f"{path.stem}.html")
-        duration = run.get("duration")
-        pages.append({"href": page.name, "title": page_title, "summary": nbtools.summary_of(nb),
-                      "duration": duration if isinstance(duration, (int, float)) and math.isfinite(duration) else None})
-    if preset is None:
-        preset = presets.pop() if len(presets) == 1 else "default"
-    index = _index_html(pages, preset=preset, built=_build_date(), title=title)
-    return atomic_write_text(index, report_dir / "index.html")
+    paths, root, report_dir = _existing(executed), Path(root).resolve(), Path(report_dir)
+    docs = sorted((root / "docs").glob("*.md"))
+    with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(SITE_DIR, src, ignore=shutil.ignore_patterns("index.md", "__pycache__"))
+        (src / notebooks_subdir).mkdir()
+        (src / "docs").mkdir()
+        pages = [src / notebooks_subdir / path.name for path in paths]
+        for path, page in zip(paths, pages):
+            nbformat.write(nbtools.drop_tf_log(nbformat.read(path, as_version=4)), page)
+        pages += [Path(shutil.copyfile(doc, src / "docs" / doc.name)) for doc in docs]
+        for page in pages:  # once they are all in place: links between them stay
+            _resolve_links(page, src, root)
+        index = string.Template((SITE_DIR / "index.md").read_text(encoding="utf-8")).substitute(
+            built_with=f"the **{preset}** preset" if preset else "the notebooks' default parameters",
+            notebooks="\n".join(f"{notebooks_subdir}/{path.stem}" for path in paths),
+            docs="\n".join(f"docs/{doc.stem}" for doc in docs))
+        (src / "index.md").write_text(index, encoding="utf-8")
+        html = Path(tmp) / "html"
+        if build_main(["-b", "html", "-q", "-d", str(Path(tmp) / "doctrees"), str(src), str(html)]):
+            raise NstdreamError("sphinx-build failed (its messages are above)", where=str(report_dir))
+        shutil.rmtree(report_dir, ignore_errors=True)
+        report_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(html, report_dir)
+    return report_dir / "index.html"
 
 
 # ------------------------------------------------------------------------------------------ build
@@ -478,21 +423,26 @@ def build_report(*, preset: str = "quick", out: str | os.PathLike = "build",
                  notebooks_dir: str | os.PathLike = "notebooks",
                  notebooks: Sequence[str | os.PathLike] | None = None,
                  parameters: Mapping[str, Any] | None = None, kernel_name: str = "python3",
-                 progress: bool = True) -> Path:
+                 execute: bool = True, progress: bool = True) -> Path:
     """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/``
-    and render ``out/report/index.html``; return that path.
+    and build the site ``out/report/``; return its ``index.html``.
 
-    Raises :class:`NotebookError` on the first failing cell (the report is not rendered).
+    With ``execute=False`` the notebooks are taken as already executed (``preset`` and
+    ``parameters`` are then not used). Raises :class:`NotebookError` on the first failing cell
+    (the site is not built).
     """
-    _check_preset(preset)
+    if execute:
+        _check_preset(preset)
     paths = [Path(p) for p in notebooks] if notebooks else nbtools.notebook_paths(notebooks_dir)
     if not paths:
         raise MissingFileError("no notebooks match NN_*.ipynb", where=str(notebooks_dir),
                                fix="run from the repository root or pass --notebooks-dir")
-    out = Path(out)
-    executed = run_notebooks(paths, out / "notebooks", parameters=parameters, preset=preset,
-                             kernel_name=kernel_name, progress=progress)
-    return render_html(executed, out / "report", preset=preset)
+    out, notebooks_dir = Path(out), Path(notebooks_dir).resolve()
+    if execute:
+        paths = run_notebooks(paths, out / "notebooks", parameters=parameters, preset=preset,
+                              kernel_name=kernel_name, progress=progress)
+    return render_site(paths, out / "report", preset=preset if execute else None,
+                       root=notebooks_dir.parent, notebooks_subdir=notebooks_dir.name)
 
 
 # -------------------------------------------------------------------------------------------- CLI
@@ -512,7 +462,7 @@ def _parameter(text: str) -> tuple[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m nstdream_utils.report",
-        description="Run the course notebooks with papermill and render build/report/index.html, "
+        description="Run the course notebooks with papermill and build the site build/report/index.html, "
                     "or (--in-place) re-execute them with their defaults for commit.")
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                         help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
@@ -521,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--notebooks-dir", default="notebooks", help="default: notebooks")
     parser.add_argument("--in-place", action="store_true",
                         help="re-execute with default parameters and store the normalised outputs in place")
+    parser.add_argument("--no-execute", action="store_true",
+                        help="build the site from the notebooks as they are (committed outputs), running nothing")
     parser.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                         help="a value for notebooks whose parameters cell defines NAME (repeatable)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
@@ -528,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.in_place and (args.preset or args.parameter):
         parser.error("--in-place runs each notebook with its default parameters; drop --preset and -p")
+    if args.no_execute and (args.in_place or args.preset or args.parameter):
+        parser.error("--no-execute runs nothing; drop --in-place, --preset and -p")
     try:
         if args.in_place:
             paths = args.notebooks or nbtools.notebook_paths(args.notebooks_dir)
@@ -540,7 +494,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             index = build_report(preset=args.preset or "quick", out=args.out,
                                  notebooks_dir=args.notebooks_dir, notebooks=args.notebooks or None,
                                  parameters=dict(args.parameter), kernel_name=args.kernel,
-                                 progress=not args.quiet)
+                                 execute=not args.no_execute, progress=not args.quiet)
             print(f"report: {index}")
     except NstdreamError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)

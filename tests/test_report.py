@@ -1,14 +1,16 @@
-"""Running notebooks with papermill and rendering the HTML report (nstdream_utils.report).
+"""Running notebooks with papermill and building the report site (nstdream_utils.report).
 
 The notebooks here are tiny (no TensorFlow): each papermill run costs about a second of kernel start-up.
+The site is built twice per module: from the tiny course, and from the committed notebooks without
+running them (a few seconds each).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import nbformat
@@ -21,6 +23,9 @@ from nstdream_utils import notebooks as nbtools
 from nstdream_utils import report
 from nstdream_utils.errors import InputError, NstdreamError
 
+REPO = Path(__file__).resolve().parents[1]
+# Sphinx's own deprecation notices about the theme and myst-parser: not this project's to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 # Quotes, a newline and code-looking text: must arrive as this exact string, never run as code.
 TRICKY = 'say "hi"\'s\n"); import os  # '
@@ -58,11 +63,16 @@ sys.stderr.write("a warning of your own\\n")"""
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    """notebooks/01_red.ipynb (preset, num_steps, label; a red figure) and 02_scale.ipynb (scale only)."""
+    """notebooks/01_red.ipynb (preset, num_steps, label; a red figure) and 02_scale.ipynb (scale only),
+    data/ and docs/notes.md."""
     root = tmp_path_factory.mktemp("course")
     (root / "data").mkdir()
     (root / "data" / "hello.txt").write_text("hello from data\n")
     Image.new("RGB", (16, 16), (0, 0, 255)).save(root / "data" / "blue.png")
+    (root / "docs").mkdir()
+    (root / "docs" / "notes.md").write_text(
+        "# Notes\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\nSee [the first notebook](../notebooks/01_red.ipynb), "
+        "the [README](../README.md) and [a script](../tools/x.py).\n")
     folder = root / "notebooks"
     folder.mkdir()
     write_notebook(
@@ -193,7 +203,7 @@ def test_execute_in_place_leaves_the_original_when_a_cell_fails(broken, tmp_path
     shutil.rmtree(info.value.output_path.parent)
 
 
-# ------------------------------------------------------------------------------------ HTML report
+# ------------------------------------------------------------------------------------ report site
 
 
 @pytest.fixture(scope="module")
@@ -202,39 +212,73 @@ def built(course, tmp_path_factory) -> Path:
     return report.build_report(preset="paper", out=out, notebooks_dir=course, progress=False)
 
 
-def test_build_report_writes_index_linking_every_page(built):
+@pytest.fixture(scope="module")
+def committed(tmp_path_factory) -> Path:
+    """The site built from the committed notebooks (they carry their outputs) and docs/, running nothing."""
+    out = tmp_path_factory.mktemp("committed")
+    assert report.main(["--no-execute", "--quiet", "--out", str(out), "--notebooks-dir", str(REPO / "notebooks")]) == 0
+    return out / "report" / "index.html"
+
+
+def toctree(index: Path) -> list[tuple[str, str]]:
+    """The (href, title) pairs of the index page's own table of contents (the sidebar repeats it)."""
+    article = index.read_text().split('<article class="bd-article">', 1)[1]
+    return re.findall(r'<li class="toctree-l1"><a class="reference internal" href="([^"]+)">(.+?)</a>', article)
+
+
+def test_build_report_writes_a_site_linking_every_page(built):
     assert built.name == "index.html" and built.parent.name == "report"
     assert sorted(p.name for p in (built.parent.parent / "notebooks").iterdir()) == ["01_red.ipynb", "02_scale.ipynb"]
+    assert toctree(built) == [("notebooks/01_red.html", "01 · Red figure"), ("notebooks/02_scale.html", "02 · Scale"),
+                              ("docs/notes.html", "Notes")]
+    for href, _ in toctree(built):
+        assert (built.parent / href).is_file()
     index = built.read_text()
-    assert re.findall(r'<a href="([^"]+)">([^<]+)</a>', index) == [
-        ("01_red.html", "01 · Red figure"), ("02_scale.html", "02 · Scale")]
-    assert "Draws a red square." in index and "Prints a number." in index
-    assert "<strong>paper</strong> preset" in index
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", index)
-    for name in ("01_red.html", "02_scale.html"):
-        assert (built.parent / name).is_file()
-    assert not list(built.parent.glob("*.tmp"))
+    assert "<title>Neural style transfer, then DeepDream" in index
+    assert "computed with the <strong>paper</strong> preset" in index
+    assert (built.parent / "search.html").is_file() and (built.parent / "searchindex.js").is_file()
 
 
-def test_pages_are_self_contained(built):
-    page = (built.parent / "01_red.html").read_text()
-    assert "<title>01 · Red figure</title>" in page
-    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', page)) == 2  # figure + ../data/blue.png
-    assert "../data/blue.png" not in page
-    # Navigation links point at the pages, not the .ipynb files.
-    assert 'href="02_scale.html"' in page and 'href="index.html"' in page
-    assert not re.search(r'href="[^"]*\.ipynb', page)
+def test_pages_show_figures_and_images_from_disk_and_link_each_other(built):
+    page = (built.parent / "notebooks" / "01_red.html").read_text()
+    images = re.findall(r'<img[^>]+src="\.\./(_images/[^"]+)"', page)
+    assert len(images) == 2 and all((built.parent / image).is_file() for image in images)  # figure + ../data/blue.png
+    blue = next(image for image in images if "blue" in image)
+    assert Image.open(built.parent / blue).getpixel((0, 0)) == (0, 0, 255)
+    # The navigation cells point at the pages and, for README.md (the contents), at the index.
+    assert 'href="02_scale.html"' in page and 'href="../index.html"' in page
+    assert not re.search(r'href="(?!\.\./_sources/)[^"]*\.ipynb', page)  # only the theme's download link
+
+
+def test_docs_are_pages_with_their_links_resolved(built):
+    page = (built.parent / "docs" / "notes.html").read_text()
+    assert "<table" in page
+    assert 'href="../notebooks/01_red.html"' in page and 'href="../index.html"' in page
+    assert "a script" in page and "x.py" not in page  # a file outside the site: its name stays, unlinked
 
 
 def test_pages_leave_out_tensorflow_start_up_lines(built):
-    page = (built.parent / "02_scale.html").read_text()
+    page = (built.parent / "notebooks" / "02_scale.html").read_text()
     assert "a warning of your own" in page
     assert "oneDNN" not in page and "port.cc" not in page  # the source splits both words
+    assert "oneDNN" not in (built.parent / "_sources" / "notebooks" / "02_scale.ipynb").read_text()
 
 
-def test_render_html_reads_the_preset_from_papermill(executed, tmp_path):
-    index = report.render_html(executed, tmp_path / "report")
-    assert "<strong>quick</strong> preset" in index.read_text()
+def test_no_execute_builds_the_committed_notebooks_and_docs(committed):
+    hrefs = [href for href, _ in toctree(committed)]
+    names = [f"notebooks/{p.stem}.html" for p in nbtools.notebook_paths(REPO / "notebooks")]
+    assert hrefs[: len(names)] == names and len(names) == 7
+    assert {"docs/reproduction.html", "docs/robustness.html", "docs/teaching.html", "docs/benchmarks.html"} <= set(hrefs)
+    assert "computed with the notebooks’ default parameters" in committed.read_text()
+    page = (committed.parent / "docs" / "teaching.html").read_text()
+    assert "<table" in page and '<span class="math notranslate nohighlight">' in page
+
+
+def test_no_execute_runs_nothing(capsys):
+    for flags in (["--preset", "paper"], ["-p", "scale=2"], ["--in-place"]):
+        with pytest.raises(SystemExit):
+            report.main(["--no-execute", *flags])
+        assert "--no-execute runs nothing" in capsys.readouterr().err
 
 
 def test_build_report_rejects_an_empty_folder(tmp_path):
@@ -256,43 +300,55 @@ def _chromium() -> str:
     pytest.skip(reason)
 
 
-def _browse(url: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
-    command = [
-        _chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-dev-shm-usage", "--hide-scrollbars", f"--user-data-dir={profile}",
-        "--host-resolver-rules=MAP * ~NOTFOUND",  # no network: the page must stand on its own
-        "--window-size=1200,1600", *flags, url,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return result
+def _open_offline(page_path: Path, screenshot: Path) -> dict:
+    """Open a page in headless Chromium with every request to a non-file URL aborted; return its
+    visible text, its number of MathJax elements, the non-file URLs it asked for and a screenshot."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import sync_playwright
+
+    remote = []
+
+    def only_files(route):
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1600})
+            page.on("request", lambda r: r.url.startswith(("file:", "data:")) or remote.append(r.url))
+            page.route("**/*", only_files)
+            page.goto(page_path.as_uri(), wait_until="load")
+            if page.evaluate("() => 'MathJax' in window"):  # wait until it typeset the page, if it loaded
+                with contextlib.suppress(PlaywrightTimeout):
+                    page.wait_for_function("() => window.MathJax.startup?.promise", timeout=15_000)
+                    page.evaluate("() => window.MathJax.startup.promise")
+            page.screenshot(path=screenshot)
+            return {"text": page.inner_text("body"), "mathjax": page.locator("mjx-container").count(),
+                    "remote": remote, "pixels": np.asarray(Image.open(screenshot).convert("RGB")).astype(int)}
+        finally:
+            browser.close()
 
 
-def _screenshot(url: str, tmp_path: Path, name: str) -> np.ndarray:
-    png = tmp_path / f"{name}.png"
-    _browse(url, tmp_path / "profile", f"--screenshot={png}")
-    return np.asarray(Image.open(png).convert("RGB")).astype(int)
+def test_equations_are_typeset_offline_in_chromium(committed, tmp_path):
+    shown = _open_offline(committed.parent / "notebooks" / "02_content_and_style_loss.html", tmp_path / "02.png")
+    assert shown["remote"] == []
+    assert "$$" not in shown["text"]
+    assert shown["mathjax"] > 20  # MathJax ran from the site's own copy
+    assert "Content and style loss" in shown["text"]
 
 
-def test_report_renders_in_headless_chromium(built, tmp_path):
-    index_url, page_url = built.as_uri(), (built.parent / "01_red.html").as_uri()
-
-    dom = _browse(index_url, tmp_path / "profile", "--dump-dom").stdout
-    assert re.findall(r'<a href="([^"]+)">', dom) == ["01_red.html", "02_scale.html"]
-    dom = _browse(page_url, tmp_path / "profile", "--dump-dom").stdout
-    assert re.search(r'<img[^>]+src="data:image/png;base64,', dom)
-
-    index = _screenshot(index_url, tmp_path, "index")
-    assert index.shape == (1600, 1200, 3)
-    assert (index.min(axis=2) < 200).sum() > 2000  # text drawn, not a blank page
-
-    page = _screenshot(page_url, tmp_path, "page")
-    assert (page.min(axis=2) < 200).sum() > 5000
-    red = (page[..., 0] > 220) & (page[..., 1] < 40) & (page[..., 2] < 40)
+def test_pages_show_their_figures_in_chromium(built, tmp_path):
+    shown = _open_offline(built.parent / "notebooks" / "01_red.html", tmp_path / "01.png")
+    assert shown["remote"] == []
+    pixels = shown["pixels"]
+    assert (pixels.min(axis=2) < 200).sum() > 5000  # text drawn, not a blank page
+    red = (pixels[..., 0] > 220) & (pixels[..., 1] < 40) & (pixels[..., 2] < 40)
     assert red.sum() > 20_000, f"only {red.sum()} red pixels: the figure is not shown"
-    blue = (page[..., 2] > 220) & (page[..., 0] < 40) & (page[..., 1] < 40)
-    assert blue.sum() > 100  # the markdown image embedded from ../data/blue.png
+    blue = (pixels[..., 2] > 220) & (pixels[..., 0] < 40) & (pixels[..., 1] < 40)
+    assert blue.sum() > 100  # the markdown image from ../data/blue.png
 
 
 def test_report_kernels_draw_figures_inline_and_restore_the_environment(monkeypatch):
