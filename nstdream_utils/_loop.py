@@ -74,6 +74,13 @@ class Recorder:
         self._start = time.perf_counter() - (self.history["seconds"][-1] if self.history.get("seconds") else 0.0)
         self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
 
+    def resume(self, history: dict[str, list[float]]) -> None:
+        """Continue from a saved ``history``: the steps, the clock and the progress bar go on from it."""
+        self.history.update(history)
+        seconds = self.history.get("seconds") or [0.0]
+        self._start = time.perf_counter() - seconds[-1]
+        self._bar.update(self.steps_done)
+
     @property
     def steps_done(self) -> int:
         return len(self.history.get(self.main_key, []))
@@ -120,8 +127,10 @@ class Recorder:
 
 def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int,
               image_ok: Callable[[], bool], sync_every: int = 10,
-              should_stop: Callable[[], bool] | None = None) -> Recorder:
+              should_stop: Callable[[], bool] | None = None,
+              on_sync: Callable[[], None] | None = None) -> Recorder:
     """Call ``step(i)`` ``num_steps`` times, recording its losses; see the module docstring.
+    ``on_sync()`` runs after each sync point's losses are recorded (e.g. to save a checkpoint).
 
     Ctrl-C (KeyboardInterrupt) or ``should_stop()`` returning True ends the run early with status
     ``"interrupted"``; the steps already done stay in the history.
@@ -144,6 +153,8 @@ def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int
                 pending = []
                 if recorder.wants_frame(i) or (recorder.frame_every and i == num_steps - 1):
                     recorder.keep_frame()
+                if on_sync is not None:
+                    on_sync()
     except KeyboardInterrupt:
         status = "interrupted"
     recorder.status = status

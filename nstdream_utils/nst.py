@@ -16,11 +16,16 @@ VGG-19 once, on the image being optimised. Taught in notebook 03.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from pathlib import Path
+
 import numpy as np
 import tensorflow as tf
 
-from . import device, images, losses, models
+from . import device, files, images, losses, models
 from ._loop import Recorder, RunResult, run_steps
+from .errors import InputError
 from .presets import NSTConfig, check_mask, check_styles, get_preset, validate_nst
 
 VGG19_MIN_SIZE = 32
@@ -183,8 +188,78 @@ def _make_optimizer(cfg: NSTConfig, num_pixels: int):
     return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
 
 
+class Checkpoint:
+    """The state of a gradient loop (SGD or Adam) in one ``.npz`` file, saved every ``every`` steps.
+
+    It holds the loop's variables (the image and, for the guarded SGD, the kept image, gradient,
+    losses and rate), the optimiser's variables (its step count, which drives the learning-rate
+    decay, and Adam's moments), the history so far and the config. A loop that finds the file
+    continues from it, so an interrupted run ends with the same history as an uninterrupted one
+    (the ``seconds`` aside). The file is removed when the run completes.
+    """
+
+    def __init__(self, path: str | os.PathLike, every: int = 500) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"checkpoint_every must be an int ≥ 1, got {every!r}", where="checkpoint_every")
+        self.path, self.every, self.saved_at = Path(path), every, 0
+
+    @staticmethod
+    def _fingerprint(cfg: NSTConfig) -> str:
+        import json
+
+        return json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
+
+    def restore(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> int:
+        """Load the saved state into ``variables``, ``optimizer`` and ``recorder``; return the steps done (0: none)."""
+        import json
+
+        if not self.path.is_file():
+            return 0
+        with np.load(self.path, allow_pickle=False) as saved:
+            if str(saved["config"]) != self._fingerprint(cfg):
+                raise InputError("the checkpoint was made with another configuration", where=str(self.path),
+                                 fix="delete it to start again, or use the configuration it was made with")
+            for name, variable in variables.items():
+                variable.assign(saved[f"var_{name}"])
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(saved[f"opt_{i}"])
+            recorder.resume(json.loads(str(saved["history"])))
+        self.saved_at = recorder.steps_done
+        return self.saved_at
+
+    def maybe_save(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> None:
+        """Save when ``every`` steps have passed since the last save (called at the loop's sync points)."""
+        import io
+        import json
+
+        if recorder.steps_done - self.saved_at < self.every:
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, config=self._fingerprint(cfg), history=json.dumps(recorder.history),
+                 **{f"var_{name}": v.numpy() for name, v in variables.items()},
+                 **{f"opt_{i}": v.numpy() for i, v in enumerate(optimizer.variables)})
+        files.atomic_write_bytes(buffer.getvalue(), self.path)
+        self.saved_at = recorder.steps_done
+
+    def finish(self, recorder: Recorder) -> None:
+        if recorder.status == "completed":
+            self.path.unlink(missing_ok=True)
+
+
+def _run_gradient_steps(step, cfg: NSTConfig, recorder: Recorder, variables: dict, optimizer, should_stop,
+                        image_ok, checkpoint: Checkpoint | None) -> None:
+    """Run ``step`` for the config's steps, continuing from ``checkpoint`` and saving to it when given."""
+    done = checkpoint.restore(cfg, variables, optimizer, recorder) if checkpoint else 0
+    on_sync = (lambda: checkpoint.maybe_save(cfg, variables, optimizer, recorder)) if checkpoint else None
+    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps - done, should_stop=should_stop,
+              image_ok=image_ok, on_sync=on_sync)
+    recorder.close()
+    if checkpoint:
+        checkpoint.finish(recorder)
+
+
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
-                   should_stop=None) -> np.ndarray:
+                   should_stop=None, checkpoint: Checkpoint | None = None) -> np.ndarray:
     """SGD or Adam on a ``tf.Variable``: one traced ``tf.function`` step, no retracing.
 
     With ``cfg.sgd_guard_factor`` set and ``cfg.optimizer == "sgd"``, the step is
@@ -192,7 +267,7 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
     (keras-io's recipe for SGD).
     """
     if cfg.optimizer == "sgd" and cfg.sgd_guard_factor is not None:
-        return _guarded_sgd_loop(loss_fn, x0, cfg, recorder, should_stop)
+        return _guarded_sgd_loop(loss_fn, x0, cfg, recorder, should_stop, checkpoint)
     image = tf.Variable(x0)
     recorder.get_image = lambda: image.numpy()[0] / cfg.pixel_scale
     optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
@@ -206,15 +281,14 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
             image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
         return terms
 
-    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps, should_stop=should_stop,
-              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(image))))
-    recorder.close()
+    _run_gradient_steps(step, cfg, recorder, {"image": image}, optimizer, should_stop,
+                        lambda: bool(tf.reduce_all(tf.math.is_finite(image))), checkpoint)
     recorder.traces = step.experimental_get_tracing_count()
     return recorder.last_good
 
 
 def _guarded_sgd_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
-                      should_stop=None) -> np.ndarray:
+                      should_stop=None, checkpoint: Checkpoint | None = None) -> np.ndarray:
     """SGD with keras-io's schedule, plus a guard that undoes an update that blew the loss up.
 
     Each step evaluates ``L(x)`` and ``∇L(x)`` at the current image ``x``. If the previous update
@@ -263,9 +337,10 @@ def _guarded_sgd_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder
             image.assign(tf.clip_by_value(image, 0.0, cfg.pixel_scale))
         return {**terms, "retries": tf.cast(retry, tf.float32)}
 
-    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps, should_stop=should_stop,
-              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(kept_image))))
-    recorder.close()
+    state = {"image": image, "kept_image": kept_image, "kept_grad": kept_grad, "rate": rate,
+             **{f"kept_{k}": v for k, v in kept.items()}}
+    _run_gradient_steps(step, cfg, recorder, state, optimizer, should_stop,
+                        lambda: bool(tf.reduce_all(tf.math.is_finite(kept_image))), checkpoint)
     recorder.traces = step.experimental_get_tracing_count()
     if recorder.steps_done:  # check the last update once (eagerly); undo it if it blew up
         if bool(blew_up(loss_fn(image)["total"])):
@@ -436,7 +511,8 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    learning_rate: float | None = None, seed: int = 0, progress: bool = True,
                    log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None,
                    weights=None, precision: str | None = None, mask=None, preserve_color: str | None = None,
-                   style_blend=None, style_scale: float | None = None) -> NSTResult:
+                   style_blend=None, style_scale: float | None = None, checkpoint=None,
+                   checkpoint_every: int = 500) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST).
 
     Args:
@@ -457,6 +533,8 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
         mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where
             the content stays (see :class:`NSTLoss`); neither all black nor all white.
         preserve_color, style_blend, style_scale: override the config's (``NSTConfig``).
+        checkpoint: a ``.npz`` path (SGD and Adam only): the run saves its state there every
+            ``checkpoint_every`` steps and, when the file exists, continues from it (:class:`Checkpoint`).
 
     Returns:
         An :class:`NSTResult`. Ctrl-C (KeyboardInterrupt) also returns one, with status ``"interrupted"``.
@@ -483,7 +561,14 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                         desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="total")
     loop = loop_for(cfg.optimizer)
-    image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
+    if checkpoint is None:
+        image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
+    elif loop is _gradient_loop:
+        image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop,
+                     checkpoint=Checkpoint(checkpoint, checkpoint_every))
+    else:
+        raise InputError(f"checkpoints are kept for sgd and adam, not {cfg.optimizer}", where="checkpoint",
+                         fix="leave checkpoint unset, or use optimizer='sgd' or 'adam'")
     if cfg.preserve_color == "luminance":  # after the run: the output's luminance Y, the content's Cb, Cr
         image = images.keep_colors(np.clip(image, 0, 1), content)
     return NSTResult(image=np.clip(image, 0, 1).astype(np.float32), history=recorder.history, config=cfg,

@@ -37,7 +37,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
                  dream_step_size: float | None = None, layers=None, octaves=None, seed: int = 0,
                  progress: bool = True, log_every: int = 0, should_stop=None,
                  precision: str | None = None, levels: int = 1, steps_per_level=None, mask=None,
-                 guide=None) -> PipelineResult:
+                 guide=None, nst_checkpoint=None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image``, then dream on the result (the paper's pipeline).
 
     Args:
@@ -51,6 +51,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
             whose ``steps_per_level`` replaces ``nst_steps``; the optimiser defaults to ``"lbfgs"``).
         mask, guide: ``nst.style_transfer``'s ``mask`` and ``dream.deep_dream``'s ``guide`` (None: none);
             ``style_image`` may be a list (``NSTConfig.style_blend``). Not with ``levels`` > 1.
+        nst_checkpoint: ``nst.style_transfer``'s ``checkpoint`` (SGD and Adam, one level): NST saves
+            its state there every 500 steps and continues from it after an interruption.
 
     Returns:
         A :class:`PipelineResult`. If NST is interrupted, DeepDream does not run.
@@ -65,6 +67,8 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
     dream_cfg = dream.resolve_config(chosen.dream, size=dream_size, num_steps=dream_steps,
                                      step_size=dream_step_size, layers=layers, octaves=octaves)
     controls = {"mask": mask} if mask is not None else {}
+    if nst_checkpoint is not None:
+        controls["checkpoint"] = nst_checkpoint
     styled = pyramid.stylize(content_image, style_image, **controls, levels=levels, steps_per_level=steps_per_level,
                              optimizer=optimizer, config=nst_cfg, seed=seed,
                              progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)

@@ -257,7 +257,10 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
 
     Note:
         Each run's files are written as soon as it ends; a run whose JSON (status completed or
-        diverged, same parameters) and PNGs exist is read back instead of recomputed.
+        diverged, same parameters) and PNGs exist is read back instead of recomputed. An SGD or
+        Adam NST saves its state to ``<name>.checkpoint.npz`` every 500 iterations, and a run
+        stopped part-way continues from there (``nst.Checkpoint``): a 10,000-iteration run loses
+        at most 500 iterations to a crash.
         ``summary["ran"]`` lists the runs this call computed. A run whose NST loss becomes NaN/Inf
         is recorded with status ``"diverged"``, its history up to then and its last finite image,
         and no dream; the other runs go on.
@@ -308,7 +311,9 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                 result = pipeline.run_pipeline(content_image, images.load_image(data.style_path(style)),
                                                preset=preset, nst_size=nst_cfg.size, nst_steps=nst_cfg.num_steps,
                                                learning_rate=nst_cfg.learning_rate, dream_size=dream_cfg.size,
-                                               dream_steps=dream_cfg.num_steps, seed=seed, progress=False)
+                                               dream_steps=dream_cfg.num_steps, seed=seed, progress=False,
+                                               nst_checkpoint=out / f"{name}.checkpoint.npz"
+                                               if nst_cfg.optimizer in ("sgd", "adam") else None)
             except BaseException as error:
                 if getattr(error, "nst_result", None) is not None:  # DeepDream failed or was stopped
                     _keep_stylized(out, name, error.nst_result)
@@ -888,7 +893,8 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "python -m nstdream_utils.reproduction compare --out results/paper   # the recipe comparison (optional)",
         "# the same through the batch runner (notebook 05 under papermill; Dask: --scheduler tcp://HOST:8786):",
         COMMAND + " --workers 2",
-        "# the paper's 10,000 NST iterations (≈ 70 min per style on 2 CPU cores; not run here):",
+        "# the paper's 10,000 NST iterations (≈ 70 min per style on 2 CPU cores; a checkpoint every 500",
+        "# iterations, so an interrupted run continues where it stopped; not run yet):",
         "python -m nstdream_utils.reproduction run --preset paper --nst-steps 10000 --out results/paper-10000",
         "python -m nstdream_utils.reproduction markdown --out results/paper  # this page",
         "```",

@@ -1,5 +1,5 @@
 """Tests for nstdream_utils.data (names, folder, paths), data/make_styles.py (the style images), the
-`nstdream data` command, the licences, and the busyness scores of nstdream_utils.reproduction."""
+`nstdream data` command, the licences, and the busyness scores of nstdream_utils.claim."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from nstdream_utils import cli, data
+from nstdream_utils.claim import distortion_score, spectral_entropy
 from nstdream_utils.errors import InputError, MissingFileError
-from nstdream_utils.reproduction import distortion_score, spectral_entropy
 
 # The committed files, whatever NSTDREAM_DATA_DIR says.
 REPO = Path(data.__file__).resolve().parent.parent
@@ -194,7 +194,7 @@ def test_every_data_file_is_in_licenses():
 
 
 # --------------------------------------------------------------------------------------------------
-# reproduction.distortion_score and reproduction.spectral_entropy
+# claim.distortion_score and claim.spectral_entropy
 # --------------------------------------------------------------------------------------------------
 
 

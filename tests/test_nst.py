@@ -389,3 +389,35 @@ def test_presets_converge_on_high_energy_styles(content, preset):
             assert total[-1] < total[0], where
             if preset == "quick":  # L-BFGS's line search never accepts a rise
                 assert total.max() <= total[0], where
+
+
+@needs_vgg19
+@pytest.mark.parametrize("config", ["paper", "tf-tutorial"])  # guarded SGD with lr decay; Adam
+def test_an_interrupted_run_continues_from_its_checkpoint_to_the_same_history(content, style, config, tmp_path):
+    kwargs = dict(config=config, size=32, num_steps=30, progress=False)
+    whole = nst.style_transfer(content, style, **kwargs)
+    path = tmp_path / "run.npz"
+    calls = iter(range(10 ** 6))
+    stopped = nst.style_transfer(content, style, **kwargs, checkpoint=path, checkpoint_every=10,
+                                 should_stop=lambda: next(calls) >= 15)
+    assert stopped.status == "interrupted" and len(stopped.history["total"]) == 15 and path.is_file()
+    resumed = nst.style_transfer(content, style, **kwargs, checkpoint=path, checkpoint_every=10)
+    assert resumed.status == "completed" and not path.exists()  # removed once the run completes
+    for key in whole.history.keys() - {"seconds"}:
+        assert resumed.history[key] == whole.history[key], key  # same machine, same kernels: bit for bit
+    np.testing.assert_array_equal(resumed.image, whole.image)
+    assert len(resumed.history["seconds"]) == 30
+
+
+@needs_vgg19
+def test_a_checkpoint_refuses_another_configuration_and_l_bfgs(content, style, tmp_path):
+    path = tmp_path / "run.npz"
+    calls = iter(range(10 ** 6))
+    nst.style_transfer(content, style, config="paper", size=32, num_steps=20, progress=False, checkpoint=path,
+                       checkpoint_every=10, should_stop=lambda: next(calls) >= 12)
+    with pytest.raises(InputError, match="another configuration"):
+        nst.style_transfer(content, style, config="paper", size=32, num_steps=20, learning_rate=3.0,
+                           progress=False, checkpoint=path)
+    with pytest.raises(InputError, match="sgd and adam"):
+        nst.style_transfer(content, style, config="quick", size=32, num_steps=5, progress=False,
+                           checkpoint=tmp_path / "other.npz")

@@ -131,7 +131,8 @@ def test_markdown_renders_from_a_run(tiny_run, tmp_path):
     out, _ = tiny_run
     doc = reproduction.write_docs(out, tmp_path / "reproduction.md")
     text = doc.read_text()
-    for phrase in ("Table 1", "Table 2", "Why our numbers differ", reproduction.COMMAND, "10,431.64", "3.6324"):
+    for phrase in ("Table 1", "Table 2", "Why our numbers differ", reproduction.COMMAND, "10,431.64", "3.6324",
+                   "The claim, tested as the paper states it", "**H1** NST loss(distorted) > NST loss(clear)"):
         assert phrase in text, phrase
 
 
@@ -144,10 +145,13 @@ def test_tables_put_the_paper_beside_ours():
                "original_dream_loss_900": 1.0}
     table1, table2 = reproduction.summary_tables(summary)
     assert [r["style"] for r in table1] == list(PAPER_STYLES)
-    assert all(r["ratio"] == pytest.approx(2.0) for r in table1)
+    assert all(r["ratio"] is None for r in table1)  # our 1,000 iterations beside the paper's 10,000: no ratio
     assert [r["paper_rank"] for r in table1] == [r["our_rank"] for r in table1]
     assert table2[-1]["style"] == "original" and table2[-1]["paper"] == 3.6324 and table2[-1]["our_rank"] == 5
-    assert "| spiral | 40,709.7 | 81,420 | 2 | 1 | 1 |" in reproduction.markdown_table(table1)
+    assert all(r["ratio"] == pytest.approx(1.0) for r in table2[:-1])  # the dream losses are like for like
+    assert "| spiral | 40,709.7 | 81,420 | 1 | 1 |" in reproduction.markdown_table(table1)
+    summary["parameters"] = {"nst": {"num_steps": 10_000}}
+    assert all(r["ratio"] == pytest.approx(2.0) for r in reproduction.summary_tables(summary)[0])
 
 
 def test_sig_and_ranks():
@@ -155,42 +159,6 @@ def test_sig_and_ranks():
     assert reproduction.sig(3.81662) == "3.817"
     assert reproduction.sig(None) == "n/a" and reproduction.sig(float("nan")) == "n/a"
     assert reproduction.ranks([3.0, None, 5.0, 1.0]) == [2, None, 1, 3]
-
-
-def test_spearman_small_n_uses_an_exact_permutation_p():
-    result = reproduction.spearman([1, 2, 3, 4], [10, 20, 30, 40])
-    assert result["rho"] == pytest.approx(1.0) and result["n"] == 4
-    assert result["p_permutation"] == pytest.approx(2 / 24)  # ρ = ±1 are 2 of the 4! pairings
-    assert reproduction.spearman([1, 2], [2, 1])["rho"] is None
-
-
-def test_spearman_large_n_estimates_a_permutation_p_that_is_never_zero():
-    perfect = reproduction.spearman(list(range(12)), list(range(12)))
-    assert perfect["rho"] == pytest.approx(1.0)
-    assert perfect["p_permutation"] == pytest.approx(1 / 20_001)  # no sampled pairing reaches ρ = 1
-    rng = np.random.default_rng(1)
-    noise = reproduction.spearman(rng.normal(size=24), rng.normal(size=24))
-    assert 0.05 < noise["p_permutation"] <= 1 and abs(noise["p_permutation"] - noise["p_value"]) < 0.05
-
-
-def test_claim_test_returns_rho_in_range_with_the_right_n():
-    scores = {"a": 0.01, "b": 0.02, "c": 0.03, "d": 0.04}
-    records = [{"content": c, "style": s, "nst_loss_final": 100 * v + i, "dream_loss_final": 1 - 10 * v}
-               for i, c in enumerate(("x", "y")) for s, v in scores.items()]
-    records.append({"content": "x", "style": "original", "dream_loss_final": 5.0})  # ignored
-    claim = reproduction.claim_test(records, scores=scores)
-    assert claim["n"] == 8 and claim["nst"]["n"] == 8 and claim["dream"]["n"] == 8
-    for key in ("nst", "dream", "nst_vs_dream"):
-        assert -1.0 <= claim[key]["rho"] <= 1.0
-    assert claim["nst"]["rho"] > 0.9 and claim["dream"]["rho"] == pytest.approx(-1.0)
-    assert claim["holds"] and claim["verdict"].startswith("holds")
-
-
-def test_claim_test_on_the_paper_numbers_scores_the_real_style_images():
-    claim = reproduction.claim_test(reproduction.paper_records())
-    assert claim["n"] == 4 and set(claim["scores"]) == set(PAPER_STYLES)
-    assert -1.0 <= claim["nst"]["rho"] <= 1.0
-    assert not claim["holds"]  # n = 4 can never reach p < 0.05 with the permutation test
 
 
 # ------------------------------------------------------------------------ the committed results
@@ -214,8 +182,57 @@ def test_committed_paper_results():
         assert (COMMITTED.parent / f"{stem}.json").is_file()
 
 
-def test_claim_text_gives_each_correlation_and_the_verdict():
-    claim = reproduction.claim_test(reproduction.paper_records())
-    lines = reproduction.claim_text("the paper's own numbers", claim).splitlines()
-    assert lines[0] == f"the paper's own numbers (n = {claim['n']}):" and len(lines) == 5
-    assert lines[1].startswith("  score vs NST loss   rho") and lines[-1] == f"  verdict: {claim['verdict']}"
+def _config(cls, stored: dict):
+    """A config dataclass from a run record's parameters (JSON lists back to tuples)."""
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
+
+
+# Relative tolerances for a recomputation of committed histories, derived from measurements on one
+# machine with three kernel sets against the committed runs: oneDNN AVX-512, oneDNN capped to AVX2
+# (ONEDNN_MAX_CPU_ISA=AVX2) and Eigen (TF_ENABLE_ONEDNN_OPTS=0). The first 10 SGD steps of the paper
+# preset differed by at most 0.025 %, 0.9 % and 2.9 % (rounding grows with each step at lr 10); the
+# first 20 dream steps by 0, 0.14 % and 0.32 %. The bounds are about 3.5× and 6× the largest seen.
+NST_RTOL, DREAM_RTOL = 0.10, 0.02
+
+
+@pytest.mark.slow
+def test_committed_paper_runs_carry_provenance_and_recompute(weights_dir):
+    """The first 10 NST steps of a committed run and the first 20 dream steps of the committed dream on
+    the photo, recomputed with today's code from the parameters the runs recorded."""
+    from nstdream_utils import data, dream, images, nst
+
+    run = json.loads((COMMITTED.parent / "astronaut__triangle.json").read_text())
+    original = json.loads((COMMITTED.parent / "astronaut__original.json").read_text())
+    for record in (run, original):
+        made = record["provenance"]
+        assert len(made["commit"]) == 40 and made["dirty"] is False, made
+        assert made["command"].startswith("python -m nstdream_utils.reproduction run --preset paper")
+        assert made["machine"]["cpu"] and made["versions"]["tensorflow"]
+        assert "parameters_note" not in record
+    content = images.load_image(data.content_path("astronaut"))
+    cfg = _config(presets.NSTConfig, run["parameters"]["nst"]).replace(num_steps=10)
+    result = nst.style_transfer(content, images.load_image(data.style_path("triangle")), config=cfg,
+                                seed=run["parameters"]["seed"], progress=False)
+    np.testing.assert_allclose(result.history["total"], run["nst_loss"][:10], rtol=NST_RTOL)
+    dream_cfg = _config(presets.DreamConfig, original["parameters"]["dream"]).replace(num_steps=20)
+    dreamed = dream.deep_dream(content, config=dream_cfg, seed=original["parameters"]["seed"], progress=False)
+    np.testing.assert_allclose(dreamed.history["loss"], original["dream_loss"][:20], rtol=DREAM_RTOL)
+
+
+def test_committed_claim_runs_and_the_docs_come_from_them(weights_dir, tmp_path, monkeypatch):
+    """results/claim holds every photo × style of the claim command, each with provenance, and
+    docs/reproduction.md is exactly what `reproduction markdown` renders from the committed results."""
+    from nstdream_utils import data
+
+    claim_dir = REPO / reproduction.CLAIM_DIR
+    summary = json.loads((claim_dir / "summary.json").read_text())
+    assert summary["contents"] == list(data.CONTENT_NAMES) and set(summary["styles"]) == set(data.STYLE_NAMES)
+    assert summary["provenance"]["command"] == reproduction.CLAIM_COMMAND
+    for content in data.CONTENT_NAMES:
+        for style in (*data.STYLE_NAMES, "original"):
+            record = json.loads((claim_dir / f"{content}__{style}.json").read_text())
+            assert record["status"] == "completed" and record["provenance"]["dirty"] is False, (content, style)
+    monkeypatch.chdir(REPO)
+    rendered = reproduction.write_docs("results/paper", tmp_path / "reproduction.md")
+    assert rendered.read_text() == (REPO / "docs" / "reproduction.md").read_text(), \
+        "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
