@@ -13,7 +13,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 # The GPU extra where a CUDA driver answers, the CPU wheel elsewhere.
 EXTRA := $(shell nvidia-smi >/dev/null 2>&1 && echo gpu || echo cpu)
 
-.PHONY: setup lint test test-fast test-network notebooks report styles paper clean benchmarks student
+.PHONY: setup lint test test-fast test-network notebooks report styles paper clean benchmarks student lab
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -65,6 +65,10 @@ report: setup
 student: setup
 	rm -rf build/student
 	$(PY) tools/student_release.py notebooks build/student
+
+## JupyterLab on the course, with the package's kernel ("Python 3 (nstdream)").
+lab: setup
+	cd notebooks && ../$(VENV)/bin/jupyter lab
 
 styles: setup
 	$(VENV)/bin/nstdream data styles
