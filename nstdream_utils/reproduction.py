@@ -1042,7 +1042,10 @@ def _claim_section(claims: dict[str, dict], parameters: dict | None) -> list[str
           "photo the labels are shuffled among its styles (every arrangement). Statistic: the mean over photos of "
           "mean log loss(distorted) − mean log loss(clear); its exponential, the geometric-mean ratio "
           "distorted ÷ clear, is the effect size, with a bootstrap 95 % interval over photos (10,000 resamples). "
-          "With one photo the smallest possible p is 1/6.",
+          "With one photo the smallest possible p is 1/6. The two answer different questions: the interval says "
+          "how consistent the ratio is across photos, the p-value whether the paper's split stands out among the "
+          "six ways of splitting its four styles in two. A ratio can be the same on every photo (a narrow "
+          "interval away from 1) and still not stand out, when other splits of the same styles differ as much.",
           "- **Verdicts:** *supported* when p < α in the claimed direction, *contradicted* when p < α in the "
           "opposite direction, else *not supported*.",
           f"- **Stability rule:** {claim.STABILITY_RULE}. Such runs are listed and left out of the tests.",
