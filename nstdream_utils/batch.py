@@ -26,10 +26,12 @@ default (an int is accepted, and passed as a float, where the default is a float
 parameter* must name an existing file (an image that opens, when its default names an image); a
 ``preset`` must exist. A file parameter is one whose default in the notebook is a string that ends
 in an image suffix or names an existing file relative to the notebook — for notebook 05, ``content``
-and ``style``. ``output_dir`` is set by the batch (each run's folder) and may not be in the grid;
-``progress`` is set to False unless the grid sets it. A grid of more than :data:`MAX_RUNS` runs
-(counted without expanding it) is refused unless ``max_runs=`` / ``--max-runs`` allows it, and
-values below the notebook's own minimums (:data:`MINIMUMS`) are refused.
+and ``style`` — or an optional image: a parameter whose default is ``""`` (none), given a value that
+ends in an image suffix — for notebook 05, ``style2``, ``mask`` and ``guide``. ``output_dir`` is set
+by the batch (each run's folder) and may not be in the grid; ``progress`` is set to False unless the
+grid sets it. A grid of more than :data:`MAX_RUNS` runs (counted without expanding it) is refused
+unless ``max_runs=`` / ``--max-runs`` allows it, and values below the notebook's own minimums
+(:data:`MINIMUMS`) are refused.
 
 **The output folder**::
 
@@ -585,7 +587,7 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
 
     runs, width = [], max(3, len(str(len(grid) - 1)))
     for index, given in enumerate(grid):
-        parameters, values = {}, {}
+        parameters, values, run_file_keys = {}, {}, []
         for key, value in given.items():
             if key == RESERVED:
                 raise fail(index, given, f"parameter {key!r} is set by the batch (each run's folder)",
@@ -603,10 +605,12 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
                 raise fail(index, given, f"parameter {key!r} is {value}, below the {MINIMUMS[key]} the notebook "
                            "needs", f"give {key} ≥ {MINIMUMS[key]}")
             parameters[key], values[key] = value, value
-            if key in file_keys and value is not None:
+            if defaults[key] == "" and isinstance(value, str) and Path(value).suffix.lower() in IMAGE_SUFFIXES:
+                run_file_keys.append(key)  # an optional image, given
+            if (key in file_keys or key in run_file_keys) and value is not None:
                 try:
                     path = _find_file(value, spec.base_dir, where=where, fix="")
-                    if Path(str(defaults[key])).suffix.lower() in IMAGE_SUFFIXES:
+                    if key in run_file_keys or Path(str(defaults[key])).suffix.lower() in IMAGE_SUFFIXES:
                         images.validate_image_path(path)
                 except NstdreamError as exc:
                     raise fail(index, given, f"parameter {key!r}: {exc.what}",
@@ -621,10 +625,11 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
         if "progress" in declared and "progress" not in given and isinstance(defaults["progress"], bool):
             values["progress"] = False
         shown = {**{k: defaults[k] for k in varying if k not in parameters and k in defaults}, **parameters}
-        slug = _slug(shown, varying or [k for k in parameters if k in file_keys], file_keys)
+        run_files = (*file_keys, *run_file_keys)
+        slug = _slug(shown, varying or [k for k in parameters if k in run_files], run_files)
         run_id = f"{index:0{width}d}-{slug}-{_run_hash(spec.notebook, parameters)}"
         runs.append(Run(index=index, run_id=run_id, parameters=parameters, values=values, varying=varying,
-                        files=tuple(k for k in parameters if k in file_keys)))
+                        files=tuple(k for k in parameters if k in run_files)))
     return runs
 
 

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
-from nstdream_utils import batch, cli
+from nstdream_utils import batch, cli, images
 from nstdream_utils.errors import InputError, MissingFileError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,6 +212,33 @@ def test_options_are_checked(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_grid_can_sweep_the_style_and_dream_controls(tmp_path):
+    """Notebook 05's controls: strings and floats as given, optional images found and made absolute."""
+    half = np.zeros((30, 40, 3), np.float32)
+    half[:, 20:] = 1.0
+    images.save_image(half, tmp_path / "mask.png")
+    grid = {"parameters": {"content": "data/content/chelsea.png", "style": "data/styles/spiral.png",
+                           "preserve_color": ["", "luminance", "histogram"], "style_scale": [0.5, 2],
+                           "style2": "data/styles/checkerboard.png", "style_weights": "0.7,0.3",
+                           "mask": str(tmp_path / "mask.png"), "guide": "data/styles/triangle.png", **TINY}}
+    runs = batch.validate(grid)
+    assert [(r.values["preserve_color"], r.values["style_scale"]) for r in runs] == [
+        ("", 0.5), ("", 2.0), ("luminance", 0.5), ("luminance", 2.0), ("histogram", 0.5), ("histogram", 2.0)]
+    assert isinstance(runs[1].values["style_scale"], float) and runs[0].values["style_weights"] == "0.7,0.3"
+    for run in runs:
+        for key in ("style2", "mask", "guide"):
+            assert Path(run.values[key]).is_absolute() and Path(run.values[key]).is_file(), key
+        assert {"style2", "mask", "guide"} <= set(run.files) and "preserve_color" not in run.files
+    assert runs[3].label() == "preserve_color=luminance style_scale=2"
+    assert len(batch.validate(REPO / "examples" / "grid_controls.yaml")) == 6
+    (tmp_path / "text.png").write_text("not an image")
+    for key, value, words in [("mask", "data/no_such_mask.png", "parameter 'mask'.*no such file"),
+                              ("guide", str(tmp_path / "text.png"), "parameter 'guide'"),
+                              ("style_weights", [0.7, 0.3], "'style_weights' must be a string")]:
+        with pytest.raises(InputError, match=words):
+            batch.validate({"parameters": {**grid["parameters"], key: value}})
+
+
 # ------------------------------------------------------------------------------- the tiny notebook
 
 
@@ -368,3 +396,18 @@ def test_scheduler_address_runs_on_that_dask_cluster(tmp_path, tiny_notebook):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["executor"] == "dask" and manifest["workers"] == 1
     assert [r["final_losses"] for r in manifest["runs"]] == [{"stage": 2.0}, {"stage": 2.5}]
+
+
+@pytest.mark.slow
+def test_a_batch_run_with_preserve_color_keeps_the_photos_colours(tmp_path, weights_dir):
+    grid = {"parameters": {"content": "data/content/astronaut.png", "style": "data/styles/spiral.png",
+                           "preserve_color": "luminance", **TINY}}
+    result = batch.run_batch(grid, tmp_path / "out", progress=False)
+    assert result.ok and len(result.executed) == 1, result.records
+    folder = tmp_path / "out" / "runs" / result.executed[0]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["parameters"]["preserve_color"] == "luminance"
+    stylized = images.load_image(folder / "stylized.png")
+    content = images.resize(images.load_image(REPO / "data" / "content" / "astronaut.png"), exact=stylized.shape[:2])
+    chroma = np.abs(images.rgb_to_ycbcr(stylized)[..., 1:] - images.rgb_to_ycbcr(content)[..., 1:]).mean()
+    assert chroma < 0.01, f"the stylised image's chroma is {chroma:.3f} from the photo's"

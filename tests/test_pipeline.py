@@ -87,3 +87,27 @@ def test_quick_preset_nst_stays_finite_at_its_own_size(pair):
     assert result.stylized.shape == (128, 128, 3)
     assert np.isfinite(result.nst.history["total"]).all()
     assert result.nst.history["total"][-1] < result.nst.history["total"][0]
+
+
+def test_style_controls_reach_the_nst_config_and_are_refused_with_levels(monkeypatch, pair):
+    """The routing alone: NST and DeepDream replaced by stand-ins that record what they get."""
+    calls = {}
+
+    def fake_nst(content, style, *, config, mask=None, **kwargs):
+        calls["nst"] = (config.preserve_color, config.style_blend, config.style_scale, len(style), mask)
+        return pipeline.nst.NSTResult(image=content, history={"total": [1.0]}, config=config)
+
+    def fake_dream(image, *, config, guide=None, **kwargs):
+        calls["guide"] = guide
+        return pipeline.dream.DreamResult(image=image, history={"loss": [1.0]}, config=config)
+
+    monkeypatch.setattr(pipeline.nst, "style_transfer", fake_nst)
+    monkeypatch.setattr(pipeline.dream, "deep_dream", fake_dream)
+    content, style = pair
+    pipeline.run_pipeline(content, [style, style], preserve_color="luminance", style_blend=[0.7, 0.3],
+                          style_scale=0.5, mask="M", guide="G", progress=False)
+    assert calls == {"nst": ("luminance", (0.7, 0.3), 0.5, 2, "M"), "guide": "G"}
+    with pytest.raises(InputError, match="unknown preserve_color 'hue'"):
+        pipeline.run_pipeline(content, style, preserve_color="hue", progress=False)
+    with pytest.raises(InputError, match="preserve_color, style_scale with levels=2"):
+        pipeline.run_pipeline(content, style, preserve_color="histogram", style_scale=2.0, levels=2, progress=False)
