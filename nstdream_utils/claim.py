@@ -273,7 +273,9 @@ def label_test(cells: dict, loss: str, sign: int, *, alpha: float = ALPHA, n_boo
         ``{"effect"`` (mean over photos of the log difference), ``"ratio"`` (its exponential: the
         geometric-mean ratio distorted ÷ clear), ``"ci"`` ((low, high) bootstrap 95 % interval of
         the ratio over photos; None with fewer than 2 photos), ``"p"`` (one-sided, claimed
-        direction), ``"p_opposite"``, ``"arrangements"``, ``"exact"``, ``"photos"``, ``"verdict"``}.
+        direction), ``"p_opposite"``, ``"p_min"`` (the share of arrangements at the extreme of the
+        null: no p in the claimed direction can be smaller here), ``"arrangements"``, ``"exact"``,
+        ``"photos"``, ``"verdict"``}.
     """
     strata = []  # (log losses, which are distorted) per photo with both labels
     for styles in cells.values():
@@ -313,7 +315,7 @@ def label_test(cells: dict, loss: str, sign: int, *, alpha: float = ALPHA, n_boo
         boot = observed[rng.integers(0, len(observed), (n_boot, len(observed)))].mean(axis=1)
         ci = (math.exp(float(np.percentile(boot, 2.5))), math.exp(float(np.percentile(boot, 97.5))))
     p, p_opposite = p_value(sign), p_value(-sign)
-    extreme = sign * null  # the smallest p any data could give here: the share of arrangements at the extreme
+    extreme = sign * null
     p_min = float(np.mean(extreme >= extreme.max() - tol))
     return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "p": p, "p_opposite": p_opposite,
             "p_min": p_min, "arrangements": len(null), "exact": exact, "photos": len(observed),
