@@ -1,4 +1,4 @@
-"""Run a notebook over a grid of parameters with papermill, on local processes or Dask.
+"""Run a notebook over a grid of parameters with papermill on Dask.
 
 ``nstdream batch GRID.yaml --out DIR [--workers N] [--scheduler ADDRESS] [--retries N] [--dry-run]``
 
@@ -21,97 +21,66 @@ to pass one list value.
 
 **Checked before anything runs** (one :class:`~nstdream_utils.errors.InputError` naming the key and
 the run, exit code 2, nothing written): every key must be defined by the notebook's ``parameters``
-cell (read with ``papermill.inspect_notebook``); a value must have the type of the notebook's
-default (an int is accepted, and passed as a float, where the default is a float); a *file
-parameter* must name an existing file (an image that opens, when its default names an image); a
-``preset`` must exist. A file parameter is one whose default in the notebook is a string that ends
-in an image suffix or names an existing file relative to the notebook — for notebook 05, ``content``
-and ``style`` — or an optional image: a parameter whose default is ``""`` (none), given a value that
-ends in an image suffix — for notebook 05, ``style2``, ``mask`` and ``guide``. ``output_dir`` is set
-by the batch (each run's folder) and may not be in the grid; ``progress`` is set to False unless the
-grid sets it. A grid of more than :data:`MAX_RUNS` runs (counted without expanding it) is refused
-unless ``max_runs=`` / ``--max-runs`` allows it, and values below the notebook's own minimums
-(:data:`MINIMUMS`) are refused.
+cell (``papermill.inspect_notebook``); a value must have the type of the notebook's default (an int
+is accepted, and passed as a float, where the default is a float); a *file parameter* — a string
+default ending in an image suffix or naming a file beside the notebook (``content``, ``style``), or a
+``""`` default given an image path (``style2``, ``mask``, ``guide``) — must name an image that
+opens; a ``preset`` must exist; values respect :data:`MINIMUMS`. ``output_dir`` is set by the batch
+(each run's folder); ``progress`` is False unless the grid sets it. A grid of more than
+:data:`MAX_RUNS` runs (counted without expanding it) needs ``max_runs=`` / ``--max-runs``.
 
 **The output folder**::
 
     DIR/manifest.json          every run: parameters, status, attempts, seconds, finished, error
     DIR/summary.csv            one row per run: parameters, final losses, time
     DIR/contact_sheet.png      the last output image of every run, labelled by what varies
-    DIR/index.html             links to every run's notebook, images and metrics
     DIR/runs/<run_id>/         the executed notebook, its images and metrics.json
 
-A run id is readable and stable: ``<index>-<values that vary>-<8 hex digits of a hash of the
-notebook name and the parameters>``, e.g. ``001-astronaut-spiral-3f9c2a71``.
+A run id is ``<index>-<values that vary>-<8 hex digits of a hash of the notebook name and the
+parameters>``, e.g. ``001-astronaut-spiral-3f9c2a71``.
 
-**Resume.** Running the same grid again skips every run whose outputs are complete — judged on
-the files, not the manifest: the executed notebook parses and stores no error, ``metrics.json``
-parses, says ``"status": "completed"`` and has finite final losses, and every output image opens.
-Other runs run again, each at most ``1 + retries`` times per call. A run executes in
-``runs/.<run_id>.tmp-<pid>/`` and is renamed to ``runs/<run_id>/`` when papermill returns, so a
-run killed at any moment (even by SIGKILL) leaves no half-written run folder; stale temporary
-folders are removed at the next start. A complete run folder is never replaced. The manifest and
-the reports are written atomically, the manifest after every run. A lock file
-(``DIR/.batch.lock``) keeps two batches from writing the same folder at once.
+**Resume.** Running the same grid again skips every run whose outputs are complete
+(:func:`check_outputs`, judged on the files, not the manifest); the others run again, each at most
+``1 + retries`` times per call. A run executes in ``runs/.<run_id>.tmp-<pid>/`` and is renamed to
+``runs/<run_id>/`` when papermill returns, so a killed run leaves no half-written run folder; stale
+temporary folders are removed at the next start, and a complete run folder is never replaced.
 
-**Executors.** One code path submits runs to a pool and collects them as they complete:
+**Dask.** Runs go to the Dask cluster at ``scheduler`` (its workers need this package and the grid's
+files at the same paths), else to a ``distributed.LocalCluster`` of ``workers`` single-threaded
+processes (default: 1 on a CPU, one per GPU, each worker seeing one GPU); Dask's worker processes end
+with the batch. Each run is :func:`nstdream_utils.report.execute_notebook` (papermill, parameters as
+literals, the notebook's folder as working directory). A failing run records the exception and the
+failing cell in the manifest and the batch goes on.
 
-* ``executor="local"`` — :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start
-  method and ``workers`` processes (default: 1 on a CPU; one per GPU, each worker process seeing
-  one GPU through ``CUDA_VISIBLE_DEVICES``).
-* ``executor="dask"`` — ``distributed.Client(scheduler)`` when a scheduler address is given, else
-  a ``distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)``; futures
-  from ``Client.submit`` are collected with ``distributed.as_completed``. Remote workers need this
-  package installed and the grid's files at the same paths (a shared file system).
-
-The command line follows the issue: ``--scheduler`` or ``--workers N`` selects Dask (``--workers N``
-alone starts a LocalCluster of N single-threaded worker processes); with neither, runs go one at a
-time (one per GPU) through the local process pool. Both executors run the same function, so they
-give the same files and the same losses.
-
-Each run is ``papermill.execute_notebook(..., parameters=values, kernel_name="python3",
-progress_bar=False, cwd=<the notebook's folder>)``: parameters arrive as values (papermill writes
-them as literals), never as code. A failing run records papermill's exception name and value and
-the failing cell in the manifest, and the batch goes on; ``main_from_args`` returns 1 when a run
-still fails after its retries, 0 otherwise. One process runs one notebook at a time.
-
-Floor 6: imports ``errors``, ``files``, ``images`` and ``presets``, never TensorFlow (each run's
-kernel does). Taught in notebook 05.
+Imports ``files``, ``images``, ``presets`` and ``report``, never TensorFlow (each run's kernel does).
+Taught in notebook 05.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import csv
 import datetime as dt
 import difflib
 import hashlib
-import html
 import io
 import itertools
 import json
 import math
-import multiprocessing
 import os
-import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import quote
+from typing import Any, Mapping, Sequence
 
-from . import files, images, presets
+from . import files, images, presets, report
 from .errors import InputError, MissingFileError, NstdreamError
-from .report import _first_line, _kernel_environment
 
 __all__ = [
     "GridSpec", "Run", "BatchResult", "count_runs", "expand_grid", "load_grid", "validate", "run_batch",
@@ -706,40 +675,8 @@ def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Seq
 _EXECUTION_LOCK = threading.Lock()  # papermill changes the process's cwd and env: one run at a time
 
 
-def _one_line(text: Any, limit: int = 300) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _source_cell(notebook: Path, executed_index: int | None) -> int | None:
-    """Map a cell index of the executed notebook (with papermill's injected cell) to the source's."""
-    if executed_index is None:
-        return None
-    try:
-        import nbformat
-
-        cells = nbformat.read(notebook, as_version=4).cells
-    except Exception:  # noqa: BLE001
-        return executed_index
-    tagged = [i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
-    return executed_index - 1 if tagged and executed_index > tagged[0] else executed_index
-
-
-def _running_cell(executed: Path) -> tuple[int | None, str]:
-    """The cell papermill marked as running in a partly executed notebook (for a dead kernel)."""
-    try:
-        import nbformat
-
-        nb = nbformat.read(executed, as_version=4)
-    except Exception:  # noqa: BLE001
-        return None, ""
-    cells = [c for c in nb.cells
-             if not {"injected-parameters", "papermill-error-cell-tag"} & set(c.metadata.get("tags", []))]
-    for index, cell in enumerate(cells):
-        if cell.metadata.get("papermill", {}).get("status") == "running":
-            return index, _first_line(cell.source)
-    return None, ""
+def _error(ename: str, evalue: Any, cell_index: int | None = None, cell: str = "") -> dict[str, Any]:
+    return {"ename": ename, "evalue": report.shorten(evalue, 300), "cell_index": cell_index, "cell": cell}
 
 
 def _install(temp: Path, final: Path, *, notebook_name: str, outputs: Sequence[str]) -> None:
@@ -760,50 +697,35 @@ def _install(temp: Path, final: Path, *, notebook_name: str, outputs: Sequence[s
 def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
     """Execute one run with papermill in a temporary folder, then rename it into place.
 
-    Runs in a worker process (local pool or Dask); returns a plain dict and never raises for a
-    failing notebook: ``{"run_id", "status": "completed"|"failed", "seconds", "finished", "error",
-    "host", "pid"}``, where ``error`` is None or ``{"ename", "evalue", "cell_index", "cell"}``
-    (``cell_index``: 0-based, in the source notebook; ``cell``: its first line).
+    Runs on a Dask worker; returns a plain dict and never raises for a failing notebook:
+    ``{"run_id", "status": "completed"|"failed", "seconds", "finished", "error", "host", "pid"}``,
+    where ``error`` is None or ``{"ename", "evalue", "cell_index", "cell"}`` (``cell_index``:
+    0-based, in the source notebook; ``cell``: its first line).
 
     Args:
         task: ``notebook`` (path), ``runs_dir``, ``run_id``, ``values`` (the parameters),
-            ``outputs`` (image names), ``kernel_name``, ``start_timeout``.
+            ``outputs`` (image names), ``kernel_name``.
     """
-    with _EXECUTION_LOCK:
-        return _execute_run(task)
-
-
-def _execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     notebook, runs_dir, run_id = Path(task["notebook"]), Path(task["runs_dir"]), task["run_id"]
     outputs = tuple(task.get("outputs") or DEFAULT_OUTPUTS)
     temp, final = runs_dir / f".{run_id}.tmp-{os.getpid()}", runs_dir / run_id
-    shutil.rmtree(temp, ignore_errors=True)
-    temp.mkdir(parents=True)
-    executed = temp / notebook.name
     error = None
-    start = time.perf_counter()
-    try:
-        with _kernel_environment():
-            papermill.execute_notebook(
-                str(notebook), str(executed), parameters={**task["values"], RESERVED: str(temp)},
-                kernel_name=task.get("kernel_name", KERNEL_NAME), progress_bar=False, log_output=False,
-                cwd=str(notebook.parent), start_timeout=int(task.get("start_timeout", 180)),
-                extra_arguments=KERNEL_ARGUMENTS)
-    except PapermillExecutionError as exc:
-        error = {"ename": exc.ename, "evalue": _one_line(exc.evalue),
-                 "cell_index": _source_cell(notebook, exc.cell_index), "cell": _first_line(exc.source)}
-    except Exception as exc:  # noqa: BLE001 — a dead kernel, a timeout, a missing kernel: record it
-        index, line = _running_cell(executed)
-        error = {"ename": type(exc).__name__, "evalue": _one_line(exc), "cell_index": index, "cell": line}
-    seconds = time.perf_counter() - start
+    with _EXECUTION_LOCK:
+        shutil.rmtree(temp, ignore_errors=True)
+        temp.mkdir(parents=True)
+        start = time.perf_counter()
+        try:
+            report.execute_notebook(notebook, temp / notebook.name, {**task["values"], RESERVED: str(temp)},
+                                    task.get("kernel_name", KERNEL_NAME))
+        except report.NotebookError as exc:
+            error = _error(exc.ename, exc.evalue, exc.cell_index, exc.source_line)
+        except NstdreamError as exc:  # no such kernel
+            error = _error(type(exc).__name__, exc)
+        seconds = time.perf_counter() - start
     if error is None:
         problem = check_outputs(temp, notebook_name=notebook.name, outputs=outputs)
         if problem:
-            error = {"ename": "IncompleteOutputs", "evalue": f"the notebook ran but {problem}",
-                     "cell_index": None, "cell": ""}
+            error = _error("IncompleteOutputs", f"the notebook ran but {problem}")
     _install(temp, final, notebook_name=notebook.name, outputs=outputs)
     return {"run_id": run_id, "status": "failed" if error else "completed", "seconds": round(seconds, 3),
             "finished": _now(), "error": error, "host": socket.gethostname(), "pid": os.getpid()}
@@ -813,7 +735,7 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-# ------------------------------------------------------------------------------ executors
+# ------------------------------------------------------------------------------ Dask
 
 
 def gpu_ids() -> list[str]:
@@ -832,131 +754,40 @@ def gpu_ids() -> list[str]:
     return [line.strip() for line in listed.stdout.splitlines() if line.strip()] if listed.returncode == 0 else []
 
 
-def _set_gpu(gpu: str | None) -> None:
+def _set_gpu(gpu: str) -> None:
     """Runs in each worker process: its notebooks' kernels inherit this one GPU."""
-    if gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
-def _init_local_worker(counter, gpus: Sequence[str]) -> None:
-    """Set up a worker process: Ctrl-C is the parent's to handle, the parent's death ends it, one GPU."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C reaches the whole group; the parent stops us
-    _die_with_parent()
-    if gpus:
-        with counter.get_lock():
-            slot = counter.value
-            counter.value += 1
-        _set_gpu(gpus[slot % len(gpus)])
+def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
+    """A ``distributed.Client`` on ``scheduler``, or on a LocalCluster of ``workers`` single-threaded
+    processes (one GPU each where there are GPUs). InputError when the scheduler cannot be reached."""
+    import logging
 
+    from distributed import Client, LocalCluster
 
-def _die_with_parent() -> None:
-    """Linux: have the kernel send SIGTERM to this process when its parent dies (even by SIGKILL)."""
-    if not sys.platform.startswith("linux"):
-        return
+    cluster = None
     try:
-        import ctypes
-
-        parent = os.getppid()
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-class _Completed:
-    """``as_completed`` with ``add`` for concurrent.futures (what ``distributed.as_completed`` does)."""
-
-    def __init__(self) -> None:
-        self._done: queue.Queue = queue.Queue()
-        self._pending = 0
-
-    def add(self, future) -> None:
-        self._pending += 1
-        future.add_done_callback(self._done.put)
-
-    def __iter__(self):
-        while self._pending:
-            try:
-                future = self._done.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
-            except queue.Empty:
-                continue
-            self._pending -= 1
-            yield future
+        if scheduler:
+            return Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        client = Client(cluster)
+    except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
+        if cluster is not None:
+            cluster.close()
+        raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
+                         fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
+    for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
+        client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
+    return client
 
 
-class _LocalPool:
-    """``ProcessPoolExecutor`` (spawn), one GPU per worker process where there are GPUs."""
-
-    name = "local"
-
-    def __init__(self, workers: int, gpus: Sequence[str]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.workers = workers
-        self._executor = ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                             initializer=_init_local_worker,
-                                             initargs=(context.Value("i", 0), list(gpus)))
-
-    def submit(self, fn, *args):
-        return self._executor.submit(fn, *args)
-
-    def as_completed(self):
-        return _Completed()
-
-    def close(self, *, stop: bool = False) -> None:
-        """Wait for the running runs, or with ``stop`` end the workers at once (their runs stay unfinished)."""
-        if stop:
-            for process in list(getattr(self._executor, "_processes", {}).values()):
-                process.terminate()
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-class _DaskPool:
-    """A ``distributed.Client`` on a scheduler address, or on a LocalCluster it starts."""
-
-    name = "dask"
-
-    def __init__(self, workers: int, scheduler: str | None, gpus: Sequence[str]) -> None:
-        import logging
-
-        from distributed import Client, LocalCluster
-
-        self.cluster = None
-        try:
-            if scheduler:
-                self.client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
-            else:
-                self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                            dashboard_address=None, silence_logs=logging.ERROR)
-                self.client = Client(self.cluster)
-        except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
-            if self.cluster is not None:
-                self.cluster.close()
-            raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
-                             fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
-        self.workers = len(self.client.scheduler_info().get("workers", {})) or workers
-        if self.cluster is not None and gpus:
-            for slot, address in enumerate(sorted(self.client.scheduler_info()["workers"])):
-                self.client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
-
-    def submit(self, fn, *args):
-        return self.client.submit(fn, *args, pure=False)
-
-    def as_completed(self):
-        from distributed import as_completed
-
-        return as_completed()
-
-    def close(self, *, stop: bool = False) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
-
-
-def _make_pool(executor: str, workers: int, scheduler: str | None, gpus: Sequence[str]):
-    if executor == "dask":
-        return _DaskPool(workers, scheduler, gpus)
-    return _LocalPool(workers, gpus)
+def _close(client) -> None:
+    cluster = client.cluster
+    client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 # ------------------------------------------------------------------------------ the batch
@@ -970,46 +801,29 @@ class BatchResult:
         out: the output folder. runs: the grid's :class:`Run`\\ s. records: the manifest entries,
         in run order (``status`` ``completed``/``failed``/``pending``/``interrupted``;
         ``skipped`` true when the outputs were already complete). dry_run: nothing was run.
+        workers: the Dask workers the runs were spread over.
     """
 
     out: Path
     runs: list[Run]
     records: list[dict[str, Any]]
     dry_run: bool = False
-    executor: str = "local"
     workers: int = 1
 
     def _ids(self, test) -> list[str]:
         return [r["run_id"] for r in self.records if test(r)]
 
-    @property
-    def skipped(self) -> list[str]:
-        """Runs that were complete already and did not run."""
-        return self._ids(lambda r: r.get("skipped"))
-
-    @property
-    def executed(self) -> list[str]:
-        """Runs that ran in this call and completed."""
-        return self._ids(lambda r: r["status"] == "completed" and not r.get("skipped"))
-
-    @property
-    def failed(self) -> list[str]:
-        """Runs that still failed after their retries (or were interrupted)."""
-        return self._ids(lambda r: r["status"] in ("failed", "interrupted"))
-
-    @property
-    def pending(self) -> list[str]:
-        """Runs that would run (dry run) or did not get to run."""
-        return self._ids(lambda r: r["status"] == "pending")
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
+    skipped = property(lambda self: self._ids(lambda r: r.get("skipped")), doc="Runs complete already.")
+    executed = property(lambda self: self._ids(lambda r: r["status"] == "completed" and not r.get("skipped")),
+                        doc="Runs that ran in this call and completed.")
+    failed = property(lambda self: self._ids(lambda r: r["status"] in ("failed", "interrupted")),
+                      doc="Runs that still failed after their retries (or were interrupted).")
+    pending = property(lambda self: self._ids(lambda r: r["status"] == "pending"),
+                       doc="Runs that would run (dry run) or did not get to run.")
+    ok = property(lambda self: not self.failed)
     manifest_path = property(lambda self: self.out / "manifest.json")
     summary_path = property(lambda self: self.out / "summary.csv")
     contact_sheet_path = property(lambda self: self.out / "contact_sheet.png")
-    index_path = property(lambda self: self.out / "index.html")
 
     def plan(self) -> str:
         """The runs as lines ``run|skip <run_id>  <what varies>`` (what ``--dry-run`` prints)."""
@@ -1024,56 +838,24 @@ class BatchResult:
         return "\n".join(lines)
 
 
-@contextlib.contextmanager
-def _folder_lock(out: Path) -> Iterator[None]:
-    """Hold ``out/.batch.lock`` (flock) for the whole batch; InputError if another batch holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock; one batch per folder is then up to you
-        yield
-        return
-    with open(out / ".batch.lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise InputError("another `nstdream batch` is writing to this folder", where=str(out),
-                             fix="wait for it to finish, or choose another --out") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _pid_alive(pid: int) -> bool:
-    """True for a running process on this machine (a zombie, killed but not yet reaped, is not)."""
-    if pid == os.getpid():
-        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
     except OSError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
         return True
-    return state not in ("Z", "X")
+    return pid != os.getpid()
 
 
 def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
     """Remove ``.<run_id>.tmp-<pid>`` / ``.old-<pid>`` folders left by killed runs; return them.
 
-    A folder whose pid is a live process on this machine is kept (a worker of a killed batch may
-    still be finishing it; it renames its folder into place itself, or the next start removes it).
+    A folder whose pid is a live process is kept (a worker of a stopped batch may still be finishing it).
     """
-    removed = []
     runs_dir = Path(runs_dir)
-    if not runs_dir.is_dir():
-        return removed
-    for entry in sorted(runs_dir.iterdir()):
+    removed = []
+    for entry in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else ():
         match = _TEMP.match(entry.name)
         if match and entry.is_dir() and not _pid_alive(int(match.group("pid"))):
             shutil.rmtree(entry, ignore_errors=True)
@@ -1107,12 +889,7 @@ def _record(run: Run, spec: GridSpec, previous: Mapping[str, Any] | None, proble
     return record
 
 
-def _check_options(executor: str | None, workers: int | None, scheduler: str | None, retries: int) -> str:
-    if executor not in (None, "local", "dask"):
-        raise InputError(f"unknown executor {executor!r}", where="executor", fix="use 'local' or 'dask'")
-    if executor == "local" and scheduler:
-        raise InputError("a scheduler address needs the Dask executor", where="executor",
-                         fix="pass executor='dask' (or leave executor unset)")
+def _check_options(workers: int | None, scheduler: str | None, retries: int) -> None:
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         raise InputError(f"workers must be a whole number ≥ 1, got {workers!r}", where="--workers",
                          fix="e.g. --workers 2")
@@ -1122,132 +899,115 @@ def _check_options(executor: str | None, workers: int | None, scheduler: str | N
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise InputError(f"retries must be a whole number ≥ 0, got {retries!r}", where="--retries",
                          fix="e.g. --retries 1")
-    return executor or ("dask" if scheduler else "local")
 
 
 def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
-              workers: int | None = None, scheduler: str | None = None, executor: str | None = None,
-              retries: int = 0, dry_run: bool = False, progress: bool = True,
-              kernel_name: str = KERNEL_NAME, max_runs: int = MAX_RUNS) -> BatchResult:
-    """Run every incomplete run of a grid, then write the manifest, summary, contact sheet and index.
+              workers: int | None = None, scheduler: str | None = None, retries: int = 0,
+              dry_run: bool = False, progress: bool = True, kernel_name: str = KERNEL_NAME,
+              max_runs: int = MAX_RUNS) -> BatchResult:
+    """Run every incomplete run of a grid on Dask, then write the manifest, summary and contact sheet.
 
     Args:
         spec_or_path: a :class:`GridSpec`, a grid dict, or a grid YAML file.
         out: the output folder (created).
-        workers: worker processes (default: 1 on a CPU, one per GPU).
-        scheduler: a Dask scheduler address (``tcp://host:8786``); implies ``executor="dask"``.
-        executor: ``"local"`` (process pool) or ``"dask"`` (the scheduler, else a LocalCluster of
-            ``workers`` single-threaded processes); default ``"dask"`` with a scheduler, else local.
+        workers: processes of the LocalCluster started when there is no ``scheduler`` (default: 1
+            on a CPU, one per GPU, each seeing one GPU).
+        scheduler: a Dask scheduler address (``tcp://host:8786``): runs go to that cluster.
         retries: run a failing run again up to this many times.
         dry_run: validate and report what would run (:meth:`BatchResult.plan`); write nothing.
         progress: a tqdm progress bar over the runs (on stderr).
         kernel_name: the Jupyter kernel the notebooks run on.
         max_runs: refuse a grid of more runs than this (:data:`MAX_RUNS` by default).
 
-    Returns:
-        A :class:`BatchResult`.
-
     Raises:
-        InputError, MissingFileError: a bad grid or option — before any folder is created.
+        InputError, MissingFileError: a bad grid or option, or an unreachable scheduler — before any
+            folder is created.
         KeyboardInterrupt: after recording the finished runs (the others are marked interrupted).
     """
     spec = _as_spec(spec_or_path)
-    kind = _check_options(executor, workers, scheduler, retries)
+    _check_options(workers, scheduler, retries)
     runs = validate(spec, max_runs=max_runs)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("is a file, not a folder", where=str(out), fix="give --out a folder")
-    gpus = gpu_ids() if kind == "local" or not scheduler else []
-    count = workers or max(1, len(gpus))
+    gpus = [] if scheduler else gpu_ids()
     runs_dir = out / "runs"
-    if dry_run:
+
+    def records() -> list[dict]:
         previous = _read_manifest(out)
-        records = [_record(run, spec, previous.get(run.run_id),
-                           check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name,
-                                         outputs=spec.outputs)) for run in runs]
-        return BatchResult(out, runs, records, dry_run=True, executor=kind, workers=count)
-    pool = _make_pool(kind, count, scheduler, gpus) if scheduler else None  # unreachable: nothing created
+        return [_record(run, spec, previous.get(run.run_id),
+                        check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name, outputs=spec.outputs))
+                for run in runs]
+
+    if dry_run:
+        return BatchResult(out, runs, records(), dry_run=True, workers=workers or max(1, len(gpus)))
+    client = _connect(workers or max(1, len(gpus)), scheduler, gpus) if scheduler else None
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        if pool is not None:
-            pool.close()
+        if client is not None:
+            _close(client)
         raise InputError(f"cannot create the output folder ({exc})", where=str(out),
                          fix="choose a folder you can write to") from exc
-    with _folder_lock(out):
-        clean_stale(runs_dir)
-        previous = _read_manifest(out)
-        records = [_record(run, spec, previous.get(run.run_id),
-                           check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name,
-                                         outputs=spec.outputs)) for run in runs]
-        result = BatchResult(out, runs, records, executor=kind, workers=count)
-        _write_manifest(result, spec)
-        todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
-        try:
-            if todo:
-                _execute_all(todo, result, spec, kind=kind, workers=count, scheduler=scheduler, gpus=gpus,
-                             retries=retries, progress=progress, kernel_name=kernel_name, pool=pool)
-            elif pool is not None:
-                pool.close()
-        except BaseException:
-            for record in records:
-                if record["status"] in ("pending", "running"):
-                    record["status"] = "interrupted"
-            raise
-        finally:
-            write_reports(result, spec)
+    clean_stale(runs_dir)
+    result = BatchResult(out, runs, records(), workers=workers or max(1, len(gpus)))
+    _write_manifest(result, spec)
+    todo = [(run, record) for run, record in zip(runs, result.records) if not record["skipped"]]
+    try:
+        if todo:
+            client = client or _connect(result.workers, None, gpus)
+            _execute_all(client, todo, result, spec, retries=retries, progress=progress, kernel_name=kernel_name)
+    except BaseException:
+        for record in result.records:
+            if record["status"] in ("pending", "running"):
+                record["status"] = "interrupted"
+        raise
+    finally:
+        if client is not None:
+            _close(client)
+        write_reports(result, spec)
     return result
 
 
-def _execute_all(todo, result: BatchResult, spec: GridSpec, *, kind: str, workers: int, scheduler: str | None,
-                 gpus: Sequence[str], retries: int, progress: bool, kernel_name: str, pool=None) -> None:
-    """Submit every run, collect them as they complete, resubmit failures up to ``retries``.
-
-    ``pool``: one already open (a scheduler connected to before the output folder was made), or None.
-    """
+def _execute_all(client, todo, result: BatchResult, spec: GridSpec, *, retries: int, progress: bool,
+                 kernel_name: str) -> None:
+    """Submit every run, collect them as they complete, resubmit failures up to ``retries``."""
+    from distributed import as_completed
     from tqdm.auto import tqdm
 
-    pool = pool or _make_pool(kind, workers, scheduler, gpus)
-    result.workers = pool.workers
+    result.workers = len(client.scheduler_info().get("workers", {})) or result.workers
     bar = tqdm(total=len(todo), desc="nstdream batch", unit="run", disable=not progress, file=sys.stderr)
-    stop = True  # until every run is collected: an exception or Ctrl-C ends the workers at once
     owners: dict = {}
+    tries: dict[str, int] = {}
+    completed = as_completed()
+
+    def submit(run: Run, record: dict) -> None:
+        task = {"notebook": str(spec.notebook), "runs_dir": str((result.out / "runs").resolve()),
+                "run_id": run.run_id, "values": run.values, "outputs": list(spec.outputs),
+                "kernel_name": kernel_name}
+        record["status"] = "running"
+        tries[run.run_id] = tries.get(run.run_id, 0) + 1
+        future = client.submit(execute_run, task, pure=False)
+        owners[future] = (run, record)
+        completed.add(future)
+
     try:
-        completed = pool.as_completed()
-        tries: dict[str, int] = {}
-
-        def submit(run: Run, record: dict) -> None:
-            task = {"notebook": str(spec.notebook), "runs_dir": str((result.out / "runs").resolve()),
-                    "run_id": run.run_id, "values": run.values, "outputs": list(spec.outputs),
-                    "kernel_name": kernel_name}
-            tries[run.run_id] = tries.get(run.run_id, 0) + 1
-            record["status"] = "running"
-            future = pool.submit(execute_run, task)
-            owners[future] = (run, record)
-            completed.add(future)
-
         for run, record in todo:
             submit(run, record)
         for future in completed:
             run, record = owners.pop(future)
             _collect(future, record)
             if record["status"] == "failed" and tries[run.run_id] <= retries:
-                try:
-                    submit(run, record)
-                    continue
-                except Exception as exc:  # noqa: BLE001 — the pool is broken: record and go on
-                    record["error"]["evalue"] += f" (retry not possible: {_one_line(exc, 100)})"
+                submit(run, record)
+                continue
             bar.update(1)
             bar.set_postfix_str(f"{len(result.failed)} failed")
             _write_manifest(result, spec)
-        stop = False
-    finally:
-        if stop:  # interrupted: keep what finished before the interruption was noticed
-            for future, (_, record) in owners.items():
-                if future.done() and not future.cancelled():
-                    _collect(future, record)
+    finally:  # interrupted: keep what finished before the interruption was noticed
+        for future, (_, record) in owners.items():
+            if future.done() and not future.cancelled():
+                _collect(future, record)
         bar.close()
-        pool.close(stop=stop)
 
 
 def _collect(future, record: dict) -> None:
@@ -1255,8 +1015,7 @@ def _collect(future, record: dict) -> None:
     try:
         outcome = future.result()
     except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-        outcome = {"status": "failed", "seconds": None, "finished": _now(),
-                   "error": {"ename": type(exc).__name__, "evalue": _one_line(exc), "cell_index": None, "cell": ""}}
+        outcome = {"status": "failed", "seconds": None, "finished": _now(), "error": _error(type(exc).__name__, exc)}
     record["attempts"] += 1
     record.update({k: outcome.get(k) for k in ("status", "seconds", "finished", "error")})
     record.pop("incomplete", None)
@@ -1270,21 +1029,19 @@ def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
               for status in ("completed", "failed", "pending", "running", "interrupted")}
     files.write_json({
         "grid": str(spec.source) if spec.source else None, "notebook": str(spec.notebook),
-        "outputs": list(spec.outputs), "executor": result.executor, "workers": result.workers,
-        "updated": _now(), "counts": counts,
+        "outputs": list(spec.outputs), "workers": result.workers, "updated": _now(), "counts": counts,
         "runs": [{k: v for k, v in r.items() if k != "previous_status"} for r in result.records],
     }, result.manifest_path)
 
 
 def write_reports(result: BatchResult, spec: GridSpec) -> None:
-    """Write ``manifest.json``, ``summary.csv``, ``contact_sheet.png`` and ``index.html`` (atomically)."""
+    """Write ``manifest.json``, ``summary.csv`` and ``contact_sheet.png`` (atomically)."""
     metrics = {run.run_id: _read_metrics(result.out / "runs" / run.run_id) for run in result.runs}
     for record in result.records:
         record["final_losses"] = final_losses(metrics[record["run_id"]]) if record["status"] == "completed" else {}
     _write_manifest(result, spec)
     files.atomic_write_text(_summary_csv(result), result.summary_path)
     files.atomic_write_bytes(_contact_sheet(result, spec), result.contact_sheet_path)
-    files.atomic_write_text(_index_html(result, spec), result.index_path)
 
 
 def _summary_csv(result: BatchResult) -> str:
@@ -1340,69 +1097,17 @@ def _contact_sheet(result: BatchResult, spec: GridSpec) -> bytes:
     return buffer.getvalue()
 
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; margin: 2rem; }
-table { border-collapse: collapse; } td, th { border-bottom: 1px solid #d0d7de; padding: .4rem .6rem;
-text-align: left; vertical-align: top; } th { background: #f6f8fa; } img.thumb { width: 128px; }
-.failed { color: #cf222e; } .completed { color: #1a7f37; } pre { white-space: pre-wrap; max-width: 36rem; }
-"""
-
-
-def _index_html(result: BatchResult, spec: GridSpec) -> str:
-    esc = html.escape
-
-    def link(target: str, text: str) -> str:
-        return f'<a href="{esc(quote(target))}">{esc(text)}</a>'
-
-    rows = []
-    for run, record in zip(result.runs, result.records):
-        losses = "<br>".join(f"{esc(stage)}: {value:.4g}" if isinstance(value, (int, float)) else
-                             f"{esc(stage)}: {esc(str(value))}" for stage, value in record["final_losses"].items())
-        thumbs = " ".join(f'<a href="{esc(quote(p))}"><img class="thumb" src="{esc(quote(p))}" alt="{esc(p)}"></a>'
-                          for p in record["outputs"] if (result.out / p).is_file())
-        links = " · ".join(link(p, Path(p).name) for p in (record["notebook"], record["metrics"])
-                           if (result.out / p).is_file())
-        error = record.get("error")
-        if error and record["status"] != "completed":
-            cell = f"cell {error.get('cell_index')} (<code>{esc(error.get('cell') or '')}</code>) " \
-                if error.get("cell_index") is not None else ""
-            losses += f"<pre>{cell}{esc(str(error.get('ename')))}: {esc(str(error.get('evalue')))}</pre>"
-        seconds = "" if record.get("seconds") is None else f"{record['seconds']:.1f} s"
-        rows.append(
-            f"<tr><td>{run.index}</td><td><code>{esc(run.run_id)}</code><br>{esc(run.label())}</td>"
-            f'<td class="{esc(record["status"])}">{esc(record["status"])}'
-            f'{" (skipped: complete)" if record.get("skipped") else ""}</td><td>{losses}</td>'
-            f"<td>{seconds}<br>{record['attempts']} attempt(s)</td><td>{links}</td><td>{thumbs}</td></tr>")
-    counts = f"{len(result.runs)} runs: {len(result.runs) - len(result.failed) - len(result.pending)} " \
-             f"completed, {len(result.failed)} failed"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>nstdream batch — {esc(spec.notebook.name)}</title>
-<style>{_CSS}</style></head><body>
-<h1>nstdream batch</h1>
-<p>Notebook <code>{esc(spec.notebook.name)}</code>{f" · grid <code>{esc(str(spec.source))}</code>" if spec.source else ""}
- · {esc(counts)} · {link("manifest.json", "manifest.json")} · {link("summary.csv", "summary.csv")}</p>
-<p><a href="contact_sheet.png"><img src="contact_sheet.png" alt="contact sheet" style="max-width: 100%"></a></p>
-<table><thead><tr><th>#</th><th>run</th><th>status</th><th>final losses</th><th>time</th><th>files</th>
-<th>images</th></tr></thead><tbody>
-{chr(10).join(rows)}
-</tbody></table></body></html>
-"""
-
-
 # ------------------------------------------------------------------------------ command line
 
 
 def main_from_args(args) -> int:
     """``nstdream batch``: run the grid, print a summary; 0 when every run completed, 1 otherwise.
 
-    ``--scheduler ADDRESS`` or ``--workers N`` selects Dask (``--workers`` alone starts a
-    LocalCluster of N single-threaded worker processes); with neither, the local process pool
-    (one worker on a CPU, one per GPU). Input errors raise :class:`InputError` (the CLI prints one
-    line and exits 2).
+    Input errors raise :class:`InputError` (the CLI prints one line and exits 2); Ctrl-C returns 130
+    after one line saying what finished.
     """
-    executor = "dask" if (args.scheduler or args.workers) else "local"
     try:
-        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler, executor=executor,
+        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
                            retries=args.retries, dry_run=args.dry_run, progress=True,
                            max_runs=getattr(args, "max_runs", None) or MAX_RUNS)
     except KeyboardInterrupt:
@@ -1425,5 +1130,5 @@ def main_from_args(args) -> int:
             print(f"failed {run.run_id} after {record['attempts']} attempt(s): {cell}raised "
                   f"{error.get('ename')}: {error.get('evalue')}", file=sys.stderr)
     print(f"{len(result.runs)} runs: {len(result.executed)} ran, {len(result.skipped)} were complete, "
-          f"{len(result.failed)} failed — see {result.index_path}")
+          f"{len(result.failed)} failed — see {result.summary_path} and {result.contact_sheet_path.name}")
     return 0 if result.ok else 1

@@ -218,11 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["styles", "content"])
     p.add_argument("--out", help="folder (default: data/styles or data/content)")
     _debug_flag(p)
-    p = sub.add_parser("batch", help="run a grid of notebook runs (papermill; local or Dask)")
+    p = sub.add_parser("batch", help="run a grid of notebook runs (papermill on Dask)")
     p.add_argument("grid", help="grid YAML file")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--workers", type=_positive_int,
-                   help="start a Dask LocalCluster of N processes (default: local, one per GPU)")
+                   help="processes of the local Dask cluster (default: 1 on a CPU, one per GPU)")
     p.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     p.add_argument("--retries", type=_nonnegative_int, default=0, help="rerun a failing run up to N times")
     p.add_argument("--dry-run", action="store_true", help="list the runs, run nothing")

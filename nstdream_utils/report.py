@@ -67,8 +67,8 @@ class NotebookError(NstdreamError, RuntimeError):
         self.ename, self.evalue, self.output_path = ename, evalue, output_path
         cell = "a cell" if cell_index is None else f"cell {cell_index}"
         if source_line:
-            cell += f" (`{_shorten(source_line, 80)}`)"
-        value = _shorten(evalue, 200)
+            cell += f" (`{shorten(source_line, 80)}`)"
+        value = shorten(evalue, 200)
         super().__init__(
             f"{cell} raised {ename}" + (f": {value}" if value else ""),
             where=_display(notebook),
@@ -84,7 +84,7 @@ def _display(path: Path) -> str:
         return str(path)
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
     """One line of at most ``limit`` characters (ANSI colour codes removed)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
@@ -189,26 +189,31 @@ def _running_cell(output_path: Path) -> tuple[int | None, str]:
     return None, ""
 
 
-def _execute(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str, *,
-             run_from: Path | None = None) -> None:
-    """Run one notebook with papermill; raise :class:`NotebookError` naming the failing cell.
+def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
+                     run_from: Path | None = None, start_timeout: int = 180) -> None:
+    """Run one notebook with papermill: the one place notebooks execute (report, ``--in-place``, batch).
 
-    The kernel runs in ``source``'s folder; papermill reads ``run_from`` (a cleaned copy of
-    ``source``) when given, else ``source``.
+    The kernel runs in ``source``'s folder with :data:`KERNEL_ENV`; papermill reads ``run_from`` (a
+    cleaned copy of ``source``) when given, else ``source``; parameters arrive as literals.
+
+    Raises:
+        NotebookError: a cell failed, or the kernel died or timed out (naming the cell it was running).
+        NstdreamError: there is no Jupyter kernel ``kernel_name``.
     """
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
 
-    source = source.resolve()
-    run_from = (run_from or source).resolve()
+    source = Path(source).resolve()
+    run_from = Path(run_from or source).resolve()
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         with _kernel_environment():
             papermill.execute_notebook(
                 str(run_from), str(output.resolve()), parameters=dict(parameters),
                 kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(source.parent),
-                extra_arguments=list(KERNEL_ARGUMENTS),
+                start_timeout=start_timeout, extra_arguments=list(KERNEL_ARGUMENTS),
             )
     except PapermillExecutionError as exc:
         source_nb = nbformat.read(run_from, as_version=4)
@@ -284,7 +289,7 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
         output = out_dir / path.name
         done = _progress(progress, number, len(paths), path.name)
         try:
-            _execute(path, output, given, kernel_name)
+            execute_notebook(path, output, given, kernel_name)
         except BaseException:
             done("failed")
             raise
@@ -309,7 +314,7 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
         nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
         done = _progress(progress, number, len(paths), path.name)
         try:
-            _execute(path, output, {}, kernel_name, run_from=clean)
+            execute_notebook(path, output, {}, kernel_name, run_from=clean)
         except BaseException:
             done("failed")
             raise
