@@ -24,7 +24,6 @@ import contextlib
 import datetime as _dt
 import json
 import os
-import platform
 import resource
 import statistics
 import sys
@@ -82,19 +81,11 @@ def machine() -> dict:
     """Date, CPU, cores, load, memory, TensorFlow version and device (no GPU is assumed)."""
     import tensorflow as tf
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     from nstdream_utils import device
 
     simd = sorted(f for f in device.cpu_flags() if f.startswith(("avx", "amx")))
-    return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+    return {"date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": device.cpu_model(),
             "cpu_simd": simd, "cores": os.cpu_count(), "load_1min": round(os.getloadavg()[0], 2), "memory_gib": round(mem_gib, 1),
             "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
 

@@ -73,16 +73,26 @@ that cost as in :data:`CPU_EMULATION_COST`: float16 on a 2-core AVX512-FP16 CPU 
 1.2× at 128 px and 1.37× at 256 px (``benchmarks/nst_precision.py``, ``docs/benchmarks.md``)."""
 
 
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (``/proc/cpuinfo``, Linux); empty where they cannot be read."""
+def _cpuinfo(key: str) -> str | None:
+    """The first ``key`` line of ``/proc/cpuinfo`` (Linux), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
+                if line.startswith(key):
+                    return line.partition(":")[2].strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``, Linux); empty where they cannot be read."""
+    return frozenset((_cpuinfo("flags") or "").split())
+
+
+def cpu_model() -> str:
+    """The CPU's name (``/proc/cpuinfo``'s model name, else what ``platform`` says)."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def _cpu_slowness(precision: str | None, flags: frozenset[str]) -> str | None:

@@ -125,18 +125,9 @@ def machine() -> dict[str, Any]:
     """The CPU (model, cores, the vector-instruction flags that change float rounding) and any GPUs."""
     from . import device
 
-    model = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo")
-                  if line.startswith("model name")), platform.processor() or platform.machine())
     flags = sorted(device.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_fp16"})
-    return {"cpu": model, "cores": os.cpu_count(), "cpu_flags": flags,
+    return {"cpu": device.cpu_model(), "cores": os.cpu_count(), "cpu_flags": flags,
             "gpus": [getattr(g, "name", str(g)) for g in device.gpus()]}
-
-
-def _read_lines(path: str) -> list[str]:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return []
 
 
 def provenance(command: str | None = None) -> dict[str, Any]:
