@@ -64,8 +64,6 @@ PAPER_DREAM_LOSS_900: dict[str, float] = {
 PAPER_ORIGINAL_DREAM_LOSS_900: float = 3.6324
 """DeepDream loss at step 900 on the unstylised content image."""
 
-PAPER_CLAIM = "distorted (busy) images give higher NST loss and lower dream loss"
-
 NST_INDEX = 999
 """``history["total"][999]``: the loss keras-io prints at iteration 1000 (before that update)."""
 
@@ -625,15 +623,6 @@ def text_table(rows: list[dict]) -> str:
 # --------------------------------------------------------------------------------------------------
 # Rank correlation
 # --------------------------------------------------------------------------------------------------
-
-
-def records_from_summary(summary: dict) -> list[dict]:
-    """Per content × style records (``content``, ``style`` and the loss keys) rebuilt from a summary."""
-    out = []
-    for style, entry in summary.get("styles", {}).items():
-        for content, values in entry.get("by_content", {}).items():
-            out.append({"content": content, "style": style, **values})
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
