@@ -72,7 +72,17 @@ class Recorder:
         self.last_good = get_image()
         self.status = "running"
         self._start = time.perf_counter() - (self.history["seconds"][-1] if self.history.get("seconds") else 0.0)
-        self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
+        self._handle = None
+        from tqdm.notebook import tqdm as notebook_tqdm
+        if progress and issubclass(tqdm, notebook_tqdm):  # an ipywidgets bar in a live notebook
+            from IPython.display import display
+
+            self._bar = tqdm(total=num_steps, desc=desc, leave=False, display=False)
+            bundle = dict(self._bar.container._repr_mimebundle_())
+            bundle.pop("text/plain", None)  # nbval skips widget views: nothing to compare with a batch run
+            self._handle = display(bundle, raw=True, display_id=True)
+        else:
+            self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
 
     def resume(self, history: dict[str, list[float]]) -> None:
         """Continue from a saved ``history``: the steps, the clock and the progress bar go on from it."""
@@ -123,6 +133,10 @@ class Recorder:
         if status is not None:
             self.status = status
         self._bar.close()
+        if self._handle is not None:  # leave nothing in the cell: a hidden, empty widget view
+            self._handle.update({"application/vnd.jupyter.widget-view+json":
+                                 {"version_major": 2, "version_minor": 0, "model_id": ""}}, raw=True)
+            self._handle = None
 
 
 def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int,

@@ -127,8 +127,8 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
 
     Returns:
         Static mode: the figure ``fn`` returned; end the cell with ``plt.show()`` to display it.
-        Live mode: the ``ipywidgets.interactive`` box, already displayed; it shows each new figure
-        itself.
+        Live mode: the box of controls, already displayed, with the figure below it as an ordinary
+        output that each change redraws in place (so a notebook saved from the front end keeps it).
 
     Raises:
         ValueError: a slider without a static value, or an abbreviation ipywidgets cannot read.
@@ -151,11 +151,27 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     controls = _make_controls(widget_kwargs)
     for name, widget in controls.items():
         widget.value = static_values[name]
+    box = ipywidgets.VBox(list(controls.values()))
+    display(widget_bundle(box), raw=True)
+    # The figure is an ordinary output of the cell, redrawn in place through its display id: the
+    # notebook saved from the front end keeps it (image/png, "<Figure size ...>"), as in a static run.
+    figure = fn(**static_values)
+    handle = display(figure, display_id=True)
+    plt.close(figure)
 
-    def draw(**values):
-        fn(**fixed, **values)
-        plt.show()  # inside an interactive output area the figure must be shown here
+    def redraw(change=None):
+        figure = fn(**fixed, **{name: widget.value for name, widget in controls.items()})
+        handle.update(figure)
+        plt.close(figure)
 
-    box = ipywidgets.interactive(draw, **controls)
-    display(box)
+    for widget in controls.values():
+        widget.observe(redraw, names="value")
     return box
+
+
+def widget_bundle(widget) -> dict:
+    """``widget``'s display bundle without its text/plain repr: nbval skips widget views, so a saved
+    live notebook compares equal to a static run."""
+    bundle = dict(widget._repr_mimebundle_())
+    bundle.pop("text/plain", None)
+    return bundle

@@ -191,17 +191,32 @@ def test_forced_static_env_wins_without_kernel(monkeypatch):
     assert not widgets.is_live_frontend()  # no kernel: nothing could show a widget
 
 
-def test_live_mode_builds_sliders(monkeypatch):
+def test_live_mode_builds_sliders_and_redraws_the_figure_in_place(monkeypatch):
     ipywidgets = pytest.importorskip("ipywidgets")
+    from matplotlib.figure import Figure
+
     monkeypatch.setattr(widgets, "_kernel", lambda: _FakeKernel(True))
     monkeypatch.delenv(widgets.ENV_VAR, raising=False)
-    shown = []
-    monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
+    shown, updates = [], []
+
+    class Handle:
+        def update(self, obj, **kw):
+            updates.append(obj)
+
+    def display(*objs, **kw):
+        shown.extend(objs)
+        return Handle() if kw.get("display_id") else None
+
+    monkeypatch.setattr("IPython.display.display", display)
     box = widgets.interactive_or_static(_draw, static_values={"alpha": 2.0, "beta": 3.0}, alpha=(0.0, 5.0, 0.5))
-    assert isinstance(box, ipywidgets.interactive)
-    assert shown == [box]
+    assert isinstance(box, ipywidgets.VBox)
+    controls, figure = shown
+    assert "application/vnd.jupyter.widget-view+json" in controls and "text/plain" not in controls
+    assert isinstance(figure, Figure)  # an ordinary output: a saved notebook keeps it
     slider = box.children[0]
     assert slider.value == 2.0 and slider.continuous_update is False
+    slider.value = 4.0
+    assert len(updates) == 1 and isinstance(updates[0], Figure)
 
 
 def test_static_values_must_cover_every_slider():
