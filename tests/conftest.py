@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parents[1]
 WEIGHT_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3_2015-12-05_notop_keras.h5")
 REQUIRE_WEIGHTS = os.environ.get("NSTDREAM_REQUIRE_WEIGHTS", "0") == "1"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 def missing_weights() -> str | None:
@@ -41,6 +43,21 @@ def pytest_runtest_setup(item) -> None:
     """A test marked ``needs_weights`` needs the weights (:func:`require_weights`)."""
     if item.get_closest_marker("needs_weights"):
         require_weights()
+
+
+def require_chromium() -> str:
+    """The path of a Chromium (or Chrome) on PATH, for Playwright's ``executable_path``.
+
+    Without one the running test is skipped, or fails under ``NSTDREAM_REQUIRE_CHROMIUM=1``.
+    """
+    for name in CHROMIUM_NAMES:
+        if found := shutil.which(name):
+            return found
+    reason = ("Chromium is not installed: `make setup` installs it with apt-get when run as root "
+              "(`apt-get install chromium` on Debian/Ubuntu)")
+    if os.environ.get("NSTDREAM_REQUIRE_CHROMIUM", "0") == "1":
+        pytest.fail(f"NSTDREAM_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

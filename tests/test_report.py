@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from conftest import require_chromium
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
@@ -289,17 +290,6 @@ def test_build_report_rejects_an_empty_folder(tmp_path):
 # ------------------------------------------------------------------------------- in a real browser
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if found := shutil.which(name):
-            return found
-    reason = ("Chromium is not installed: `make setup` installs it with apt-get when run as root "
-              "(`apt-get install chromium` on Debian/Ubuntu)")
-    if os.environ.get("NSTDREAM_REQUIRE_CHROMIUM", "0") == "1":
-        pytest.fail(f"NSTDREAM_REQUIRE_CHROMIUM=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def _open_offline(page_path: Path, screenshot: Path) -> dict:
     """Open a page in headless Chromium with every request to a non-file URL aborted; return its
     visible text, its number of MathJax elements, the non-file URLs it asked for and a screenshot."""
@@ -315,7 +305,7 @@ def _open_offline(page_path: Path, screenshot: Path) -> dict:
             route.abort()
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = playwright.chromium.launch(executable_path=require_chromium(), args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 1600})
             page.on("request", lambda r: r.url.startswith(("file:", "data:")) or remote.append(r.url))
