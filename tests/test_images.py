@@ -357,9 +357,9 @@ def test_pillow_bomb_warning_and_error_become_input_error(tmp_path, monkeypatch)
         warnings.simplefilter("error")  # no DecompressionBombWarning may leak out
         assert images.load_image(warn_zone).shape == (12, 12, 3)  # our cap (40 MP) allows it
         with pytest.raises(InputError) as excinfo:
-            images.load_image(warn_zone, max_pixels=50)
+            images.load_image(warn_zone, max_pixels=50)  # our cap refuses it, from the header
         assert_names_path_and_fix(excinfo.value, warn_zone)
-        assert isinstance(excinfo.value.__cause__, Image.DecompressionBombWarning)
+        assert "12×12" in str(excinfo.value) and "decompression bomb" in str(excinfo.value)
         with pytest.raises(InputError) as excinfo:
             images.load_image(error_zone)
         assert_names_path_and_fix(excinfo.value, error_zone)
