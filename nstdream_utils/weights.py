@@ -91,11 +91,8 @@ _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy,
 @functools.lru_cache(maxsize=32)
 def _md5_of(path: str, size: int, mtime_ns: int) -> str:
     """The md5 of ``path``; ``size`` and ``mtime_ns`` only key the cache."""
-    digest = hashlib.md5()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def md5(path: str | os.PathLike[str]) -> str:
@@ -130,21 +127,15 @@ def _files_for(name: str) -> tuple[str, ...]:
 
 
 def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` present in ``folder``; WeightsError if what is there is not a regular file."""
-    for candidate in (folder / file_name for file_name in file_names):
-        if os.path.lexists(candidate):
-            files.check_regular_file(candidate, what="weight file", error=WeightsError, fix=_BAD_FILE_FIX)
-            return candidate
-    return None
+    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO…: :func:`_verify` refuses it)."""
+    return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
 
 
 def _verify(path: Path, name: str) -> Path:
     """``path`` if it is a regular file, not oversized, with an accepted md5; else :class:`WeightsError`."""
     expected_size, limit = EXPECTED_SIZE.get(path.name), _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES)
-    try:  # a file over the limit is refused from its size, before hashing
-        size = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError).st_size
-    except WeightsError as error:
-        raise WeightsError(error.what, where=error.where, fix=_BAD_FILE_FIX) from None
+    size = files.check_regular_file(path, what="weight file", max_bytes=limit,  # refused from its size: not hashed
+                                    error=WeightsError, fix=_BAD_FILE_FIX).st_size
     if md5(path) in _ACCEPTED_MD5[name]:
         return path
     why = "it is damaged or a different file"
