@@ -80,26 +80,19 @@ def check_regular_file(path: PathLike, *, what: str = "file", max_bytes: int | N
 
 def atomic_write_bytes(data: bytes | bytearray | memoryview, path: PathLike) -> Path:
     """Write ``data`` to ``path`` atomically; ``path`` as a Path. The file gets ``0o666`` less the umask, or
-    the mode of the file it replaces. TypeError for ``data`` not bytes; InputError when the folder is missing
-    or ``path`` is a folder; OSError from the write (the temporary file is removed, an old file kept)."""
+    the mode of the file it replaces. TypeError for ``data`` not bytes; InputError for a path
+    :func:`check_output_path` refuses; OSError from the write (the temporary file is removed, an old file kept)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__} — "
                         "encode text first or call atomic_write_text(text, path)")
-    target = _as_path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise InputError("the folder does not exist", where=str(target),
-                         fix=f"create it first (mkdir -p '{folder}') or choose another output path")
-    if target.is_dir():
-        raise InputError("is a folder, not a file", where=str(target),
-                         fix=f"give a file name inside it, e.g. '{target / 'output'}'")
+    target = check_output_path(path, suffixes=None)
     try:
         mode = target.stat().st_mode & 0o7777
     except OSError:
         umask = os.umask(0o022)
         os.umask(umask)
         mode = 0o666 & ~umask
-    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=folder)
+    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -125,14 +118,12 @@ def to_jsonable(obj: Any, where: str = "obj") -> Any:
     """``obj`` in JSON types: NumPy values and tensors become numbers and lists, tuples and sets lists, paths
     and keys strings, and **NaN and ±Inf None** (``null``: JSON has no NaN, and a diverged loss history is
     worth keeping). TypeError for a value JSON cannot hold, naming where it is."""
-    if obj is None or isinstance(obj, (bool, str)):
+    if isinstance(obj, (np.bool_, np.integer, np.floating)):
+        obj = obj.item()
+    if obj is None or isinstance(obj, (bool, int, str)):
         return obj
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, Mapping):
