@@ -45,10 +45,9 @@ def _positive_int(value: Any, name: str, *, example: int = 512, none_ok: bool = 
 
 
 def _too_big(where: str, what: str) -> InputError:
-    return InputError(f"{what} (a guard against decompression bombs: tiny files that declare huge images)",
-                      where=where, fix="shrink the image first (e.g. to 2000 px on the longest side), or, if you "
-                      "trust the file, pass a larger max_pixels= (beyond Pillow's own limit, also raise "
-                      "PIL.Image.MAX_IMAGE_PIXELS)")
+    return InputError(f"{what} (a guard against decompression bombs: tiny files that declare huge images)", where=where,
+                      fix="shrink the image first (e.g. to 2000 px on the longest side), or, if you trust the file, "
+                      "pass a larger max_pixels= (beyond Pillow's own limit, also raise PIL.Image.MAX_IMAGE_PIXELS)")
 
 
 def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.Image]:
@@ -73,11 +72,12 @@ def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"cannot be opened as an image ({error})", where=where, fix=_RESAVE_FIX) from error
     width, height = pil.size
-    if width <= 0 or height <= 0 or (max_pixels is not None and width * height > max_pixels):
+    if width <= 0 or height <= 0:
         pil.close()
-        if width <= 0 or height <= 0:
-            raise InputError(f"has zero size ({width}×{height} pixels)", where=where,
-                             fix="use an image with at least one pixel; " + _RESAVE_FIX)
+        raise InputError(f"has zero size ({width}×{height} pixels)", where=where,
+                         fix="use an image with at least one pixel; " + _RESAVE_FIX)
+    if max_pixels is not None and width * height > max_pixels:
+        pil.close()
         raise _too_big(where, f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
                        f"{max_pixels / 1e6:g} megapixels")
     return source, pil
@@ -92,12 +92,9 @@ def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEF
 
 
 def image_info(path: str | os.PathLike) -> dict[str, Any]:
-    """An image file's header, no pixels decoded and no pixel cap of ours.
-
-    ``{"format": "JPEG", "mode": "RGB", "size": (width, height), "width", "height", "frames",
-    "orientation"}``: the size **as stored**; ``orientation`` is the EXIF tag (1 upright; 5–8 mean
-    :func:`load_image` swaps width and height). Errors as :func:`validate_image_path`.
-    """
+    """An image file's header, without a pixel cap of ours: ``{"format", "mode", "size": (width, height) as stored,
+    "width", "height", "frames", "orientation"}`` (the EXIF tag: 1 upright, 5–8 mean :func:`load_image` swaps
+    width and height). Errors as :func:`validate_image_path`."""
     _, pil = _open(path, None)
     with pil:
         try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
@@ -110,11 +107,9 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous, upright, transparency over white.
-
-    ``max_pixels`` (width × height; ``None``: no cap of ours, Pillow's ``Image.MAX_IMAGE_PIXELS`` still
-    applies) is checked from the header, then every pixel is decoded. MissingFileError (no such file,
-    suggesting a close name) or InputError (see the module docstring), naming the file and the fix.
-    """
+    ``max_pixels`` (width × height; ``None``: no cap of ours, Pillow's ``Image.MAX_IMAGE_PIXELS`` still applies)
+    is checked from the header, then every pixel is decoded. MissingFileError (no such file, suggesting a close
+    name) or InputError (see the module docstring), naming the file and the fix."""
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
@@ -125,7 +120,29 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
                              fix=_RESAVE_FIX) from error
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = saved
-        return _to_array(ImageOps.exif_transpose(pil), where=str(source))  # Pillow skips a malformed EXIF block
+        upright, alpha = ImageOps.exif_transpose(pil), None  # Pillow skips a malformed EXIF block
+        try:
+            if upright.mode in ("I", "F") or upright.mode.startswith("I;16"):  # greyscale beyond 8 bits
+                grey = np.asarray(upright).astype(np.float32)
+                if upright.mode == "F":
+                    grey = np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0)
+                    grey = grey / 255.0 if grey.max() > 1.0 else grey
+                else:
+                    if isinstance(upright.info.get("transparency"), int):
+                        alpha = (np.asarray(upright) != upright.info["transparency"]).astype(np.float32)
+                    grey = grey / 65535.0
+                rgb = np.repeat(grey[..., None], 3, axis=-1)
+            elif upright.has_transparency_data:  # an alpha channel, or a tRNS colour or palette entry
+                rgba = np.asarray(upright.convert("RGBA"), np.float32) / 255.0
+                rgb, alpha = rgba[..., :3], rgba[..., 3]
+            else:
+                rgb = np.asarray(upright.convert("RGB"), np.float32) / 255.0
+        except (ValueError, OSError) as error:
+            raise InputError(f"has colour mode {upright.mode!r}, which cannot be converted to RGB ({error})",
+                             where=str(source), fix="re-save it as an RGB PNG or JPEG") from error
+    if alpha is not None:  # over white
+        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 def save_image(image: Any, path: str | os.PathLike) -> Path:
@@ -136,45 +153,6 @@ def save_image(image: Any, path: str | os.PathLike) -> Path:
     buffer = io.BytesIO()
     to_pil(image).save(buffer, format="PNG")
     return atomic_write_bytes(buffer.getvalue(), target)
-
-
-def from_pil(pil: Image.Image) -> np.ndarray:
-    """A PIL image as float32 ``[H, W, 3]`` in [0, 1], converted as by :func:`load_image` (no EXIF rotation).
-    TypeError for a non-PIL argument; InputError for zero size or a mode Pillow cannot convert to RGB."""
-    if not isinstance(pil, Image.Image):
-        raise TypeError(f"from_pil expects a PIL.Image.Image, got {type(pil).__name__} — "
-                        "for an array use np.asarray(...) directly, or load a file with load_image(path)")
-    return _to_array(pil, where="from_pil(pil)")
-
-
-def _to_array(pil: Image.Image, *, where: str) -> np.ndarray:
-    width, height = pil.size
-    if width <= 0 or height <= 0:
-        raise InputError(f"has zero size ({width}×{height} pixels)", where=where,
-                         fix="use an image with at least one pixel")
-    alpha = None
-    try:
-        if pil.mode in ("I", "F") or pil.mode.startswith("I;16"):  # greyscale beyond 8 bits
-            grey = np.asarray(pil).astype(np.float32)
-            if pil.mode == "F":
-                grey = np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0)
-                grey = grey / 255.0 if grey.max() > 1.0 else grey
-            else:
-                if isinstance(pil.info.get("transparency"), int):
-                    alpha = (np.asarray(pil) != pil.info["transparency"]).astype(np.float32)
-                grey = grey / 65535.0
-            rgb = np.repeat(grey[..., None], 3, axis=-1)
-        elif pil.has_transparency_data:  # an alpha channel, or a tRNS colour or palette entry
-            rgba = np.asarray(pil.convert("RGBA"), np.float32) / 255.0
-            rgb, alpha = rgba[..., :3], rgba[..., 3]
-        else:
-            rgb = np.asarray(pil.convert("RGB"), np.float32) / 255.0
-    except (ValueError, OSError) as error:
-        raise InputError(f"has colour mode {pil.mode!r}, which cannot be converted to RGB ({error})", where=where,
-                         fix="re-save it as an RGB PNG or JPEG") from error
-    if alpha is not None:  # over white
-        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
-    return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 def _as_image_array(image: Any, name: str = "image") -> tuple[np.ndarray, bool]:
