@@ -175,7 +175,7 @@ def seed_everything(seed: int) -> None:
 
 
 def report() -> dict:
-    """A device report: versions, devices, threads, oneDNN, mixed precision, and whether the CPU computes
+    """A device report: versions, devices, threads, mixed precision, and whether the CPU computes
     bfloat16 and float16 natively (``slow_precision``). Not for nbval."""
     tf = _tf()
     import keras
@@ -195,7 +195,6 @@ def report() -> dict:
         "memory_growth": info.memory_growth,
         "cpu_count": os.cpu_count(),
         "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
-        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0",
         "policy": keras.mixed_precision.global_policy().name,
         "cpu_16bit": ", ".join(
             f"{p} {_CPU_16BIT[_cpu_slowness(p, flags)]}"

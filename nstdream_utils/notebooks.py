@@ -5,11 +5,16 @@ Everything here keys on the house notebook anatomy (``../shared/STYLE.md``):
 - files are ``NN_snake_case.ipynb`` in one folder;
 - the first cell is markdown whose first ``# `` line is the title (``# 03 · Neural style transfer``)
   and whose first ``> `` line is the one-line summary;
-- the navigation cell is markdown starting with ``<!-- nav -->``; it is generated, never edited by hand.
+- the navigation cell is markdown starting with ``<!-- nav -->``: previous · contents · next, then the
+  "Open in Colab" and "Launch Binder" badges; it is generated, never edited by hand;
+- the setup cell (id ``setup``) is the first code cell: it installs the course where it is missing (Colab,
+  a fresh Binder) and does nothing elsewhere; it is generated from :data:`SETUP_TEMPLATE`, never edited by hand.
+
+The badges and the setup cell point at :data:`REPOSITORY_URL`; a fork changes it there and reruns ``nav``.
 
 Command line (paths default to every ``notebooks/NN_*.ipynb``)::
 
-    python -m nstdream_utils.notebooks nav [NOTEBOOK ...]        # 2nd and last cell of each notebook
+    python -m nstdream_utils.notebooks nav [NOTEBOOK ...]        # nav cells (2nd and last) and the setup cell
     python -m nstdream_utils.notebooks contents [DIR]            # DIR/README.md (default: notebooks)
     python -m nstdream_utils.notebooks normalize [NOTEBOOK ...]  # JSON ready to commit
     python -m nstdream_utils.notebooks check [NOTEBOOK ...]      # exit 1 when a notebook has a problem
@@ -27,12 +32,19 @@ import re
 import sys
 from pathlib import Path
 from typing import Iterable, Sequence
+from urllib.parse import quote
 
 import nbformat
 
 from nstdream_utils.files import atomic_write_text
 
+#: The public repository of the course: the Colab and Binder badges open its notebooks, and the setup cell
+#: clones it where a notebook runs on its own. A fork changes this one line, then runs ``nav``.
+REPOSITORY_URL = "https://github.com/nstdream/nstdream"
+#: The branch the badges open.
+BRANCH = "main"
 NAV_MARKER = "<!-- nav -->"
+SETUP_ID = "setup"
 CONTENTS_START = "<!-- contents:start -->"
 CONTENTS_END = "<!-- contents:end -->"
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -46,6 +58,8 @@ VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime", "trusted")
 # Cells papermill adds: the injected parameters and the "An Exception was encountered" markers.
 _PAPERMILL_CELL_TAGS = {INJECTED_TAG, "papermill-error-cell-tag"}
 _VALID_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+STATIC_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
 
 DEFAULT_OVERVIEW = (
     "These notebooks reproduce Al-Khazraji, Abbas & Jamil (2022), neural style transfer followed "
@@ -151,6 +165,26 @@ def summary_of(nb_or_path) -> str:
 # ----------------------------------------------------------------------------------- navigation
 
 
+def _repository_path(path: Path) -> str:
+    """``path`` relative to the checkout holding it (the folder with ``pyproject.toml``), POSIX style;
+    ``<folder>/<file>`` when no checkout is found."""
+    path = Path(path).resolve()
+    for folder in path.parents:
+        if (folder / "pyproject.toml").is_file():
+            return path.relative_to(folder).as_posix()
+    return f"{path.parent.name}/{path.name}"
+
+
+def badges(path: Path, *, repository: str = REPOSITORY_URL, branch: str = BRANCH) -> str:
+    """The "Open in Colab" and "Launch Binder" badges of the notebook at ``path`` in ``repository``."""
+    slug = repository.removeprefix("https://github.com/").strip("/")
+    file = _repository_path(path)
+    colab = f"https://colab.research.google.com/github/{slug}/blob/{branch}/{file}"
+    binder = f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath={quote(file, safe='')}"
+    return (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
+            f"[![Launch Binder](https://mybinder.org/badge_logo.svg)]({binder})")
+
+
 def is_nav_cell(cell) -> bool:
     """True for a generated navigation cell (markdown starting with ``<!-- nav -->``)."""
     return cell.cell_type == "markdown" and cell.source.lstrip().startswith(NAV_MARKER)
@@ -169,7 +203,7 @@ def nav_source(index: int, paths: Sequence[Path], titles: Sequence[str], content
     parts.append(f"[Contents]({_link(contents, here)})")
     if index + 1 < len(paths):
         parts.append(f"[{titles[index + 1]}]({_link(paths[index + 1], here)}) >")
-    return f"{NAV_MARKER}\n" + " · ".join(parts)
+    return f"{NAV_MARKER}\n" + " · ".join(parts) + "\n\n" + badges(here)
 
 
 def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -177,7 +211,8 @@ def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
     Existing navigation cells (anywhere) are replaced, so rerunning changes nothing. Links use
     each neighbour's H1 title and point to ``README.md`` (the contents page) in the first
-    notebook's folder. Returns the notebooks whose file changed.
+    notebook's folder; the badges open the notebook in Colab and Binder. The setup cell is put in
+    too (:func:`add_setup_cell`). Returns the notebooks whose file changed.
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -192,6 +227,70 @@ def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
         top = nbformat.v4.new_markdown_cell(source, id="nav-top")
         bottom = nbformat.v4.new_markdown_cell(source, id="nav-bottom")
         nb.cells = cells[:1] + [top] + cells[1:] + [bottom]
+        _put_setup_cell(nb)
+        if write(nb, path):
+            changed.append(path)
+    return changed
+
+
+# ---------------------------------------------------------------------------------- setup cell
+
+#: The setup cell. It must run where ``nstdream_utils`` is not installed, so its logic lives here, as
+#: text, and not in the package. Inside a checkout (a ``pyproject.toml`` of ``nstdream`` in the working
+#: folder or above it) it installs that checkout; otherwise it clones ``{repository}`` and moves into
+#: its ``notebooks`` folder, so the notebooks' relative paths hold. TensorFlow comes with the ``cpu``
+#: extra only where none is installed (Colab has its own). Then it fetches the weights.
+SETUP_TEMPLATE = """\
+# Setup: where the course is missing (Colab, a fresh Binder) this installs it and the network weights,
+# a few minutes once; where it is installed it does nothing.
+import importlib.util, os, pathlib, subprocess, sys
+
+if importlib.util.find_spec("nstdream_utils") is None:
+    tomls = [folder / "pyproject.toml" for folder in [pathlib.Path.cwd(), *pathlib.Path.cwd().parents]]
+    checkout = next((toml.parent for toml in tomls if toml.is_file() and 'name = "nstdream"' in toml.read_text()), None)
+    if checkout is None:  # this notebook alone: get the whole course, and run from its notebooks folder
+        checkout = pathlib.Path("nstdream").resolve()
+        if not checkout.is_dir():
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "{repository}", str(checkout)], check=True)
+        os.chdir(checkout / "notebooks")
+    extra = "" if importlib.util.find_spec("tensorflow") else "[cpu]"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", f"{{checkout}}{{extra}}"], check=True)
+    sys.path.insert(0, str(checkout))
+    subprocess.run([sys.executable, "-m", "nstdream_utils.cli", "weights", "fetch"], check=True)"""
+
+
+def setup_source(repository: str = REPOSITORY_URL) -> str:
+    """The source of the setup cell, installing from ``repository`` where no checkout is found."""
+    return SETUP_TEMPLATE.format(repository=repository)
+
+
+def is_setup_cell(cell) -> bool:
+    """True for the generated setup cell (the code cell with id ``setup``)."""
+    return cell.cell_type == "code" and cell.get("id") == SETUP_ID
+
+
+def _put_setup_cell(nb: nbformat.NotebookNode) -> None:
+    """Make the setup cell the first code cell of ``nb``, keeping its outputs when its source is current."""
+    old = next((cell for cell in nb.cells if is_setup_cell(cell)), None)
+    cells = [cell for cell in nb.cells if not is_setup_cell(cell)]
+    if old is not None and old.source == setup_source():
+        cell = old
+    else:
+        cell = nbformat.v4.new_code_cell(setup_source(), id=SETUP_ID)
+    first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
+    nb.cells = cells[:first_code] + [cell] + cells[first_code:]
+
+
+def add_setup_cell(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Put the setup cell (:data:`SETUP_TEMPLATE`) first among the code cells of each notebook.
+
+    An existing setup cell is moved there, and replaced when its source is stale, so rerunning
+    changes nothing. Returns the notebooks whose file changed.
+    """
+    changed = []
+    for path in map(Path, paths):
+        nb = read(path)
+        _put_setup_cell(nb)
         if write(nb, path):
             changed.append(path)
     return changed
@@ -268,6 +367,21 @@ def _without_tf_log(outputs: list) -> list:
     return kept
 
 
+def _without_widget_views(outputs: list) -> list:
+    """``outputs`` with no widget views: the widget state is not committed, so a front end reopening the
+    notebook cannot draw them ("model not found"). An output that also holds a static image keeps the
+    image; one that holds only text (a progress bar's first state, a widget's repr) is dropped."""
+    kept = []
+    for output in outputs:
+        data = output.get("data", {})
+        if WIDGET_VIEW in data:
+            del data[WIDGET_VIEW]
+            if not any(mime in data for mime in STATIC_IMAGES):
+                continue
+        kept.append(output)
+    return kept
+
+
 def drop_tf_log(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Remove TensorFlow's C++ start-up lines (absl, oneDNN, CUDA probes) from every cell's stderr
     and join adjacent pieces of one stream, in place, and return ``nb``: the lines say nothing about
@@ -294,6 +408,8 @@ def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             cell.metadata.pop(key, None)
         if "tags" in cell.metadata and not cell.metadata.tags:
             del cell.metadata["tags"]
+        if cell.cell_type == "code":
+            cell.outputs = _without_widget_views(cell.outputs)
         cells.append(cell)
     nb.cells = cells
     count = 0
@@ -313,7 +429,7 @@ def normalize(path: str | os.PathLike) -> bool:
     """Normalise a notebook file for commit; return True when the file changed.
 
     Sorted keys and indent 1 (nbformat's layout); no papermill metadata, cell ``execution``
-    timings or widget state; no papermill injected-parameters or error-marker cell; no empty
+    timings, widget state or widget views (a static image beside one is kept); no papermill injected-parameters or error-marker cell; no empty
     cells; execution counts 1..n in order; ``kernelspec`` and ``language_info`` kept; every cell
     keeps its id (missing ids are derived from the cell's content). Idempotent.
     """
@@ -354,6 +470,9 @@ def check(path: str | os.PathLike) -> list[str]:
         for output in cell.get("outputs", []):
             if output.output_type == "error":
                 problems.append(f"cell {i} stores an error output ({output.ename}: {output.evalue})")
+        if is_setup_cell(cell) and cell.source != setup_source():
+            problems.append(f"cell {i}, the setup cell, differs from its template — run "
+                            "`python -m nstdream_utils.notebooks nav`")
     if not problems and path.read_text(encoding="utf-8") != dumps(normalized(nb)):
         problems.append(f"not normalised — run `python -m nstdream_utils.notebooks normalize {path}`")
     return problems

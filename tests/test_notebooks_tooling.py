@@ -86,6 +86,43 @@ def test_add_navigation_is_idempotent_and_replaces_stale_nav_cells(course):
     assert sum(nbtools.is_nav_cell(c) for c in nbtools.read(course[1]).cells) == 2
 
 
+def test_nav_cells_carry_colab_and_binder_badges_for_the_repository(course):
+    nbtools.add_navigation(course)
+    top = nbtools.read(course[1]).cells[1].source
+    slug = nbtools.REPOSITORY_URL.removeprefix("https://github.com/")
+    folder = course[1].parent.name
+    assert (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{slug}/blob/{nbtools.BRANCH}/{folder}/01_gram.ipynb)") in top
+    assert f"(https://mybinder.org/v2/gh/{slug}/{nbtools.BRANCH}?labpath={folder}%2F01_gram.ipynb)" in top
+    assert nbtools.badges(Path("x/01_gram.ipynb"), repository="https://github.com/fork/course", branch="dev") \
+        .count("fork/course") == 2
+
+
+def test_setup_source_names_the_repository_once():
+    source = nbtools.setup_source()
+    assert source.count(nbtools.REPOSITORY_URL) == 1 and "{" not in source.replace("{checkout}{extra}", "")
+    assert "https://example.org/fork.git" in nbtools.setup_source("https://example.org/fork.git")
+    compile(source, "setup", "exec")
+
+
+def test_add_navigation_puts_the_setup_cell_first_among_code_cells(course):
+    nbtools.add_navigation(course)
+    nb = nbtools.read(course[0])
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert nbtools.is_setup_cell(code[0]) and code[0].source == nbtools.setup_source()
+    assert "parameters" in code[1].metadata.tags
+    # A stale or misplaced setup cell is replaced and moved; a current one keeps its outputs.
+    nb.cells.remove(code[0])
+    nb.cells.append(new_code_cell("print('old setup')", id=nbtools.SETUP_ID))
+    nbformat.write(nb, course[0])
+    assert any("setup cell, differs from its template" in p for p in nbtools.check(course[0]))
+    assert nbtools.add_setup_cell(course) == [course[0]]
+    cells = nbtools.read(course[0]).cells
+    assert sum(map(nbtools.is_setup_cell, cells)) == 1 and nbtools.is_setup_cell(cells[2])
+    assert cells[2].source == nbtools.setup_source()
+    assert nbtools.add_setup_cell(course) == []
+
+
 def test_write_contents_lists_every_notebook_in_order(course, tmp_path):
     readme = nbtools.write_contents(tmp_path)
     text = readme.read_text()
@@ -179,6 +216,26 @@ def test_cells_without_ids_get_stable_ones(tmp_path):
     nb = nbformat.read(path, as_version=4)
     assert nb.nbformat_minor == 5 and all(c.id for c in nb.cells)
     nbformat.validate(nb)
+
+
+def test_normalize_drops_widget_views_and_keeps_static_images(tmp_path):
+    path = make_notebook(tmp_path / "05_bars.ipynb", "05 · Bars")
+    nb = nbformat.read(path, as_version=4)
+    view = {"model_id": "eb5a5fd43e744f27a31c9cb58382741c", "version_major": 2, "version_minor": 0}
+    nb.cells[2].outputs = [
+        new_output("display_data", data={nbtools.WIDGET_VIEW: view, "text/plain": "NST:   0%|  | 0/40"}),
+        new_output("display_data", data={nbtools.WIDGET_VIEW: view, "image/png": "iVBORw0KGgo=",
+                                         "text/plain": "<Figure size 640x480 with 1 Axes>"}),
+        new_output("stream", name="stdout", text="3\n"),
+    ]
+    nb.metadata.widgets = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    nbformat.write(nb, path)
+    assert nbtools.normalize(path) is True
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata
+    outputs = nb.cells[2].outputs
+    assert [output.output_type for output in outputs] == ["display_data", "stream"]
+    assert set(outputs[0].data) == {"image/png", "text/plain"}
 
 
 # ------------------------------------------------------------------------------------------ check
