@@ -715,8 +715,8 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
         temp.mkdir(parents=True)
         start = time.perf_counter()
         try:
-            report.execute_notebook(notebook, temp / notebook.name, {**task["values"], RESERVED: str(temp)},
-                                    task.get("kernel_name", KERNEL_NAME))
+            report.execute_notebook(notebook, temp / notebook.name, parameters={**task["values"], RESERVED: str(temp)},
+                                    kernel_name=task.get("kernel_name", KERNEL_NAME))
         except report.NotebookError as exc:
             error = _error(exc.ename, exc.evalue, exc.cell_index, exc.source_line)
         except NstdreamError as exc:  # no such kernel

@@ -289,7 +289,7 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
         output = out_dir / path.name
         done = _progress(progress, number, len(paths), path.name)
         try:
-            execute_notebook(path, output, given, kernel_name)
+            execute_notebook(path, output, parameters=given, kernel_name=kernel_name)
         except BaseException:
             done("failed")
             raise
@@ -314,7 +314,7 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
         nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
         done = _progress(progress, number, len(paths), path.name)
         try:
-            execute_notebook(path, output, {}, kernel_name, run_from=clean)
+            execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean)
         except BaseException:
             done("failed")
             raise
