@@ -153,6 +153,7 @@ def _positions(features: tf.Tensor) -> float:
 
 
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
+    """The start, float32 ``[1, H, W, 3]`` in ``[0, pixel_scale]``: the content, the style or seeded noise."""
     if cfg.init == "content":
         start = content
     elif cfg.init == "style":
