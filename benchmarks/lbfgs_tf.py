@@ -2,14 +2,14 @@
 
     .venv/bin/python benchmarks/lbfgs_tf.py --size 128 [--reference-steps 100 | --target-loss 1.737e8]
 
-Why: profiling ``nst._lbfgs_loop`` (scipy's L-BFGS-B) shows time that is not VGG-19 at all —
+Why: profiling ``optim.lbfgs_loop`` (scipy's L-BFGS-B) shows time that is not VGG-19 at all —
 ``setulb`` costs about 0.14 s per iteration at 128² and 0.25 s at 512², and turning the bounds
 list of n ``(0, 1)`` tuples into arrays costs a Python loop over every pixel at the start of every
 run (about 18 s at 512², minutes at 2048²), plus float64 copies of the image and gradient on each
 evaluation and 2·m·n float64 of history (4 GB at 2048² with m = 20).
 
-``nst._lbfgs_tf_loop`` (the library's
-``optimizer="lbfgs-tf"``) has the signature of ``nst._lbfgs_loop`` (a drop-in replacement): the
+``optim.lbfgs_tf_loop`` (the library's
+``optimizer="lbfgs-tf"``) has the signature of ``optim.lbfgs_loop`` (a drop-in replacement): the
 two-loop recursion with m (s, y) pairs, box constraints by projection (variables at a bound whose
 gradient points outwards are frozen for the step, and the step is clipped back into the box),
 Armijo backtracking from the unit step, and a first step scaled so that no pixel moves more than
@@ -43,7 +43,7 @@ def main() -> None:
     common.setup_env()
     from nst_time_to_quality import StopAtLoss
 
-    from nstdream_utils import nst, weights
+    from nstdream_utils import nst, optim, weights
     from nstdream_utils._loop import Recorder
 
     content, style, cfg = tf_tutorial.prepared_pair(args.size)
@@ -71,8 +71,8 @@ def main() -> None:
                     "speedup": reference_seconds / stop.seconds if reference_seconds and stop.seconds else None}
 
     results = {}
-    for name, loop, options in (("scipy", nst._lbfgs_loop, {}), ("tf", nst._lbfgs_tf_loop, {"memory": args.memory}),
-                                ("scipy_again", nst._lbfgs_loop, {}), ("tf_again", nst._lbfgs_tf_loop,
+    for name, loop, options in (("scipy", optim.lbfgs_loop, {}), ("tf", optim.lbfgs_tf_loop, {"memory": args.memory}),
+                                ("scipy_again", optim.lbfgs_loop, {}), ("tf_again", optim.lbfgs_tf_loop,
                                                                        {"memory": args.memory})):
         results[name] = run(loop, **options)
     common.emit({"benchmark": "lbfgs_tf", "size": args.size, "precision": args.precision, "target_loss": target,

@@ -58,7 +58,7 @@ class NSTConfig:
             at 224² but diverges at 64² (measured: NaN by step 3), while lr 10·(64/224)² converges.
         sgd_guard_factor: for SGD, an update that raises the loss more than this many times (or
             makes it NaN/Inf) is undone and taken again at half the rate, which stays halved
-            (``nst._guarded_sgd_loop``; the history's ``retries`` counts them). None: no guard,
+            (``nst._gradient_loop``; the history's ``retries`` counts them). None: no guard,
             exactly keras-io's SGD. Other optimisers ignore it.
         adam_beta1, adam_epsilon: Adam's β₁ and ε.
         pixel_scale: the optimised image is ``pixel_scale × RGB[0, 1]``; 255 reproduces the keras-io

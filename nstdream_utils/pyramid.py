@@ -22,8 +22,8 @@ image resized to that level, and the style Gram matrices from the style image re
 level's shape (as ``nst.prepare_images`` does), so a level's loss is the loss
 ``nst.style_transfer`` would report at that size.
 
-Floor 4, beside ``nst``, whose loss (``nst.NSTLoss``) and loops (``nst._lbfgs_loop``,
-``nst._gradient_loop``) it reuses. Measured, not taught: ``docs/benchmarks.md``.
+Floor 4, beside ``nst``, whose loss (``nst.NSTLoss``) and loops (``nst.loop_for``:
+``optim.lbfgs_loop``, ``nst._gradient_loop``) it reuses. Measured, not taught: ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, nst, presets
+from nstdream_utils import data, images, nst, optim, presets
 from nstdream_utils._loop import Recorder
 from nstdream_utils.errors import InputError, NonFiniteLossError
 
@@ -232,15 +232,15 @@ def test_lbfgs_direction_meets_the_secant_condition_and_keeps_pinned_pixels():
         pairs.append((tf.constant(s), tf.constant(y), 1.0 / float(np.sum(s * y))))
     ones = tf.ones(shape)
     s_new, y_new, _ = pairs[-1]
-    np.testing.assert_allclose(-nst._lbfgs_direction(y_new, ones, pairs, 1.0).numpy(), s_new.numpy(),
+    np.testing.assert_allclose(-optim.lbfgs_direction(y_new, ones, pairs, 1.0).numpy(), s_new.numpy(),
                                rtol=1e-4, atol=1e-5)
     g = tf.constant(rng.normal(size=shape).astype(np.float32))
-    first = nst._lbfgs_direction(g, ones, [], 0.25).numpy()  # no history: the gradient, scaled
+    first = optim.lbfgs_direction(g, ones, [], 0.25).numpy()  # no history: the gradient, scaled
     assert np.isclose(np.abs(first).max(), 0.25)
     np.testing.assert_allclose(first, -0.25 * g.numpy() / np.abs(g.numpy()).max(), rtol=1e-6)
     free = np.ones(shape, np.float32)
     free[0, 0] = 0.0  # the first row of pixels is pinned at a bound
-    d = nst._lbfgs_direction(g, tf.constant(free), pairs, 1.0).numpy()
+    d = optim.lbfgs_direction(g, tf.constant(free), pairs, 1.0).numpy()
     assert np.all(d[0, 0] == 0.0) and np.all(d[0, 1:] != 0.0)
     assert float(np.sum(d * g.numpy())) < 0  # a descent direction
 

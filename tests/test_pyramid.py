@@ -71,7 +71,7 @@ def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
         return x0[0] / cfg.pixel_scale
 
     monkeypatch.setattr(pyramid.nst, "NSTLoss", FakeLoss)
-    monkeypatch.setattr(pyramid.nst, "_lbfgs_loop", fake_loop)
+    monkeypatch.setattr(pyramid.nst.optim, "lbfgs_loop", fake_loop)
     content = np.full((300, 400, 3), 0.5, np.float32)
     result = pyramid.coarse_to_fine(content, content, config=CONFIG, size=200, progress=False)
     assert calls == [((38, 50), 200, "lbfgs"), ((75, 100), 100, "lbfgs"), ((150, 200), 100, "lbfgs")]

@@ -1,0 +1,223 @@
+"""The optimiser machinery behind ``nst.style_transfer`` that the course does not teach.
+
+* :func:`lbfgs_loop` — ``optimizer="lbfgs"``: scipy's L-BFGS-B on a ``tf.function`` value-and-gradient;
+* :func:`lbfgs_tf_loop` — ``optimizer="lbfgs-tf"``: L-BFGS in TensorFlow, no scipy and no float64
+  copies; faster where an evaluation is cheap (``docs/benchmarks.md``);
+* :class:`Checkpoint` — a gradient loop's state in one ``.npz`` file, so a stopped run continues.
+
+A loop takes ``(loss_fn, x0, cfg, recorder, should_stop=None)``: ``loss_fn.value_and_gradient(x)``
+returns ``(terms, gradient)`` for ``x`` float32 ``[1, H, W, 3]`` in ``[0, cfg.pixel_scale]``; it records
+one history entry per iteration (the loss at the iterate it starts from, the initial image first)
+and returns the image, float32 ``[H, W, 3]`` in [0, 1] (before clipping).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from . import files
+from ._loop import Recorder
+from .errors import InputError
+from .presets import NSTConfig
+
+
+class Checkpoint:
+    """A gradient loop's state in one ``.npz`` file, saved every ``every`` steps, removed on completion.
+
+    It holds the loop's variables, the optimiser's (its step count, which drives the learning-rate
+    decay, and Adam's moments), the history and the config, so an interrupted run ends with the
+    same history as an uninterrupted one (``seconds`` aside).
+
+    Raises:
+        InputError: ``every`` is not an int ≥ 1; the file was made with another configuration.
+    """
+
+    def __init__(self, path: str | os.PathLike, every: int = 500) -> None:
+        if not isinstance(every, int) or every < 1:
+            raise InputError(f"checkpoint_every must be an int ≥ 1, got {every!r}", where="checkpoint_every")
+        self.path, self.every, self.saved_at = Path(path), every, 0
+
+    def restore(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> int:
+        """Attach to a loop's state, load the saved one into it if any; return the steps done (0: none)."""
+        self.variables, self.optimizer, self.recorder = variables, optimizer, recorder
+        self.config = json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
+        if self.path.is_file():
+            with np.load(self.path, allow_pickle=False) as saved:
+                if str(saved["config"]) != self.config:
+                    raise InputError("the checkpoint was made with another configuration", where=str(self.path),
+                                     fix="delete it to start again, or use the configuration it was made with")
+                for name, variable in variables.items():
+                    variable.assign(saved[f"var_{name}"])
+                for i, variable in enumerate(optimizer.variables):
+                    variable.assign(saved[f"opt_{i}"])
+                recorder.resume(json.loads(str(saved["history"])))
+        self.saved_at = recorder.steps_done
+        return self.saved_at
+
+    def maybe_save(self) -> None:
+        """Save when ``every`` steps have passed since the last save (called at the loop's sync points)."""
+        if self.recorder.steps_done - self.saved_at < self.every:
+            return
+        buffer = io.BytesIO()
+        np.savez(buffer, config=self.config, history=json.dumps(self.recorder.history),
+                 **{f"var_{name}": v.numpy() for name, v in self.variables.items()},
+                 **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
+        files.atomic_write_bytes(buffer.getvalue(), self.path)
+        self.saved_at = self.recorder.steps_done
+
+    def finish(self) -> None:
+        if self.recorder.status == "completed":
+            self.path.unlink(missing_ok=True)
+
+
+class _StopLBFGS(Exception):
+    pass
+
+
+def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
+    """scipy's L-BFGS-B (memory 20, the box ``[0, pixel_scale]`` when ``cfg.clip``); see the module docstring."""
+    import scipy.optimize
+
+    shape = x0.shape
+    current = {"x": x0.ravel().astype(np.float64)}
+    recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+    def value_and_grad(x):
+        return loss_fn.value_and_gradient(x)
+
+    evaluated: dict = {}
+
+    def fun(flat: np.ndarray):
+        terms, grad = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
+        evaluated["x"], evaluated["terms"] = flat.copy(), {k: float(v) for k, v in terms.items()}
+        return evaluated["terms"]["total"], grad.numpy().ravel().astype(np.float64)
+
+    def on_iterate(xk) -> None:
+        x = np.asarray(getattr(xk, "x", xk))
+        if not np.array_equal(evaluated.get("x"), x):
+            fun(x)
+        current["x"] = x.copy()
+        if recorder.steps_done < cfg.num_steps:
+            recorder.record([evaluated["terms"]], image_ok=bool(np.isfinite(x).all()))
+            if recorder.wants_frame(recorder.steps_done - 1):
+                recorder.keep_frame()
+        if recorder.steps_done >= cfg.num_steps or (should_stop is not None and should_stop()):
+            raise _StopLBFGS
+
+    status = "completed"
+    try:
+        on_iterate(current["x"])  # the initial image is iteration 0
+        n = current["x"].size  # arrays, not a list of n pairs: scipy would convert that pixel by pixel
+        bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
+        scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
+                                callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
+    except _StopLBFGS:
+        status = "interrupted" if recorder.steps_done < cfg.num_steps else "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        recorder.close(status)
+    return recorder.get_image()
+
+
+LBFGS_TF_MEMORY = 10
+"""(s, y) pairs kept by :func:`lbfgs_tf_loop`: 2·m·n float32 of history (1 GiB at 2048² with m = 10)."""
+
+
+def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: float) -> tf.Tensor:
+    """L-BFGS's two-loop recursion on the free variables: the search direction, ``-H·g``.
+
+    Args:
+        g: the gradient, float32 ``[1, H, W, 3]``; free: 1 where a pixel may move, 0 where it is pinned.
+        pairs: the (s, y, 1 / sᵀy) history, oldest first; first_scale: the step's scale without history.
+    """
+    q = g * free
+    alphas = []
+    for s, y, rho in reversed(pairs):
+        alphas.append(rho * tf.reduce_sum(s * q))
+        q -= alphas[-1] * y
+    if pairs:
+        s, y, _ = pairs[-1]
+        r = q * (tf.reduce_sum(s * y) / tf.reduce_sum(y * y))
+    else:
+        r = q * (first_scale / (tf.reduce_max(tf.abs(q)) + 1e-30))
+    for (s, y, rho), a in zip(pairs, reversed(alphas)):
+        r += s * (a - rho * tf.reduce_sum(y * r))
+    return -r * free
+
+
+def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None, *,
+                  memory: int = LBFGS_TF_MEMORY, first_step: float = 0.05, max_backtracks: int = 20) -> np.ndarray:
+    """L-BFGS in TensorFlow with the ``[0, pixel_scale]`` box by projection; same contract as :func:`lbfgs_loop`.
+
+    Pixels at a bound whose gradient pushes outwards are frozen for the step; the trial point is
+    clipped into the box; Armijo backtracking from t = 1 accepts the step; the first step moves no
+    pixel more than ``first_step`` (in [0, 1] units). Image, gradient and history stay float32
+    tensors on the device; a few scalars per iteration come back to the host.
+    """
+    shape = x0.shape
+    low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
+    spec = tf.TensorSpec(shape, tf.float32)
+
+    @tf.function(input_signature=[spec])
+    def value_and_grad(x):
+        return loss_fn.value_and_gradient(x)
+
+    @tf.function(input_signature=[spec, spec])
+    def free_mask(x, g):
+        pinned = tf.logical_or(tf.logical_and(x <= low, g > 0), tf.logical_and(x >= high, g < 0))
+        return tf.cast(tf.logical_not(pinned), tf.float32)
+
+    state = {"x": tf.constant(x0, tf.float32)}
+    recorder.get_image = lambda: state["x"].numpy()[0] / cfg.pixel_scale
+    status = "completed"
+
+    def record(terms) -> None:
+        recorder.record([terms], image_ok=True)
+        if recorder.wants_frame(recorder.steps_done - 1):
+            recorder.keep_frame()
+
+    try:
+        terms, g = value_and_grad(state["x"])
+        f = float(terms["total"])
+        record(terms)
+        pairs: list = []
+        while recorder.steps_done < cfg.num_steps:
+            if should_stop is not None and should_stop():
+                status = "interrupted"
+                break
+            x = state["x"]
+            free = free_mask(x, g)
+            d = lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
+            if not float(tf.reduce_sum(g * d)) < 0:  # not a descent direction: restart from the gradient
+                pairs.clear()
+                d = lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
+            t = 1.0
+            for _ in range(max_backtracks):
+                x_new = tf.clip_by_value(x + t * d, low, high) if cfg.clip else x + t * d
+                terms_new, g_new = value_and_grad(x_new)
+                f_new = float(terms_new["total"])
+                if np.isfinite(f_new) and f_new <= f + 1e-4 * float(tf.reduce_sum(g * (x_new - x))):
+                    break
+                t *= 0.5
+            else:
+                break  # no decrease along the direction: converged as far as float32 allows
+            s, y = x_new - x, g_new - g
+            sy = float(tf.reduce_sum(s * y))
+            if sy > 1e-10 * float(tf.reduce_sum(y * y)):
+                pairs = (pairs + [(s, y, 1.0 / sy)])[-memory:]
+            state["x"], g, f = x_new, g_new, f_new
+            record(terms_new)
+    except KeyboardInterrupt:
+        status = "interrupted"
+    finally:
+        recorder.close(status)
+    return recorder.get_image()
