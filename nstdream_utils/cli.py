@@ -1,9 +1,8 @@
 """The ``nstdream`` command: argument parsing and error messages only; the work is in the library.
 
-Paths, parameters and output folders are checked before TensorFlow is imported: a mistake fails in well under
-a second with one line ``error: <where>: <what is wrong> — <how to fix>`` and exit code 2 (the traceback with
-``--debug``). A NaN/Inf loss writes the last finite image and exits 1; Ctrl-C writes the current image and
-metrics and exits 130, a second Ctrl-C at once. See ``docs/robustness.md``.
+Everything is checked before TensorFlow loads: a mistake is one line ``error: <where>: <what> — <fix>``, exit 2
+(the traceback with ``--debug``). A NaN/Inf loss writes the last finite image, exit 1; Ctrl-C writes the current
+image and metrics, exit 130, a second Ctrl-C exits at once. See ``docs/robustness.md``.
 """
 
 from __future__ import annotations
@@ -53,68 +52,6 @@ COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient asce
             "weights": "check or fetch the ImageNet weight files", "info": "versions, devices, weights and presets",
             "data": "regenerate the bundled images", "batch": "run a grid of notebook runs (papermill on Dask)"}
 RUNS, NST, DREAM = ("style", "dream", "pipeline"), ("style", "pipeline"), ("dream", "pipeline")
-_OPTIONS = (  # (commands, flags, example value for the fix of an error, add_argument keywords), in --help order
-    (NST, "content", None, {}), (NST, "style", None, {}), (("dream",), "image", None, {}),
-    (RUNS, "-o --output", "out.png", dict(required=True, help="output PNG")),
-    (RUNS, "--preset", "quick", dict(default="quick", help="paper, tf-tutorial or quick (default)")),
-    (RUNS, "--size", 256, dict(type=_POSITIVE, help="longest side in pixels, keeping the aspect ratio (default: "
-                                                    "the preset's size and shape; NST size for pipeline)")),
-    (RUNS, "--square", None, dict(action="store_true", help="resize to SIZE × SIZE (the paper's square images)")),
-    (RUNS, "--steps", 100, dict(type=_POSITIVE, help="iterations (both stages for pipeline)")),
-    (RUNS, "--lr", 0.01, dict(type=_RATE, help="learning rate (NST) / step size (dream)")),
-    (RUNS, "--seed", 0, dict(type=_SEED, default=0)),
-    (RUNS, "--metrics", "run.json", dict(help="write metrics JSON here")),
-    (RUNS, "--no-progress", None, dict(action="store_true", help="no progress bar")),
-    (RUNS, "--log-every", 10, dict(type=_NONNEGATIVE, default=0,
-                                   help="print `step N | loss x` every N steps (default 0: never)")),
-    (RUNS, "--precision", None, dict(choices=("float32", "bfloat16", "float16"), help="what the networks compute "
-                                     "in (default: float32; float16 on tensor-core GPUs); bfloat16 is faster on "
-                                     "CPUs with AVX512-BF16 or AMX")),
-    (NST, "--optimizer", "adam", dict(choices=presets.OPTIMIZERS,
-                                      help="NST optimiser (default: the preset's; lbfgs with --levels)")),
-    (NST, "--levels", 3, dict(type=_POSITIVE, default=1, help="coarse-to-fine NST: optimise at 1/2^(N-1) of the "
-                              "size first, doubling up to full size, each level starting from the last (default 1: "
-                              "full size only)")),
-    (NST, "--level-steps", "200,100,100", dict(type=_STEPS, help="with --levels N: steps per level, coarsest "
-                                               "first, e.g. 200,100,100 (default: 100 at full size, 100 at half, "
-                                               "doubling at each coarser level)")),
-    (NST, "--style", None, dict(action="append", default=[], dest="more_styles", metavar="IMAGE",
-                                help="another style image to blend with STYLE (repeatable)")),
-    (NST, "--style-weights", "0.7,0.3", dict(type=_WEIGHTS, help="one weight per style image, STYLE first, e.g. "
-                                             "0.7,0.3 (default: 1 each)")),
-    (NST, "--style-scale", 0.5, dict(type=_RATE, help="style image at F × the output size: F > 1 larger patterns, "
-                                     "F < 1 smaller (default 1)")),
-    (NST, "--preserve-color", None, dict(choices=presets.PRESERVE_COLORS, help="keep the content's colours: "
-                                         "luminance-only transfer, or the style's colours matched")),
-    (NST, "--mask", None, dict(help="image, white where the style goes, black where the content stays")),
-    (DREAM, "--layers", "mixed3,mixed5", dict(type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")),
-    (DREAM, "--octaves", 3, dict(type=_POSITIVE, help="number of octaves ending at full size")),
-    (DREAM, "--guide", None, dict(help="guide image: dream towards its features instead of the mean activation")),
-    (("dream",), "--tile-size", 512, dict(type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")),
-    (("pipeline",), "--nst-steps", 100, dict(type=_POSITIVE)),
-    (("pipeline",), "--dream-steps", 100, dict(type=_POSITIVE)),
-    (("pipeline",), "--dream-size", 299, dict(type=_POSITIVE, help="DeepDream longest side")),
-    (("pipeline",), "--dream-lr", 0.01, dict(type=_RATE, help="DeepDream step size")),
-    (("pipeline",), "--stylized", "stylized.png", dict(help="where to write the NST image (default: "
-                                                            "OUTPUT_stylized.png)")),
-    (("weights",), "action", None, dict(choices=["check", "fetch"])),
-    (("weights",), "--dir", None, dict(help="folder to check / to fetch into (default: the Keras cache)")),
-    (("data",), "what", None, dict(choices=["styles", "content"])),
-    (("data",), "--out", None, dict(help="folder (default: data/styles or data/content)")),
-    (("batch",), "grid", None, dict(help="grid YAML file")),
-    (("batch",), "--out", None, dict(required=True, help="output folder")),
-    (("batch",), "--workers", 2, dict(type=_POSITIVE, help="processes of the local Dask cluster (default: 1 on a "
-                                      "CPU, one per GPU)")),
-    (("batch",), "--scheduler", None, dict(help="Dask scheduler address, e.g. tcp://host:8786")),
-    (("batch",), "--retries", 1, dict(type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")),
-    (("batch",), "--dry-run", None, dict(action="store_true", help="list the runs, run nothing")),
-    (("batch",), "--max-runs", 20000, dict(type=_POSITIVE, help="refuse a grid of more runs than this (default "
-                                           "10000)")),
-    # also accepted after the command: SUPPRESS keeps the value given before it
-    (COMMANDS, "--debug", None, dict(action="store_true", default=argparse.SUPPRESS, help="show tracebacks")),
-)
-_EXAMPLES = {flags.replace(" ", "/"): f"{flags.split()[0]} {example}" for _, flags, example, _ in _OPTIONS
-             if example is not None}
 # Library parameter names -> the option that sets them, for errors raised by the library.
 _OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps",
                  "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale", "mask": "--mask"}
@@ -123,14 +60,16 @@ _OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``error: <arg>: <what> — <fix>``, exit code 2."""
 
+    examples: dict[str, str] = {}  # option -> an example, for the fix of an error in it (``build_parser``)
+
     def error(self, message: str):  # type: ignore[override]
         where, what, fix = self.prog, message, f"see `{self.prog} --help`"
         if match := re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S):
             where, what = self.prog if match[1] == "command" else match[1], match[2]
             if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
                 what, fix = f"unknown choice {choice[1]}", f"choose one of {choice[2].replace(chr(39), '')}"
-            elif where in _EXAMPLES:
-                fix = f"pass e.g. {_EXAMPLES[where]}"
+            elif where in self.examples:
+                fix = f"pass e.g. {self.examples[where]}"
         elif match := re.fullmatch(r"the following arguments are required: (.*)", message, flags=re.S):
             where, what = match[1], "required but missing"
             fix = f"give {'it' if ',' not in where else 'them'}; see `{self.prog} --help`"
@@ -147,12 +86,65 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="nstdream", description=__doc__.split("\n")[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in COMMANDS.items():
-        command = sub.add_parser(name, help=text)
-        for commands, flags, _, keywords in _OPTIONS:
-            if name in commands:
-                command.add_argument(*flags.split(), **keywords)
-    parser.subcommands = sub.choices  # name -> subparser, for errors found after parsing
+    parser.subcommands = {name: sub.add_parser(name, help=text) for name, text in COMMANDS.items()}
+
+    def add(commands, flags: str, example=None, **keywords):  # example: for the fix of an error in this option
+        for name in commands:
+            parser.subcommands[name].add_argument(*flags.split(), **keywords)
+        if example is not None:
+            _Parser.examples[flags.replace(" ", "/")] = f"{flags.split()[0]} {example}"
+
+    add(NST, "content"), add(NST, "style"), add(("dream",), "image")
+    add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
+    add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
+    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in pixels, keeping the aspect ratio (default: the "
+                                                  "preset's size and shape; NST size for pipeline)")
+    add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
+    add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
+    add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
+    add(RUNS, "--seed", 0, type=_SEED, default=0)
+    add(RUNS, "--metrics", "run.json", help="write metrics JSON here")
+    add(RUNS, "--no-progress", action="store_true", help="no progress bar")
+    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (default "
+                                                                    "0: never)")
+    add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
+        "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
+    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; lbfgs "
+                                                                     "with --levels)")
+    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST: optimise at 1/2^(N-1) of the size "
+        "first, doubling up to full size, each level starting from the last (default 1: full size only)")
+    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first, "
+        "e.g. 200,100,100 (default: 100 at full size, 100 at half, doubling at each coarser level)")
+    add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
+        help="another style image to blend with STYLE (repeatable)")
+    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first, e.g. "
+                                                               "0.7,0.3 (default: 1 each)")
+    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size: F > 1 larger patterns, "
+                                                    "F < 1 smaller (default 1)")
+    add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours: luminance-only "
+                                                                       "transfer, or the style's colours matched")
+    add(NST, "--mask", help="image, white where the style goes, black where the content stays")
+    add(DREAM, "--layers", "mixed3,mixed5", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
+    add(DREAM, "--octaves", 3, type=_POSITIVE, help="number of octaves ending at full size")
+    add(DREAM, "--guide", help="guide image: dream towards its features instead of the mean activation")
+    add(("dream",), "--tile-size", 512, type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
+    add(("pipeline",), "--nst-steps", 100, type=_POSITIVE), add(("pipeline",), "--dream-steps", 100, type=_POSITIVE)
+    add(("pipeline",), "--dream-size", 299, type=_POSITIVE, help="DeepDream longest side")
+    add(("pipeline",), "--dream-lr", 0.01, type=_RATE, help="DeepDream step size")
+    add(("pipeline",), "--stylized", "stylized.png", help="where to write the NST image (default: OUTPUT_stylized.png)")
+    add(("weights",), "action", choices=["check", "fetch"])
+    add(("weights",), "--dir", help="folder to check / to fetch into (default: the Keras cache)")
+    add(("data",), "what", choices=["styles", "content"])
+    add(("data",), "--out", help="folder (default: data/styles or data/content)")
+    add(("batch",), "grid", help="grid YAML file"), add(("batch",), "--out", required=True, help="output folder")
+    add(("batch",), "--workers", 2, type=_POSITIVE, help="processes of the local Dask cluster (default: 1 on a CPU, "
+                                                         "one per GPU)")
+    add(("batch",), "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
+    add(("batch",), "--retries", 1, type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
+    add(("batch",), "--dry-run", action="store_true", help="list the runs, run nothing")
+    add(("batch",), "--max-runs", 20000, type=_POSITIVE, help="refuse a grid of more runs than this (default 10000)")
+    # also accepted after the command: SUPPRESS keeps the value given before it
+    add(COMMANDS, "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
 
 
@@ -172,16 +164,15 @@ def _is_input(args, path: str) -> bool:
 
 
 def _configs(args) -> presets.Preset:
-    """The preset with the options applied, validated (``presets.resolve``), after ``--levels`` is checked
-    against the other options. ``--size`` is the longest side unless ``--square``; without either, the preset's
-    own size and shape."""
+    """The preset with the options applied (``presets.resolve``), once ``--levels`` agrees with the others.
+    ``--size`` is the longest side unless ``--square``; without either, the preset's own size and shape."""
     def square(size):
         return True if args.square else None if size is None else False
 
     nst = dream = None
     if args.command != "dream":
-        levels, level_steps, steps_option = args.levels, args.level_steps, \
-            "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+        levels, level_steps = args.levels, args.level_steps
+        steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
         controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
                                              ("--style-scale", args.style_scale), ("--mask", args.mask),
                                              ("--preserve-color", args.preserve_color)) if value]
@@ -191,14 +182,13 @@ def _configs(args) -> presets.Preset:
         if levels == 1 and level_steps is not None:
             raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
                              fix=f"add --levels {len(level_steps)}, or use --steps")
-        if levels > 1 and steps_option:
+        if levels > 1 and steps:
             raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its "
-                             "own count", where=steps_option, fix="give the steps of each level, coarsest first, "
-                             "with --level-steps" + (", and DeepDream's with --dream-steps" * (args.command == "pipeline")))
+                             "own count", where=steps, fix="give the steps of each level, coarsest first, with "
+                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
         if levels > 1 and level_steps is not None and len(level_steps) != levels:
             raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
-                             fix=f"give {levels} counts, coarsest first, e.g. "
-                             + ",".join(map(str, presets.default_steps(levels))))
+                             fix=f"give {levels} counts, coarsest first, e.g. " + ",".join(map(str, presets.default_steps(levels))))
         nst = dict(size=args.size, square=square(args.size), num_steps=getattr(args, "nst_steps", None) or args.steps,
                    optimizer=args.optimizer or ("lbfgs" if levels > 1 else None), learning_rate=args.lr,
                    preserve_color=args.preserve_color, style_blend=args.style_weights, style_scale=args.style_scale)
@@ -225,8 +215,8 @@ def _check_inputs(args) -> presets.Preset:
             hint = "" if option != "--size" else "; --tile-size dreams a large image tile by tile" \
                 if args.command == "dream" else "; --levels N reaches a given size with less compute"
             raise InputError(f"{value} px is over the largest side accepted, {limit} px (larger images do not fit "
-                             f"in memory)", where=option,
-                             fix=f"use {option} {limit} or less{hint}; to allow more, set {MAX_SIZE_VAR}")
+                             "in memory)", where=option, fix=f"use {option} {limit} or less{hint}; to allow more, "
+                             f"set {MAX_SIZE_VAR}")
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
@@ -257,8 +247,7 @@ def _check_inputs(args) -> presets.Preset:
 
 
 def _check_weights(names: tuple[str, ...]) -> None:
-    """Refuse a weight file that is present but fails its md5 check, before TensorFlow is imported (a missing
-    one is left to ``weights.resolve`` at model build, which may still download it)."""
+    """Refuse a weight file that is present but fails its md5 check (a missing one is left to the model build)."""
     for row in weights.check():
         if row["name"] in names and row["found"] and not row["ok"]:
             weights.resolve(row["name"], download=False)  # raises the WeightsError naming the fix
@@ -266,8 +255,7 @@ def _check_weights(names: tuple[str, ...]) -> None:
 
 # ---------------------------------------------------------------- runs
 class _Interrupts:
-    """The first Ctrl-C asks the loop to stop after its current step (before the loop starts, it stops at
-    once); the second exits at once with code 130."""
+    """Ctrl-C: the first asks the loop to stop after its step (before the loop, it stops at once); the second exits."""
 
     loop_started = requested = False
     previous = None
@@ -325,34 +313,30 @@ def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
 
 
 def _run(args, preset: presets.Preset, interrupts: _Interrupts, written: list[str]) -> int:
-    """Load the images, check the weights, run ``style``, ``dream`` or ``pipeline``, write the image and metrics."""
+    """Load the images, check the weights, run the command, write the image and metrics."""
     load = images.load_image
+    if args.command == "dream":
+        image = load(args.image)
+    else:
+        content = load(args.content)
+        style = [load(p) for p in (args.style, *args.more_styles)] if args.more_styles else load(args.style)
+        nst = dict(levels=args.levels, steps_per_level=args.level_steps, optimizer=preset.nst.optimizer,
+                   **({"mask": load(args.mask)} if args.mask else {}))
+    guide = {"guide": load(args.guide)} if getattr(args, "guide", None) else {}
+    _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
+    from . import dream, pipeline, pyramid
+
     common = dict(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
                   should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision}
-    if args.command == "dream":
-        image, guide = load(args.image), load(args.guide) if args.guide else None
-        _check_weights(("inception_v3",))
-        from . import dream
-        result = dream.deep_dream(image, guide=guide, config=preset.dream, **common)
-        metrics.update(_stage_metrics(result.history, result.image, result.status))
-        return _finish(args, result.image, metrics, result.status, written)
-    content = load(args.content)
-    style = [load(p) for p in (args.style, *args.more_styles)] if args.more_styles else load(args.style)
-    nst = dict(levels=args.levels, steps_per_level=args.level_steps, optimizer=preset.nst.optimizer,
-               **({"mask": load(args.mask)} if args.mask else {}))
-    levels = {} if args.levels == 1 else \
+    levels = {} if getattr(args, "levels", 1) == 1 else \
         {"levels": args.levels, "steps_per_level": presets.level_steps(args.level_steps, args.levels)}
-    if args.command == "style":
-        _check_weights(("vgg19",))
-        from . import pyramid
-        result = pyramid.stylize(content, style, config=preset.nst, **nst, **common)
+    if args.command != "pipeline":
+        result = dream.deep_dream(image, config=preset.dream, **guide, **common) if args.command == "dream" else \
+            pyramid.stylize(content, style, config=preset.nst, **nst, **common)
         metrics.update(levels, **_stage_metrics(result.history, result.image, result.status))
         return _finish(args, result.image, metrics, result.status, written)
-    guide = load(args.guide) if args.guide else None
-    _check_weights(("vgg19", "inception_v3"))
-    from . import pipeline
-    result = pipeline.run_pipeline(content, style, guide=guide, preset=preset, **nst, **common)
+    result = pipeline.run_pipeline(content, style, preset=preset, **nst, **guide, **common)
     if result.status != "interrupted" or not _is_input(args, args.stylized):
         _write(result.stylized, args.stylized, written)
     metrics.update(status=result.status, stylized=args.stylized,
@@ -390,12 +374,13 @@ def _run_tool(args) -> int:
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
+
         return batch.main_from_args(args)
     return EXIT_OK
 
 
 def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
-    """Write the last finite image (and the metrics up to the bad step); exit code 1."""
+    """Write the last finite image (and the metrics up to the bad step), never over an input image; exit code 1."""
     if _is_input(args, args.output):
         _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; nothing written, since -o names an "
                      f"input image, which a failed run never replaces — {exc.fix}")
@@ -439,8 +424,8 @@ def _report(args, exc: BaseException) -> int:
         _print_error(f"{exc.filename or getattr(args, 'output', None) or 'nstdream'}: {exc.strerror or exc} — check "
                      "the disk space and the folder's permissions; rerun with --debug for the traceback")
         return EXIT_ERROR
-    _print_error(f"nstdream {args.command}: unexpected {type(exc).__name__}: {exc} — rerun with --debug "
-                 "for the traceback and report it")  # a bug: still one line
+    _print_error(f"nstdream {args.command}: unexpected {type(exc).__name__}: {exc} — rerun with --debug for the "
+                 "traceback and report it")
     return EXIT_FAILURE
 
 
