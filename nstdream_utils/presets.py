@@ -231,6 +231,24 @@ def get_preset(name: str | Preset) -> Preset:
     raise InputError(f"unknown preset '{name}'", where="--preset", fix=hint)
 
 
+def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
+    """The preset with ``nst`` and ``dream`` overrides applied (None values keep the preset's), both
+    configurations validated: how the command line turns a preset name and its options into a run's settings.
+
+    ``dream["octaves"]`` may be an int N: N octaves ending at the base size, ``(-(N-1), …, 0)``.
+
+    Raises:
+        InputError: an unknown preset, or an override that :func:`validate_nst` or :func:`validate_dream` refuses.
+    """
+    chosen, dream = get_preset(preset), dict(dream or {})
+    if dream.get("layers") is not None:
+        dream["layers"] = tuple(dream["layers"])
+    if isinstance(dream.get("octaves"), int) and dream["octaves"] > 0:
+        dream["octaves"] = tuple(range(1 - dream["octaves"], 1))
+    return dataclasses.replace(chosen, nst=validate_nst(chosen.nst.replace(**(nst or {}))),
+                               dream=validate_dream(chosen.dream.replace(**dream)))
+
+
 def describe(preset: Preset) -> str:
     """A readable multi-line description of a preset (printed by ``nstdream info``)."""
     lines = [f"[{preset.name}] {preset.description}", f"  source: {preset.source}"]

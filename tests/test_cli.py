@@ -88,7 +88,8 @@ def test_stylized_must_not_be_the_output(tmp_path, capsys):
 
 def configs(argv):
     args, _ = cli.build_parser().parse_known_args([str(a) for a in argv])
-    return cli._configs(args)[1:]
+    preset = cli._configs(args)
+    return preset.nst, preset.dream
 
 
 def test_size_is_the_longest_side_and_square_is_opt_in():
