@@ -248,7 +248,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         Each run's files are written as soon as it ends; a run whose JSON (status completed or
         diverged, same parameters) and PNGs exist is read back instead of recomputed. An SGD or
         Adam NST saves its state to ``<name>.checkpoint.npz`` every 500 iterations, and a run
-        stopped part-way continues from there (``nst.Checkpoint``): a 10,000-iteration run loses
+        stopped part-way continues from there (``optim.Checkpoint``): a 10,000-iteration run loses
         at most 500 iterations to a crash.
         ``summary["ran"]`` lists the runs this call computed. A run whose NST loss becomes NaN/Inf
         is recorded with status ``"diverged"``, its history up to then and its last finite image,
