@@ -70,6 +70,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -759,6 +760,11 @@ def _set_gpu(gpu: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
+def _ignore_sigint() -> None:
+    """Runs in each local worker process: Ctrl-C is the batch's to handle (it closes the cluster)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A ``distributed.Client`` on ``scheduler``, or on a LocalCluster of ``workers`` single-threaded
     processes (one GPU each where there are GPUs). InputError when the scheduler cannot be reached."""
@@ -778,6 +784,7 @@ def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
             cluster.close()
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
+    client.run(_ignore_sigint)
     for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
         client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
     return client
@@ -957,10 +964,11 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         if todo:
             client = client or _connect(result.workers, None, gpus)
             _execute_all(client, todo, result, spec, retries=retries, progress=progress, kernel_name=kernel_name)
-    except BaseException:
-        for record in result.records:
+    except BaseException:  # judged on the files: a run that finished before the interruption counts
+        for run, record in zip(runs, result.records):
             if record["status"] in ("pending", "running"):
-                record["status"] = "interrupted"
+                done = check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name, outputs=spec.outputs)
+                record["status"] = "completed" if done is None else "interrupted"
         raise
     finally:
         if client is not None:
