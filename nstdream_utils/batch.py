@@ -846,13 +846,17 @@ class BatchResult:
 
 
 def _pid_alive(pid: int) -> bool:
+    """A running process on this machine; a zombie (killed, not yet reaped: ``/proc`` says Z) is not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:
         return True
-    return pid != os.getpid()
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def clean_stale(runs_dir: str | os.PathLike) -> list[Path]:
