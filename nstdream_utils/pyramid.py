@@ -50,7 +50,7 @@ from .presets import (
 
 def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
                    levels: int = 3, steps_per_level: int | Sequence[int] | None = None,
-                   optimizer: str | None = "lbfgs", learning_rate: float | None = None, seed: int = 0,
+                   optimizer: str | None = None, learning_rate: float | None = None, seed: int = 0,
                    progress: bool = True, log_every: int = 0, callback=None, should_stop=None,
                    weights=None, precision: str | None = None) -> nst.NSTResult:
     """Stylise ``content_image`` level by level: quarter size, half size, then full size.
@@ -67,7 +67,8 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
             :func:`default_steps` — :data:`COARSE_STEPS` at half size, doubling at each
             coarser level, and :data:`FINE_STEPS` at full size (``config.num_steps`` is not
             used: it counts Adam or SGD steps).
-        optimizer: ``"lbfgs"`` (default), ``"lbfgs-tf"``, ``"adam"`` or ``"sgd"`` — as in ``nst.style_transfer``.
+        optimizer: ``"lbfgs"``, ``"lbfgs-tf"``, ``"adam"`` or ``"sgd"``, or None for the config's — as in
+            ``nst.style_transfer`` (the default step counts suit L-BFGS; :func:`stylize` picks it).
         seed, progress, log_every, weights, precision: as in ``nst.style_transfer``.
         callback: ``callback(step, losses, image)`` as in ``nst.style_transfer``, with ``step``
             counted across levels and ``losses["level"]`` the level index (0 = coarsest).

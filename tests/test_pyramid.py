@@ -16,7 +16,7 @@ from nstdream_utils.errors import InputError
 
 needs_weights = pytest.mark.needs_weights
 
-CONFIG = presets.TF_TUTORIAL.nst.replace(size=128)
+CONFIG = presets.TF_TUTORIAL.nst.replace(size=128, optimizer="lbfgs")
 
 
 @pytest.mark.parametrize(("shape", "levels", "expected"), [
@@ -168,3 +168,25 @@ def test_stylize_is_style_transfer_for_one_level_and_coarse_to_fine_for_more(mon
     assert calls == [("one", None), ("c2f", 2, (4, 2), "lbfgs"), ("c2f", 3, None, "adam")]
     with pytest.raises(InputError, match="steps_per_level needs levels ≥ 2"):
         pyramid.stylize(image, image, steps_per_level=(4, 2), config=CONFIG)
+
+
+def test_coarse_to_fine_runs_the_configs_optimizer_unless_told(monkeypatch):
+    """An Adam config runs Adam at every level; only an explicit ``optimizer`` overrides it."""
+    used = []
+
+    def loop_for(name):
+        def loop(loss_fn, x0, cfg, recorder, should_stop=None):
+            used.append(cfg.optimizer)
+            recorder.history, recorder.status = {"total": [1.0], "seconds": [0.0]}, "completed"
+            return x0[0] / cfg.pixel_scale
+        return loop
+
+    monkeypatch.setattr(pyramid.nst, "NSTLoss", lambda *args, **kwargs: None)  # no network needed
+    monkeypatch.setattr(pyramid.nst, "loop_for", loop_for)
+    image = np.full((64, 64, 3), 0.5, np.float32)
+    adam = presets.TF_TUTORIAL.nst.replace(size=64)
+    for optimizer, expected in [(None, "adam"), ("lbfgs", "lbfgs")]:
+        used.clear()
+        pyramid.coarse_to_fine(image, image, config=adam, levels=2, steps_per_level=2, optimizer=optimizer,
+                               progress=False)
+        assert used == [expected, expected], (optimizer, used)
