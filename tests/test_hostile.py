@@ -335,7 +335,7 @@ def test_ctrl_c_during_a_batch_says_what_finished_in_one_line_and_stops_the_work
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_the_batch_ends_its_worker(tmp_path):
     process, _, running = held_batch(tmp_path)
     worker = int(running.name.rsplit("-", 1)[1])
