@@ -11,7 +11,7 @@ One entry point, :func:`style_transfer`, with four optimisers behind it:
   copies; faster where an evaluation is cheap (VGG-19 in bfloat16 on an AMX CPU: ``docs/benchmarks.md``).
 
 Content features and style Gram matrices are computed once, before the loop; each step then runs
-VGG-19 once, on the image being optimised. Taught in notebook 03.
+VGG-19 once, on the image being optimised. Taught in notebooks 03 (the loop) and 04 (the optimisers).
 """
 
 from __future__ import annotations
