@@ -4,7 +4,7 @@
 
 **The grid file** (YAML, read with ``yaml.safe_load`` only)::
 
-    notebook: ../notebooks/05_nst_to_deepdream.ipynb   # optional; this is the default
+    notebook: ../notebooks/06_nst_to_deepdream.ipynb   # optional; this is the default
     parameters:                 # scalars are fixed; every list is an axis of a Cartesian product
       content: [../data/content/astronaut.png, ../data/content/chelsea.png]
       style: [../data/styles/triangle.png, ../data/styles/spiral.png]
@@ -53,7 +53,7 @@ literals, the notebook's folder as working directory). A failing run records the
 failing cell in the manifest and the batch goes on.
 
 Imports ``files``, ``images``, ``presets`` and ``report``, never TensorFlow (each run's kernel does).
-Taught in notebook 05.
+Taught in notebook 09 (the appendix), which runs notebook 06 over grids.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ __all__ = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_NOTEBOOK = "notebooks/05_nst_to_deepdream.ipynb"
+DEFAULT_NOTEBOOK = "notebooks/06_nst_to_deepdream.ipynb"
 DEFAULT_OUTPUTS = ("stylized.png", "dreamed.png")
 METRICS_FILE = "metrics.json"
 STAGE_ORDER = ("nst", "dream")  # summary columns: these stages first, in pipeline order

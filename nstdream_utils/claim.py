@@ -21,7 +21,7 @@ Secondary analysis: a continuous "distortion" score of each style image (edge de
 spectral entropy) is first checked against the paper's labels, then correlated with both losses
 (Spearman's ρ within each photo, averaged; the same stratified permutation).
 
-Taught in notebook 06; ``python -m nstdream_utils.reproduction claim`` makes the runs.
+Taught in notebook 07; ``python -m nstdream_utils.reproduction claim`` makes the runs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ As in the TensorFlow DeepDream tutorial: the loss is the sum over chosen layers 
 mean activation (``losses.dream_loss``); each step divides the gradient by its standard deviation
 and adds ``step_size`` times it to the image, which lives in [-1, 1] (Inception's input range) and
 is clipped there. Octaves repeat the ascent at growing scales; tiles with a random roll compute
-the gradient of a large image piece by piece, so memory stays bounded. Taught in notebook 04.
+the gradient of a large image piece by piece, so memory stays bounded. Taught in notebook 05.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The paper's equations (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016)
 * Spatial control (Gatys et al. 2017): Gram matrices of masked features, :func:`resize_mask`.
 
 Feature maps are channels-last, float32. Nothing here knows about models or optimisers.
-Taught in notebooks 01 (Gram matrices), 02 (content and style loss) and 04 (DeepDream loss).
+Taught in notebooks 01 (Gram matrices), 02 (content and style loss) and 05 (DeepDream loss); total variation in 08.
 """
 
 from __future__ import annotations

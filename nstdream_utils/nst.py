@@ -1,5 +1,6 @@
 """Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
-Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6). Taught in notebook 03.
+Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
+Taught in notebooks 03 (the loop) and 04 (the optimisers).
 
 :func:`style_transfer` prepares the images (:func:`prepare_images`), precomputes the targets once
 (:class:`NSTLoss`), then runs one of four optimisers; each step runs VGG-19 once, on the image:

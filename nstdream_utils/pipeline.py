@@ -1,6 +1,6 @@
 """The paper's pipeline: neural style transfer, then resize to 299×299, then DeepDream.
 
-Taught in notebook 05; run over a grid of contents × styles by ``batch``.
+Taught in notebook 06; run over a grid of contents × styles by ``batch``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def run_pipeline(content_image, style_image, *, preset: str = "quick", nst_size:
             ``style_image`` may be a list (``NSTConfig.style_blend``). Not with ``levels`` > 1.
         preserve_color, style_blend, style_scale: the NST controls of ``NSTConfig`` (None keeps the
             preset's): ``"luminance"`` or ``"histogram"``, a weight per style image, the style image's
-            size relative to the output. Not with ``levels`` > 1. Taught in notebook 07.
+            size relative to the output. Not with ``levels`` > 1. Taught in notebook 08.
         nst_checkpoint: ``nst.style_transfer``'s ``checkpoint`` (SGD and Adam, one level): NST saves
             its state there every 500 steps and continues from it after an interruption.
 

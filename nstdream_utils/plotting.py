@@ -7,8 +7,8 @@ uint8; NumPy arrays or TensorFlow tensors.
 
 Floor 5: imports NumPy, matplotlib, PIL and :mod:`nstdream_utils.files` (never TensorFlow; a tensor
 is converted with ``np.asarray``).
-Taught in notebook 00 (:func:`show_images`), 01 (:func:`heatmap`), 02–04 (:func:`plot_history`,
-:func:`save_gif`).
+Taught in notebook 00 (:func:`show_images`), 01 (:func:`heatmap`), 02–05 (:func:`plot_history`),
+08 (:func:`save_gif`).
 
 Example::
 

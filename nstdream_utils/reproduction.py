@@ -16,7 +16,7 @@ Numbers: ``history["total"][k]`` is the NST loss *before* update ``k`` — what 
 "iteration k+1" — so "the loss after 1000 iterations" is ``history["total"][999]``; likewise
 ``history["loss"][899]`` is what the DeepDream tutorial prints at "Step 900".
 
-Taught in notebook 06.
+Taught in notebook 07.
 """
 
 from __future__ import annotations
@@ -235,7 +235,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         seed: seeds both stages of every run.
         log: called with one line per run (None: silent).
         workers, scheduler: run the content × style runs through the batch runner
-            (:func:`nstdream_utils.batch.run_batch`: notebook 05 under papermill, in ``workers``
+            (:func:`nstdream_utils.batch.run_batch`: notebook 06 under papermill, in ``workers``
             processes or on the Dask cluster at ``scheduler``), its folder ``<out_dir>/batch/``; each
             finished run becomes a record here like an in-process one. Runs the batch could not
             finish are then computed in this process. None for both: everything in this process.
@@ -274,7 +274,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     ran: list[str] = []  # computed by this call (by the batch runner first, where asked)
     if workers is not None or scheduler is not None:
         if learning_rate is not None:
-            raise InputError("a learning rate override cannot go through the batch runner (notebook 05 "
+            raise InputError("a learning rate override cannot go through the batch runner (notebook 06 "
                              "takes the preset's rate)", where="learning_rate",
                              fix="leave learning_rate unset, or run without workers/scheduler")
         todo = [(c, s) for c in contents for s in styles
@@ -400,15 +400,15 @@ def _run_through_batch(out: Path, todo: Sequence[tuple[str, str]], *, preset: st
                        seed: int, parameters: dict, md5s: dict, made_by: dict, workers: int | None,
                        scheduler: str | None,
                        say: Callable[[str], None], progress: bool) -> list[str]:
-    """Run ``todo`` (content, style) pairs as one batch of notebook 05; turn each finished run into
+    """Run ``todo`` (content, style) pairs as one batch of notebook 06; turn each finished run into
     ``<out>/<name>.json`` and its two PNGs. Returns the names of the records written."""
     from . import batch, data
 
-    grid = {"notebook": str(Path(__file__).resolve().parents[1] / "notebooks" / "05_nst_to_deepdream.ipynb"),
+    grid = {"notebook": str(Path(__file__).resolve().parents[1] / "notebooks" / "06_nst_to_deepdream.ipynb"),
             "parameters": {"preset": preset, "size": nst_cfg.size, "nst_steps": nst_cfg.num_steps,
                            "dream_size": dream_cfg.size, "dream_steps": dream_cfg.num_steps, "seed": seed},
             "runs": [{"content": str(data.content_path(c)), "style": str(data.style_path(s))} for c, s in todo]}
-    say(f"batch: {len(todo)} runs of notebook 05 → {out / 'batch'}")
+    say(f"batch: {len(todo)} runs of notebook 06 → {out / 'batch'}")
     result = batch.run_batch(grid, out / "batch", workers=workers, scheduler=scheduler, progress=progress)
     written = []
     for (content, style), entry in zip(todo, result.records):
@@ -871,7 +871,7 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         COMMAND,
         CLAIM_COMMAND + "   # the claim runs",
         "python -m nstdream_utils.reproduction compare --out results/paper   # the recipe comparison (optional)",
-        "# the same through the batch runner (notebook 05 under papermill; Dask: --scheduler tcp://HOST:8786):",
+        "# the same through the batch runner (notebook 06 under papermill; Dask: --scheduler tcp://HOST:8786):",
         COMMAND + " --workers 2",
         "# the paper's 10,000 NST iterations (≈ 70 min per style on 2 CPU cores; a checkpoint every 500",
         "# iterations, so an interrupted run continues where it stopped; not run yet):",
@@ -880,7 +880,7 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "```",
         "",
         f"The raw results are in `{results_dir}/`: one JSON per run (`<content>__<style>.json`, with both loss "
-        "curves and the parameters) and its PNGs, and `summary.json`. Notebook 06 shows them with figures.",
+        "curves and the parameters) and its PNGs, and `summary.json`. Notebook 07 shows them with figures.",
         "",
         "## In short",
         "",
@@ -985,7 +985,7 @@ def write_markdown(summary: dict, path: str | Path = "docs/reproduction.md", *, 
         "",
         f"Delete a run's JSON in `{results_dir}/` (or pass `--recompute`) and run the command again: finished "
         "runs are kept, only missing ones are computed, and `summary.json` is rewritten at the end. Then "
-        "rerun `python -m nstdream_utils.reproduction markdown` for this page and execute notebook 06.",
+        "rerun `python -m nstdream_utils.reproduction markdown` for this page and execute notebook 07.",
         "",
     ]
     return files.atomic_write_text("\n".join(L), path)
@@ -1092,7 +1092,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--recompute", action="store_true", help="run again even when results exist")
     run.add_argument("--workers", type=int, default=None,
-                     help="run the style runs through `nstdream batch` (notebook 05) in N processes")
+                     help="run the style runs through `nstdream batch` (notebook 06) in N processes")
     run.add_argument("--scheduler", default=None, help="... or on the Dask cluster at this address")
     compare = sub.add_parser("compare", help="the recipe comparison → <out>/recipe_comparison.json")
     compare.add_argument("--out", default="results/paper")

@@ -1,7 +1,7 @@
 """Tests for ``nstdream_utils.batch``: grids, validation, resume, Dask.
 
 Fast tests use the grid machinery only, or a tiny notebook without TensorFlow (about 3 s of kernel
-start-up per run). The slow tests run the real notebook 05 on the real weights at 64 px, 3 steps:
+start-up per run). The slow tests run the real notebook 06 on the real weights at 64 px, 3 steps:
 a 2×2 grid (4 runs on a LocalCluster of one worker), a rerun that executes nothing, and a simulated
 crash resumed on two workers, which must rerun only the damaged runs and give the first runs' final
 losses.
@@ -30,7 +30,7 @@ from nstdream_utils import batch, cli, images
 from nstdream_utils.errors import InputError, MissingFileError
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK_05 = REPO / "notebooks" / "05_nst_to_deepdream.ipynb"
+NOTEBOOK_06 = REPO / "notebooks" / "06_nst_to_deepdream.ipynb"
 TINY = {"size": 64, "nst_steps": 3, "dream_size": 80, "dream_steps": 3, "seed": 0}
 
 
@@ -41,7 +41,7 @@ def write_grid(folder: Path, data: dict, name: str = "grid.yaml") -> Path:
 
 
 def grid_2x2() -> dict:
-    """Two contents × two styles of notebook 05, tiny; paths relative to the repository."""
+    """Two contents × two styles of notebook 06, tiny; paths relative to the repository."""
     return {"parameters": {"content": ["data/content/astronaut.png", "data/content/chelsea.png"],
                            "style": ["data/styles/triangle.png", "data/styles/spiral.png"], **TINY}}
 
@@ -213,7 +213,7 @@ def test_options_are_checked(tmp_path):
 
 
 def test_a_grid_can_sweep_the_style_and_dream_controls(tmp_path):
-    """Notebook 05's controls: strings and floats as given, optional images found and made absolute."""
+    """Notebook 06's controls: strings and floats as given, optional images found and made absolute."""
     half = np.zeros((30, 40, 3), np.float32)
     half[:, 20:] = 1.0
     images.save_image(half, tmp_path / "mask.png")
@@ -294,12 +294,12 @@ def test_sigkill_leaves_no_half_written_run_and_the_next_batch_finishes_it(tmp_p
     assert batch.check_outputs(out / "runs" / run.run_id, notebook_name="tiny.ipynb", outputs=["out.png"]) is None
 
 
-# ------------------------------------------------------------------------------- notebook 05 (slow)
+# ------------------------------------------------------------------------------- notebook 06 (slow)
 
 
 @pytest.fixture(scope="module")
 def local_2x2(tmp_path_factory, weights_dir):
-    """The 2×2 grid of notebook 05, run once through the CLI (a LocalCluster of one worker)."""
+    """The 2×2 grid of notebook 06, run once through the CLI (a LocalCluster of one worker)."""
     folder = tmp_path_factory.mktemp("batch")
     grid = write_grid(folder, grid_2x2())
     out = folder / "out"
@@ -320,14 +320,14 @@ def test_a_2x2_grid_runs_and_writes_the_reports(local_2x2):
     for row, record in zip(rows, manifest["runs"]):
         folder = out / record["folder"]
         assert folder.name == row["run_id"] and float(row["seconds"]) > 0
-        for name in ("05_nst_to_deepdream.ipynb", "stylized.png", "dreamed.png", "metrics.json"):
+        for name in ("06_nst_to_deepdream.ipynb", "stylized.png", "dreamed.png", "metrics.json"):
             assert (folder / name).is_file(), name
         metrics = json.loads((folder / "metrics.json").read_text())
         assert math.isclose(float(row["nst_final_loss"]), metrics["nst"]["final_loss"])
         assert math.isclose(float(row["dream_final_loss"]), metrics["dream"]["final_loss"])
         assert metrics["status"] == "completed" and len(metrics["nst"]["loss"]) == 3
         assert Image.open(folder / "dreamed.png").size == (80, 80)
-        executed = nbformat.read(folder / "05_nst_to_deepdream.ipynb", as_version=4)
+        executed = nbformat.read(folder / "06_nst_to_deepdream.ipynb", as_version=4)
         injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
         assert "progress = False" in injected[0].source and "size = 64" in injected[0].source
     with Image.open(out / "contact_sheet.png") as sheet:

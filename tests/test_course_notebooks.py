@@ -19,8 +19,8 @@ NOTEBOOKS = nbtools.notebook_paths(REPO / "notebooks")
 TOOLING_WORDS = re.compile(r"avx|nbval|onednn|\bamx", re.IGNORECASE)
 
 
-def test_there_are_eight_notebooks():
-    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(8)]
+def test_there_are_ten_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(10)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name[:2])

@@ -1,4 +1,4 @@
-"""The exercises of notebooks 01–05 and 07: answer and check cells in the teacher notebooks, and a student release
+"""The exercises of notebooks 01–06, 08 and 09: answer and check cells in the teacher notebooks, and a student release
 (``tools/student_release.py``, ``make student``) with the answers stubbed and the hidden tests gone.
 
 The teacher notebooks' checks pass because the committed notebooks run with their answers under nbval.
@@ -15,7 +15,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
-EXERCISE_NOTEBOOKS = sorted(path.name for path in NOTEBOOKS.glob("0[1-57]_*.ipynb"))
+EXERCISE_NOTEBOOKS = sorted(path.name for path in NOTEBOOKS.glob("0[1-689]_*.ipynb"))
 SOLUTION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 
 
@@ -41,8 +41,8 @@ def student_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_six_exercise_notebooks():
-    assert len(EXERCISE_NOTEBOOKS) == 6, EXERCISE_NOTEBOOKS
+def test_eight_exercise_notebooks():
+    assert len(EXERCISE_NOTEBOOKS) == 8, EXERCISE_NOTEBOOKS
 
 
 @pytest.mark.parametrize("name", EXERCISE_NOTEBOOKS)

@@ -24,7 +24,7 @@ from nstdream_utils.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 CONTENT = REPO / "data" / "content" / "chelsea.png"
 STYLE = REPO / "data" / "styles" / "spiral.png"
-NOTEBOOK = REPO / "notebooks" / "05_nst_to_deepdream.ipynb"
+NOTEBOOK = REPO / "notebooks" / "06_nst_to_deepdream.ipynb"
 VGG19 = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION = "inception_v3_2015-12-05_notop_keras.h5"
 

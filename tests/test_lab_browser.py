@@ -1,4 +1,4 @@
-"""Notebooks 01 and 04 run in JupyterLab, driven in headless Chromium by Playwright.
+"""Notebooks 01 and 05 run in JupyterLab, driven in headless Chromium by Playwright.
 
 A real ``jupyter lab`` serves a temporary copy of notebooks/ (nothing in the repo is written) with the
 venv's "python3" kernel (``make setup`` registers it). For each notebook the test opens it, runs
@@ -37,8 +37,8 @@ from conftest import require_chromium
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "build" / "lab-browser"
-NOTEBOOKS = [next((REPO / "notebooks").glob(f"{number}_*.ipynb")).name for number in ("01", "04")]
-RUN_ALL_TIMEOUT_S = 900  # notebook 04 takes about a minute and a half on 2 busy CPU cores
+NOTEBOOKS = [next((REPO / "notebooks").glob(f"{number}_*.ipynb")).name for number in ("01", "05")]
+RUN_ALL_TIMEOUT_S = 900  # notebook 05 takes about a minute and a half on 2 busy CPU cores
 WIDGET_TIMEOUT_S = 180
 pytestmark = [pytest.mark.slow, pytest.mark.needs_weights]
 

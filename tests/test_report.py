@@ -268,7 +268,7 @@ def test_pages_leave_out_tensorflow_start_up_lines(built):
 def test_no_execute_builds_the_committed_notebooks_and_docs(committed):
     hrefs = [href for href, _ in toctree(committed)]
     names = [f"notebooks/{p.stem}.html" for p in nbtools.notebook_paths(REPO / "notebooks")]
-    assert hrefs[: len(names)] == names and len(names) == 8
+    assert hrefs[: len(names)] == names and len(names) == 10
     assert {"docs/reproduction.html", "docs/robustness.html", "docs/teaching.html", "docs/benchmarks.html"} <= set(hrefs)
     assert "computed with the notebooks’ default parameters" in committed.read_text()
     page = (committed.parent / "docs" / "teaching.html").read_text()

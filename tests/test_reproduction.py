@@ -70,7 +70,7 @@ def test_runner_resumes_without_recomputing(tiny_run):
 
 @pytest.mark.slow
 def test_runs_through_the_batch_runner_match_in_process_runs(tiny_run, tmp_path):
-    """The same two runs through `nstdream batch` (notebook 05 under papermill): same records."""
+    """The same two runs through `nstdream batch` (notebook 06 under papermill): same records."""
     out, _ = tiny_run
     summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
                                      **TINY, log=None, workers=1)
