@@ -392,6 +392,15 @@ def drop_tf_log(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
+def drop_badges(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Remove the Colab and Binder badges from the navigation cells, in place, and return ``nb``: the
+    report site reads offline, and the badges are images on other servers."""
+    for cell in nb.cells:
+        if is_nav_cell(cell):
+            cell.source = "\n".join(line for line in cell.source.splitlines() if not line.startswith("[![")).rstrip()
+    return nb
+
+
 def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` ready to commit (see :func:`normalize`)."""
     nb = copy.deepcopy(nb)

@@ -391,7 +391,7 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
         (src / "docs").mkdir()
         pages = [src / notebooks_subdir / path.name for path in paths]
         for path, page in zip(paths, pages):
-            nbformat.write(nbtools.drop_tf_log(nbformat.read(path, as_version=4)), page)
+            nbformat.write(nbtools.drop_badges(nbtools.drop_tf_log(nbformat.read(path, as_version=4))), page)
         pages += [Path(shutil.copyfile(doc, src / "docs" / doc.name)) for doc in docs]
         for page in pages:  # once they are all in place: links between them stay
             _resolve_links(page, src, root)
