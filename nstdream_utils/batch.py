@@ -14,7 +14,8 @@
     outputs: [stylized.png, dreamed.png]   # optional: images each run must write (the default)
 
 Relative paths (``notebook:`` and file parameters) are looked up in the YAML's folder first, then
-in the repository holding this package, then in the working directory. The last key of
+in the repository holding this package, then in its ``notebooks/`` folder (paths as the notebooks
+write them, ``../data/...``), then in the working directory. The last key of
 ``parameters`` varies fastest and ``runs`` is the innermost axis. A list inside a ``runs`` entry is
 passed as it is; in ``parameters`` write a one-element list of lists (``layers: [[mixed3, mixed5]]``)
 to pass one list value.
@@ -224,7 +225,7 @@ def _candidates(value: str | os.PathLike, base: Path) -> list[Path]:
     if path.is_absolute():
         return [path]
     folders = []
-    for folder in (base, REPO_ROOT, Path.cwd()):
+    for folder in (base, REPO_ROOT, REPO_ROOT / "notebooks", Path.cwd()):
         if folder.resolve() not in folders:
             folders.append(folder.resolve())
     return [folder / path for folder in folders]

@@ -42,6 +42,7 @@ __all__ = [
     "style_path",
     "content_path",
     "write_content",
+    "course_path",
 ]
 
 #: The paper's four style images (Fig. 5), drawn as look-alikes.
@@ -60,6 +61,13 @@ def data_dir() -> Path:
     """The data folder: ``$NSTDREAM_DATA_DIR`` if set (read at each call), else ``data/`` at the repository root."""
     override = os.environ.get("NSTDREAM_DATA_DIR")
     return Path(override).expanduser() if override else STYLE_SCRIPT.parent
+
+
+def course_path(value: str | os.PathLike) -> Path:
+    """A path as the notebooks write it, relative to the course's ``notebooks/`` folder (``../data/...``,
+    ``../results/paper``), made absolute: the same file from any working folder. Absolute paths stay."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
 
 
 def _existing(name: object, names: Sequence[str], *, kind: str, fix: str) -> Path:

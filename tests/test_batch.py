@@ -406,3 +406,9 @@ def test_a_batch_run_with_preserve_color_keeps_the_photos_colours(tmp_path, weig
     content = images.resize(images.load_image(REPO / "data" / "content" / "astronaut.png"), exact=stylized.shape[:2])
     chroma = np.abs(images.rgb_to_ycbcr(stylized)[..., 1:] - images.rgb_to_ycbcr(content)[..., 1:]).mean()
     assert chroma < 0.01, f"the stylised image's chroma is {chroma:.3f} from the photo's"
+
+
+def test_notebook_relative_paths_in_a_grid_work_from_any_working_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runs = batch.validate({"parameters": {"content": "../data/content/chelsea.png", **TINY}})
+    assert Path(runs[0].values["content"]) == REPO / "data" / "content" / "chelsea.png"

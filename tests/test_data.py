@@ -254,3 +254,12 @@ def test_distortion_score_rejects_bad_images(bad, pattern):
         distortion_score(bad)
     with pytest.raises(InputError, match=pattern):
         spectral_entropy(bad)
+
+
+def test_course_paths_are_the_same_files_from_any_working_folder(tmp_path, monkeypatch):
+    """Notebooks write paths relative to notebooks/ (../data/..., ../results/paper); course_path finds
+    them wherever the kernel's working folder is (Colab after a restart, a script elsewhere)."""
+    monkeypatch.chdir(tmp_path)
+    assert data.course_path("../data/content/astronaut.png") == data.content_path("astronaut")
+    assert (data.course_path("../results/paper") / "summary.json").is_file()
+    assert data.course_path(tmp_path / "x.png") == tmp_path / "x.png"
