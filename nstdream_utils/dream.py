@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from . import device, images, losses, models
 from ._loop import Recorder, RunResult, run_steps
-from .presets import DreamConfig, get_preset, validate_dream
+from .presets import DreamConfig, dream_config
 
 INCEPTION_MIN_SIZE = 75
 """Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
@@ -32,14 +32,9 @@ class DreamResult(RunResult):
 
 
 def resolve_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
-    """A DeepDream configuration from a preset name or config, with ``overrides``, validated."""
-    cfg = get_preset(config).dream if isinstance(config, str) else config
-    if overrides.get("layers") is not None:
-        overrides["layers"] = tuple(overrides["layers"])
-    if overrides.get("octaves") is not None and isinstance(overrides["octaves"], int):
-        n = overrides["octaves"]  # an int N means N octaves ending at the base size: -(N-1)..0
-        overrides["octaves"] = tuple(range(-(n - 1), 1)) if n > 0 else n
-    return validate_dream(cfg.replace(**overrides))
+    """A DeepDream configuration from a preset name or config, with ``overrides`` (None = keep), validated;
+    ``octaves`` may be a count N (N octaves ending at the base size)."""
+    return dream_config(config, **overrides)
 
 
 def prepare_image(image, cfg: DreamConfig) -> np.ndarray:

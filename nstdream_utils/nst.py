@@ -20,7 +20,7 @@ import tensorflow as tf
 from . import device, images, losses, models, optim
 from ._loop import Recorder, RunResult, run_steps
 from .errors import InputError
-from .presets import NSTConfig, check_mask, check_styles, get_preset, validate_nst
+from .presets import NSTConfig, check_mask, check_styles, nst_config
 
 VGG19_MIN_SIZE = 32
 """VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
@@ -40,8 +40,7 @@ class NSTResult(RunResult):
 
 def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
     """An NST configuration from a preset name or config, with ``overrides`` (None = keep), validated."""
-    cfg = get_preset(config).nst if isinstance(config, str) else config
-    return validate_nst(cfg.replace(**overrides))
+    return nst_config(config, **overrides)
 
 
 def prepare_images(content_image, style_image, cfg: NSTConfig):

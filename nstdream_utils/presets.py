@@ -231,22 +231,37 @@ def get_preset(name: str | Preset) -> Preset:
     raise InputError(f"unknown preset '{name}'", where="--preset", fix=hint)
 
 
+def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
+    """An NST configuration from a preset name or config, with ``overrides`` (None keeps), validated."""
+    cfg = get_preset(config).nst if isinstance(config, str) else config
+    return validate_nst(cfg.replace(**overrides))
+
+
+def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
+    """A DeepDream configuration from a preset name or config, with ``overrides`` (None keeps), validated.
+
+    ``octaves`` may be an int N: N octaves ending at the base size, ``(-(N-1), …, 0)``.
+    """
+    cfg = get_preset(config).dream if isinstance(config, str) else config
+    if overrides.get("layers") is not None:
+        overrides["layers"] = tuple(overrides["layers"])
+    octaves = overrides.get("octaves")
+    if isinstance(octaves, int) and not isinstance(octaves, bool) and octaves > 0:
+        overrides["octaves"] = tuple(range(1 - octaves, 1))
+    return validate_dream(cfg.replace(**overrides))
+
+
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
     """The preset with ``nst`` and ``dream`` overrides applied (None values keep the preset's), both
-    configurations validated: how the command line turns a preset name and its options into a run's settings.
-
-    ``dream["octaves"]`` may be an int N: N octaves ending at the base size, ``(-(N-1), …, 0)``.
+    configurations validated (:func:`nst_config`, :func:`dream_config`): how a preset name and its
+    options become a run's settings.
 
     Raises:
         InputError: an unknown preset, or an override that :func:`validate_nst` or :func:`validate_dream` refuses.
     """
-    chosen, dream = get_preset(preset), dict(dream or {})
-    if dream.get("layers") is not None:
-        dream["layers"] = tuple(dream["layers"])
-    if isinstance(dream.get("octaves"), int) and dream["octaves"] > 0:
-        dream["octaves"] = tuple(range(1 - dream["octaves"], 1))
-    return dataclasses.replace(chosen, nst=validate_nst(chosen.nst.replace(**(nst or {}))),
-                               dream=validate_dream(chosen.dream.replace(**dream)))
+    chosen = get_preset(preset)
+    return dataclasses.replace(chosen, nst=nst_config(chosen.nst, **(nst or {})),
+                               dream=dream_config(chosen.dream, **(dream or {})))
 
 
 def describe(preset: Preset) -> str:

@@ -157,12 +157,11 @@ def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, drea
     Raises:
         InputError: an unknown preset or a bad override (checked before any network loads).
     """
-    from .presets import get_preset, validate_dream, validate_nst
+    from .presets import resolve
 
-    chosen = get_preset(preset)
-    nst_cfg = validate_nst(chosen.nst.replace(num_steps=nst_steps, size=nst_size, learning_rate=learning_rate))
-    dream_cfg = validate_dream(chosen.dream.replace(num_steps=dream_steps, size=dream_size))
-    return nst_cfg, dream_cfg
+    chosen = resolve(preset, nst={"num_steps": nst_steps, "size": nst_size, "learning_rate": learning_rate},
+                     dream={"num_steps": dream_steps, "size": dream_size})
+    return chosen.nst, chosen.dream
 
 
 def _parameters(preset: str, nst_cfg, dream_cfg, seed: int) -> dict[str, Any]:
