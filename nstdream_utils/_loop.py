@@ -10,6 +10,7 @@ to the host every ``sync_every`` steps only, so a GPU does not wait for the host
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +74,9 @@ class Recorder:
         self.status = "running"
         self._start = time.perf_counter() - (self.history["seconds"][-1] if self.history.get("seconds") else 0.0)
         self._handle = None
-        from tqdm.notebook import tqdm as notebook_tqdm
-        if progress and issubclass(tqdm, notebook_tqdm):  # an ipywidgets bar in a live notebook
+        # tqdm.auto imported tqdm.notebook only if it picked the ipywidgets bar: no widget import elsewhere
+        notebook = sys.modules.get("tqdm.notebook")
+        if progress and notebook is not None and issubclass(tqdm, notebook.tqdm):  # a live notebook's bar
             from IPython.display import display
 
             self._bar = tqdm(total=num_steps, desc=desc, leave=False, display=False)
