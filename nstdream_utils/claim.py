@@ -38,13 +38,9 @@ _SAMPLES = 20_000
 
 
 def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed: int = 0) -> dict:
-    """Spearman's ρ of ``x`` and ``y``: ``{"rho", "p_value", "p_permutation", "n"}``.
-
-    ``p_value`` is ``scipy.stats.spearmanr``'s t approximation (poor for small n). ``p_permutation`` is the
-    share of pairings of ``x`` with ``y`` whose |ρ| is at least as large: all n! for n ≤ ``exact_max``, else
-    20,000 seeded ones, (k + 1) / 20,001. With n = 4 it is at least 2/24. ``rho`` and both p are None when
-    n < 3 or either has no spread.
-    """
+    """Spearman's ρ of ``x`` and ``y``: ``{"rho", "p_value"`` (scipy's t approximation, poor for small n),
+    ``"p_permutation"`` (the share of pairings with |ρ| as large: all n! for n ≤ ``exact_max``, else 20,000
+    seeded ones, (k + 1) / 20,001; with n = 4 at least 2/24), ``"n"}``; None values when n < 3 or no spread."""
     from scipy import stats
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
@@ -66,7 +62,6 @@ def _luminance(image: object, *, where: str) -> np.ndarray:
 
     array = np.asarray(image)
     array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
-    array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
         fix = ("drop the alpha channel: image[..., :3]" if array.ndim == 3 and array.shape[-1] == 4
                else "pass one RGB image [H, W, 3] (or [1, H, W, 3], or greyscale [H, W])")
@@ -77,11 +72,10 @@ def _luminance(image: object, *, where: str) -> np.ndarray:
         raise InputError(f"expected float values in [0, 1] or uint8, got dtype {array.dtype}", where=where,
                          fix="convert with image.astype('float32') / 255")
     array = array / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise InputError("the image contains NaN or Inf", where=where, fix="pass a finite image")
-    if array.min() < -1e-3 or array.max() > 1 + 1e-3:
-        raise InputError(f"values span [{array.min():.4g}, {array.max():.4g}], expected [0, 1]", where=where,
-                         fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1)")
+    if not np.all(np.isfinite(array)) or array.min() < -1e-3 or array.max() > 1 + 1e-3:
+        raise InputError(f"values span [{array.min():.4g}, {array.max():.4g}], expected finite values in [0, 1]",
+                         where=where, fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1); "
+                         "for NaN or Inf, check what made the image")
     luminance = array if array.ndim == 2 else array @ np.array([0.299, 0.587, 0.114])
     height, width = luminance.shape
     scale = math.sqrt(256 * 256 / (height * width))  # keeps the aspect ratio; PIL's BOX anti-aliases
@@ -101,24 +95,20 @@ def distortion_score(image: object) -> float:
     from scipy import ndimage
 
     luminance = _luminance(image, where="distortion_score")
-    gradient_y = ndimage.sobel(luminance, axis=0, mode="reflect")
-    gradient_x = ndimage.sobel(luminance, axis=1, mode="reflect")
-    return float(np.mean(np.hypot(gradient_x, gradient_y)) / 8.0)
+    return float(np.mean(ndimage.generic_gradient_magnitude(luminance, ndimage.sobel, mode="reflect")) / 8.0)
 
 
 def spectral_entropy(image: object) -> float:
     """Normalised entropy of the luminance power spectrum (mean removed, Hann window, no constant term), in
     ``[0, 1]``: 0 for a flat image or one frequency, 1 for white noise. Images and errors as :func:`distortion_score`.
     """
+    from scipy import stats
+
     luminance = _luminance(image, where="spectral_entropy")
     window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
     power = np.abs(np.fft.fft2((luminance - np.sum(luminance * window) / np.sum(window)) * window)) ** 2
     power[0, 0] = 0.0
-    if power.sum() <= 1e-12 * power.size:
-        return 0.0
-    probability = power.ravel() / power.sum()
-    probability = probability[probability > 0]
-    return float(-np.sum(probability * np.log(probability)) / math.log(power.size - 1))
+    return 0.0 if power.sum() <= 1e-12 * power.size else float(stats.entropy(power.ravel()) / math.log(power.size - 1))
 
 
 SCORES = {"edge density": distortion_score, "spectral entropy": spectral_entropy}
