@@ -38,7 +38,6 @@ PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # the cell
 VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime", "trusted")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STATIC_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
-_VALID_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # TensorFlow's C++ start-up lines reach a cell's stderr in some kernels and not others: dropped on normalising.
 _TF_LOG_LINE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
@@ -49,31 +48,27 @@ _TF_LOG_LINE = re.compile(
 
 
 def read(path: str | os.PathLike) -> nbformat.NotebookNode:
-    """Read a notebook as nbformat 4.5; a cell without a valid unique id gets one derived from its content."""
+    """Read a notebook as nbformat 4.5: a cell without an id (nbformat < 4.5) gets one derived from its
+    content, so every run gives the same ids (nbformat itself repairs duplicate ids)."""
     nb = nbformat.read(os.fspath(path), as_version=4)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
-    seen: set[str] = set()
+    seen = {cell.id for cell in nb.cells if "id" in cell}
     for cell in nb.cells:
-        cell_id = cell.get("id")
-        if not (isinstance(cell_id, str) and _VALID_ID.match(cell_id)) or cell_id in seen:
+        if "id" not in cell:
             digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
             cell_id, n = digest, 0
             while cell_id in seen:
                 n += 1
                 cell_id = f"{digest}-{n}"
-            cell["id"] = cell_id
-        seen.add(cell_id)
+            cell.id = cell_id
+            seen.add(cell_id)
     return nb
 
 
-def dumps(nb: nbformat.NotebookNode) -> str:
-    """The notebook as committed: nbformat's layout (sorted keys, indent 1) and a final newline."""
-    return nbformat.writes(nb) + "\n"
-
-
 def write(nb: nbformat.NotebookNode, path: str | os.PathLike) -> bool:
-    """Write ``nb`` atomically; False (and nothing written) when the file already holds it."""
-    text, path = dumps(nb), Path(path)
+    """Write ``nb`` atomically in nbformat's layout (sorted keys, indent 1) with a final newline; False (and
+    nothing written) when the file already holds it."""
+    text, path = nbformat.writes(nb) + "\n", Path(path)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
     atomic_write_text(text, path)
@@ -106,9 +101,7 @@ def _link(target: Path, here: Path) -> str:
 def badges(path: Path, *, repository: str = REPOSITORY_URL, branch: str = BRANCH) -> str:
     """The "Open in Colab" and "Launch Binder" badges of the notebook at ``path`` in ``repository``."""
     slug = repository.removeprefix("https://github.com/").strip("/")
-    path = Path(path).resolve()
-    checkout = next((d for d in path.parents if (d / "pyproject.toml").is_file()), path.parent.parent)
-    file = path.relative_to(checkout).as_posix()
+    file = "/".join(Path(path).resolve().parts[-2:])  # the notebooks' folder is at the repository root
     colab = f"https://colab.research.google.com/github/{slug}/blob/{branch}/{file}"
     binder = f"https://mybinder.org/v2/gh/{slug}/{branch}?labpath={quote(file, safe='')}"
     return (f"[![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
@@ -289,7 +282,7 @@ def check(path: str | os.PathLike) -> list[str]:
         if is_setup_cell(cell) and cell.source != setup_source():
             problems.append(f"cell {i}, the setup cell, differs from its template — run "
                             "`python -m nstdream_utils.notebooks nav`")
-    if not problems and path.read_text(encoding="utf-8") != dumps(normalized(nb)):
+    if not problems and path.read_text(encoding="utf-8") != nbformat.writes(normalized(nb)) + "\n":
         problems.append(f"not normalised — run `python -m nstdream_utils.notebooks normalize {path}`")
     return problems
 

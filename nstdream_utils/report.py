@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import difflib
-import numbers
 import os
 import re
 import shutil
 import string
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 from unittest import mock
@@ -65,13 +62,11 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _plain(name: str, value: Any) -> Any:
-    """``value`` as a plain literal papermill can write (numpy scalars become bool, int or float)."""
-    if value is None or isinstance(value, str):
+    """``value`` as a plain literal papermill can write (NumPy scalars become bool, int or float)."""
+    if getattr(value, "shape", None) == ():  # a NumPy scalar
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        return bool(value)
-    if isinstance(value, (numbers.Integral, numbers.Real)):
-        return int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, (list, tuple)):
         return [_plain(name, item) for item in value]
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
@@ -111,9 +106,10 @@ def _failed_cell(output: Path) -> tuple[int | None, str]:
 
 
 def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
-                     run_from: Path | None = None) -> None:
+                     run_from: Path | None = None, progress: str = "") -> None:
     """Run ``source`` (or ``run_from``, a cleaned copy of it) with papermill into ``output``, in ``source``'s
-    folder: the one place notebooks execute (report, ``--in-place``, batch).
+    folder: the one place notebooks execute (report, ``--in-place``, batch). ``progress``: the label of
+    papermill's progress bar on stderr ('' for none).
 
     Raises NotebookError when a cell fails or the kernel dies, NstdreamError when there is no such kernel.
     """
@@ -127,8 +123,8 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
         with mock.patch.dict(os.environ, KERNEL_ENV):  # for the kernel only: restored after
             papermill.execute_notebook(
                 str(Path(run_from or source).resolve()), str(output.resolve()), parameters=dict(parameters),
-                kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(Path(source).resolve().parent),
-                start_timeout=180, extra_arguments=list(KERNEL_ARGUMENTS))
+                kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
+                progress_bar={"desc": progress} if progress else False, extra_arguments=list(KERNEL_ARGUMENTS))
     except NoSuchKernel as exc:
         raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
                             fix="run `make setup` (it installs the 'python3' kernel into .venv)") from exc
@@ -148,20 +144,6 @@ def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
         if not path.is_file():
             raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool, number: int, total: int, name: str):
-    """``[2/7] 02_x.ipynb … done (1.2 s)`` on stderr around the block (``failed`` when it raises)."""
-    if enabled:
-        print(f"[{number}/{total}] {name} …", end="", file=sys.stderr, flush=True)
-    start, status = time.perf_counter(), "failed"
-    try:
-        yield
-        status = "done"
-    finally:
-        if enabled:
-            print(f" {status} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
 
 def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
@@ -188,8 +170,8 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
         given = {name: value for name, value in values.items() if name in declared[path]}
         if preset is not None and "preset" in declared[path]:
             given["preset"] = preset
-        with _progress(progress, number, len(paths), path.name):
-            execute_notebook(path, Path(out_dir) / path.name, parameters=given, kernel_name=kernel_name)
+        execute_notebook(path, Path(out_dir) / path.name, parameters=given, kernel_name=kernel_name,
+                         progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
     return [Path(out_dir) / path.name for path in paths]
 
 
@@ -205,8 +187,8 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
     for number, path in enumerate(paths, start=1):
         output, clean = work / path.name, work / f"input-{path.name}"
         nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
-        with _progress(progress, number, len(paths), path.name):
-            execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean)
+        execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean,
+                         progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
         nbtools.write(nbtools.normalized(nbtools.read(output)), path)
     shutil.rmtree(work)
     return paths
@@ -316,7 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                         help="a value for notebooks whose parameters cell defines NAME (repeatable)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.in_place and (args.preset or args.parameter):
         parser.error("--in-place runs each notebook with its default parameters; drop --preset and -p")
