@@ -24,6 +24,7 @@ from typing import Any, Mapping, Sequence
 from unittest import mock
 
 import nbformat
+import numpy as np
 
 from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
@@ -63,7 +64,7 @@ def shorten(text: str, limit: int) -> str:
 
 def _plain(name: str, value: Any) -> Any:
     """``value`` as a plain literal papermill can write (NumPy scalars become bool, int or float)."""
-    if getattr(value, "shape", None) == ():  # a NumPy scalar
+    if isinstance(value, np.generic):
         value = value.item()
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
@@ -162,9 +163,10 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
     values = {name: _plain(name, value) for name, value in (parameters or {}).items()}
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values())
-    for name in values.keys() - known:
-        close = difflib.get_close_matches(name, sorted(known), n=1)
-        raise InputError(f"no notebook's parameters cell defines {name!r}", fix=f"did you mean {close[0]!r}?"
+    unknown = sorted(values.keys() - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}", fix=f"did you mean {close[0]!r}?"
                          if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
