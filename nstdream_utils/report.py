@@ -1,87 +1,58 @@
 """Run the course notebooks with papermill and build the report site from them.
 
-``make report`` calls ``python -m nstdream_utils.report --preset quick --out build``: every
-``notebooks/NN_*.ipynb`` runs (in its own folder, so ``../data/...`` works) into
-``build/notebooks/``, then Sphinx with myst-nb turns the executed notebooks and ``docs/*.md`` into
-a site under ``build/report/`` (``index.html``, navigation, search, equations typeset by a bundled
-MathJax): it opens from disk and loads nothing from the network. The site's configuration and
-index page are in ``site/``.
-
-``python -m nstdream_utils.report --no-execute`` builds the same site from the committed notebooks
-as they are (they carry their outputs), without running anything: quick to check the site.
-
-``make notebooks`` calls ``python -m nstdream_utils.report --in-place``: each notebook runs with
-its default parameters and, only when every cell succeeded, replaces the committed file with the
-normalised result (see :mod:`nstdream_utils.notebooks`).
-
-Parameters reach a notebook only when its ``parameters`` cell defines them (``preset`` included),
-and always as values: papermill writes them as Python literals into an injected cell.
+``python -m nstdream_utils.report --preset quick --out build`` (``make report``) runs every
+``notebooks/NN_*.ipynb`` in its own folder into ``build/notebooks/``; Sphinx with myst-nb then turns them
+and ``docs/*.md`` into ``build/report/``, a site that reads offline (bundled MathJax; configuration in
+``site/``). ``--no-execute`` builds the site from the committed notebooks. ``--in-place`` (``make
+notebooks``) re-executes each notebook with its defaults and stores the normalised result when every cell
+succeeded. Parameters reach a notebook only when its ``parameters`` cell defines them, always as literals.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import difflib
-import numbers
 import os
 import re
 import shutil
 import string
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
+from unittest import mock
 
 import nbformat
+import numpy as np
 
 from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
+from nstdream_utils.presets import get_preset
 
-# The kernel must draw figures inline whatever the calling shell says (the Makefile exports
-# MPLBACKEND=Agg, under which plt.show() would store no figure); the debugger's frozen-modules
-# warning is noise on every kernel start.
-KERNEL_ENV = {
-    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-}
-# The kernel process's own log is noise here: a warning on every start that its local TCP sockets
-# are unencrypted, and "KeyboardInterrupt caught in kernel" when jupyter_client's shutdown SIGINT
-# races a busy kernel. Cell errors still arrive through the notebook, so keep only critical lines.
+# Figures inline whatever the shell says (the Makefile exports MPLBACKEND=Agg); no debugger warning.
+KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+# The kernel's own log is noise here (unencrypted local sockets, shutdown races); cell errors come anyway.
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attachment:, absolute, anchor
 
 
 class NotebookError(NstdreamError, RuntimeError):
-    """A notebook cell failed while papermill ran it.
+    """A cell failed, or the kernel died, while papermill ran a notebook: ``notebook``, ``cell_index``
+    (0-based among the source notebook's cells, None if unknown), ``source_line`` (the cell's first line),
+    ``ename``, ``evalue`` and ``output_path`` (the partly executed notebook)."""
 
-    Attributes: ``notebook`` (the source notebook), ``cell_index`` (0-based index in the source
-    notebook's cells, ``None`` if unknown), ``source_line`` (first line of the cell), ``ename`` and
-    ``evalue`` (the exception), ``output_path`` (the partly executed notebook kept for inspection).
-    """
-
-    def __init__(self, notebook: Path, *, cell_index: int | None, source_line: str, ename: str,
-                 evalue: str, output_path: Path) -> None:
+    def __init__(self, notebook: Path, cell_index: int | None, source_line: str, ename: str, evalue: str,
+                 output_path: Path) -> None:
         self.notebook, self.cell_index, self.source_line = notebook, cell_index, source_line
         self.ename, self.evalue, self.output_path = ename, evalue, output_path
         cell = "a cell" if cell_index is None else f"cell {cell_index}"
-        if source_line:
-            cell += f" (`{shorten(source_line, 80)}`)"
+        cell += f" (`{shorten(source_line, 80)}`)" if source_line else ""
         value = shorten(evalue, 200)
-        super().__init__(
-            f"{cell} raised {ename}" + (f": {value}" if value else ""),
-            where=_display(notebook),
-            fix=f"the partly executed notebook is {output_path}; fix the cell and run again",
-        )
-
-
-def _display(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it (shorter messages)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
+        super().__init__(f"{cell} raised {ename}" + (f": {value}" if value else ""), where=str(notebook),
+                         fix=f"the partly executed notebook is {output_path}; fix the cell and run again")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -91,337 +62,198 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-# ------------------------------------------------------------------------------------ parameters
-
-
 def _plain(name: str, value: Any) -> Any:
-    """``value`` as a plain literal papermill can write (numpy scalars become int/float)."""
-    if value is None or isinstance(value, str):
+    """``value`` as a plain literal papermill can write (NumPy scalars become bool, int or float)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
         return value
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
-        return bool(value)
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
     if isinstance(value, (list, tuple)):
         return [_plain(name, item) for item in value]
     if isinstance(value, dict) and all(isinstance(key, str) for key in value):
         return {key: _plain(name, item) for key, item in value.items()}
-    raise InputError(
-        f"parameter {name!r} is a {type(value).__name__}",
-        fix="pass plain values only: None, bool, int, float, str, or lists/dicts of them",
-    )
+    raise InputError(f"parameter {name!r} is a {type(value).__name__}",
+                     fix="pass plain values only: None, bool, int, float, str, or lists/dicts of them")
 
 
 def declared_parameters(notebook: str | os.PathLike) -> set[str]:
-    """Names defined in the notebook's ``parameters`` cell (via ``papermill.inspect_notebook``).
+    """The names the notebook's ``parameters`` cell assigns (parsed as Python: papermill's own inspection
+    skips a line with a second ``=``, as in ``size = None  # None = 64 on a CPU``).
 
-    Without a kernelspec papermill cannot tell the language; the cell is then read as Python.
-    """
-    import papermill
-
+    Raises InputError when that cell is not valid Python."""
+    nb = nbformat.read(notebook, as_version=4)
+    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
     try:
-        return set(papermill.inspect_notebook(str(notebook)))
-    except ValueError:
-        nb = nbformat.read(notebook, as_version=4)
-        cell = next((c for c in nb.cells if c.cell_type == "code"
-                     and "parameters" in c.metadata.get("tags", [])), None)
-        try:
-            tree = ast.parse(cell.source) if cell is not None else ast.Module(body=[], type_ignores=[])
-        except SyntaxError as exc:
-            raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
-                             where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
-        names = set()
-        for node in tree.body:
-            targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
-            names.update(t.id for t in targets if isinstance(t, ast.Name))
-        return names
+        tree = ast.parse(cell.source if cell else "")
+    except SyntaxError as exc:
+        raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
+                         where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
+    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
 
 
-# ------------------------------------------------------------------------------------- execution
-
-
-@contextlib.contextmanager
-def _kernel_environment() -> Iterator[None]:
-    """Set :data:`KERNEL_ENV` for the kernels started inside the block, then restore."""
-    values = dict(KERNEL_ENV)
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+def _failed_cell(output: Path) -> tuple[int | None, str]:
+    """(index among the source notebook's cells, first line) of the last cell papermill started in
+    ``output``: the one that failed, or was running when the kernel died; (None, '') if none."""
     try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _first_line(source: str) -> str:
-    return next((line.strip() for line in str(source or "").splitlines() if line.strip()), "")
-
-
-def _source_index(source_nb, executed_index: int, injected: bool) -> int:
-    """Map an index in the executed notebook back to the source notebook.
-
-    Papermill inserts its injected-parameters cell right after the ``parameters`` cell (or
-    overwrites one already there).
-    """
-    tags = [c.metadata.get("tags", []) for c in source_nb.cells]
-    if not injected or any("injected-parameters" in t for t in tags):
-        return executed_index
-    tagged = [i for i, t in enumerate(tags) if "parameters" in t]
-    return executed_index - 1 if tagged and executed_index > tagged[0] else executed_index
-
-
-def _running_cell(output_path: Path) -> tuple[int | None, str]:
-    """The cell papermill marked as running in a partly executed notebook (for kernel deaths)."""
-    try:
-        nb = nbformat.read(output_path, as_version=4)
+        nb = nbformat.read(output, as_version=4)
     except Exception:  # noqa: BLE001 — no partial notebook: report without a cell
         return None, ""
-    cells = [c for c in nb.cells if not {"injected-parameters", "papermill-error-cell-tag"}
-             & set(c.metadata.get("tags", []))]
-    for index, cell in enumerate(cells):
-        if cell.metadata.get("papermill", {}).get("status") == "running":
-            return index, _first_line(cell.source)
+    cells = [c for c in nb.cells if not nbtools.PAPERMILL_TAGS & set(c.metadata.get("tags", []))]
+    for index in reversed(range(len(cells))):
+        if cells[index].metadata.get("papermill", {}).get("start_time"):
+            lines = [line.strip() for line in cells[index].source.splitlines() if line.strip()]
+            return index, lines[0] if lines else ""
     return None, ""
 
 
 def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
-                     run_from: Path | None = None, start_timeout: int = 180) -> None:
-    """Run one notebook with papermill: the one place notebooks execute (report, ``--in-place``, batch).
+                     run_from: Path | None = None, progress: str = "") -> None:
+    """Run ``source`` (or ``run_from``, a cleaned copy of it) with papermill into ``output``, in ``source``'s
+    folder: the one place notebooks execute (report, ``--in-place``, batch). ``progress``: the label of
+    papermill's progress bar on stderr ('' for none).
 
-    The kernel runs in ``source``'s folder with :data:`KERNEL_ENV`; papermill reads ``run_from`` (a
-    cleaned copy of ``source``) when given, else ``source``; parameters arrive as literals.
-
-    Raises:
-        NotebookError: a cell failed, or the kernel died or timed out (naming the cell it was running).
-        NstdreamError: there is no Jupyter kernel ``kernel_name``.
+    Raises NotebookError when a cell fails or the kernel dies, NstdreamError when there is no such kernel.
     """
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
     from papermill.exceptions import PapermillExecutionError
 
-    source = Path(source).resolve()
-    run_from = Path(run_from or source).resolve()
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with _kernel_environment():
+        with mock.patch.dict(os.environ, KERNEL_ENV):  # for the kernel only: restored after
             papermill.execute_notebook(
-                str(run_from), str(output.resolve()), parameters=dict(parameters),
-                kernel_name=kernel_name, progress_bar=False, log_output=False, cwd=str(source.parent),
-                start_timeout=start_timeout, extra_arguments=list(KERNEL_ARGUMENTS),
-            )
-    except PapermillExecutionError as exc:
-        source_nb = nbformat.read(run_from, as_version=4)
-        index = _source_index(source_nb, exc.cell_index, injected=bool(parameters))
-        raise NotebookError(source, cell_index=index, source_line=_first_line(exc.source),
-                            ename=exc.ename, evalue=exc.evalue, output_path=output) from exc
+                str(Path(run_from or source).resolve()), str(output.resolve()), parameters=dict(parameters),
+                kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
+                progress_bar={"desc": progress} if progress else False, extra_arguments=list(KERNEL_ARGUMENTS))
     except NoSuchKernel as exc:
-        raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=_display(source),
+        raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
                             fix="run `make setup` (it installs the 'python3' kernel into .venv)") from exc
-    except (NstdreamError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # kernel died, timed out, ...: still name the cell it was running
-        index, line = _running_cell(output)
-        raise NotebookError(source, cell_index=index, source_line=line, ename=type(exc).__name__,
-                            evalue=str(exc), output_path=output) from exc
+    except Exception as exc:  # a cell raised, or the kernel died or timed out
+        ename, evalue = ((exc.ename, exc.evalue) if isinstance(exc, PapermillExecutionError)
+                         else (type(exc).__name__, str(exc)))
+        raise NotebookError(source, *_failed_cell(output), ename, evalue, output) from exc
 
 
 def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """``paths`` as Paths. Raises MissingFileError when there are none or one is not a file."""
     paths = [Path(p) for p in paths]
+    if not paths:
+        raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass "
+                               "--notebooks-dir")
     for path in paths:
         if not path.is_file():
-            raise MissingFileError("no such notebook", where=str(path),
-                                   fix="pass notebooks that exist, e.g. notebooks/01_*.ipynb")
+            raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
-
-
-def _progress(enabled: bool, number: int, total: int, name: str):
-    """Print ``[2/7] 02_x.ipynb …`` on stderr; the returned function ends the line."""
-    if not enabled:
-        return lambda status: None
-    print(f"[{number}/{total}] {name} …", end="", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    return lambda status: print(f" {status} ({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
 
 
 def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                   parameters: Mapping[str, Any] | None = None, preset: str | None = None,
                   kernel_name: str = "python3", progress: bool = True) -> list[Path]:
-    """Execute each notebook with papermill into ``out_dir``; return the executed notebooks' paths.
+    """Execute each notebook, in its own folder, into ``out_dir`` (same names); return the executed paths.
 
-    Args:
-        notebooks: notebook files, run in this order, each with its own folder as working directory.
-        out_dir: where the executed copies go (same file names).
-        parameters: values for the notebooks' ``parameters`` cells; each notebook gets only the
-            names its own ``parameters`` cell defines. A name no notebook defines is an error.
-        preset: passed as ``preset`` to the notebooks whose ``parameters`` cell defines ``preset``
-            (it wins over a ``preset`` in ``parameters``).
-        kernel_name: the Jupyter kernel to run them on.
-        progress: print one line per notebook on stderr.
+    Each notebook gets the ``parameters`` (and ``preset``, which wins) that its ``parameters`` cell defines.
 
     Raises:
-        NotebookError: a cell failed; names the notebook, the cell and the exception. The partly
-            executed notebook stays in ``out_dir``.
-        InputError: a parameter that no notebook defines, or one that is not a plain value.
-        MissingFileError: a notebook that does not exist.
+        InputError: before anything runs, for a parameter no notebook defines or one that is not plain.
+        NotebookError: a cell failed (the partly executed notebook stays in ``out_dir``).
+        MissingFileError: no notebooks, or one that does not exist.
     """
     paths = _existing(notebooks)
     values = {name: _plain(name, value) for name, value in (parameters or {}).items()}
-    declared = {path: declared_parameters(path) for path in paths}  # checked before anything runs
-    known = set().union(*declared.values()) if declared else set()
-    for name in values:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=1)
-            raise InputError(f"no notebook's parameters cell defines {name!r}",
-                             fix=f"did you mean {close[0]!r}?" if close else
-                             f"defined parameters: {', '.join(sorted(known)) or 'none'}")
-    out_dir = Path(out_dir)
-    executed = []
+    declared = {path: declared_parameters(path) for path in paths}
+    known = set().union(*declared.values())
+    unknown = sorted(values.keys() - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}", fix=f"did you mean {close[0]!r}?"
+                         if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
         if preset is not None and "preset" in declared[path]:
             given["preset"] = preset
-        output = out_dir / path.name
-        done = _progress(progress, number, len(paths), path.name)
-        try:
-            execute_notebook(path, output, parameters=given, kernel_name=kernel_name)
-        except BaseException:
-            done("failed")
-            raise
-        done("done")
-        executed.append(output)
-    return executed
+        execute_notebook(path, Path(out_dir) / path.name, parameters=given, kernel_name=kernel_name,
+                         progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
+    return [Path(out_dir) / path.name for path in paths]
 
 
 def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "python3",
                      progress: bool = True) -> list[Path]:
-    """Re-execute notebooks with their default parameters and store the normalised result in place.
+    """Re-execute notebooks with their default parameters and replace each with its normalised result.
 
-    Papermill runs a normalised copy (so a stray injected-parameters cell cannot change the
-    "default" results) into a temporary folder; only when all cells succeed is the original
-    replaced (atomically) by the normalised output. On a failure the original is untouched and the
-    :class:`NotebookError` names the partly executed copy (kept in the temporary folder).
+    Papermill runs a normalised copy (a stray injected-parameters cell cannot change the defaults) in a
+    temporary folder; on a failure the original is untouched and that folder keeps the partly executed copy.
     """
     paths = _existing(paths)
     work = Path(tempfile.mkdtemp(prefix="nstdream-notebooks-"))
     for number, path in enumerate(paths, start=1):
         output, clean = work / path.name, work / f"input-{path.name}"
         nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
-        done = _progress(progress, number, len(paths), path.name)
-        try:
-            execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean)
-        except BaseException:
-            done("failed")
-            raise
+        execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean,
+                         progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
         nbtools.write(nbtools.normalized(nbtools.read(output)), path)
-        output.unlink()
-        clean.unlink()
-        done("done")
-    with contextlib.suppress(OSError):
-        work.rmdir()
+    shutil.rmtree(work)
     return paths
-
-
-# ------------------------------------------------------------------------------------------- site
-
-
-SITE_DIR = Path(__file__).resolve().parent.parent / "site"
-_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
-_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attachment:, absolute, anchor
-
-
-def _resolve_links(page: Path, src: Path, root: Path) -> None:
-    """Make the relative links in the markdown of ``page`` (a notebook or a ``.md`` file in the
-    site's source folder ``src``, which mirrors the course folder ``root``) work in the site.
-
-    Images it loads from the course (``../data/...``) are copied into ``src``; links to the README
-    of a folder of the site (the course's contents page, the project's README) point at the index
-    page; links to other files that are not pages of the site become plain text.
-    """
-    def replace(match: re.Match) -> str:
-        bang, label, target = match.groups()
-        if _URL.match(target):
-            return match.group(0)
-        rel = Path(os.path.normpath(page.parent.relative_to(src) / target.split("#")[0]))
-        if (src / rel).exists():
-            return match.group(0)
-        if bang and rel.parts[0] != ".." and (root / rel).is_file():
-            (src / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / rel, src / rel)
-            return match.group(0)
-        if not bang and rel.name == "README.md" and (src / rel.parent).is_dir():
-            return f"[{label}]({os.path.relpath(src / 'index.md', page.parent)})"
-        return match.group(0) if bang else label
-
-    if page.suffix == ".ipynb":
-        nb = nbformat.read(page, as_version=4)
-        for cell in nb.cells:
-            if cell.cell_type == "markdown":
-                cell.source = _LINK.sub(replace, cell.source)
-        nbformat.write(nb, page)
-    else:
-        page.write_text(_LINK.sub(replace, page.read_text(encoding="utf-8")), encoding="utf-8")
 
 
 def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *,
                 preset: str | None = None, root: str | os.PathLike = ".",
                 notebooks_subdir: str = "notebooks") -> Path:
-    """Build the report site from executed notebooks and ``root/docs/*.md``; return its ``index.html``.
+    """Build the site ``report_dir`` (replaced whole) from executed notebooks and ``root/docs/*.md`` with
+    ``site/conf.py``; return its ``index.html``. The index names ``preset`` (None: the notebooks' defaults).
 
-    The pages are copied into a temporary Sphinx source folder beside ``site/conf.py`` and
-    ``site/index.md`` (the notebooks into ``notebooks_subdir``, mirroring the course folder ``root``,
-    so relative links keep working; see :func:`_resolve_links`), TensorFlow's start-up lines are
-    dropped from the outputs, and ``sphinx-build -b html -q`` writes the site into ``report_dir``
-    (replaced whole). myst-nb reads the notebooks without executing them. The index names
-    ``preset``, or says the outputs are the notebooks' own when it is ``None``.
+    The pages keep their places in the course folder ``root``; in their markdown, images from the course are
+    copied in, links to a README go to the index, links to files that are no page become plain text.
+    Outputs lose TensorFlow's start-up lines, navigation cells their badges (remote images).
     """
     from sphinx.cmd.build import build_main
 
     paths, root, report_dir = _existing(executed), Path(root).resolve(), Path(report_dir)
     docs = sorted((root / "docs").glob("*.md"))
+    pages = {f"{notebooks_subdir}/{path.name}" for path in paths} | {f"docs/{doc.name}" for doc in docs}
     with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(SITE_DIR, src, ignore=shutil.ignore_patterns("index.md", "__pycache__"))
+
+        def resolve_links(text: str, folder: str) -> str:
+            def replace(match: re.Match) -> str:
+                bang, label, target = match.groups()
+                rel = Path(os.path.normpath(Path(folder) / target.split("#")[0]))
+                if _URL.match(target) or rel.as_posix() in pages:
+                    return match.group(0)
+                if bang and rel.parts[0] != ".." and (root / rel).is_file():
+                    (src / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(root / rel, src / rel)
+                if bang:
+                    return match.group(0)
+                if rel.name == "README.md" and (rel.parent.as_posix() in (".", notebooks_subdir, "docs")):
+                    return f"[{label}]({os.path.relpath('index.md', folder)})"
+                return label
+            return _LINK.sub(replace, text)
+
         (src / notebooks_subdir).mkdir()
+        for path in paths:
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                if cell.cell_type == "code":
+                    cell.outputs = nbtools.clean_outputs(cell.outputs)
+                elif cell.cell_type == "markdown":
+                    source = cell.source.split("\n\n[![")[0] if nbtools.is_nav_cell(cell) else cell.source
+                    cell.source = resolve_links(source, notebooks_subdir)
+            nbformat.write(nb, src / notebooks_subdir / path.name)
         (src / "docs").mkdir()
-        pages = [src / notebooks_subdir / path.name for path in paths]
-        for path, page in zip(paths, pages):
-            nbformat.write(nbtools.drop_badges(nbtools.drop_tf_log(nbformat.read(path, as_version=4))), page)
-        pages += [Path(shutil.copyfile(doc, src / "docs" / doc.name)) for doc in docs]
-        for page in pages:  # once they are all in place: links between them stay
-            _resolve_links(page, src, root)
-        index = string.Template((SITE_DIR / "index.md").read_text(encoding="utf-8")).substitute(
+        for doc in docs:
+            (src / "docs" / doc.name).write_text(resolve_links(doc.read_text("utf-8"), "docs"), "utf-8")
+        (src / "index.md").write_text(string.Template((SITE_DIR / "index.md").read_text("utf-8")).substitute(
             built_with=f"the **{preset}** preset" if preset else "the notebooks' default parameters",
             notebooks="\n".join(f"{notebooks_subdir}/{path.stem}" for path in paths),
-            docs="\n".join(f"docs/{doc.stem}" for doc in docs))
-        (src / "index.md").write_text(index, encoding="utf-8")
-        html = Path(tmp) / "html"
-        if build_main(["-b", "html", "-q", "-d", str(Path(tmp) / "doctrees"), str(src), str(html)]):
+            docs="\n".join(f"docs/{doc.stem}" for doc in docs)), "utf-8")
+        if build_main(["-b", "html", "-q", "-d", str(Path(tmp) / "doctrees"), str(src), str(Path(tmp) / "html")]):
             raise NstdreamError("sphinx-build failed (its messages are above)", where=str(report_dir))
         shutil.rmtree(report_dir, ignore_errors=True)
         report_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(html, report_dir)
+        shutil.move(Path(tmp) / "html", report_dir)
     return report_dir / "index.html"
-
-
-# ------------------------------------------------------------------------------------------ build
-
-
-def _check_preset(preset: str) -> None:
-    """Fail early, before any notebook runs, on a preset name the library does not know."""
-    try:
-        from nstdream_utils.presets import PRESETS
-    except ImportError:  # presets not importable here: the notebooks' prepare cell checks it
-        return
-    if preset not in PRESETS:
-        close = difflib.get_close_matches(preset, list(PRESETS), n=1)
-        raise InputError(f"unknown preset {preset!r}",
-                         fix=f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(PRESETS)}")
 
 
 def build_report(*, preset: str = "quick", out: str | os.PathLike = "build",
@@ -429,28 +261,18 @@ def build_report(*, preset: str = "quick", out: str | os.PathLike = "build",
                  notebooks: Sequence[str | os.PathLike] | None = None,
                  parameters: Mapping[str, Any] | None = None, kernel_name: str = "python3",
                  execute: bool = True, progress: bool = True) -> Path:
-    """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/``
-    and build the site ``out/report/``; return its ``index.html``.
-
-    With ``execute=False`` the notebooks are taken as already executed (``preset`` and
-    ``parameters`` are then not used). Raises :class:`NotebookError` on the first failing cell
-    (the site is not built).
+    """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/`` and
+    build the site ``out/report/``; return its ``index.html``. ``execute=False`` takes the notebooks as
+    they are. Raises NotebookError on the first failing cell (no site then), InputError for an unknown preset.
     """
+    paths = notebooks or nbtools.notebook_paths(notebooks_dir)
     if execute:
-        _check_preset(preset)
-    paths = [Path(p) for p in notebooks] if notebooks else nbtools.notebook_paths(notebooks_dir)
-    if not paths:
-        raise MissingFileError("no notebooks match NN_*.ipynb", where=str(notebooks_dir),
-                               fix="run from the repository root or pass --notebooks-dir")
-    out, notebooks_dir = Path(out), Path(notebooks_dir).resolve()
-    if execute:
-        paths = run_notebooks(paths, out / "notebooks", parameters=parameters, preset=preset,
+        get_preset(preset)  # before anything runs
+        paths = run_notebooks(paths, Path(out) / "notebooks", parameters=parameters, preset=preset,
                               kernel_name=kernel_name, progress=progress)
-    return render_site(paths, out / "report", preset=preset if execute else None,
+    notebooks_dir = Path(notebooks_dir).resolve()
+    return render_site(paths, Path(out) / "report", preset=preset if execute else None,
                        root=notebooks_dir.parent, notebooks_subdir=notebooks_dir.name)
-
-
-# -------------------------------------------------------------------------------------------- CLI
 
 
 def _parameter(text: str) -> tuple[str, Any]:
@@ -465,13 +287,10 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m nstdream_utils.report",
-        description="Run the course notebooks with papermill and build the site build/report/index.html, "
-                    "or (--in-place) re-execute them with their defaults for commit.")
+    parser = argparse.ArgumentParser(prog="python -m nstdream_utils.report", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                         help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
-    parser.add_argument("--preset", default=None, help="preset passed to notebooks that take one (default: quick)")
+    parser.add_argument("--preset", help="preset passed to notebooks that take one (default: quick)")
     parser.add_argument("--out", default="build", help="output folder (default: build)")
     parser.add_argument("--notebooks-dir", default="notebooks", help="default: notebooks")
     parser.add_argument("--in-place", action="store_true",
@@ -481,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                         help="a value for notebooks whose parameters cell defines NAME (repeatable)")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.in_place and (args.preset or args.parameter):
         parser.error("--in-place runs each notebook with its default parameters; drop --preset and -p")
@@ -490,17 +309,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.in_place:
             paths = args.notebooks or nbtools.notebook_paths(args.notebooks_dir)
-            if not paths:
-                raise MissingFileError("no notebooks match NN_*.ipynb", where=args.notebooks_dir,
-                                       fix="run from the repository root or pass --notebooks-dir")
             for path in execute_in_place(paths, kernel_name=args.kernel, progress=not args.quiet):
                 print(f"executed {path}")
         else:
-            index = build_report(preset=args.preset or "quick", out=args.out,
-                                 notebooks_dir=args.notebooks_dir, notebooks=args.notebooks or None,
-                                 parameters=dict(args.parameter), kernel_name=args.kernel,
-                                 execute=not args.no_execute, progress=not args.quiet)
-            print(f"report: {index}")
+            print("report:", build_report(
+                preset=args.preset or "quick", out=args.out, notebooks_dir=args.notebooks_dir,
+                notebooks=args.notebooks, parameters=dict(args.parameter), kernel_name=args.kernel,
+                execute=not args.no_execute, progress=not args.quiet))
     except NstdreamError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 1

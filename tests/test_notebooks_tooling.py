@@ -46,15 +46,13 @@ def course(tmp_path: Path) -> list[Path]:
 
 
 def test_title_and_summary_come_from_the_first_markdown_cell(course):
-    assert nbtools.title_of(course[1]) == "01 · Gram matrices"
-    assert nbtools.summary_of(course[1]) == "Style as feature correlations."
+    assert nbtools.heading(course[1]) == ("01 · Gram matrices", "Style as feature correlations.")
 
 
 def test_title_falls_back_to_the_file_name(tmp_path):
     path = tmp_path / "05_untitled.ipynb"
     nbformat.write(new_notebook(cells=[new_code_cell("x = 1")]), path)
-    assert nbtools.title_of(path) == "05 untitled"
-    assert nbtools.summary_of(path) == ""
+    assert nbtools.heading(path) == ("05 untitled", "")
 
 
 def test_add_navigation_puts_a_nav_cell_second_and_last(course):
@@ -116,18 +114,18 @@ def test_add_navigation_puts_the_setup_cell_first_among_code_cells(course):
     nb.cells.append(new_code_cell("print('old setup')", id=nbtools.SETUP_ID))
     nbformat.write(nb, course[0])
     assert any("setup cell, differs from its template" in p for p in nbtools.check(course[0]))
-    assert nbtools.add_setup_cell(course) == [course[0]]
+    assert nbtools.add_navigation(course) == [course[0]]
     cells = nbtools.read(course[0]).cells
     assert sum(map(nbtools.is_setup_cell, cells)) == 1 and nbtools.is_setup_cell(cells[2])
     assert cells[2].source == nbtools.setup_source()
-    assert nbtools.add_setup_cell(course) == []
+    assert nbtools.add_navigation(course) == []
 
 
 def test_write_contents_lists_every_notebook_in_order(course, tmp_path):
     readme = nbtools.write_contents(tmp_path)
     text = readme.read_text()
-    assert text.startswith("# Notebooks\n\n")
-    assert nbtools.DEFAULT_OVERVIEW in text
+    assert text.startswith("# Notebooks\n\n<!-- contents:start -->\n1. [00 · Set up]")
+    assert text.endswith("<!-- contents:end -->\n")
     items = re.findall(r"(?m)^(\d+)\. \[(.+?)\]\((.+?)\) — (.+)$", text)
     assert items == [
         ("1", "00 · Set up", "00_setup.ipynb", "Install and check."),

@@ -120,6 +120,7 @@ def test_run_notebooks_runs_in_the_notebook_folder_and_keeps_figures(executed):
     nb = nbformat.read(executed[0], as_version=4)
     images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]
     assert len(images) == 1  # drawn inline even where MPLBACKEND=Agg is exported (the Makefile does)
+    assert os.environ["MPLBACKEND"] == "Agg"  # as conftest.py set it: the kernels' setting did not stay
 
 
 def test_run_notebooks_rejects_unknown_and_non_plain_parameters(course, tmp_path):
@@ -137,6 +138,14 @@ def test_declared_parameters_without_a_kernelspec(course, tmp_path):
     nbformat.write(nb, tmp_path / "x.ipynb")
     assert report.declared_parameters(tmp_path / "x.ipynb") == {"preset", "num_steps", "label"}
     assert report.declared_parameters(course / "01_red.ipynb") == {"preset", "num_steps", "label"}
+
+
+def test_declared_parameters_reads_lines_with_an_equals_sign_in_the_comment(tmp_path):
+    # papermill's own inspection skips such a line; several course notebooks have them (size, num_steps).
+    path = write_notebook(tmp_path / "01_x.ipynb", "01 · X", "X.", "size = None  # px; None = 64 on a CPU\nseed = 0")
+    assert report.declared_parameters(path) == {"size", "seed"}
+    assert {"size", "num_steps", "texture_steps"} <= report.declared_parameters(
+        REPO / "notebooks" / "02_content_and_style_loss.ipynb")
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +170,15 @@ def test_a_failing_cell_raises_an_error_naming_notebook_and_cell(broken, tmp_pat
     assert error.output_path == tmp_path / "out" / "03_broken.ipynb" and str(error.output_path) in message
     assert "x is 10" in stdout_of(error.output_path)
     assert "after" not in stdout_of(error.output_path)
+
+
+def test_a_dying_kernel_raises_an_error_naming_the_cell_it_was_running(tmp_path):
+    dying = write_notebook(tmp_path / "04_dies.ipynb", "04 · Dies", "Dies.", "scale = 1  # factor",
+                           "print('alive')", "import os\nos._exit(1)", "print('after')")
+    with pytest.raises(report.NotebookError) as info:
+        report.run_notebooks([dying], tmp_path / "out", parameters={"scale": 2}, progress=False)
+    assert (info.value.cell_index, info.value.source_line, info.value.ename) == (3, "import os", "DeadKernelError")
+    assert "alive" in stdout_of(info.value.output_path)
 
 
 def test_cli_exits_1_with_one_line_on_a_failing_cell(broken, tmp_path, capsys):
@@ -341,9 +359,3 @@ def test_pages_show_their_figures_in_chromium(built, tmp_path):
     blue = (pixels[..., 2] > 220) & (pixels[..., 0] < 40) & (pixels[..., 1] < 40)
     assert blue.sum() > 100  # the markdown image from ../data/blue.png
 
-
-def test_report_kernels_draw_figures_inline_and_restore_the_environment(monkeypatch):
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    with report._kernel_environment():
-        assert os.environ["MPLBACKEND"] == report.KERNEL_ENV["MPLBACKEND"]
-    assert os.environ["MPLBACKEND"] == "Agg"
