@@ -39,17 +39,10 @@ class RunResult:
 
 
 class Recorder:
-    """Per-step history, tqdm bar, log lines, frames, callback and the NaN guard.
-
-    Args:
-        num_steps: steps expected (for the bar). get_image: the current image, float32 in [0, 1].
-        progress: show a tqdm.auto bar labelled ``desc``.
-        log_every: print ``step N | loss x.xxxxe+yy`` every N steps (0: never).
-        frame_every: keep a copy of the image every N steps (0: never).
-        callback: ``callback(step, losses, image)`` at each sync point.
-        main_key: the loss shown and checked (``"total"`` for NST, ``"loss"`` for DeepDream).
-        step_offset: added to step numbers (a later level or octave goes on counting).
-    """
+    """Per-step history, a tqdm bar of ``num_steps`` if ``progress``, a ``step N | loss x.xxxxe+yy`` line every
+    ``log_every`` steps and a frame (``get_image()``, float32 in [0, 1]) every ``frame_every`` (0: never),
+    ``callback(step, losses, image)`` at each sync point, and the NaN guard. ``main_key``: the loss shown and
+    checked (``"total"`` for NST, ``"loss"`` for DeepDream); ``step_offset`` is added to step numbers."""
 
     def __init__(self, *, num_steps: int, get_image: Callable[[], np.ndarray], progress: bool = True,
                  desc: str = "", log_every: int = 0, frame_every: int = 0, callback=None,
@@ -87,8 +80,8 @@ class Recorder:
         return len(self.history.get(self.main_key, []))
 
     def record(self, losses_per_step: list[dict], *, image_ok: bool = True) -> None:
-        """Append the steps' losses (floats or scalar tensors), then check and keep the image.
-        NonFiniteLossError (carrying the last finite image) when a loss or the image is NaN/Inf."""
+        """Append the steps' losses (floats or scalar tensors), then check and keep the image; NonFiniteLossError,
+        carrying the last finite image, when a loss or the image is NaN/Inf."""
         seconds = time.perf_counter() - self._start
         for losses in losses_per_step:
             values = {k: float(v) for k, v in losses.items()}

@@ -38,11 +38,8 @@ def _gram_flat(flat: tf.Tensor):
 def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
     """Gram matrix (Eq 4): :math:`G_{cc'} = \\sum_p F_{pc} F_{pc'}`, i.e. ``FᵀF`` with F positions × channels.
 
-    Args:
-        features: float ``[P, C]``, ``[H, W, C]`` or ``[B, H, W, C]``.
-        normalize: None (Eq 4), ``"hw"`` (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l).
-    Returns:
-        float32 ``[C, C]``; ``[B, C, C]`` for a batch of more than one.
+    ``features``: float ``[P, C]``, ``[H, W, C]`` or ``[B, H, W, C]``; ``normalize``: None (Eq 4), ``"hw"``
+    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1).
 
     >>> gram_matrix([[1., 2.], [3., 4.]]).numpy()  # the paper's worked example
     array([[10., 14.],
@@ -95,22 +92,18 @@ def style_layer_loss(gram, target_gram, *, reduction: str = "gatys", num_positio
     if num_positions is None:
         raise ValueError(f"reduction={reduction!r} needs num_positions (H·W of the layer)")
     m = tf.cast(num_positions, tf.float32)
-    if reduction == "keras":
-        n = tf.constant(3.0)
-    else:
-        n = tf.cast(num_channels if num_channels is not None else tf.shape(gram)[-1], tf.float32)
+    n = tf.constant(3.0) if reduction == "keras" else \
+        tf.cast(num_channels if num_channels is not None else tf.shape(gram)[-1], tf.float32)
     return total / (4.0 * tf.square(n) * tf.square(m))
 
 
 def style_loss(features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor],
                layer_weights: Mapping[str, float], *, reduction: str = "gatys",
                gram_normalize: str | None = None, image_positions=None) -> tf.Tensor:
-    """Style loss :math:`L_{style} = \\sum_l w_l E_l` (Eq 5); float32 scalar ≥ 0.
+    """Style loss :math:`L_{style} = \\sum_l w_l E_l` (Eq 5) over ``layer_weights`` (layer → w_l); float32 ≥ 0.
 
-    Args:
-        features: layer → float ``[1, H, W, C]``; target_grams: layer → ``[C, C]`` (same normalisation).
-        layer_weights: layer → w_l. reduction, gram_normalize: see :func:`style_layer_loss`, :func:`gram_matrix`.
-        image_positions: H·W of the input image (``reduction="keras"`` needs it).
+    ``features``: layer → float ``[1, H, W, C]``; ``target_grams``: layer → ``[C, C]``, normalised as
+    ``gram_normalize`` says; ``image_positions``: the input image's H·W (``reduction="keras"`` needs it).
     """
     if reduction == "keras" and image_positions is None:
         raise ValueError('reduction="keras" needs image_positions (H·W of the input image)')

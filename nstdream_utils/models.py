@@ -8,7 +8,6 @@ modules are ``mixed0`` … ``mixed10``. Taught in notebook 00.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import warnings
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ def inception_preprocess(images: tf.Tensor) -> tf.Tensor:
 
 
 class FeatureExtractor:
-    """A frozen ``model`` returning the outputs of ``layers``; call it on float ``[B, H, W, 3]`` in [0, 1]."""
+    """A frozen ``model`` returning the outputs of ``layers``."""
 
     def __init__(self, model: keras.Model, layers: Sequence[str], preprocess) -> None:
         self.model = model
@@ -129,23 +128,16 @@ class LossScale:
         return terms, grad
 
 
-@contextlib.contextmanager
-def _global_policy(name: str | None):
-    """Build layers under the Keras dtype policy ``name`` (None: the global policy as it is)."""
-    previous = keras.mixed_precision.global_policy()
-    if name is not None:
-        keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 @functools.lru_cache(maxsize=8)
 def _build(name: str, path: str, policy: str | None) -> keras.Model:
+    """The frozen network, its layers built under the Keras dtype policy ``policy`` (None: the global one)."""
     network = keras.applications.VGG19 if name == "vgg19" else keras.applications.InceptionV3
-    with _global_policy(policy):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy or previous)
+    try:
         model = network(include_top=False, weights=path, input_shape=(None, None, 3))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     model.trainable = False
     return model
 
@@ -173,12 +165,9 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
                    precision: str | None = None) -> FeatureExtractor:
     """A frozen ImageNet VGG-19 returning ``layers`` (names from :data:`presets.VGG19_LAYERS`).
 
-    Args:
-        weights: a weights file or folder (default: ``weights.resolve("vgg19")``).
-        precision: what the convolutions compute in, ``"float32"``, ``"bfloat16"`` or ``"float16"`` (weights
-            and returned features stay float32), or None for the global Keras policy.
-    Raises:
-        InputError: an unknown layer or precision. WeightsError: no verified weights file.
+    ``weights``: a file or folder (default: ``weights.resolve("vgg19")``). ``precision``: what the convolutions
+    compute in, ``"float32"``, ``"bfloat16"``, ``"float16"`` (features stay float32) or None (Keras' global policy).
+    InputError for an unknown layer or precision, WeightsError for no verified weights file.
     """
     return _extractor("vgg19", layers, VGG19_LAYERS, weights, precision, vgg_preprocess)
 

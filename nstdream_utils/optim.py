@@ -78,6 +78,10 @@ def _record(recorder: Recorder, terms, image_ok: bool = True) -> None:
         recorder.keep_frame()
 
 
+def _traced(loss_fn, shape) -> tf.types.experimental.PolymorphicFunction:
+    return tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
     """scipy's L-BFGS-B, memory 20, in the box ``[0, pixel_scale]`` when ``cfg.clip``."""
     import scipy.optimize
@@ -85,12 +89,7 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
     shape = x0.shape
     current = {"x": x0.ravel().astype(np.float64)}
     recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
-    def value_and_grad(x):
-        return loss_fn.value_and_gradient(x)
-
-    evaluated: dict = {}
+    value_and_grad, evaluated = _traced(loss_fn, shape), {}
 
     def fun(flat: np.ndarray):
         terms, grad = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
@@ -157,11 +156,7 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
     """
     shape, first_step = x0.shape, 0.05 * cfg.pixel_scale
     low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
-    spec = tf.TensorSpec(shape, tf.float32)
-
-    @tf.function(input_signature=[spec])
-    def value_and_grad(x):
-        return loss_fn.value_and_gradient(x)
+    spec, value_and_grad = tf.TensorSpec(shape, tf.float32), _traced(loss_fn, shape)
 
     @tf.function(input_signature=[spec, spec])
     def free_mask(x, g):
