@@ -1,8 +1,5 @@
 """Bookkeeping shared by the NST and DeepDream loops: history, progress bar, log lines, frames, NaN guard.
-
-A loop produces one dict of scalar losses per step, evaluated *before* that step's update. The
-:class:`Recorder` keeps them and the last finite image, so a run that blows up still returns something.
-:func:`run_steps` reads values back to the host only every :data:`SYNC_EVERY` steps.
+A step's losses are evaluated *before* its update; a run that blows up still returns the last finite image.
 """
 
 from __future__ import annotations

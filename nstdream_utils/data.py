@@ -1,9 +1,5 @@
-"""The bundled images: names, folder and paths.
-
-``data/styles``: eight style images drawn by ``data/make_styles.py``, look-alikes of the paper's four
-(Fig. 5) and four of graded busyness. ``data/content``: five permissively licensed photos from scikit-image.
-The folder is ``<repo>/data`` or ``$NSTDREAM_DATA_DIR``; ``nstdream data styles|content`` rewrites it.
-No TensorFlow here; scikit-image only in :func:`write_content`.
+"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by
+``data/make_styles.py`` and photos from scikit-image (:func:`write_content`, its only use of scikit-image).
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""Images in and out: an image is a float32 array ``[H, W, 3]`` (or ``[1, H, W, 3]``), RGB in [0, 1].
-
-Tensors are taken through ``np.asarray``; no TensorFlow here, so the command line checks a path in
-milliseconds. Every refusal is one :class:`~nstdream_utils.errors.InputError` naming the file or argument
-and the fix.
+"""Images in and out: float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1]; tensors via ``np.asarray``.
+No TensorFlow here, so the command line checks a path in milliseconds. Refusals are InputErrors with a fix.
 """
 
 from __future__ import annotations
@@ -28,12 +25,10 @@ RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampli
 _RESAVE_FIX = "open it in an image viewer and re-save it as PNG or JPEG, or re-download it"
 
 
-def _positive_int(value: Any, name: str, *, example: int = 512, none_ok: bool = False) -> int | None:
-    if none_ok and value is None:
-        return None
+def _positive_int(value: Any, name: str, *, example: int = 512) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(f"must be a positive whole number of pixels{' or None' if none_ok else ''}, got {value!r}",
-                         where=name, fix=f"pass e.g. {name}={example:_}")
+        raise InputError(f"must be a positive whole number of pixels, got {value!r}", where=name,
+                         fix=f"pass e.g. {name}={example:_}")
     return int(value)
 
 
@@ -45,7 +40,7 @@ def _too_big(where: str, what: str) -> InputError:
 
 def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.Image]:
     """The checked path and the image opened lazily, header only (the caller closes it)."""
-    max_pixels = _positive_int(max_pixels, "max_pixels", example=100_000_000, none_ok=True)
+    max_pixels = None if max_pixels is None else _positive_int(max_pixels, "max_pixels", example=100_000_000)
     source = _as_path(path, what="image path")
     where = str(source)
     check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")

@@ -1,9 +1,6 @@
-"""Figures for the course: image rows, loss curves, heatmaps, GIFs of an optimisation.
-
-Each function returns a fixed-size :class:`matplotlib.figure.Figure` with titled panels and never calls
-``plt.show()`` (the notebook cell does, so no ``<Figure …>`` text is stored). Images are float ``[H, W, 3]``
-(or ``[1, H, W, 3]``) in [0, 1] or uint8, arrays or tensors. Taught in notebooks 00 (:func:`show_images`),
-01 (:func:`heatmap`), 02–05 (:func:`plot_history`) and 08 (:func:`save_gif`).
+"""Figures for the course: image rows, loss curves, heatmaps, GIFs. Each function returns a fixed-size Figure
+and never calls ``plt.show()`` (the notebook cell does, so no ``<Figure …>`` text is stored). Taught in
+notebooks 00 (:func:`show_images`), 01 (:func:`heatmap`), 02–05 (:func:`plot_history`), 08 (:func:`save_gif`).
 """
 
 from __future__ import annotations
