@@ -1,10 +1,5 @@
-"""Bookkeeping shared by the NST and DeepDream loops: history, progress, NaN guard, frames, interrupts.
-
-A loop produces one dict of scalar losses per step (evaluated *before* that step's update). The
-:class:`Recorder` appends them to the history, drives the tqdm bar, prints a fixed-format log line,
-keeps frames, and checks for NaN/Inf, keeping the last finite image so a run that blows up still
-returns something usable. :func:`run_steps` adds batching for gradient loops: values are read back
-to the host every ``sync_every`` steps only, so a GPU does not wait for the host on every step.
+"""Bookkeeping shared by the NST and DeepDream loops: history, progress bar, log lines, frames, NaN guard.
+A step's losses are evaluated *before* its update; a run that blows up still returns the last finite image.
 """
 
 from __future__ import annotations
@@ -20,18 +15,13 @@ import numpy as np
 
 from .errors import NonFiniteLossError
 
+SYNC_EVERY = 10
+
 
 @dataclass
 class RunResult:
-    """What an optimisation loop returns (base of ``NSTResult`` and ``DreamResult``).
-
-    Attributes:
-        image: float32 ``[H, W, 3]`` in [0, 1].
-        history: per-step lists of losses (evaluated before each step's update) and ``seconds``.
-        config: the configuration used.
-        frames: images kept every ``frame_every`` steps.
-        status: ``"completed"`` or ``"interrupted"``.
-    """
+    """A loop's result: ``image`` float32 ``[H, W, 3]`` in [0, 1]; ``history`` per-step losses and ``seconds``;
+    ``config``; ``frames`` kept every ``frame_every`` steps; ``status`` ``"completed"`` or ``"interrupted"``."""
 
     main_key: ClassVar[str] = "loss"
     image: np.ndarray
@@ -42,37 +32,27 @@ class RunResult:
 
     @property
     def final_loss(self) -> float:
-        """The last value of the main loss in the history."""
         return self.history[self.main_key][-1]
 
 
 class Recorder:
-    """Per-step history plus progress bar, log lines, frames, callback and the NaN guard.
-
-    Args:
-        num_steps: steps expected (for the progress bar).
-        get_image: the current image as a float32 NumPy array in [0, 1].
-        progress: show a tqdm.auto bar. desc: its label.
-        log_every: print ``step N | loss x.xxxxe+yy`` every N steps (0: never).
-        frame_every: keep a copy of the image every N steps (0: never).
-        callback: ``callback(step, losses, image)`` at each sync point.
-        main_key: the loss shown and checked first (``"total"`` for NST, ``"loss"`` for DeepDream).
-        step_offset: added to step numbers (octaves of DeepDream continue counting).
-    """
+    """Per-step history, a tqdm bar of ``num_steps`` if ``progress``, a ``step N | loss x.xxxxe+yy`` line every
+    ``log_every`` steps and a frame (``get_image()``, float32 in [0, 1]) every ``frame_every`` (0: never),
+    ``callback(step, losses, image)`` at each sync point, and the NaN guard. ``main_key``: the loss shown and
+    checked (``"total"`` for NST, ``"loss"`` for DeepDream); ``step_offset`` is added to step numbers."""
 
     def __init__(self, *, num_steps: int, get_image: Callable[[], np.ndarray], progress: bool = True,
                  desc: str = "", log_every: int = 0, frame_every: int = 0, callback=None,
-                 main_key: str = "total", history: dict | None = None, frames: list | None = None,
-                 step_offset: int = 0) -> None:
+                 main_key: str = "total", step_offset: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        self.history: dict[str, list[float]] = history if history is not None else {}
-        self.frames: list[np.ndarray] = frames if frames is not None else []
+        self.history: dict[str, list[float]] = {}
+        self.frames: list[np.ndarray] = []
         self.get_image, self.main_key, self.callback = get_image, main_key, callback
         self.log_every, self.frame_every, self.step_offset = log_every, frame_every, step_offset
         self.last_good = get_image()
         self.status = "running"
-        self._start = time.perf_counter() - (self.history["seconds"][-1] if self.history.get("seconds") else 0.0)
+        self._start = time.perf_counter()
         self._handle = None
         # tqdm.auto imported tqdm.notebook only if it picked the ipywidgets bar: no widget import elsewhere
         notebook = sys.modules.get("tqdm.notebook")
@@ -87,10 +67,9 @@ class Recorder:
             self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
 
     def resume(self, history: dict[str, list[float]]) -> None:
-        """Continue from a saved ``history``: the steps, the clock and the progress bar go on from it."""
+        """Go on from a saved ``history``: steps, clock and progress bar."""
         self.history.update(history)
-        seconds = self.history.get("seconds") or [0.0]
-        self._start = time.perf_counter() - seconds[-1]
+        self._start = time.perf_counter() - (self.history.get("seconds") or [0.0])[-1]
         self._bar.update(self.steps_done)
 
     @property
@@ -98,7 +77,8 @@ class Recorder:
         return len(self.history.get(self.main_key, []))
 
     def record(self, losses_per_step: list[dict], *, image_ok: bool = True) -> None:
-        """Append the steps' losses (dicts of floats or scalar tensors), then check and keep the image."""
+        """Append the steps' losses (floats or scalar tensors), then check and keep the image; NonFiniteLossError,
+        carrying the last finite image, when a loss or the image is NaN/Inf."""
         seconds = time.perf_counter() - self._start
         for losses in losses_per_step:
             values = {k: float(v) for k, v in losses.items()}
@@ -131,28 +111,23 @@ class Recorder:
         self.frames.append(self.last_good.copy())
 
     def close(self, status: str | None = None) -> None:
-        """Close the progress bar; set the final status when given."""
+        """Close the progress bar, leaving an empty widget view in a notebook; set the final status if given."""
         if status is not None:
             self.status = status
         self._bar.close()
-        if self._handle is not None:  # leave nothing in the cell: a hidden, empty widget view
+        if self._handle is not None:
             self._handle.update({"application/vnd.jupyter.widget-view+json":
                                  {"version_major": 2, "version_minor": 0, "model_id": ""}}, raw=True)
             self._handle = None
 
 
 def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int,
-              image_ok: Callable[[], bool], sync_every: int = 10,
-              should_stop: Callable[[], bool] | None = None,
+              image_ok: Callable[[], bool], should_stop: Callable[[], bool] | None = None,
               on_sync: Callable[[], None] | None = None) -> Recorder:
-    """Call ``step(i)`` ``num_steps`` times, recording its losses; see the module docstring.
-    ``on_sync()`` runs after each sync point's losses are recorded (e.g. to save a checkpoint).
+    """Call ``step(i)`` ``num_steps`` times and record its losses at each sync point, then ``on_sync()``.
 
-    Ctrl-C (KeyboardInterrupt) or ``should_stop()`` returning True ends the run early with status
-    ``"interrupted"``; the steps already done stay in the history.
-
-    Raises:
-        NonFiniteLossError: a loss or the image became NaN/Inf; carries the last finite image.
+    Ctrl-C or ``should_stop()`` returning True ends the run with status ``"interrupted"``, keeping the
+    steps done. NonFiniteLossError when a loss or the image becomes NaN/Inf.
     """
     pending: list[dict] = []
     status = "completed"
@@ -162,7 +137,7 @@ def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int
                 status = "interrupted"
                 break
             pending.append(step(i))
-            due = (i + 1) % sync_every == 0 or i == num_steps - 1 or recorder.wants_frame(i) \
+            due = (i + 1) % SYNC_EVERY == 0 or i == num_steps - 1 or recorder.wants_frame(i) \
                 or (recorder.log_every and i % recorder.log_every == 0)
             if due:
                 recorder.record(pending, image_ok=image_ok())

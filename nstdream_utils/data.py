@@ -1,21 +1,5 @@
-"""The bundled images: their names, the folder they live in, and the path of each.
-
-``data/styles`` holds eight style images drawn by ``data/make_styles.py``: look-alikes of the four
-geometric images of the paper (Al-Khazraji, Abbas & Jamil 2022, Fig. 5; :data:`PAPER_STYLES`) and
-four of graded busyness (:data:`GRADED_STYLES`, least to most busy). ``data/content`` holds five
-permissively licensed photos copied from scikit-image (:data:`CONTENT_NAMES`) by :func:`write_content`.
-
-Files live in :func:`data_dir` (``<repo>/data``, or ``$NSTDREAM_DATA_DIR``); ``nstdream data styles``
-and ``nstdream data content`` rewrite them.
-
-Floor 5: imports NumPy, PIL and the lower-floor :mod:`nstdream_utils.errors` and :mod:`nstdream_utils.files`,
-never TensorFlow; scikit-image only inside :func:`write_content`.
-
-Example::
-
-    >>> from nstdream_utils import data
-    >>> data.style_path("spiral").name  # doctest: +SKIP
-    'spiral.png'
+"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by
+``data/make_styles.py`` and photos from scikit-image (:func:`write_content`, its only use of scikit-image).
 """
 
 from __future__ import annotations
@@ -23,7 +7,6 @@ from __future__ import annotations
 import difflib
 import io
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -32,46 +15,27 @@ from PIL import Image
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 from nstdream_utils.files import atomic_write_bytes
 
-__all__ = [
-    "PAPER_STYLES",
-    "GRADED_STYLES",
-    "STYLE_NAMES",
-    "CONTENT_NAMES",
-    "STYLE_SCRIPT",
-    "data_dir",
-    "style_path",
-    "content_path",
-    "write_content",
-    "course_path",
-]
-
-#: The paper's four style images (Fig. 5), drawn as look-alikes.
-PAPER_STYLES = ("triangle", "circular", "spiral", "3d_squares")
-#: Extra styles ordered from least to most busy; ``reproduction.distortion_score`` ranks them in this order.
-GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")
-#: Every style name: the paper's first, then the graded ones.
+PAPER_STYLES = ("triangle", "circular", "spiral", "3d_squares")  # the paper's Fig. 5, as look-alikes
+GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")  # least to most busy
 STYLE_NAMES = PAPER_STYLES + GRADED_STYLES
-#: Content photos copied from ``skimage.data`` (licences in ``data/LICENSES.md``).
-CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")
-#: The script that draws the style images; it exists only in a checkout of the repository.
-STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"
+CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")  # from skimage.data; data/LICENSES.md
+STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"  # in a checkout only
 
 
 def data_dir() -> Path:
-    """The data folder: ``$NSTDREAM_DATA_DIR`` if set (read at each call), else ``data/`` at the repository root."""
+    """``$NSTDREAM_DATA_DIR`` if set (read at each call), else ``data/`` at the repository root."""
     override = os.environ.get("NSTDREAM_DATA_DIR")
     return Path(override).expanduser() if override else STYLE_SCRIPT.parent
 
 
 def course_path(value: str | os.PathLike) -> Path:
-    """A path as the notebooks write it, relative to the course's ``notebooks/`` folder (``../data/...``,
-    ``../results/paper``), made absolute: the same file from any working folder. Absolute paths stay."""
+    """A path as the notebooks write it, relative to ``notebooks/`` (``../data/...``), made absolute, so it
+    names the same file from any working folder; an absolute path stays."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
 
 
-def _existing(name: object, names: Sequence[str], *, kind: str, fix: str) -> Path:
-    """``data_dir()/styles/<name>.png`` or ``data_dir()/content/<name>.png``; an unknown name gets a suggestion."""
+def _existing(name: object, names: tuple[str, ...], *, kind: str, fix: str) -> Path:
     if not isinstance(name, str):
         raise TypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r} — use one of {list(names)}")
     if name not in names:
@@ -85,41 +49,23 @@ def _existing(name: object, names: Sequence[str], *, kind: str, fix: str) -> Pat
 
 
 def style_path(name: str) -> Path:
-    """Path of the saved style image ``name`` (``data_dir()/styles/<name>.png``).
-
-    Raises:
-        InputError: unknown ``name``; the message suggests the closest one.
-        MissingFileError: (a ``FileNotFoundError``) the file is missing; the fix says how to make it.
-    """
+    """``data_dir()/styles/<name>.png``. InputError for an unknown name (suggesting the closest),
+    MissingFileError (a FileNotFoundError) for a missing file."""
     return _existing(name, STYLE_NAMES, kind="style", fix="run `nstdream data styles` in a checkout of the repository")
 
 
 def content_path(name: str) -> Path:
-    """Path of the saved content photo ``name`` (``data_dir()/content/<name>.png``).
-
-    Raises:
-        InputError: unknown ``name``; the message suggests the closest one.
-        MissingFileError: (a ``FileNotFoundError``) the file is missing; the fix says how to make it.
-    """
-    return _existing(
-        name, CONTENT_NAMES, kind="content",
-        fix="run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'",
-    )
+    """``data_dir()/content/<name>.png``; errors as :func:`style_path`."""
+    return _existing(name, CONTENT_NAMES, kind="content",
+                     fix="run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'")
 
 
 def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
-    """Copy the :data:`CONTENT_NAMES` photos from scikit-image as PNGs with a longest side of at most 512 px.
-
-    ``astronaut`` (NASA, public domain), ``chelsea`` (CC0) and ``camera`` (CC0, greyscale, stored as
-    RGB) keep their size; ``coffee`` (CC0) and ``rocket`` (SpaceX, public domain) are shrunk to a
-    longest side of 512 px with a Lanczos filter. Each file is written atomically to
-    ``directory`` (default ``data_dir()/content``); returns the paths.
-
-    Raises:
-        NstdreamError: scikit-image is not installed.
-    """
+    """Write the :data:`CONTENT_NAMES` photos from scikit-image as RGB PNGs to ``directory`` (default
+    ``data_dir()/content``), atomically, shrunk (Lanczos) to a longest side of at most 512 px; their paths.
+    NstdreamError when scikit-image is not installed."""
     try:
-        import skimage.data  # only here: an optional dependency
+        import skimage.data
     except ImportError as error:
         raise NstdreamError("scikit-image is not installed", where="write_content",
                             fix="pip install 'nstdream[data]' (or scikit-image), then run it again") from error

@@ -1,9 +1,5 @@
-"""Exceptions that carry a fix.
-
-Every error a user can cause is an :class:`NstdreamError`: it names what is wrong and says how to
-fix it, so the CLI can print it as one line (``error: <where>: <what> — <fix>``) and a notebook shows
-the same text. Each class also derives from the built-in exception a Python user would expect.
-"""
+"""Exceptions that carry a fix, printed as one line (``<where>: <what> — <fix>``) by the CLI and in notebooks.
+Each also derives from the built-in exception a Python user would expect."""
 
 from __future__ import annotations
 
@@ -12,9 +8,7 @@ class NstdreamError(Exception):
     """Base class: ``what`` is wrong with ``where`` (a file, a parameter), and ``fix`` says what to do."""
 
     def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
-        self.what = what
-        self.where = where
-        self.fix = fix
+        self.what, self.where, self.fix = what, where, fix
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
@@ -39,9 +33,7 @@ class NonFiniteLossError(NstdreamError, FloatingPointError):
     """The loss or image became NaN or Inf; ``last_image`` is the last finite image, ``step`` where."""
 
     def __init__(self, what: str, *, step: int, last_image=None, history=None, fix: str | None = None):
-        self.step = step
-        self.last_image = last_image
-        self.history = history
+        self.step, self.last_image, self.history = step, last_image, history
         super().__init__(what, where=f"step {step}", fix=fix)
 
 

@@ -1,12 +1,5 @@
-"""Images in and out. An image is a float32 array ``[H, W, 3]`` (or ``[1, H, W, 3]``), RGB in [0, 1]; tensors
-are accepted through ``np.asarray`` (no TensorFlow here, so the command line checks a path in milliseconds).
-
-:func:`load_image` composites transparency over **white**, copies greyscale to three channels, divides
-16-bit grey by 65535 (32-bit ``I`` clips at 65535; float ``F`` is [0, 1], or [0, 255] if a value exceeds
-1), converts CMYK (ICC profiles are not applied), turns EXIF-rotated photos upright and takes an
-animation's first frame. It refuses with one :class:`~nstdream_utils.errors.InputError` naming the file
-and the fix: not a regular file, not an image, truncated or damaged (decoded in full, never padded), zero
-size, over ``max_pixels`` (read from the header, so a decompression bomb costs nothing).
+"""Images in and out: float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1]; tensors via ``np.asarray``.
+No TensorFlow here, so the command line checks a path in milliseconds. Refusals are InputErrors with a fix.
 """
 
 from __future__ import annotations
@@ -24,23 +17,18 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from nstdream_utils.errors import InputError
 from nstdream_utils.files import _as_path, atomic_write_bytes, check_output_path, check_regular_file
 
-#: Largest image :func:`load_image` decodes: 40 megapixels (8000 × 5000), about 480 MB as float32 RGB.
-DEFAULT_MAX_PIXELS = 40_000_000
-#: Largest image file opened (1 GiB), checked from its size before it is opened.
-MAX_IMAGE_BYTES = 1 << 30
-#: ``method=`` names for :func:`resize` and :func:`ensure_min_size`.
+DEFAULT_MAX_PIXELS = 40_000_000  # 8000 × 5000, about 480 MB as float32 RGB
+MAX_IMAGE_BYTES = 1 << 30  # largest file opened, checked from its size
 RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
                   "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
                   "nearest": Image.Resampling.NEAREST}
 _RESAVE_FIX = "open it in an image viewer and re-save it as PNG or JPEG, or re-download it"
 
 
-def _positive_int(value: Any, name: str, *, example: int = 512, none_ok: bool = False) -> int | None:
-    if none_ok and value is None:
-        return None
+def _positive_int(value: Any, name: str, *, example: int = 512) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(f"must be a positive whole number of pixels{' or None' if none_ok else ''}, got {value!r}",
-                         where=name, fix=f"pass e.g. {name}={example:_}")
+        raise InputError(f"must be a positive whole number of pixels, got {value!r}", where=name,
+                         fix=f"pass e.g. {name}={example:_}")
     return int(value)
 
 
@@ -51,8 +39,8 @@ def _too_big(where: str, what: str) -> InputError:
 
 
 def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.Image]:
-    """The checked path and the image opened lazily (header only; the caller closes it)."""
-    max_pixels = _positive_int(max_pixels, "max_pixels", example=100_000_000, none_ok=True)
+    """The checked path and the image opened lazily, header only (the caller closes it)."""
+    max_pixels = None if max_pixels is None else _positive_int(max_pixels, "max_pixels", example=100_000_000)
     source = _as_path(path, what="image path")
     where = str(source)
     check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")
@@ -71,11 +59,7 @@ def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.
                          fix=f"make it readable (chmod u+r '{source}') or copy it somewhere you can read") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise InputError(f"cannot be opened as an image ({error})", where=where, fix=_RESAVE_FIX) from error
-    width, height = pil.size
-    if width <= 0 or height <= 0:
-        pil.close()
-        raise InputError(f"has zero size ({width}×{height} pixels)", where=where,
-                         fix="use an image with at least one pixel; " + _RESAVE_FIX)
+    width, height = pil.size  # never 0: Pillow refuses a zero size as an unidentified image
     if max_pixels is not None and width * height > max_pixels:
         pil.close()
         raise _too_big(where, f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
@@ -84,17 +68,15 @@ def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.
 
 
 def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Path:
-    """``path`` as a Path if it names a loadable image, from its header only (milliseconds). Errors as
-    :func:`load_image`, except that a file truncated after its header passes here."""
+    """``path`` as a Path if its header is a loadable image (milliseconds; errors as :func:`load_image`)."""
     source, pil = _open(path, max_pixels)
     pil.close()
     return source
 
 
 def image_info(path: str | os.PathLike) -> dict[str, Any]:
-    """An image file's header, without a pixel cap of ours: ``{"format", "mode", "size": (width, height) as stored,
-    "width", "height", "frames", "orientation"}`` (the EXIF tag: 1 upright, 5–8 mean :func:`load_image` swaps
-    width and height). Errors as :func:`validate_image_path`."""
+    """An image file's header, with no pixel cap: ``format``, ``mode``, ``size`` (as stored), ``width``,
+    ``height``, ``frames`` and the EXIF ``orientation`` (1 upright; 5–8: :func:`load_image` swaps W and H)."""
     _, pil = _open(path, None)
     with pil:
         try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
@@ -106,10 +88,14 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous, upright, transparency over white.
-    ``max_pixels`` (width × height; ``None``: no cap of ours, Pillow's ``Image.MAX_IMAGE_PIXELS`` still applies)
-    is checked from the header, then every pixel is decoded. MissingFileError (no such file, suggesting a close
-    name) or InputError (see the module docstring), naming the file and the fix."""
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous.
+
+    EXIF-rotated photos are turned upright, transparency is composited over white, greyscale copied to three
+    channels (16-bit grey ÷ 65535, 32-bit ``I`` clipped at 65535, float ``F`` taken as [0, 1] or, if a value
+    exceeds 1, [0, 255]), CMYK converted, an animation's first frame taken. ``max_pixels`` (W × H; None: only
+    Pillow's ``Image.MAX_IMAGE_PIXELS``) is checked from the header. MissingFileError for no such file;
+    InputError for a folder, a non-image, a truncated or damaged file (never padded) or a zero or oversized one.
+    """
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
@@ -120,18 +106,16 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
                              fix=_RESAVE_FIX) from error
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = saved
-        upright, alpha = ImageOps.exif_transpose(pil), None  # Pillow skips a malformed EXIF block
+        upright, alpha = ImageOps.exif_transpose(pil), None
         try:
             if upright.mode in ("I", "F") or upright.mode.startswith("I;16"):  # greyscale beyond 8 bits
                 grey = np.asarray(upright).astype(np.float32)
                 if upright.mode == "F":
                     grey = np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0)
-                    grey = grey / 255.0 if grey.max() > 1.0 else grey
-                else:
-                    if isinstance(upright.info.get("transparency"), int):
-                        alpha = (np.asarray(upright) != upright.info["transparency"]).astype(np.float32)
-                    grey = grey / 65535.0
-                rgb = np.repeat(grey[..., None], 3, axis=-1)
+                elif isinstance(upright.info.get("transparency"), int):
+                    alpha = (np.asarray(upright) != upright.info["transparency"]).astype(np.float32)
+                scale = 65535.0 if upright.mode != "F" else 255.0 if grey.max() > 1.0 else 1.0
+                rgb = np.repeat(grey[..., None] / scale, 3, axis=-1)
             elif upright.has_transparency_data:  # an alpha channel, or a tRNS colour or palette entry
                 rgba = np.asarray(upright.convert("RGBA"), np.float32) / 255.0
                 rgb, alpha = rgba[..., :3], rgba[..., 3]
@@ -146,41 +130,40 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
 
 
 def save_image(image: Any, path: str | os.PathLike) -> Path:
-    """Save ``image`` (as :func:`to_pil` takes it) as an 8-bit RGB PNG, atomically, after
-    :func:`~nstdream_utils.files.check_output_path`; ``path`` as a Path. InputError for a bad path or image;
-    OSError when the write fails (nothing is left at ``path``, an old file there is kept)."""
+    """Save ``image`` as an 8-bit RGB PNG (:func:`to_pil`), atomically: on failure an old file stays.
+    InputError for a bad image or path (``files.check_output_path``)."""
     target = check_output_path(path, suffixes=(".png",))
     buffer = io.BytesIO()
     to_pil(image).save(buffer, format="PNG")
     return atomic_write_bytes(buffer.getvalue(), target)
 
 
-def _as_image_array(image: Any, name: str = "image") -> tuple[np.ndarray, bool]:
-    """``image`` as float32 ``[H, W, 3]`` (uint8 divided by 255; not clipped; a view where possible), and
-    whether it was a batch of one. InputError for another shape, a larger batch, NaN/Inf or another dtype."""
+def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
+    """``image`` as float32 ``[H, W, 3]`` (uint8 ÷ 255; not clipped; a view where possible) and whether it
+    was a batch of one. InputError for another shape, a larger batch, NaN/Inf or another dtype."""
     array = np.asarray(image)
     batched = array.ndim == 4
     if batched and array.shape[0] != 1:
-        raise InputError(f"is a batch of {array.shape[0]} images {array.shape}; one image is expected", where=name,
-                         fix=f"pass one image, e.g. {name}[0]")
+        raise InputError(f"is a batch of {array.shape[0]} images {array.shape}; one image is expected", where="image",
+                         fix="pass one image, e.g. image[0]")
     array = array[0] if batched else array
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
         raise InputError(f"has shape {tuple(np.shape(image))}; expected [H, W, 3] or [1, H, W, 3] with H, W ≥ 1",
-                         where=name, fix="pass an RGB image (for greyscale use np.repeat(gray[..., None], 3, axis=-1))")
+                         where="image", fix="pass an RGB image (greyscale: np.repeat(gray[..., None], 3, axis=-1))")
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0, batched
     if array.dtype.kind != "f":
-        raise InputError(f"has dtype {array.dtype}; expected float in [0, 1] or uint8 in [0, 255]", where=name,
+        raise InputError(f"has dtype {array.dtype}; expected float in [0, 1] or uint8 in [0, 255]", where="image",
                          fix="convert it, e.g. image.astype(np.float32) / 255")
     array = array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
-        raise InputError("contains NaN or Inf values", where=name,
+        raise InputError("contains NaN or Inf values", where="image",
                          fix="check the step that produced it (e.g. a diverging optimisation: lower the learning rate)")
     return array, batched
 
 
 def _resize_array(array: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
-    """Resize float32 ``[H, W, 3]`` channel by channel in Pillow's 32-bit float mode, clipped to ``[0, 1]``."""
+    """float32 ``[H, W, 3]`` resized channel by channel in Pillow's float mode, clipped to [0, 1]."""
     if not isinstance(method, str) or method not in RESIZE_METHODS:
         close = difflib.get_close_matches(str(method), RESIZE_METHODS, n=1)
         raise InputError(f"unknown resize method {method!r}", where="method",
@@ -195,10 +178,10 @@ def _resize_array(array: np.ndarray, height: int, width: int, method: str) -> np
 
 def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_side: int | None = None,
            exact: tuple[int, int] | None = None, method: str = "lanczos") -> np.ndarray:
-    """``image`` (float ``[H, W, 3]`` or ``[1, H, W, 3]`` in [0, 1], or uint8) resized: a new float32 array
-    of the same rank, clipped to [0, 1]. Give one of ``longest_side`` (``max(H, W)`` becomes it, keeping
-    the aspect ratio), ``exact`` (``(height, width)``, not PIL's order) or ``size`` (an int means
-    ``longest_side``, a pair ``exact``); ``method`` a :data:`RESIZE_METHODS` name. InputError otherwise."""
+    """``image`` (float in [0, 1] or uint8, ``[H, W, 3]`` or ``[1, H, W, 3]``) resized to a new float32 array of
+    the same rank, clipped to [0, 1]. Give one of ``longest_side`` (keeps the aspect ratio), ``exact``
+    ``(height, width)`` or ``size`` (an int: ``longest_side``; a pair: ``exact``); ``method`` from
+    :data:`RESIZE_METHODS`."""
     given = {name: value for name, value in (("size", size), ("longest_side", longest_side), ("exact", exact))
              if value is not None}
     if len(given) != 1:
@@ -221,27 +204,23 @@ def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_sid
 
 
 def ensure_min_size(image: Any, min_side: int, *, method: str = "bicubic") -> np.ndarray:
-    """``image`` as float32 of the same rank, upscaled keeping its aspect ratio so that ``min(H, W) >=
-    min_side`` (Inception v3 needs 75); one large enough is not resampled (nor copied, if float32)."""
+    """``image`` as float32 of the same rank, upscaled keeping its aspect ratio so that ``min(H, W) >= min_side``
+    (Inception v3 needs 75); one large enough is returned as it is (float32: not copied)."""
     min_side = _positive_int(min_side, "min_side")
     array, batched = _as_image_array(image)
-    height, width = array.shape[:2]
-    short = min(height, width)
-    if short < min_side:
-        scale = min_side / short
-        array = _resize_array(array, min_side if height == short else max(min_side, round(height * scale)),
-                              min_side if width == short else max(min_side, round(width * scale)), method)
+    if min(array.shape[:2]) < min_side:
+        scale = min_side / min(array.shape[:2])
+        array = _resize_array(array, *(max(min_side, round(side * scale)) for side in array.shape[:2]), method)
     return array[None] if batched else array
 
 
 def to_pil(image: Any) -> Image.Image:
-    """An 8-bit RGB PIL image of size ``(W, H)`` from float ``[H, W, 3]`` or ``[1, H, W, 3]`` (clipped to [0, 1],
-    then ``round(255 · x)``) or uint8; InputError as for any image argument (shape, batch, NaN, dtype)."""
+    """An 8-bit RGB PIL image, ``round(255 · clip(x, 0, 1))``, from float or uint8 ``[H, W, 3]``/``[1, H, W, 3]``."""
     array, _ = _as_image_array(image)
     return Image.fromarray(np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
-#: RGB → YCbCr for NST's colour preservation (JPEG's full-range BT.601, Cb and Cr centred on 0).
+# RGB → YCbCr (JPEG's full-range BT.601; Cb and Cr centred on 0), for NST's colour preservation.
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
@@ -250,22 +229,16 @@ def rgb_to_ycbcr(image: Any) -> np.ndarray:
     return np.asarray(image, np.float32) @ _YCBCR.T
 
 
-def ycbcr_to_rgb(image: Any) -> np.ndarray:
-    """The inverse of :func:`rgb_to_ycbcr` (not clipped)."""
-    return np.asarray(image, np.float32) @ np.linalg.inv(_YCBCR).T
-
-
 def keep_colors(stylized: Any, content: Any) -> np.ndarray:
-    """The stylised image's luminance Y with the content's chroma (Cb, Cr), clipped to [0, 1]: Gatys et al.
-    2016's luminance-only transfer. Both ``[H, W, 3]`` in [0, 1] of the same shape."""
+    """The stylised image's luminance Y with the content's Cb, Cr, clipped to [0, 1] (Gatys et al. 2016's
+    luminance-only transfer); both ``[H, W, 3]`` in [0, 1], one shape."""
     y, cbcr = rgb_to_ycbcr(stylized)[..., :1], rgb_to_ycbcr(content)[..., 1:]
-    return np.clip(ycbcr_to_rgb(np.concatenate([y, cbcr], axis=-1)), 0.0, 1.0)
+    return np.clip(np.concatenate([y, cbcr], axis=-1) @ np.linalg.inv(_YCBCR).T, 0.0, 1.0)
 
 
 def match_colors(source: Any, reference: Any) -> np.ndarray:
-    """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1]: Gatys et al.
-    2016's colour histogram matching, :math:`x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`
-    (symmetric matrix square roots). ``[H, W, 3]`` in [0, 1]; the two may differ in size."""
+    """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1] (Gatys et al.
+    2016): :math:`x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`. ``[H, W, 3]`` in [0, 1], any sizes."""
     def stats(image):
         pixels = np.asarray(image, np.float64).reshape(-1, 3)
         return pixels, pixels.mean(0), np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3)

@@ -1,18 +1,15 @@
-"""Loss functions of neural style transfer and DeepDream, as pure functions of tensors.
+"""Losses of neural style transfer and DeepDream, pure functions of channels-last float32 tensors.
 
 The paper's equations (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016):
 
-* Eq 3, content loss: :math:`L_{content} = \\tfrac12 \\sum_{i,j} (F^l_{ij} - P^l_{ij})^2`
+* Eq 3, content: :math:`L_{content} = \\tfrac12 \\sum_{i,j} (F^l_{ij} - P^l_{ij})^2`
 * Eq 4, Gram matrix: :math:`G^l_{ij} = \\sum_k F^l_{ik} F^l_{jk}` (channels i, j; positions k)
-* Eq 5, style loss: :math:`E_l = \\frac{1}{4 N_l^2 M_l^2} \\sum_{i,j} (G^l_{ij} - A^l_{ij})^2`,
+* Eq 5, style: :math:`E_l = \\frac{1}{4 N_l^2 M_l^2} \\sum_{i,j} (G^l_{ij} - A^l_{ij})^2`,
   :math:`L_{style} = \\sum_l w_l E_l`
-* Eq 6, total loss: :math:`L = \\alpha L_{content} + \\beta L_{style}` (+ total variation, optional)
-* DeepDream: :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised; guided by an image:
-  :func:`guided_dream_loss`.
-* Spatial control (Gatys et al. 2017): Gram matrices of masked features, :func:`resize_mask`.
+* Eq 6, total: :math:`L = \\alpha L_{content} + \\beta L_{style}` (+ total variation)
+* DeepDream: :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised.
 
-Feature maps are channels-last, float32. Nothing here knows about models or optimisers.
-Taught in notebooks 01 (Gram matrices), 02 (content and style loss) and 05 (DeepDream loss); total variation in 08.
+Taught in notebooks 01 (Gram matrices), 02 (content and style), 05 (DeepDream) and 08 (total variation, masks).
 """
 
 from __future__ import annotations
@@ -21,28 +18,16 @@ from collections.abc import Mapping, Sequence
 
 import tensorflow as tf
 
-GRAM_NORMALIZATIONS = (None, "hw", "chw")
-CONTENT_REDUCTIONS = ("half_sum", "sum", "mean")
-STYLE_REDUCTIONS = ("sum", "mean", "gatys", "keras")
-TV_KINDS = ("keras", "tf")
 
-
-def _check_choice(name: str, value, choices) -> None:
+def _check(name: str, value, choices) -> None:
     if value not in choices:
         raise ValueError(f"{name}={value!r} is not one of {list(choices)}")
 
 
 @tf.custom_gradient
 def _gram_flat(flat: tf.Tensor):
-    """``Fᵀ F`` for ``flat`` of shape ``[P, C]`` → ``[C, C]`` (``[B, P, C]`` → ``[B, C, C]``), with a
-    one-product gradient.
-
-    The gradient of ``G = Fᵀ F`` is ``dF = F (dG + dGᵀ)``: one matrix product. Autodiff of
-    ``tf.einsum``/``tf.matmul`` computes one product per operand (two, although both are ``F``) plus
-    transposed copies; this form makes the NST step 4–7 % cheaper (``benchmarks/gram_gradient.py``).
-    A single image goes in as ``[P, C]``: TensorFlow's plain matrix product is faster than its batched
-    one at these shapes (≈ 1 % of a 128 px NST step).
-    """
+    """``Fᵀ F`` for ``[P, C]`` (or ``[B, P, C]``); its gradient ``F (dG + dGᵀ)`` is one matrix product, not
+    autodiff's two (``benchmarks/gram_gradient.py``)."""
 
     def grad(d_gram):
         return tf.matmul(flat, d_gram + tf.linalg.matrix_transpose(d_gram))
@@ -51,35 +36,22 @@ def _gram_flat(flat: tf.Tensor):
 
 
 def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
-    """Gram matrix of a feature map: inner products between channels, summed over positions.
+    """Gram matrix (Eq 4): :math:`G_{cc'} = \\sum_p F_{pc} F_{pc'}`, i.e. ``FᵀF`` with F positions × channels.
 
-    .. math:: G_{cc'} = \\sum_p F_{pc} F_{pc'} \\quad (= F^\\top F \\text{ with } F \\text{ as positions} \\times \\text{channels})
+    ``features``: float ``[P, C]``, ``[H, W, C]`` or ``[B, H, W, C]``; ``normalize``: None (Eq 4), ``"hw"``
+    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1).
 
-    Args:
-        features: float tensor, ``[P, C]`` (positions × channels, as in the paper's 2×2 example),
-            ``[H, W, C]`` or ``[B, H, W, C]``.
-        normalize: ``None`` (the paper's Eq 4, a plain sum), ``"hw"`` (÷ number of positions, as
-            the TensorFlow style-transfer tutorial) or ``"chw"`` (÷ C·H·W, as d2l).
-
-    Returns:
-        float32 ``[C, C]``; ``[B, C, C]`` for a batch of more than one image.
-
-    Example:
-        >>> gram_matrix([[1., 2.], [3., 4.]]).numpy()   # the paper's worked example
-        array([[10., 14.],
-               [14., 20.]], dtype=float32)
+    >>> gram_matrix([[1., 2.], [3., 4.]]).numpy()  # the paper's worked example
+    array([[10., 14.],
+           [14., 20.]], dtype=float32)
     """
-    _check_choice("normalize", normalize, GRAM_NORMALIZATIONS)
+    _check("normalize", normalize, (None, "hw", "chw"))
     f = tf.cast(tf.convert_to_tensor(features), tf.float32)
-    rank = f.shape.rank
-    if rank == 2:
-        f = f[tf.newaxis, tf.newaxis]  # [1, 1, P, C]
-    elif rank == 3:
-        f = f[tf.newaxis]
-    elif rank != 4:
+    if f.shape.rank not in (2, 3, 4):
         raise ValueError(f"features must be [P, C], [H, W, C] or [B, H, W, C]; got shape {f.shape}")
+    f = f[(tf.newaxis,) * (4 - f.shape.rank)] if f.shape.rank < 4 else f  # [1, 1, P, C], [1, H, W, C]
     shape = tf.shape(f)
-    single = f.shape[0] == 1  # [P, C]: a plain matrix product, and no batch axis to drop afterwards
+    single = f.shape[0] == 1  # one image: a plain matrix product, faster than a batched one
     gram = _gram_flat(tf.reshape(f, [shape[1] * shape[2], shape[3]] if single
                                  else [shape[0], shape[1] * shape[2], shape[3]]))
     positions = tf.cast(shape[1] * shape[2], tf.float32)
@@ -91,18 +63,11 @@ def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
 
 
 def content_loss(features, target, *, reduction: str = "half_sum") -> tf.Tensor:
-    """Content loss, the paper's Eq 3: squared distance between a feature map and its target.
+    """Content loss (Eq 3) between features F and target P, both float ``[..., H, W, C]``; float32 scalar ≥ 0.
 
-    Args:
-        features: float ``[..., H, W, C]``, features F of the generated image.
-        target: same shape, features P of the content image.
-        reduction: ``"half_sum"`` = ½Σ(F−P)² (paper, Gatys), ``"sum"`` = Σ(F−P)² (keras-io example),
-            ``"mean"`` = mean((F−P)²) (TensorFlow tutorial).
-
-    Returns:
-        float32 scalar, ≥ 0; 0 when ``features`` equals ``target``.
+    ``reduction``: ``"half_sum"`` ½Σ(F−P)² (the paper), ``"sum"`` Σ(F−P)² (keras-io), ``"mean"`` (TF tutorial).
     """
-    _check_choice("reduction", reduction, CONTENT_REDUCTIONS)
+    _check("reduction", reduction, ("half_sum", "sum", "mean"))
     diff = tf.square(tf.cast(features, tf.float32) - tf.cast(target, tf.float32))
     if reduction == "mean":
         return tf.reduce_mean(diff)
@@ -112,21 +77,12 @@ def content_loss(features, target, *, reduction: str = "half_sum") -> tf.Tensor:
 
 def style_layer_loss(gram, target_gram, *, reduction: str = "gatys", num_positions=None,
                      num_channels=None) -> tf.Tensor:
-    """One layer's style loss E_l, the paper's Eq 5: squared distance between two Gram matrices.
+    """One layer's style loss (Eq 5) between Gram matrices G and A, both float32 ``[C, C]``; float32 scalar ≥ 0.
 
-    Args:
-        gram, target_gram: float32 ``[C, C]`` Gram matrices G (generated) and A (style image).
-        reduction: ``"gatys"`` = Σ(G−A)² / (4 N² M²) with N = ``num_channels``, M = ``num_positions``
-            (paper Eq 5); ``"keras"`` = Σ(G−A)² / (4·3²·M²) (keras-io ``neural_style_transfer.py``,
-            which uses the number of *colour* channels, 3, for N and the number of *image* pixels
-            for M, at every layer); ``"sum"``; ``"mean"`` (TF tutorial).
-        num_positions: M: H·W of the layer for ``"gatys"``, of the input image for ``"keras"``.
-        num_channels: N = C of the layer (needed by ``"gatys"``; default: from ``gram``).
-
-    Returns:
-        float32 scalar ≥ 0.
+    ``reduction``: ``"gatys"`` Σ(G−A)² / (4 N² M²), N = ``num_channels`` (default: C), M = ``num_positions``
+    (H·W of the layer); ``"keras"`` Σ(G−A)² / (4·3²·M²), M the *image's* H·W (keras-io); ``"sum"``; ``"mean"``.
     """
-    _check_choice("reduction", reduction, STYLE_REDUCTIONS)
+    _check("reduction", reduction, ("sum", "mean", "gatys", "keras"))
     sq = tf.square(tf.cast(gram, tf.float32) - tf.cast(target_gram, tf.float32))
     if reduction == "mean":
         return tf.reduce_mean(sq)
@@ -136,27 +92,18 @@ def style_layer_loss(gram, target_gram, *, reduction: str = "gatys", num_positio
     if num_positions is None:
         raise ValueError(f"reduction={reduction!r} needs num_positions (H·W of the layer)")
     m = tf.cast(num_positions, tf.float32)
-    if reduction == "keras":
-        n = tf.constant(3.0)
-    else:
-        n = tf.cast(num_channels if num_channels is not None else tf.shape(gram)[-1], tf.float32)
+    n = tf.constant(3.0) if reduction == "keras" else \
+        tf.cast(num_channels if num_channels is not None else tf.shape(gram)[-1], tf.float32)
     return total / (4.0 * tf.square(n) * tf.square(m))
 
 
 def style_loss(features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor],
                layer_weights: Mapping[str, float], *, reduction: str = "gatys",
                gram_normalize: str | None = None, image_positions=None) -> tf.Tensor:
-    """Style loss over several layers: L_style = Σ_l w_l E_l (paper Eq 5).
+    """Style loss :math:`L_{style} = \\sum_l w_l E_l` (Eq 5) over ``layer_weights`` (layer → w_l); float32 ≥ 0.
 
-    Args:
-        features: layer name → float ``[1, H, W, C]`` features of the generated image.
-        target_grams: layer name → ``[C, C]`` Gram matrix of the style image (same normalisation).
-        layer_weights: layer name → w_l.
-        reduction, gram_normalize: as in :func:`style_layer_loss` and :func:`gram_matrix`.
-        image_positions: H·W of the input image (needed by ``reduction="keras"``).
-
-    Returns:
-        float32 scalar ≥ 0.
+    ``features``: layer → float ``[1, H, W, C]``; ``target_grams``: layer → ``[C, C]``, normalised as
+    ``gram_normalize`` says; ``image_positions``: the input image's H·W (``reduction="keras"`` needs it).
     """
     if reduction == "keras" and image_positions is None:
         raise ValueError('reduction="keras" needs image_positions (H·W of the input image)')
@@ -173,17 +120,11 @@ def style_loss(features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.
 
 
 def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> tf.Tensor:
-    """Total variation of an image: a smoothness penalty on neighbouring pixels.
+    """Total variation of an image, float ``[B, H, W, C]`` or ``[H, W, C]``; float32 scalar ≥ 0, 0 if constant.
 
-    Args:
-        image: float ``[B, H, W, 3]`` or ``[H, W, 3]`` in the optimiser's pixel scale.
-        kind: ``"keras"`` = Σ ((x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²)^power over the
-            (H−1)×(W−1) grid (keras-io example, power 1.25); ``"tf"`` = Σ|Δy| + Σ|Δx|
-            (``tf.image.total_variation``, the TensorFlow tutorial).
-        power: exponent of the ``"keras"`` kind.
-
-    Returns:
-        float32 scalar ≥ 0; 0 for a constant image.
+    ``kind="keras"``: :math:`\\sum_{i,j} ((x_{i,j}-x_{i+1,j})^2 + (x_{i,j}-x_{i,j+1})^2)^{power}` (keras-io);
+    ``kind="tf"``: :math:`\\sum |\\Delta_y x| + \\sum |\\Delta_x x|` (``tf.image.total_variation``).
+    Gradients by hand (:func:`total_variation_by_slices` is the autodiff reference).
     """
     x = _tv_batch(image, kind)
     if kind == "tf":
@@ -192,8 +133,7 @@ def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> 
 
 
 def total_variation_by_slices(image, *, kind: str = "keras", power: float = 1.25) -> tf.Tensor:
-    """:func:`total_variation_loss` as its formula reads, slices differentiated by autodiff: the
-    reference that its hand-written gradients are tested and benchmarked against (same arguments)."""
+    """:func:`total_variation_loss` as the formula reads, left to autodiff: the reference for its gradients."""
     x = _tv_batch(image, kind)
     if kind == "tf":
         return tf.reduce_sum(tf.image.total_variation(x))
@@ -203,18 +143,15 @@ def total_variation_by_slices(image, *, kind: str = "keras", power: float = 1.25
 
 
 def _tv_batch(image, kind: str) -> tf.Tensor:
-    """Both total variations' argument check: ``kind`` one of :data:`TV_KINDS`; ``image`` as float32 ``[B, H, W, C]``."""
-    _check_choice("kind", kind, TV_KINDS)
+    _check("kind", kind, ("keras", "tf"))
     x = tf.cast(image, tf.float32)
     return x[tf.newaxis] if x.shape.rank == 3 else x
 
 
 @tf.custom_gradient
 def _tf_tv(x: tf.Tensor):
-    """Σ|x[i+1,j]−x[i,j]| + Σ|x[i,j+1]−x[i,j]| for ``x`` ``[B, H, W, C]`` (``tf.image.total_variation``
-    summed over the batch), with a gradient of two padded sign maps per axis instead of
-    ``StridedSliceGrad`` scatters: pixel (i, j) receives ``sign(Δ)`` of the difference that ends
-    at it and ``−sign(Δ)`` of the one that starts at it (0 where Δ = 0, as autodiff's ``Abs``)."""
+    """Σ|Δy| + Σ|Δx| of ``[B, H, W, C]``; pixel (i, j) gets ``sign`` of the difference ending at it minus that
+    of the one starting at it: padded maps instead of autodiff's scatters (``StridedSliceGrad``)."""
     dy, dx = x[:, 1:] - x[:, :-1], x[:, :, 1:] - x[:, :, :-1]
     loss = tf.reduce_sum(tf.abs(dy)) + tf.reduce_sum(tf.abs(dx))
 
@@ -228,13 +165,9 @@ def _tf_tv(x: tf.Tensor):
 
 @tf.custom_gradient
 def _keras_tv(x: tf.Tensor, power: tf.Tensor):
-    """Σ ((x[i,j]−x[i+1,j])² + (x[i,j]−x[i,j+1])²)^power for ``x`` ``[B, H, W, C]``, with a gradient
-    that pads three maps instead of scattering into ``x`` once per slice (``StridedSliceGrad``).
-
-    With ``dy = x[i,j]−x[i+1,j]``, ``dx = x[i,j]−x[i,j+1]`` and ``g = 2·power·(dy²+dx²)^(power−1)``,
-    pixel (i, j) receives ``g·(dy+dx)`` as the corner, ``−g·dy`` from the pixel above and ``−g·dx``
-    from the one to its left.
-    """
+    """Σ (dy² + dx²)^power of ``[B, H, W, C]``, ``dy = x[i,j]−x[i+1,j]``, ``dx = x[i,j]−x[i,j+1]``. With
+    ``g = 2·power·(dy²+dx²)^(power−1)``, pixel (i, j) gets ``g·(dy+dx)`` as the corner, ``−g·dy`` from the
+    pixel above and ``−g·dx`` from the one to its left."""
     corner = x[:, :-1, :-1, :]
     dy, dx = corner - x[:, 1:, :-1, :], corner - x[:, :-1, 1:, :]
     s = tf.square(dy) + tf.square(dx)
@@ -253,12 +186,7 @@ def _keras_tv(x: tf.Tensor, power: tf.Tensor):
 
 def total_loss(content: tf.Tensor, style: tf.Tensor, *, content_weight: float, style_weight: float,
                tv=None, tv_weight: float = 0.0) -> tf.Tensor:
-    """Total NST loss, the paper's Eq 6: α·L_content + β·L_style (+ tv_weight·TV).
-
-    Args:
-        content: scalar L_content; style: scalar L_style; tv: scalar total variation or None.
-        content_weight: α; style_weight: β; tv_weight: weight of ``tv``.
-    """
+    """Total loss (Eq 6): α·L_content + β·L_style (+ tv_weight·TV), from scalars; α = ``content_weight``."""
     loss = content_weight * content + style_weight * style
     if tv is not None and tv_weight:
         loss = loss + tv_weight * tv
@@ -266,44 +194,28 @@ def total_loss(content: tf.Tensor, style: tf.Tensor, *, content_weight: float, s
 
 
 def dream_loss(activations: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """DeepDream loss: the sum over chosen layers of each layer's mean activation.
+    """DeepDream loss :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised (TF DeepDream tutorial).
 
-    .. math:: L_{dream} = \\sum_l \\frac{1}{|a^l|} \\sum a^l
-
-    Args:
-        activations: list (or dict) of float ``[1, H, W, C]`` activations, e.g. Inception v3's
-            ``mixed3`` and ``mixed5``.
-
-    Returns:
-        float32 scalar, maximised by gradient *ascent* (TensorFlow DeepDream tutorial).
+    ``activations``: a list or dict of float ``[1, H, W, C]`` (e.g. Inception v3's ``mixed3``); float32 scalar.
     """
     values = activations.values() if isinstance(activations, Mapping) else activations
     return tf.add_n([tf.reduce_mean(tf.cast(a, tf.float32)) for a in values])
 
 
 def resize_mask(mask, features) -> tf.Tensor:
-    """A mask ``[H0, W0]`` in [0, 1] resized (bilinear) to a feature map's positions: ``[1, H, W, 1]``.
-
-    Spatial control (Gatys et al. 2017): the Gram matrix of ``features * resize_mask(mask, features)``
-    sums only over the positions the mask keeps, :math:`G_{cc'} = \\sum_p m_p^2 F_{pc} F_{pc'}`.
-    """
+    """A mask ``[H0, W0]`` in [0, 1] resized (bilinear) to the positions of ``features`` ``[1, H, W, C]``:
+    ``[1, H, W, 1]``. The Gram matrix of ``features * mask`` is :math:`\\sum_p m_p^2 F_{pc} F_{pc'}` (Gatys 2017)."""
     m = tf.cast(mask, tf.float32)[tf.newaxis, ..., tf.newaxis]
     return tf.image.resize(m, tf.shape(features)[1:3])
 
 
 def guided_dream_loss(activations: Mapping[str, tf.Tensor], guides: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Guided DeepDream (the original DeepDream notebook): for each position, the dot product of the
-    image's feature vector with the guide's best-matching one, averaged, summed over layers.
+    """Guided DeepDream: each position's dot product with the guide's best-matching feature vector, maximised.
 
-    .. math:: L = \\sum_l \\operatorname{mean}_p\\, a^l_p \\cdot g^l_{q^*(p)}, \\quad
-              q^*(p) = \\arg\\max_q a^l_p \\cdot g^l_q
+    .. math:: L = \\sum_l \\operatorname{mean}_p\\, a^l_p \\cdot g^l_{q^*(p)},
+              \\quad q^*(p) = \\arg\\max_q a^l_p \\cdot g^l_q
 
-    Args:
-        activations: layer → float ``[1, H, W, C]`` of the image.
-        guides: layer → float ``[Q, C]``, the guide image's feature vectors (positions × channels).
-
-    Returns:
-        float32 scalar, maximised; the match ``q*`` is not differentiated (as in the notebook).
+    ``activations``: layer → float ``[1, H, W, C]``; ``guides``: layer → float ``[Q, C]``; ``q*`` not differentiated.
     """
     total = tf.constant(0.0)
     for name, guide in guides.items():

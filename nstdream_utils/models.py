@@ -1,17 +1,15 @@
 """Frozen ImageNet feature extractors: VGG-19 for style transfer, Inception v3 for DeepDream.
 
-Both take images in [0, 1] and do their own preprocessing, and both return a dict from Keras layer
-name to feature map. The networks are built once per weights file and shared.
-
-Paper names ↔ Keras names: VGG-19's ``conv{b}_{i}`` is ``block{b}_conv{i}``, ``pool{b}`` is
-``block{b}_pool``; Inception v3's inception modules are ``mixed0`` … ``mixed10``.
-Taught in notebook 00 (the two networks).
+Both take images in [0, 1], preprocess them themselves and return ``{Keras layer name: feature map}``;
+each network is built once per weights file and precision. VGG-19's paper names ``conv{b}_{i}``,
+``pool{b}`` are Keras' ``block{b}_conv{i}``, ``block{b}_pool`` (:data:`PAPER_NAMES`); Inception v3's
+modules are ``mixed0`` … ``mixed10``. Taught in notebook 00.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,10 +18,10 @@ import tensorflow as tf
 
 from . import device
 from . import weights as weights_lib
+from .errors import InputError, PerformanceWarning, WeightsError
 from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
 
-# Mean BGR pixel of ImageNet, subtracted by Keras' "caffe" preprocessing (vgg19.preprocess_input).
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet's mean BGR pixel (vgg19.preprocess_input)
 
 PAPER_NAMES = {
     **{f"block{b}_conv{i}": f"conv{b}_{i}" for b in range(1, 6) for i in range(1, 5)},
@@ -33,29 +31,18 @@ PAPER_NAMES = {
 
 
 def vgg_preprocess(images: tf.Tensor) -> tf.Tensor:
-    """[0, 1] RGB → Keras' caffe preprocessing: 0..255 BGR minus the ImageNet mean.
-
-    Args:
-        images: float ``[B, H, W, 3]`` RGB in [0, 1].
-    Returns:
-        float32 ``[B, H, W, 3]`` BGR, roughly in [-124, 152].
-    """
+    """float ``[B, H, W, 3]`` RGB in [0, 1] → 0..255 BGR minus the ImageNet mean (Keras' caffe preprocessing)."""
     x = tf.cast(images, tf.float32) * 255.0
-    return tf.reverse(x, [-1]) - tf.constant(CAFFE_MEAN_BGR, tf.float32)  # RGB → BGR; its gradient is a reverse, not a scatter
+    return tf.reverse(x, [-1]) - tf.constant(CAFFE_MEAN_BGR, tf.float32)  # a reverse: its gradient is no scatter
 
 
 def inception_preprocess(images: tf.Tensor) -> tf.Tensor:
-    """[0, 1] RGB → [-1, 1] (Keras' ``inception_v3.preprocess_input``)."""
+    """[0, 1] → [-1, 1] (Keras' ``inception_v3.preprocess_input``)."""
     return tf.cast(images, tf.float32) * 2.0 - 1.0
 
 
 class FeatureExtractor:
-    """A frozen network returning named layer outputs; call it on ``[B, H, W, 3]`` images in [0, 1].
-
-    Attributes:
-        layers: the layer names it returns, in order.
-        model: the underlying ``keras.Model`` (preprocessed input → list of outputs).
-    """
+    """A frozen ``model`` returning the outputs of ``layers``."""
 
     def __init__(self, model: keras.Model, layers: Sequence[str], preprocess) -> None:
         self.model = model
@@ -63,12 +50,11 @@ class FeatureExtractor:
         self.preprocess = preprocess
 
     def __call__(self, images) -> dict[str, tf.Tensor]:
-        """Features of ``images`` (float ``[B, H, W, 3]`` in [0, 1]) as float32 ``{layer: [B, h, w, c]}``."""
+        """``{layer: float32 [B, h, w, c]}`` for ``images`` ``[B, H, W, 3]`` (or ``[H, W, 3]``) in [0, 1]."""
         x = tf.convert_to_tensor(images, tf.float32)
         if x.shape.rank == 3:
             x = x[tf.newaxis]
-        x = self.preprocess(x)
-        outputs = self.model(x, training=False)
+        outputs = self.model(self.preprocess(x), training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         return {name: tf.cast(out, tf.float32) for name, out in zip(self.layers, outputs)}
@@ -78,41 +64,20 @@ class FeatureExtractor:
         """What the convolutions compute in: ``"float32"``, ``"bfloat16"`` or ``"float16"``."""
         return next(layer.compute_dtype for layer in self.model.layers if isinstance(layer, keras.layers.Conv2D))
 
-    def __repr__(self) -> str:
-        return f"FeatureExtractor({self.model.name}, layers={list(self.layers)})"
 
+PRECISIONS = {None: None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+"""``precision`` → the Keras dtype policy the network is built with (None: the global policy)."""
 
-PRECISIONS: dict[str | None, str | None] = {
-    None: None, "float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16",
-}
-"""``precision`` argument → Keras dtype policy the network is built with (None: the global policy,
-which ``device.setup`` sets to ``mixed_float16`` on tensor-core GPUs)."""
-
-
-_WARNED: set[str] = set()
-"""Precisions already warned about in this process (one :class:`errors.PerformanceWarning` each)."""
+_WARNED: set[str] = set()  # precisions already warned about in this process
 
 
 def check_precision(precision: str | None) -> str | None:
-    """The Keras dtype policy for ``precision`` (a key of :data:`PRECISIONS`).
-
-    Where ``precision`` would be emulated, and so slower than float32 (a CPU without bfloat16 or
-    float16 instructions: ``device.slow_precision``), warns once per process with an
-    :class:`errors.PerformanceWarning` that says so and names the fix; the run goes on.
-
-    Raises:
-        InputError: an unknown precision (the fix lists the valid ones).
-    """
+    """The Keras dtype policy for ``precision``; warns once per process (:class:`errors.PerformanceWarning`)
+    where it would be emulated, so slower than float32 (``device.slow_precision``). InputError if unknown."""
     if not (precision is None or isinstance(precision, str)) or precision not in PRECISIONS:
-        from .errors import InputError
-
         raise InputError(f"unknown precision {precision!r}", where="precision",
                          fix="use float32, bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or float16 (GPUs)")
     if precision not in _WARNED and (reason := device.slow_precision(precision)):
-        import warnings
-
-        from .errors import PerformanceWarning
-
         _WARNED.add(precision)
         warnings.warn(PerformanceWarning(f"precision {precision}: {reason} — use float32 (the default) "
                                          "on this machine"), stacklevel=2)
@@ -120,14 +85,12 @@ def check_precision(precision: str | None) -> str | None:
 
 
 class LossScale:
-    """Dynamic loss scaling for a gradient with respect to an image through a float16 network.
+    """Dynamic loss scaling of a gradient with respect to an image through a float16 network.
 
-    Backpropagation is linear in the loss, so the gradient of ``scale × loss`` is ``scale ×`` the
-    gradient at every layer: a scale below 1 keeps float16's backward pass from overflowing, one
-    above 1 keeps small gradients from underflowing. As Keras' ``LossScaleOptimizer`` does for
-    weights: start at :attr:`INITIAL`; when a gradient is not finite, divide the scale by
-    :attr:`FACTOR` and compute it again (at most :attr:`RETRIES` times in one call); after
-    :attr:`GROWTH_INTERVAL` finite gradients in a row, multiply it by 2 (up to :attr:`MAXIMUM`).
+    The gradient of ``scale × loss`` is ``scale ×`` the gradient, so a scale keeps float16's backward pass
+    from overflowing or underflowing. As Keras' ``LossScaleOptimizer``: start at :attr:`INITIAL`; on a
+    non-finite gradient divide by :attr:`FACTOR` and retry (at most :attr:`RETRIES` times); after
+    :attr:`GROWTH_INTERVAL` finite gradients in a row, double (up to :attr:`MAXIMUM`).
     """
 
     INITIAL = 1.0
@@ -141,7 +104,7 @@ class LossScale:
         self.finite_run = tf.Variable(0, trainable=False, dtype=tf.int32)
 
     def value_and_gradient(self, loss_fn, image: tf.Tensor):
-        """``loss_fn(image)`` (a dict with ``"total"``) and ``d total / d image``, unscaled, in float32."""
+        """``loss_fn(image)`` (a dict with ``"total"``) and ``d total / d image``, unscaled, float32."""
         def attempt(scale):
             with tf.GradientTape() as tape:
                 tape.watch(image)
@@ -149,17 +112,15 @@ class LossScale:
                 scaled = terms["total"] * scale
             return terms, tape.gradient(scaled, image) / scale
 
-        def not_finite(grad):
-            return tf.logical_not(tf.reduce_all(tf.math.is_finite(grad)))
-
         def retry(scale, terms, grad, tries):
             scale = scale / self.FACTOR
             return (scale, *attempt(scale), tries + 1)
 
+        def again(scale, terms, grad, tries):
+            return tf.logical_and(tf.logical_not(tf.reduce_all(tf.math.is_finite(grad))), tries < self.RETRIES)
+
         scale = self.scale.read_value()
-        scale, terms, grad, tries = tf.while_loop(
-            lambda scale, terms, grad, tries: tf.logical_and(not_finite(grad), tries < self.RETRIES),
-            retry, (scale, *attempt(scale), tf.constant(0)))
+        scale, terms, grad, tries = tf.while_loop(again, retry, (scale, *attempt(scale), tf.constant(0)))
         run = tf.where(tries > 0, 0, self.finite_run + 1)
         grow = run >= self.GROWTH_INTERVAL
         self.scale.assign(tf.where(grow, tf.minimum(scale * 2.0, self.MAXIMUM), scale))
@@ -167,94 +128,59 @@ class LossScale:
         return terms, grad
 
 
-@contextlib.contextmanager
-def _global_policy(name: str | None):
-    """Build layers under the Keras dtype policy ``name`` (None: leave the global policy alone)."""
-    if name is None:
-        yield
-        return
+@functools.lru_cache(maxsize=8)
+def _build(name: str, path: str, policy: str | None) -> keras.Model:
+    """The frozen network, its layers built under the Keras dtype policy ``policy`` (None: the global one)."""
+    network = keras.applications.VGG19 if name == "vgg19" else keras.applications.InceptionV3
     previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
+    keras.mixed_precision.set_global_policy(policy or previous)
     try:
-        yield
+        model = network(include_top=False, weights=path, input_shape=(None, None, 3))
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-@functools.lru_cache(maxsize=4)
-def _vgg19(path: str, policy: str | None = None) -> keras.Model:
-    with _global_policy(policy):
-        model = keras.applications.VGG19(include_top=False, weights=path, input_shape=(None, None, 3))
     model.trainable = False
     return model
 
 
-@functools.lru_cache(maxsize=4)
-def _inception(path: str, policy: str | None = None) -> keras.Model:
-    with _global_policy(policy):
-        model = keras.applications.InceptionV3(include_top=False, weights=path, input_shape=(None, None, 3))
-    model.trainable = False
-    return model
-
-
-def _load(builder, name: str, weights: str | Path | None, policy: str | None = None) -> keras.Model:
+def _load(name: str, weights: str | Path | None, policy: str | None = None) -> keras.Model:
+    """The whole network ``"vgg19"`` or ``"inception_v3"``; WeightsError for a file Keras cannot load."""
     path = weights_lib.resolve(name, path=weights)
     try:
-        return builder(str(path), policy)
+        return _build(name, str(path), policy)
     except (OSError, ValueError, KeyError) as exc:
-        from .errors import WeightsError
-
         raise WeightsError(f"cannot load {path.name}: {exc}", where=str(path),
                            fix="replace the file: set NSTDREAM_WEIGHTS_DIR or run `nstdream weights fetch`") from exc
 
 
+def _extractor(name: str, layers: Sequence[str], valid, weights, precision, preprocess) -> FeatureExtractor:
+    layers = tuple(dict.fromkeys(layers))
+    check_layers(layers, valid, where="layers")
+    base = _load(name, weights, check_precision(precision))
+    model = keras.Model(base.input, [base.get_layer(n).output for n in layers],
+                        name="vgg19_features" if name == "vgg19" else "inception_features")
+    return FeatureExtractor(model, layers, preprocess)
+
+
 def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
                    precision: str | None = None) -> FeatureExtractor:
-    """A frozen ImageNet VGG-19 returning ``layers`` (Keras names, e.g. ``block5_conv2``).
+    """A frozen ImageNet VGG-19 returning ``layers`` (names from :data:`presets.VGG19_LAYERS`).
 
-    Args:
-        layers: names from :data:`presets.VGG19_LAYERS`.
-        weights: a weights file or folder; default: found by ``weights.resolve("vgg19")``.
-        precision: what the convolutions compute in: ``"float32"``, ``"bfloat16"`` or ``"float16"``
-            (Keras mixed policies: weights stay float32, features are returned as float32), or
-            None for the global Keras policy. bfloat16 takes about 1.8× less CPU time per NST step on
-            CPUs with AVX512-BF16, 3.4× with AMX (``docs/benchmarks.md``); features then carry about 3
-            significant digits.
-
-    Raises:
-        InputError: an unknown layer name (the message lists the valid ones) or precision.
-        WeightsError: no verified weights file.
+    ``weights``: a file or folder (default: ``weights.resolve("vgg19")``). ``precision``: what the convolutions
+    compute in, ``"float32"``, ``"bfloat16"``, ``"float16"`` (features stay float32) or None (Keras' global policy).
+    InputError for an unknown layer or precision, WeightsError for no verified weights file.
     """
-    layers = tuple(dict.fromkeys(layers))
-    check_layers(layers, VGG19_LAYERS, where="layers")
-    base = _load(_vgg19, "vgg19", weights, check_precision(precision))
-    return _extractor(base, layers, "vgg19_features", vgg_preprocess)
+    return _extractor("vgg19", layers, VGG19_LAYERS, weights, precision, vgg_preprocess)
 
 
 def inception_features(layers: Sequence[str], *, weights: str | Path | None = None,
                        precision: str | None = None) -> FeatureExtractor:
-    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``).
-
-    Images must be at least 75×75 pixels. ``precision`` and errors as in :func:`vgg19_features`.
-    """
-    layers = tuple(dict.fromkeys(layers))
-    check_layers(layers, INCEPTION_LAYERS, where="layers")
-    base = _load(_inception, "inception_v3", weights, check_precision(precision))
-    return _extractor(base, layers, "inception_features", inception_preprocess)
-
-
-def _extractor(base: keras.Model, layers: tuple[str, ...], name: str, preprocess) -> FeatureExtractor:
-    """``base`` cut to return ``layers`` (Keras' own model: the same graph on every machine)."""
-    model = keras.Model(base.input, [base.get_layer(n).output for n in layers], name=name)
-    return FeatureExtractor(model, layers, preprocess)
+    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``), for images of at least
+    75×75 pixels; arguments and errors as :func:`vgg19_features`."""
+    return _extractor("inception_v3", layers, INCEPTION_LAYERS, weights, precision, inception_preprocess)
 
 
 def layer_table(model: str = "vgg19") -> list[dict]:
-    """Rows (name, paper name, type, output channels, parameters) describing a network's layers."""
-    base = _load(_vgg19 if model == "vgg19" else _inception, "vgg19" if model == "vgg19" else "inception_v3", None)
-    rows = []
-    for layer in base.layers:
-        shape = layer.output.shape
-        rows.append({"name": layer.name, "paper_name": PAPER_NAMES.get(layer.name, ""),
-                     "type": type(layer).__name__, "channels": shape[-1], "params": layer.count_params()})
-    return rows
+    """One row per layer of ``"vgg19"`` or ``"inception"``: name, paper name, type, output channels, parameters."""
+    base = _load("vgg19" if model == "vgg19" else "inception_v3", None)
+    return [{"name": layer.name, "paper_name": PAPER_NAMES.get(layer.name, ""), "type": type(layer).__name__,
+             "channels": layer.output.shape[-1], "params": layer.count_params()} for layer in base.layers]

@@ -1,14 +1,11 @@
 """The optimiser machinery behind ``nst.style_transfer`` that the course does not teach.
 
-* :func:`lbfgs_loop` — ``optimizer="lbfgs"``: scipy's L-BFGS-B on a ``tf.function`` value-and-gradient;
-* :func:`lbfgs_tf_loop` — ``optimizer="lbfgs-tf"``: L-BFGS in TensorFlow, no scipy and no float64
-  copies; faster where an evaluation is cheap (``docs/benchmarks.md``);
-* :class:`Checkpoint` — a gradient loop's state in one ``.npz`` file, so a stopped run continues.
-
-A loop takes ``(loss_fn, x0, cfg, recorder, should_stop=None)``: ``loss_fn.value_and_gradient(x)``
-returns ``(terms, gradient)`` for ``x`` float32 ``[1, H, W, 3]`` in ``[0, cfg.pixel_scale]``; it records
-one history entry per iteration (the loss at the iterate it starts from, the initial image first)
-and returns the image, float32 ``[H, W, 3]`` in [0, 1] (before clipping).
+:func:`lbfgs_loop` (``optimizer="lbfgs"``, scipy's L-BFGS-B) and :func:`lbfgs_tf_loop` (``"lbfgs-tf"``, L-BFGS
+in TensorFlow, no float64 copies) take ``(loss_fn, x0, cfg, recorder, should_stop=None)``:
+``loss_fn.value_and_gradient(x)`` gives ``(terms, gradient)`` for ``x`` float32 ``[1, H, W, 3]`` in
+``[0, cfg.pixel_scale]``. They record one history entry per iteration (the loss at the iterate it starts
+from, the initial image first) and return the image, float32 ``[H, W, 3]`` in [0, 1], not clipped.
+:class:`Checkpoint` keeps a gradient loop's state in one ``.npz`` file.
 """
 
 from __future__ import annotations
@@ -29,15 +26,9 @@ from .presets import NSTConfig
 
 
 class Checkpoint:
-    """A gradient loop's state in one ``.npz`` file, saved every ``every`` steps, removed on completion.
-
-    It holds the loop's variables, the optimiser's (its step count, which drives the learning-rate
-    decay, and Adam's moments), the history and the config, so an interrupted run ends with the
-    same history as an uninterrupted one (``seconds`` aside).
-
-    Raises:
-        InputError: ``every`` is not an int ≥ 1; the file was made with another configuration.
-    """
+    """A gradient loop's variables, optimiser state, history and config in one ``.npz`` file, saved every
+    ``every`` steps and removed on completion: a resumed run ends with the uninterrupted run's history.
+    InputError: ``every`` not an int ≥ 1, or a file made with another configuration."""
 
     def __init__(self, path: str | os.PathLike, every: int = 500) -> None:
         if not isinstance(every, int) or every < 1:
@@ -45,7 +36,7 @@ class Checkpoint:
         self.path, self.every, self.saved_at = Path(path), every, 0
 
     def restore(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> int:
-        """Attach to a loop's state, load the saved one into it if any; return the steps done (0: none)."""
+        """Attach to a loop's state and load the saved one into it, if any; the steps already done."""
         self.variables, self.optimizer, self.recorder = variables, optimizer, recorder
         self.config = json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
         if self.path.is_file():
@@ -62,7 +53,7 @@ class Checkpoint:
         return self.saved_at
 
     def maybe_save(self) -> None:
-        """Save when ``every`` steps have passed since the last save (called at the loop's sync points)."""
+        """Save atomically when ``every`` steps have passed since the last save."""
         if self.recorder.steps_done - self.saved_at < self.every:
             return
         buffer = io.BytesIO()
@@ -81,19 +72,24 @@ class _StopLBFGS(Exception):
     pass
 
 
+def _record(recorder: Recorder, terms, image_ok: bool = True) -> None:
+    recorder.record([terms], image_ok=image_ok)
+    if recorder.wants_frame(recorder.steps_done - 1):
+        recorder.keep_frame()
+
+
+def _traced(loss_fn, shape) -> tf.types.experimental.PolymorphicFunction:
+    return tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
+
+
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
-    """scipy's L-BFGS-B (memory 20, the box ``[0, pixel_scale]`` when ``cfg.clip``); see the module docstring."""
+    """scipy's L-BFGS-B, memory 20, in the box ``[0, pixel_scale]`` when ``cfg.clip``."""
     import scipy.optimize
 
     shape = x0.shape
     current = {"x": x0.ravel().astype(np.float64)}
     recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
-
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
-    def value_and_grad(x):
-        return loss_fn.value_and_gradient(x)
-
-    evaluated: dict = {}
+    value_and_grad, evaluated = _traced(loss_fn, shape), {}
 
     def fun(flat: np.ndarray):
         terms, grad = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
@@ -106,16 +102,14 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
             fun(x)
         current["x"] = x.copy()
         if recorder.steps_done < cfg.num_steps:
-            recorder.record([evaluated["terms"]], image_ok=bool(np.isfinite(x).all()))
-            if recorder.wants_frame(recorder.steps_done - 1):
-                recorder.keep_frame()
+            _record(recorder, evaluated["terms"], image_ok=bool(np.isfinite(x).all()))
         if recorder.steps_done >= cfg.num_steps or (should_stop is not None and should_stop()):
             raise _StopLBFGS
 
     status = "completed"
     try:
         on_iterate(current["x"])  # the initial image is iteration 0
-        n = current["x"].size  # arrays, not a list of n pairs: scipy would convert that pixel by pixel
+        n = current["x"].size  # bounds as arrays: a list of n pairs is converted pixel by pixel
         bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
         scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
                                 callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
@@ -128,16 +122,14 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
     return recorder.get_image()
 
 
-LBFGS_TF_MEMORY = 10
-"""(s, y) pairs kept by :func:`lbfgs_tf_loop`: 2·m·n float32 of history (1 GiB at 2048² with m = 10)."""
+LBFGS_TF_MEMORY = 10  # (s, y) pairs kept by lbfgs_tf_loop: 2·m·n float32 (1 GiB at 2048² with m = 10)
 
 
 def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: float) -> tf.Tensor:
-    """L-BFGS's two-loop recursion on the free variables: the search direction, ``-H·g``.
+    """L-BFGS's two-loop recursion on the free pixels: the search direction ``-H·g``.
 
-    Args:
-        g: the gradient, float32 ``[1, H, W, 3]``; free: 1 where a pixel may move, 0 where it is pinned.
-        pairs: the (s, y, 1 / sᵀy) history, oldest first; first_scale: the step's scale without history.
+    ``g``: float32 ``[1, H, W, 3]``; ``free``: 1 where a pixel may move, 0 where pinned; ``pairs``: the
+    ``(s, y, 1 / sᵀy)`` history, oldest first; ``first_scale``: the step's scale without history.
     """
     q = g * free
     alphas = []
@@ -155,21 +147,16 @@ def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: flo
 
 
 def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None, *,
-                  memory: int = LBFGS_TF_MEMORY, first_step: float = 0.05, max_backtracks: int = 20) -> np.ndarray:
-    """L-BFGS in TensorFlow with the ``[0, pixel_scale]`` box by projection; same contract as :func:`lbfgs_loop`.
+                  memory: int = LBFGS_TF_MEMORY) -> np.ndarray:
+    """L-BFGS in TensorFlow, the ``[0, pixel_scale]`` box by projection.
 
-    Pixels at a bound whose gradient pushes outwards are frozen for the step; the trial point is
-    clipped into the box; Armijo backtracking from t = 1 accepts the step; the first step moves no
-    pixel more than ``first_step`` (in [0, 1] units). Image, gradient and history stay float32
-    tensors on the device; a few scalars per iteration come back to the host.
+    Pixels at a bound whose gradient pushes outwards are frozen for the step; the trial point is clipped
+    into the box; Armijo backtracking from t = 1 (at most 20 halvings) accepts the step; the first step
+    moves no pixel more than 0.05 (in [0, 1] units). Tensors stay on the device; a few scalars come back.
     """
-    shape = x0.shape
+    shape, first_step = x0.shape, 0.05 * cfg.pixel_scale
     low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
-    spec = tf.TensorSpec(shape, tf.float32)
-
-    @tf.function(input_signature=[spec])
-    def value_and_grad(x):
-        return loss_fn.value_and_gradient(x)
+    spec, value_and_grad = tf.TensorSpec(shape, tf.float32), _traced(loss_fn, shape)
 
     @tf.function(input_signature=[spec, spec])
     def free_mask(x, g):
@@ -179,16 +166,10 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
     state = {"x": tf.constant(x0, tf.float32)}
     recorder.get_image = lambda: state["x"].numpy()[0] / cfg.pixel_scale
     status = "completed"
-
-    def record(terms) -> None:
-        recorder.record([terms], image_ok=True)
-        if recorder.wants_frame(recorder.steps_done - 1):
-            recorder.keep_frame()
-
     try:
         terms, g = value_and_grad(state["x"])
         f = float(terms["total"])
-        record(terms)
+        _record(recorder, terms)
         pairs: list = []
         while recorder.steps_done < cfg.num_steps:
             if should_stop is not None and should_stop():
@@ -196,12 +177,12 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
                 break
             x = state["x"]
             free = free_mask(x, g)
-            d = lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
+            d = lbfgs_direction(g, free, pairs, first_step)
             if not float(tf.reduce_sum(g * d)) < 0:  # not a descent direction: restart from the gradient
                 pairs.clear()
-                d = lbfgs_direction(g, free, pairs, first_step * cfg.pixel_scale)
+                d = lbfgs_direction(g, free, pairs, first_step)
             t = 1.0
-            for _ in range(max_backtracks):
+            for _ in range(20):
                 x_new = tf.clip_by_value(x + t * d, low, high) if cfg.clip else x + t * d
                 terms_new, g_new = value_and_grad(x_new)
                 f_new = float(terms_new["total"])
@@ -215,7 +196,7 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
             if sy > 1e-10 * float(tf.reduce_sum(y * y)):
                 pairs = (pairs + [(s, y, 1.0 / sy)])[-memory:]
             state["x"], g, f = x_new, g_new, f_new
-            record(terms_new)
+            _record(recorder, terms_new)
     except KeyboardInterrupt:
         status = "interrupted"
     finally:

@@ -1,26 +1,9 @@
-"""Sliders in a live notebook, a static figure everywhere else.
+"""Sliders in a live notebook, one static figure everywhere else (papermill, nbval, nbconvert, scripts).
 
-:func:`interactive_or_static` shows ipywidgets controls that redraw a figure when a person is
-looking at the notebook in a live front end (JupyterLab, Notebook 7, VS Code, Colab), and draws one
-fixed figure when nobody is: under papermill, nbval, ``jupyter nbconvert --execute``, a plain
-``python`` script or a terminal IPython. The static figure is what the committed notebook and the
-HTML report show, and what nbval re-checks, so it must not depend on a widget.
-
-How "live" is detected (:func:`is_live_frontend`), first match wins:
-
-1. ``NSTDREAM_STATIC_WIDGETS`` set to ``1``/``true``/``yes`` → static; set to ``0``/``false``/``no``
-   → live (when a kernel and ipywidgets are there). Use it to force either mode.
-2. ipywidgets cannot be imported → static.
-3. No IPython kernel (plain Python, a terminal IPython: ``get_ipython()`` is None or has no
-   ``kernel``) → static: nothing could render a widget.
-4. The cell being run was sent with ``allow_stdin=False`` → static. Headless executors send that:
-   nbclient (so papermill and ``nbconvert --execute``) sets ``allow_stdin = False`` on its client, and
-   nbval executes each cell with ``allow_stdin=False``; interactive front ends allow ``input()`` and
-   send ``True``. This is read from the kernel's parent message (``kernel.get_parent()``).
-5. Otherwise → live.
-
-Floor 5: imports only the standard library at import time; IPython, ipywidgets and matplotlib
-when needed; never TensorFlow.
+The static figure is what the committed notebook, the HTML report and nbval see. :func:`is_live_frontend`
+decides, first match wins: ``NSTDREAM_STATIC_WIDGETS`` = 1/true/yes/on → static; ipywidgets missing or no
+IPython kernel → static; the variable = 0/false/no/off → live; else live only if the running cell's request
+allowed stdin (front ends send ``allow_stdin=True``; nbclient, so papermill, and nbval send False).
 Taught in notebook 02 (the α/β sliders).
 """
 
@@ -30,23 +13,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ENV_VAR", "is_live_frontend", "interactive_or_static"]
-
-#: Environment variable that forces the mode: ``1`` = always static, ``0`` = live where possible.
 ENV_VAR = "NSTDREAM_STATIC_WIDGETS"
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _env_choice() -> bool | None:
-    """True = force static, False = force live, None = decide from the kernel."""
-    value = os.environ.get(ENV_VAR, "").strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    return None
 
 
 def _kernel():
@@ -54,26 +21,13 @@ def _kernel():
         from IPython import get_ipython
     except ImportError:
         return None
-    shell = get_ipython()
-    return getattr(shell, "kernel", None) if shell is not None else None
-
-
-def _cell_allows_stdin(kernel) -> bool:
-    """Whether the execute request now running allowed ``input()`` (front ends do, executors don't)."""
-    try:
-        parent = kernel.get_parent()  # ipykernel ≥ 6
-        content = parent.get("content", {}) if isinstance(parent, Mapping) else {}
-        if "allow_stdin" in content:
-            return bool(content["allow_stdin"])
-    except Exception:  # older ipykernel, or not inside a request
-        pass
-    return bool(getattr(kernel, "_allow_stdin", False))
+    return getattr(get_ipython(), "kernel", None)
 
 
 def is_live_frontend() -> bool:
-    """True when a person can see and move widgets now; see the module docstring for the rules."""
-    forced_static = _env_choice()
-    if forced_static is True:
+    """True when a person can see and move widgets now (see the module docstring)."""
+    choice = os.environ.get(ENV_VAR, "").strip().lower()
+    if choice in {"1", "true", "yes", "on"}:
         return False
     try:
         import ipywidgets  # noqa: F401
@@ -82,64 +36,33 @@ def is_live_frontend() -> bool:
     kernel = _kernel()
     if kernel is None:
         return False
-    if forced_static is False:
+    if choice in {"0", "false", "no", "off"}:
         return True
-    return _cell_allows_stdin(kernel)
+    try:
+        parent = kernel.get_parent()  # ipykernel ≥ 6
+        content = parent.get("content", {}) if isinstance(parent, Mapping) else {}
+        if "allow_stdin" in content:
+            return bool(content["allow_stdin"])
+    except Exception:  # noqa: BLE001 — older ipykernel, or not inside a request
+        pass
+    return bool(getattr(kernel, "_allow_stdin", False))
 
 
-def _check_values(static_values: Mapping[str, Any], widget_kwargs: Mapping[str, Any]) -> None:
+def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str, Any], **widget_kwargs):
+    """Sliders that redraw ``fn(**values)`` (a quick figure) in a live notebook; elsewhere ``fn(**static_values)``.
+
+    ``widget_kwargs``: ipywidgets abbreviations, ``(min, max, step)`` → slider, a list → dropdown, or widgets,
+    updated on release; ``static_values`` needs one for each (other names are fixed arguments). Returns the
+    figure (end the cell with ``plt.show()``), or, live, the displayed controls with the figure below them as
+    an ordinary output redrawn in place. ValueError for a slider without a static value or an abbreviation
+    ipywidgets cannot read; TypeError if ``static_values`` is not a dict.
+    """
     if not isinstance(static_values, Mapping):
         raise TypeError(f"static_values must be a dict of argument values, got {type(static_values).__name__}")
     missing = [name for name in widget_kwargs if name not in static_values]
     if missing:
         raise ValueError(f"static_values has no value for {missing}; give every slider a static value "
                          "so papermill, nbval and the HTML report can draw the figure")
-
-
-def _make_controls(widget_kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Turn ipywidgets abbreviations into widgets that update on release, not on every drag step."""
-    import ipywidgets
-
-    controls = {}
-    for name, abbrev in widget_kwargs.items():
-        widget = abbrev if isinstance(abbrev, ipywidgets.Widget) else \
-            ipywidgets.interactive.widget_from_abbrev(abbrev)
-        if widget is None:
-            raise ValueError(f"cannot make a widget for {name}={abbrev!r}; pass a (min, max, step) tuple, "
-                             "a list of choices, or an ipywidgets widget")
-        if hasattr(widget, "continuous_update"):
-            widget.continuous_update = False
-        widget.description = widget.description or name
-        controls[name] = widget
-    return controls
-
-
-def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str, Any], **widget_kwargs):
-    """Sliders that call ``fn`` in a live notebook; else ``fn(**static_values)`` once.
-
-    Args:
-        fn: draws one figure from keyword arguments and returns it (a matplotlib ``Figure``, e.g.
-            from :mod:`nstdream_utils.plotting`). It should be quick (≲ a few seconds).
-        static_values: the arguments for the static figure; one for every name in ``widget_kwargs``
-            (extra names are passed to ``fn`` as fixed values in both modes).
-        **widget_kwargs: ipywidgets abbreviations per argument: ``(min, max, step)`` → slider,
-            a list → dropdown, or a widget. Sliders update on release.
-
-    Returns:
-        Static mode: the figure ``fn`` returned; end the cell with ``plt.show()`` to display it.
-        Live mode: the box of controls, already displayed, with the figure below it as an ordinary
-        output that each change redraws in place (so a notebook saved from the front end keeps it).
-
-    Raises:
-        ValueError: a slider without a static value, or an abbreviation ipywidgets cannot read.
-        TypeError: ``static_values`` is not a dict.
-
-    Example::
-
-        >>> fig = interactive_or_static(lambda a: plotting.heatmap([[a]]),
-        ...                             static_values={"a": 1.0}, a=(0.0, 2.0, 0.1))  # doctest: +SKIP
-    """
-    _check_values(static_values, widget_kwargs)
     if not is_live_frontend():
         return fn(**static_values)
 
@@ -147,17 +70,25 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    fixed = {k: v for k, v in static_values.items() if k not in widget_kwargs}
-    controls = _make_controls(widget_kwargs)
-    for name, widget in controls.items():
+    controls = {}
+    for name, abbrev in widget_kwargs.items():
+        widget = abbrev if isinstance(abbrev, ipywidgets.Widget) else ipywidgets.interactive.widget_from_abbrev(abbrev)
+        if widget is None:
+            raise ValueError(f"cannot make a widget for {name}={abbrev!r}; pass a (min, max, step) tuple, "
+                             "a list of choices, or an ipywidgets widget")
+        if hasattr(widget, "continuous_update"):
+            widget.continuous_update = False
+        widget.description = widget.description or name
         widget.value = static_values[name]
+        controls[name] = widget
     box = ipywidgets.VBox(list(controls.values()))
-    display(widget_bundle(box), raw=True)
-    # The figure is an ordinary output of the cell, redrawn in place through its display id: the
-    # notebook saved from the front end keeps it (image/png, "<Figure size ...>"), as in a static run.
+    bundle = dict(box._repr_mimebundle_())
+    bundle.pop("text/plain", None)  # nbval skips widget views: a saved live notebook compares equal
+    display(bundle, raw=True)
     figure = fn(**static_values)
     handle = display(figure, display_id=True)
     plt.close(figure)
+    fixed = {k: v for k, v in static_values.items() if k not in widget_kwargs}
 
     def redraw(change=None):
         figure = fn(**fixed, **{name: widget.value for name, widget in controls.items()})
@@ -167,11 +98,3 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     for widget in controls.values():
         widget.observe(redraw, names="value")
     return box
-
-
-def widget_bundle(widget) -> dict:
-    """``widget``'s display bundle without its text/plain repr: nbval skips widget views, so a saved
-    live notebook compares equal to a static run."""
-    bundle = dict(widget._repr_mimebundle_())
-    bundle.pop("text/plain", None)
-    return bundle

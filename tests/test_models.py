@@ -67,7 +67,7 @@ def _inception_stem():
     """The Keras model up to the first ReLU (Keras numbers layer names per process, so found by type)."""
     import keras
 
-    base = models._load(models._inception, "inception_v3", None)
+    base = models._load("inception_v3", None)
     conv, norm, relu = base.layers[1:4]
     assert (type(conv), type(norm), type(relu)) == (keras.layers.Conv2D, keras.layers.BatchNormalization,
                                                     keras.layers.Activation)
