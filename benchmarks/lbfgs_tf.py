@@ -13,7 +13,7 @@ evaluation and 2·m·n float64 of history (4 GB at 2048² with m = 20).
 two-loop recursion with m (s, y) pairs, box constraints by projection (variables at a bound whose
 gradient points outwards are frozen for the step, and the step is clipped back into the box),
 Armijo backtracking from the unit step, and a first step scaled so that no pixel moves more than
-``first_step`` (in [0, 1] units). Everything stays float32 tensors; a few scalars per iteration (the
+0.05 (in [0, 1] units). Everything stays float32 tensors; a few scalars per iteration (the
 loss, the slope, sᵀy) come back to the host.
 
 Run alone, it measures both optimisers on the same loss from the same start: evaluations and wall
