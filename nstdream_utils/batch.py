@@ -397,8 +397,7 @@ def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, 
 
 
 def gpu_ids() -> list[str]:
-    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s (not TensorFlow's,
-    which would take GPU memory)."""
+    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s (never TensorFlow)."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         try:
@@ -448,7 +447,6 @@ class BatchResult:
     out: Path
     runs: list[Run]
     records: list[dict[str, Any]]
-    dry_run: bool = False
     workers: int = 1
 
     def _ids(self, test) -> list[str]:
@@ -504,7 +502,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
                         "skipped": not problem, "attempts": old.get("attempts") or 0, "seconds": old.get("seconds"),
                         "finished": old.get("finished"), "error": old.get("error") if problem else None,
                         **({"incomplete": problem} if problem else {})})
-    result = BatchResult(out, runs, records, dry_run=dry_run, workers=workers or max(1, len(gpus)))
+    result = BatchResult(out, runs, records, workers=workers or max(1, len(gpus)))
     if dry_run:
         return result
     todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
