@@ -163,35 +163,42 @@ def _is_input(args, path: str) -> bool:
     return os.path.realpath(path) in {os.path.realpath(p) for p in _inputs(args)}
 
 
+def _check_levels(args) -> None:
+    """Refuse ``--levels`` with options it does not take, and ``--level-steps`` that do not fit it."""
+    levels, level_steps = args.levels, args.level_steps
+    steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+    controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
+                                         ("--style-scale", args.style_scale), ("--mask", args.mask),
+                                         ("--preserve-color", args.preserve_color)) if value]
+    if levels > 1 and controls:
+        raise InputError(f"is not combined with --levels {levels} yet", where=controls[0],
+                         fix="drop --levels (one level), or the option")
+    if levels == 1 and level_steps is not None:
+        raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
+                         fix=f"add --levels {len(level_steps)}, or use --steps")
+    if levels > 1 and steps:
+        raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
+                         "count", where=steps, fix="give the steps of each level, coarsest first, with --level-steps"
+                         + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
+    if levels > 1 and level_steps is not None and len(level_steps) != levels:
+        raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
+                         fix=f"give {levels} counts, coarsest first, e.g. "
+                         + ",".join(map(str, presets.default_steps(levels))))
+
+
 def _configs(args) -> presets.Preset:
-    """The preset with the options applied (``presets.resolve``), once ``--levels`` agrees with the others.
-    ``--size`` is the longest side unless ``--square``; without either, the preset's own size and shape."""
+    """The preset with the options applied (``presets.resolve``). ``--size`` is the longest side unless
+    ``--square``; without either, the preset's own size and shape."""
     def square(size):
         return True if args.square else None if size is None else False
 
     nst = dream = None
     if args.command != "dream":
-        levels, level_steps = args.levels, args.level_steps
-        steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
-        controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
-                                             ("--style-scale", args.style_scale), ("--mask", args.mask),
-                                             ("--preserve-color", args.preserve_color)) if value]
-        if levels > 1 and controls:
-            raise InputError(f"is not combined with --levels {levels} yet", where=controls[0],
-                             fix="drop --levels (one level), or the option")
-        if levels == 1 and level_steps is not None:
-            raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
-                             fix=f"add --levels {len(level_steps)}, or use --steps")
-        if levels > 1 and steps:
-            raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its "
-                             "own count", where=steps, fix="give the steps of each level, coarsest first, with "
-                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
-        if levels > 1 and level_steps is not None and len(level_steps) != levels:
-            raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
-                             fix=f"give {levels} counts, coarsest first, e.g. " + ",".join(map(str, presets.default_steps(levels))))
+        _check_levels(args)
         nst = dict(size=args.size, square=square(args.size), num_steps=getattr(args, "nst_steps", None) or args.steps,
-                   optimizer=args.optimizer or ("lbfgs" if levels > 1 else None), learning_rate=args.lr,
-                   preserve_color=args.preserve_color, style_blend=args.style_weights, style_scale=args.style_scale)
+                   optimizer=args.optimizer, learning_rate=args.lr, levels=args.levels,
+                   steps_per_level=args.level_steps, preserve_color=args.preserve_color,
+                   style_blend=args.style_weights, style_scale=args.style_scale)
     if args.command != "style":
         size, lr = (args.size, args.lr) if args.command == "dream" else (args.dream_size, args.dream_lr)
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
@@ -230,7 +237,7 @@ def _check_inputs(args) -> presets.Preset:
             raise InputError("the stylised image's default name is an input image, which would be overwritten",
                              where=args.stylized, fix="name the stylised image with --stylized")
     preset = _configs(args)
-    if args.command != "dream" and args.levels > 1:  # the level sizes, from the content image's header
+    if preset.nst.levels > 1:  # the level sizes, from the content image's header
         info = images.image_info(args.content)
         shape = (info["height"], info["width"])[::-1 if info["orientation"] in (5, 6, 7, 8) else 1]
         try:
@@ -238,7 +245,7 @@ def _check_inputs(args) -> presets.Preset:
         except InputError as exc:
             raise InputError(exc.what, where="--levels", fix="use fewer levels or a larger --size (the coarsest "
                              f"side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
-    if args.command != "dream" and args.mask:
+    if getattr(args, "mask", None):
         try:
             presets.check_mask(images.load_image(args.mask))
         except InputError as exc:
@@ -320,23 +327,23 @@ def _run(args, preset: presets.Preset, interrupts: _Interrupts, written: list[st
     else:
         content = load(args.content)
         style = [load(p) for p in (args.style, *args.more_styles)] if args.more_styles else load(args.style)
-        nst = dict(levels=args.levels, steps_per_level=args.level_steps, optimizer=preset.nst.optimizer,
-                   **({"mask": load(args.mask)} if args.mask else {}))
-    guide = {"guide": load(args.guide)} if getattr(args, "guide", None) else {}
+    controls = {"mask": load(args.mask)} if getattr(args, "mask", None) else {}
+    if getattr(args, "guide", None):
+        controls["guide"] = load(args.guide)
     _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
     common = dict(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
                   should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision}
-    levels = {} if getattr(args, "levels", 1) == 1 else \
-        {"levels": args.levels, "steps_per_level": presets.level_steps(args.level_steps, args.levels)}
+    levels = {} if preset.nst.levels == 1 else \
+        {"levels": preset.nst.levels, "steps_per_level": list(preset.nst.steps_per_level)}
     if args.command != "pipeline":
-        result = dream.deep_dream(image, config=preset.dream, **guide, **common) if args.command == "dream" else \
-            pyramid.stylize(content, style, config=preset.nst, **nst, **common)
+        result = dream.deep_dream(image, config=preset.dream, **controls, **common) if args.command == "dream" \
+            else pyramid.stylize(content, style, config=preset.nst, **controls, **common)
         metrics.update(levels, **_stage_metrics(result.history, result.image, result.status))
         return _finish(args, result.image, metrics, result.status, written)
-    result = pipeline.run_pipeline(content, style, preset=preset, **nst, **guide, **common)
+    result = pipeline.run_pipeline(content, style, config=preset, **controls, **common)
     if result.status != "interrupted" or not _is_input(args, args.stylized):
         _write(result.stylized, args.stylized, written)
     metrics.update(status=result.status, stylized=args.stylized,
