@@ -97,32 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     add(NST, "content"), add(NST, "style"), add(("dream",), "image")
     add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
     add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
-    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in pixels, keeping the aspect ratio (default: the "
-                                                  "preset's size and shape; NST size for pipeline)")
+    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in px (default: the preset's; NST's for pipeline)")
     add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
     add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
     add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
     add(RUNS, "--seed", 0, type=_SEED, default=0)
     add(RUNS, "--metrics", "run.json", help="write metrics JSON here")
     add(RUNS, "--no-progress", action="store_true", help="no progress bar")
-    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (default "
-                                                                    "0: never)")
+    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
     add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
         "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
-    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; lbfgs "
-                                                                     "with --levels)")
-    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST: optimise at 1/2^(N-1) of the size "
-        "first, doubling up to full size, each level starting from the last (default 1: full size only)")
-    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first, "
-        "e.g. 200,100,100 (default: 100 at full size, 100 at half, doubling at each coarser level)")
+    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; "
+        "lbfgs with --levels)")
+    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size, each "
+        "level starting from the last (default 1: full size only)")
+    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first "
+        "(default: 100 at full and half size, doubling at each coarser level)")
     add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
         help="another style image to blend with STYLE (repeatable)")
-    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first, e.g. "
-                                                               "0.7,0.3 (default: 1 each)")
-    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size: F > 1 larger patterns, "
-                                                    "F < 1 smaller (default 1)")
-    add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours: luminance-only "
-                                                                       "transfer, or the style's colours matched")
+    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first")
+    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
+    add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours")
     add(NST, "--mask", help="image, white where the style goes, black where the content stays")
     add(DREAM, "--layers", "mixed3,mixed5", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
     add(DREAM, "--octaves", 3, type=_POSITIVE, help="number of octaves ending at full size")
@@ -137,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(("data",), "what", choices=["styles", "content"])
     add(("data",), "--out", help="folder (default: data/styles or data/content)")
     add(("batch",), "grid", help="grid YAML file"), add(("batch",), "--out", required=True, help="output folder")
-    add(("batch",), "--workers", 2, type=_POSITIVE, help="processes of the local Dask cluster (default: 1 on a CPU, "
-                                                         "one per GPU)")
+    add(("batch",), "--workers", 2, type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
     add(("batch",), "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     add(("batch",), "--retries", 1, type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
     add(("batch",), "--dry-run", action="store_true", help="list the runs, run nothing")
@@ -322,28 +316,26 @@ def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
 def _run(args, preset: presets.Preset, interrupts: _Interrupts, written: list[str]) -> int:
     """Load the images, check the weights, run the command, write the image and metrics."""
     load = images.load_image
-    if args.command == "dream":
-        image = load(args.image)
-    else:
-        content = load(args.content)
-        style = [load(p) for p in (args.style, *args.more_styles)] if args.more_styles else load(args.style)
-    controls = {"mask": load(args.mask)} if getattr(args, "mask", None) else {}
-    if getattr(args, "guide", None):
-        controls["guide"] = load(args.guide)
+    first = load(args.image if args.command == "dream" else args.content)
+    styles = [load(path) for path in (args.style, *args.more_styles)] if args.command != "dream" else [None]
+    style = styles if len(styles) > 1 else styles[0]
+    keywords = {name: load(getattr(args, name)) for name in ("mask", "guide") if getattr(args, name, None)}
+    keywords.update(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
+                    should_stop=interrupts.should_stop, precision=args.precision)
     _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
-    common = dict(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
-                  should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision}
     levels = {} if preset.nst.levels == 1 else \
         {"levels": preset.nst.levels, "steps_per_level": list(preset.nst.steps_per_level)}
+    if args.command == "dream":
+        result = dream.deep_dream(first, config=preset.dream, **keywords)
+    elif args.command == "style":
+        result = pyramid.stylize(first, style, config=preset.nst, **keywords)
     if args.command != "pipeline":
-        result = dream.deep_dream(image, config=preset.dream, **controls, **common) if args.command == "dream" \
-            else pyramid.stylize(content, style, config=preset.nst, **controls, **common)
         metrics.update(levels, **_stage_metrics(result.history, result.image, result.status))
         return _finish(args, result.image, metrics, result.status, written)
-    result = pipeline.run_pipeline(content, style, config=preset, **controls, **common)
+    result = pipeline.run_pipeline(first, style, config=preset, **keywords)
     if result.status != "interrupted" or not _is_input(args, args.stylized):
         _write(result.stylized, args.stylized, written)
     metrics.update(status=result.status, stylized=args.stylized,

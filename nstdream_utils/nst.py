@@ -228,20 +228,18 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     Args:
         content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here);
             ``style_image`` may be a list of images, blended with the weights ``style_blend``.
-        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`.
-        **overrides: :class:`NSTConfig` fields (``size``, ``num_steps``, ``optimizer``,
-            ``learning_rate``, ``preserve_color``, ``style_blend``, ``style_scale``, …; None keeps).
+        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`;
+            ``**overrides``: its fields (``size``, ``num_steps``, ``optimizer``, ``learning_rate``,
+            ``preserve_color``, ``style_blend``, ``style_scale``, …; None keeps).
         seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
-        progress, log_every, frame_every: a tqdm bar; print ``step N | loss x`` every N steps; keep
+        progress, log_every, frame_every: a progress bar; print ``step N | loss x`` every N steps; keep
             the image every N steps in ``result.frames`` (0: never).
-        callback: ``callback(step, losses, image)`` every 10 steps; should_stop: polled every step,
-            True ends the run (status ``"interrupted"``).
-        weights: VGG-19 weights file or folder (default: ``weights.resolve``).
-        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs with
-            AVX512-BF16 or AMX, ``docs/benchmarks.md``), ``"float16"`` (GPUs) — or None for the global
-            Keras policy (``device.setup``). Losses are float32 either way.
-        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where
-            the content stays (:class:`NSTLoss`); neither all black nor all white.
+        callback: ``callback(step, losses, image)`` every 10 steps; should_stop: polled every step, True
+            ends the run (status ``"interrupted"``). weights: VGG-19's file or folder (``weights.resolve``).
+        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs with AVX512-BF16
+            or AMX), ``"float16"`` (GPUs) — or None for the Keras policy (``device.setup``); losses are float32.
+        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where the
+            content stays (:class:`NSTLoss`).
         checkpoint: a ``.npz`` path (SGD and Adam): the state is saved there every ``checkpoint_every``
             steps, and a run continues from it when it exists (``optim.Checkpoint``).
 

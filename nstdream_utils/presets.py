@@ -49,6 +49,10 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _positive(value, name: str, *, where: str) -> None:
     if not (_is_number(value) and value > 0):
         _fail(f"{name} must be a positive number, got {value!r}", where, f"pass {name} > 0")
@@ -69,12 +73,8 @@ def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
 
 
 def validate_nst(cfg: NSTConfig) -> NSTConfig:
-    """Check an NST config (done when one is made); return it unchanged.
-
-    Raises:
-        InputError: non-positive size/steps/learning rate/style scale/mask weight, a guard factor
-            below 1, an unknown optimizer, init, layer or preserve_color, bad style weights or levels.
-    """
+    """Check an NST config (done when one is made: ``NSTConfig.__post_init__``); return it. InputError
+    names the field, what is wrong and the fix."""
     if not (_is_number(cfg.num_steps) and float(cfg.num_steps).is_integer()):
         _fail(f"num_steps must be an integer, got {cfg.num_steps!r}", "nst", "pass a whole number of steps")
     for name, where in (("size", "nst"), ("num_steps", "nst"), ("learning_rate", "nst"),
@@ -103,12 +103,7 @@ def validate_nst(cfg: NSTConfig) -> NSTConfig:
 
 
 def validate_dream(cfg: DreamConfig) -> DreamConfig:
-    """Check a DeepDream config (done when one is made); return it unchanged.
-
-    Raises:
-        InputError: non-positive size/steps/step size/octave scale, a tile under 75 px, no octaves,
-            empty or unknown layers.
-    """
+    """Check a DeepDream config (done when one is made); return it. InputError as :func:`validate_nst`."""
     for name in ("size", "num_steps", "step_size", "octave_scale"):
         _positive(getattr(cfg, name), name, where="dream")
     if cfg.tile_size and cfg.tile_size < 75:
@@ -144,59 +139,39 @@ def check_mask(mask) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- coarse-to-fine schedule
-def _check_levels(levels) -> None:
-    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 1:
-        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels",
-              "pass e.g. levels=3 (quarter, half and full size)")
-
-
 def _level_steps(steps, levels) -> tuple[int, ...] | None:
-    """``steps_per_level`` as a tuple, one count per level (None for one level), checked."""
-    _check_levels(levels)
+    """``steps_per_level`` as one count per level (None for one level), checked with ``levels``."""
+    if not (_whole(levels) and levels >= 1):
+        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels", "pass e.g. levels=3 (quarter, half "
+              "and full size)")
+    if levels == 1 and steps is not None:
+        _fail("steps_per_level needs levels ≥ 2", "steps_per_level",
+              "pass levels=len(steps_per_level), or num_steps for a one-level run")
     if levels == 1:
-        if steps is not None:
-            _fail("steps_per_level needs levels ≥ 2", "steps_per_level",
-                  "pass levels=len(steps_per_level), or num_steps for a one-level run")
         return None
-    if steps is None:
-        return tuple(default_steps(levels))
-    if isinstance(steps, numbers.Integral) and not isinstance(steps, bool):
-        steps = (steps,) * levels
+    steps = default_steps(levels) if steps is None else (steps,) * levels if _whole(steps) else steps
     if not isinstance(steps, Sequence) or isinstance(steps, str):
         _fail(f"steps_per_level must be an int or a list of ints, got {steps!r}", "steps_per_level",
               "pass e.g. steps_per_level=(20, 20, 100)")
     if len(steps) != levels:
         _fail(f"steps_per_level has {len(steps)} entries for {levels} levels", "steps_per_level",
               f"give one step count per level ({levels})")
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1 for s in steps):
+    if not all(_whole(n) and n >= 1 for n in steps):
         _fail(f"every level needs at least 1 step, got {steps!r}", "steps_per_level", "pass positive whole numbers")
-    return tuple(int(s) for s in steps)
+    return tuple(int(n) for n in steps)
 
 
 def default_steps(levels: int) -> list[int]:
-    """L-BFGS steps per level, coarsest first: :data:`FINE_STEPS` at full size, :data:`COARSE_STEPS`
-    at half size, doubling at each coarser level.
-
-    Example:
-        >>> default_steps(3)
-        [200, 100, 100]
-    """
+    """L-BFGS steps per level, coarsest first: :data:`FINE_STEPS` at full size, :data:`COARSE_STEPS` at
+    half size, doubling at each coarser level; ``default_steps(3) == [200, 100, 100]``."""
     return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
 
 
 def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
-    """The ``(height, width)`` of each level, coarsest first: ``shape`` (the last) divided by 2^k, rounded.
-
-    Raises:
-        InputError: ``levels`` < 1, or a level whose shorter side is below :data:`MIN_LEVEL_SIDE`.
-
-    Example:
-        >>> level_shapes((512, 384), 3)
-        [(128, 96), (256, 192), (512, 384)]
-    """
-    _check_levels(levels)
-    height, width = shape
-    out = [(max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))) for k in range(levels - 1, -1, -1)]
+    """The ``(height, width)`` of each level, coarsest first: ``shape`` (the last) divided by 2^k, rounded;
+    ``level_shapes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]``. InputError if the coarsest
+    level's shorter side is below :data:`MIN_LEVEL_SIDE`."""
+    out = [(max(1, round(shape[0] / 2 ** k)), max(1, round(shape[1] / 2 ** k))) for k in range(levels - 1, -1, -1)]
     if min(out[0]) < MIN_LEVEL_SIDE:
         _fail(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below {MIN_LEVEL_SIDE} px",
               "levels", "use fewer levels or a larger size")
@@ -214,9 +189,9 @@ def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
 
 class _Config:
     def replace(self, **changes):
-        """A copy with some fields changed; ``None`` values keep the field (to set None, use
-        ``dataclasses.replace``). The copy is checked like any config."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with ``changes`` (None keeps a field; ``dataclasses.replace`` sets None), checked as it is made."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes) if changes else self
 
     def _set(self, **values) -> None:  # normalise fields of a frozen dataclass while it is made
         for name, value in values.items():
@@ -274,7 +249,7 @@ class NSTConfig(_Config):
     content_layers: tuple[str, ...] = ("block5_conv2",)
     content_weight: float = 2.5e-8
     content_reduction: str = "sum"
-    style_layers: dict[str, float] = field(default_factory=lambda: {n: 1 / len(KERAS_STYLE_LAYERS) for n in KERAS_STYLE_LAYERS})
+    style_layers: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KERAS_STYLE_LAYERS, 0.2))
     style_weight: float = 1e-6
     style_reduction: str = "keras"
     gram_normalize: str | None = None
@@ -320,11 +295,10 @@ class DreamConfig(_Config):
     normalize_gradient: bool = True
 
     def __post_init__(self) -> None:
-        octaves = self.octaves
-        if isinstance(octaves, numbers.Integral) and not isinstance(octaves, bool):
-            _positive(octaves, "octaves", where="octaves")
-            octaves = range(1 - octaves, 1)
-        self._set(layers=tuple(self.layers), octaves=tuple(octaves))
+        if _whole(self.octaves):
+            _positive(self.octaves, "octaves", where="octaves")
+        self._set(layers=tuple(self.layers),
+                  octaves=tuple(range(1 - self.octaves, 1) if _whole(self.octaves) else self.octaves))
         validate_dream(self)
 
 
@@ -342,13 +316,10 @@ class Preset:
 PAPER = Preset(
     name="paper",
     description=(
-        "The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, "
-        "1000 steps) with the keras-io NST recipe and the TF DeepDream recipe. One change from "
-        "keras-io: learning rate 10 instead of 100 — lr 100 was tuned for 400-px images and "
-        "diverges at 224² (measured: loss 8.5e5 → inf by step 4, then NaN), lr 10 converges. "
-        f"A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) undoes a step that raises the loss more than "
-        f"{SGD_GUARD_FACTOR:g}× and retries it at half the rate; it acts only when a step blows up "
-        "(sgd_guard_factor=None gives exactly keras-io's SGD)."
+        "The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
+        "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, "
+        f"which diverges at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) "
+        "retries a step that more than doubles the loss at half the rate; None gives exactly keras-io's SGD."
     ),
     source=(
         "NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 "
@@ -370,12 +341,10 @@ TF_TUTORIAL = Preset(
         "30, longest side 512, 10 epochs × 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, "
         "scale 1.3, step 0.01, 100 steps per octave, tiles of 512 with random roll)."
     ),
-    nst=NSTConfig(
-        size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
-        lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
-        content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
-        gram_normalize="hw", tv_weight=30.0, tv_kind="tf",
-    ),
+    nst=NSTConfig(size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
+                  lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
+                  content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
+                  gram_normalize="hw", tv_weight=30.0, tv_kind="tf"),
     dream=DreamConfig(size=512, square=False, num_steps=100, step_size=0.01, octaves=(-2, -1, 0, 1, 2),
                       tile_size=512),
 )
@@ -383,11 +352,9 @@ TF_TUTORIAL = Preset(
 QUICK = Preset(
     name="quick",
     description=(
-        "The paper preset's networks and losses, small and short enough for a 2-core CPU. NST uses "
-        "L-BFGS (Gatys' optimiser) instead of SGD: its line search accepts no step that raises the "
-        "loss, so no photo, style or size makes it diverge, and it has no learning rate to tune "
-        "(--lr is ignored). In the same wall time it reaches a lower loss than keras-io's SGD "
-        "(benchmarks/nst_quick_default.py, docs/robustness.md)."
+        "The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
+        "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, "
+        "and it has no learning rate (--lr is ignored); in the same time it ends lower than SGD."
     ),
     source="As `paper`, with NST by L-BFGS; size 128 (NST) / 160 (DeepDream) and 100 / 100 steps.",
     nst=NSTConfig(size=128, num_steps=100, optimizer="lbfgs", sgd_guard_factor=SGD_GUARD_FACTOR),
@@ -398,11 +365,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (PAPER, TF_TUTORIAL, QUICK)}
 
 
 def get_preset(name: str | Preset) -> Preset:
-    """The preset called ``name`` (``paper``, ``tf-tutorial`` or ``quick``).
-
-    Raises:
-        InputError: unknown name; the message lists the valid names and suggests a close match.
-    """
+    """The preset called ``name`` (``paper``, ``tf-tutorial`` or ``quick``); InputError suggests a close name."""
     if isinstance(name, Preset):
         return name
     if name in PRESETS:
@@ -413,16 +376,10 @@ def get_preset(name: str | Preset) -> Preset:
 
 
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
-    """The preset with ``nst`` and ``dream`` overrides applied (None values keep the preset's): how a
-    preset name and its options become a run's settings (the CLI, ``pipeline``, ``batch``, notebook 06).
-
-    Example:
-        >>> resolve("paper", nst={"size": 64, "levels": 2}).nst.steps_per_level
-        (100, 100)
-
-    Raises:
-        InputError: an unknown preset, or an override that :func:`validate_nst` or :func:`validate_dream` refuses.
-    """
+    """A run's settings: ``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts
+    of config fields; None keeps the preset's), as :func:`nst_config` and :func:`dream_config` apply them.
+    InputError: an unknown preset or a bad override. E.g. ``resolve("paper", nst={"levels": 2}).nst``
+    has ``optimizer="lbfgs"``, ``steps_per_level=(100, 100)``."""
     chosen = get_preset(preset)
     return dataclasses.replace(chosen, nst=nst_config(chosen.nst, **(nst or {})),
                                dream=dream_config(chosen.dream, **(dream or {})))
@@ -443,8 +400,7 @@ def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
 
 def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
     """A DeepDream config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field)."""
-    cfg = get_preset(config).dream if isinstance(config, str) else config
-    return cfg.replace(**overrides) if any(v is not None for v in overrides.values()) else cfg
+    return (get_preset(config).dream if isinstance(config, str) else config).replace(**overrides)
 
 
 def describe(preset: Preset) -> str:

@@ -1,16 +1,10 @@
 """Coarse-to-fine neural style transfer: solve a small image first, then refine it at larger sizes.
 
-Much of the work in style transfer is making the coarse layout match the style, and an image of half
-the size costs a quarter as much per VGG-19 pass. So :func:`coarse_to_fine` optimises at a quarter of
-the size, upsamples the result, optimises at half the size, and finishes at full size: each level
-starts from the previous level's answer, and the expensive full-size level needs fewer steps. Each
-level is an ordinary NST problem at its own size (content and style resized to that level's shape),
-so its loss is the one ``nst.style_transfer`` would report at that size.
-
-Measured (``docs/benchmarks.md``): from 256 px up it reaches the TF tutorial's loss sooner than plain
-L-BFGS (at 512 px, 200 + 100 coarse steps leave 178 full-size iterations where plain L-BFGS needs
-about 250), but not at 128 px, where each level's trace costs more than the coarse steps save. It does
-not lower the peak memory, which the full-size level sets; it makes the full-size evaluations few.
+An image of half the size costs a quarter as much per VGG-19 pass, and much of style transfer is making
+the coarse layout match the style. So :func:`coarse_to_fine` optimises at a quarter of the size, then at
+half, then at full size, each level starting from the previous level's result upsampled; each level is
+an ordinary NST problem at its size. From 256 px up it reaches the TF tutorial's loss sooner than plain
+L-BFGS, not at 128 px (``docs/benchmarks.md``); the full-size level sets the peak memory.
 """
 
 from __future__ import annotations
@@ -30,23 +24,19 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
                    precision: str | None = None, **overrides) -> nst.NSTResult:
     """Stylise ``content_image`` level by level (``config.levels``: 3 = quarter, half, then full size).
 
-    Each level optimises the NST loss of ``config`` at its own size (``presets.level_shapes``) for its
-    ``steps_per_level`` steps (one level: ``num_steps``), starting from the previous level's result
-    upsampled (Lanczos); the first level starts from ``config.init``.
-
     Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here).
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized to each level's shape,
+            ``presets.level_shapes``).
         config: a preset name or an :class:`NSTConfig`; ``**overrides``: its fields (``levels``,
-            ``steps_per_level``, ``size`` — the last level's —, ``optimizer``, …; None keeps). A new
-            ``levels`` without an ``optimizer`` means L-BFGS (``presets.nst_config``).
+            ``steps_per_level`` — one level: ``num_steps`` —, ``size`` of the last level, ``optimizer``, …).
         seed, progress, log_every, should_stop, weights, precision: as in ``nst.style_transfer``.
-        callback: ``callback(step, losses, image)``, ``step`` counted across levels and
-            ``losses["level"]`` the level index (0 = coarsest).
+        callback: ``callback(step, losses, image)``, ``step`` counted across levels, ``losses["level"]``
+            the level index (0 = coarsest).
 
     Returns:
-        An ``nst.NSTResult`` whose ``image`` has the full size (an interrupted run's is upsampled to
-        it) and whose ``history`` joins the levels: ``total``, ``content``, ``style``, ``tv`` (each at
-        its level's size), ``level`` (the index of each entry) and ``seconds`` (since the call started).
+        An ``nst.NSTResult`` at full size (an interrupted run's image upsampled to it); its ``history``
+        joins the levels' (``total``, ``content``, ``style``, ``tv``, each at its level's size), with
+        ``level`` (each entry's level) and ``seconds`` (since the call started).
 
     Raises:
         InputError: a bad parameter, or too many levels for the size, before any network is built.

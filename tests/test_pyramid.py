@@ -31,8 +31,8 @@ def test_level_shapes_halve_towards_the_full_size(shape, levels, expected):
 
 @pytest.mark.parametrize("levels", [0, -1, 2.5, True, "3"])
 def test_bad_levels_are_refused(levels):
-    with pytest.raises(InputError, match="levels") as info:
-        presets.level_shapes((256, 256), levels)
+    with pytest.raises(InputError, match="levels must be a whole number") as info:
+        CONFIG.replace(levels=levels)
     assert info.value.fix
 
 
