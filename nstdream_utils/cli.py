@@ -97,32 +97,27 @@ def build_parser() -> argparse.ArgumentParser:
     add(NST, "content"), add(NST, "style"), add(("dream",), "image")
     add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
     add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
-    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in pixels, keeping the aspect ratio (default: the "
-                                                  "preset's size and shape; NST size for pipeline)")
+    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in px (default: the preset's; NST's for pipeline)")
     add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
     add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
     add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
     add(RUNS, "--seed", 0, type=_SEED, default=0)
     add(RUNS, "--metrics", "run.json", help="write metrics JSON here")
     add(RUNS, "--no-progress", action="store_true", help="no progress bar")
-    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (default "
-                                                                    "0: never)")
+    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
     add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
         "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
-    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; lbfgs "
-                                                                     "with --levels)")
-    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST: optimise at 1/2^(N-1) of the size "
-        "first, doubling up to full size, each level starting from the last (default 1: full size only)")
-    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first, "
-        "e.g. 200,100,100 (default: 100 at full size, 100 at half, doubling at each coarser level)")
+    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; "
+        "lbfgs with --levels)")
+    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size, each "
+        "level starting from the last (default 1: full size only)")
+    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first "
+        "(default: 100 at full and half size, doubling at each coarser level)")
     add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
         help="another style image to blend with STYLE (repeatable)")
-    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first, e.g. "
-                                                               "0.7,0.3 (default: 1 each)")
-    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size: F > 1 larger patterns, "
-                                                    "F < 1 smaller (default 1)")
-    add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours: luminance-only "
-                                                                       "transfer, or the style's colours matched")
+    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first")
+    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
+    add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours")
     add(NST, "--mask", help="image, white where the style goes, black where the content stays")
     add(DREAM, "--layers", "mixed3,mixed5", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
     add(DREAM, "--octaves", 3, type=_POSITIVE, help="number of octaves ending at full size")
@@ -137,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(("data",), "what", choices=["styles", "content"])
     add(("data",), "--out", help="folder (default: data/styles or data/content)")
     add(("batch",), "grid", help="grid YAML file"), add(("batch",), "--out", required=True, help="output folder")
-    add(("batch",), "--workers", 2, type=_POSITIVE, help="processes of the local Dask cluster (default: 1 on a CPU, "
-                                                         "one per GPU)")
+    add(("batch",), "--workers", 2, type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
     add(("batch",), "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     add(("batch",), "--retries", 1, type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
     add(("batch",), "--dry-run", action="store_true", help="list the runs, run nothing")
@@ -163,35 +157,42 @@ def _is_input(args, path: str) -> bool:
     return os.path.realpath(path) in {os.path.realpath(p) for p in _inputs(args)}
 
 
+def _check_levels(args) -> None:
+    """Refuse ``--levels`` with options it does not take, and ``--level-steps`` that do not fit it."""
+    levels, level_steps = args.levels, args.level_steps
+    steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+    controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
+                                         ("--style-scale", args.style_scale), ("--mask", args.mask),
+                                         ("--preserve-color", args.preserve_color)) if value]
+    if levels > 1 and controls:
+        raise InputError(f"is not combined with --levels {levels} yet", where=controls[0],
+                         fix="drop --levels (one level), or the option")
+    if levels == 1 and level_steps is not None:
+        raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
+                         fix=f"add --levels {len(level_steps)}, or use --steps")
+    if levels > 1 and steps:
+        raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
+                         "count", where=steps, fix="give the steps of each level, coarsest first, with --level-steps"
+                         + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
+    if levels > 1 and level_steps is not None and len(level_steps) != levels:
+        raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
+                         fix=f"give {levels} counts, coarsest first, e.g. "
+                         + ",".join(map(str, presets.default_steps(levels))))
+
+
 def _configs(args) -> presets.Preset:
-    """The preset with the options applied (``presets.resolve``), once ``--levels`` agrees with the others.
-    ``--size`` is the longest side unless ``--square``; without either, the preset's own size and shape."""
+    """The preset with the options applied (``presets.resolve``). ``--size`` is the longest side unless
+    ``--square``; without either, the preset's own size and shape."""
     def square(size):
         return True if args.square else None if size is None else False
 
     nst = dream = None
     if args.command != "dream":
-        levels, level_steps = args.levels, args.level_steps
-        steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
-        controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
-                                             ("--style-scale", args.style_scale), ("--mask", args.mask),
-                                             ("--preserve-color", args.preserve_color)) if value]
-        if levels > 1 and controls:
-            raise InputError(f"is not combined with --levels {levels} yet", where=controls[0],
-                             fix="drop --levels (one level), or the option")
-        if levels == 1 and level_steps is not None:
-            raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
-                             fix=f"add --levels {len(level_steps)}, or use --steps")
-        if levels > 1 and steps:
-            raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its "
-                             "own count", where=steps, fix="give the steps of each level, coarsest first, with "
-                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
-        if levels > 1 and level_steps is not None and len(level_steps) != levels:
-            raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
-                             fix=f"give {levels} counts, coarsest first, e.g. " + ",".join(map(str, presets.default_steps(levels))))
+        _check_levels(args)
         nst = dict(size=args.size, square=square(args.size), num_steps=getattr(args, "nst_steps", None) or args.steps,
-                   optimizer=args.optimizer or ("lbfgs" if levels > 1 else None), learning_rate=args.lr,
-                   preserve_color=args.preserve_color, style_blend=args.style_weights, style_scale=args.style_scale)
+                   optimizer=args.optimizer, learning_rate=args.lr, levels=args.levels,
+                   steps_per_level=args.level_steps, preserve_color=args.preserve_color,
+                   style_blend=args.style_weights, style_scale=args.style_scale)
     if args.command != "style":
         size, lr = (args.size, args.lr) if args.command == "dream" else (args.dream_size, args.dream_lr)
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
@@ -230,7 +231,7 @@ def _check_inputs(args) -> presets.Preset:
             raise InputError("the stylised image's default name is an input image, which would be overwritten",
                              where=args.stylized, fix="name the stylised image with --stylized")
     preset = _configs(args)
-    if args.command != "dream" and args.levels > 1:  # the level sizes, from the content image's header
+    if preset.nst.levels > 1:  # the level sizes, from the content image's header
         info = images.image_info(args.content)
         shape = (info["height"], info["width"])[::-1 if info["orientation"] in (5, 6, 7, 8) else 1]
         try:
@@ -238,7 +239,7 @@ def _check_inputs(args) -> presets.Preset:
         except InputError as exc:
             raise InputError(exc.what, where="--levels", fix="use fewer levels or a larger --size (the coarsest "
                              f"side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
-    if args.command != "dream" and args.mask:
+    if getattr(args, "mask", None):
         try:
             presets.check_mask(images.load_image(args.mask))
         except InputError as exc:
@@ -315,28 +316,26 @@ def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
 def _run(args, preset: presets.Preset, interrupts: _Interrupts, written: list[str]) -> int:
     """Load the images, check the weights, run the command, write the image and metrics."""
     load = images.load_image
-    if args.command == "dream":
-        image = load(args.image)
-    else:
-        content = load(args.content)
-        style = [load(p) for p in (args.style, *args.more_styles)] if args.more_styles else load(args.style)
-        nst = dict(levels=args.levels, steps_per_level=args.level_steps, optimizer=preset.nst.optimizer,
-                   **({"mask": load(args.mask)} if args.mask else {}))
-    guide = {"guide": load(args.guide)} if getattr(args, "guide", None) else {}
+    first = load(args.image if args.command == "dream" else args.content)
+    styles = [load(path) for path in (args.style, *args.more_styles)] if args.command != "dream" else [None]
+    style = styles if len(styles) > 1 else styles[0]
+    keywords = {name: load(getattr(args, name)) for name in ("mask", "guide") if getattr(args, name, None)}
+    keywords.update(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
+                    should_stop=interrupts.should_stop, precision=args.precision)
     _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
-    common = dict(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
-                  should_stop=interrupts.should_stop, precision=args.precision)
     metrics = {"preset": args.preset, "precision": args.precision}
-    levels = {} if getattr(args, "levels", 1) == 1 else \
-        {"levels": args.levels, "steps_per_level": presets.level_steps(args.level_steps, args.levels)}
+    levels = {} if preset.nst.levels == 1 else \
+        {"levels": preset.nst.levels, "steps_per_level": list(preset.nst.steps_per_level)}
+    if args.command == "dream":
+        result = dream.deep_dream(first, config=preset.dream, **keywords)
+    elif args.command == "style":
+        result = pyramid.stylize(first, style, config=preset.nst, **keywords)
     if args.command != "pipeline":
-        result = dream.deep_dream(image, config=preset.dream, **guide, **common) if args.command == "dream" else \
-            pyramid.stylize(content, style, config=preset.nst, **nst, **common)
         metrics.update(levels, **_stage_metrics(result.history, result.image, result.status))
         return _finish(args, result.image, metrics, result.status, written)
-    result = pipeline.run_pipeline(content, style, preset=preset, **nst, **guide, **common)
+    result = pipeline.run_pipeline(first, style, config=preset, **keywords)
     if result.status != "interrupted" or not _is_input(args, args.stylized):
         _write(result.stylized, args.stylized, written)
     metrics.update(status=result.status, stylized=args.stylized,

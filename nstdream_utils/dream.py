@@ -16,25 +16,18 @@ from . import device, images, losses, models
 from ._loop import Recorder, RunResult, run_steps
 from .presets import DreamConfig, dream_config
 
+resolve_config = dream_config  # a preset name or DreamConfig plus overrides (None keeps) → a DreamConfig
+
 INCEPTION_MIN_SIZE = 75
 """Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
 
 
 class DreamResult(RunResult):
-    """What :func:`deep_dream` returns: ``image`` (at the working size), ``history``, ``config`` (a
-    :class:`DreamConfig`), ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
-
-    ``history["loss"][i]`` is the dream loss before step ``i``'s update, so ``loss[900]`` is what the
-    TF tutorial prints at "step 900"; ``history["seconds"]`` is the elapsed time.
-    """
+    """What :func:`deep_dream` returns (``image`` at the working size, ``history``, ``config``, ``frames``,
+    ``status``, ``final_loss``: :class:`_loop.RunResult`). ``history["loss"][i]`` is the loss before
+    update ``i`` (``loss[900]`` is what the TF tutorial prints at "step 900"); ``seconds``: elapsed."""
 
     main_key = "loss"
-
-
-def resolve_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
-    """A DeepDream configuration from a preset name or config, with ``overrides`` (None = keep), validated;
-    ``octaves`` may be a count N (N octaves ending at the base size)."""
-    return dream_config(config, **overrides)
 
 
 def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
@@ -45,11 +38,9 @@ def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
 
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12
-"""The factor the dream loss is multiplied by before differentiating through a float16 Inception v3
-(and the gradient divided by after). The loss is a mean of activations, so its gradient is small
-(≈ 10⁻³ per pixel at 299 px, less on larger images) and underflows float16 without it: on a 1024 px
-image the float16 gradient's cosine with float32's is 0.72 unscaled and 0.96 with this scale
-(2⁸ to 2²⁰ all give 0.96; none overflowed)."""
+"""The dream loss is multiplied by this before differentiating through a float16 Inception v3 (the
+gradient divided after): its gradient, ≈ 10⁻³ per pixel at 299 px, underflows float16 without it (at
+1024 px the cosine with float32's gradient is 0.72 unscaled, 0.96 scaled by anything from 2⁸ to 2²⁰)."""
 
 
 def _loss_scale(extractor) -> float:
@@ -125,24 +116,20 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides
     return step
 
 
-def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None = None,
-               num_steps: int | None = None, step_size: float | None = None, layers=None, octaves=None,
-               tile_size: int | None = None, seed: int = 0, progress: bool = True, log_every: int = 0,
-               frame_every: int = 0, callback=None, should_stop=None, weights=None,
-               precision: str | None = None, guide=None) -> DreamResult:
-    """Dream on ``image`` by gradient ascent of Inception v3's mean activations.
+def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, progress: bool = True,
+               log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None, weights=None,
+               precision: str | None = None, guide=None, **overrides) -> DreamResult:
+    """Dream on ``image`` by gradient ascent of Inception v3's mean activations, octave by octave.
 
     Args:
         image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
-        config: a preset name or a :class:`DreamConfig`; the other arguments override it (None keeps).
-        layers: Inception layers, e.g. ``("mixed3", "mixed5")``.
-        octaves: a tuple of octave exponents, or an int N for N octaves ending at the base size.
-        tile_size: use tiles of this size with a random roll when the image is larger (0: never).
-        seed: seeds the random rolls; same seed, same result.
+        config: a preset name or a :class:`DreamConfig`.
+        **overrides: :class:`DreamConfig` fields (``size``, ``num_steps``, ``step_size``, ``layers``,
+            ``octaves`` — a tuple of exponents or a count —, ``tile_size``, …; None keeps).
+        seed: seeds the random rolls of the tiles; same seed, same result.
         progress, log_every, frame_every, callback, should_stop, weights: as in ``nst.style_transfer``.
-        precision: what Inception v3 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs
-            with AVX512-BF16 or AMX), ``"float16"`` (GPUs) — or None for the global Keras policy;
-            the loss is float32 either way.
+        precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None (the global Keras policy), as in
+            ``nst.style_transfer``; the loss is float32 either way.
         guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
             image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
 
@@ -153,18 +140,17 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
         InputError: a bad parameter (before any network is built).
         NonFiniteLossError: the loss or image became NaN/Inf.
     """
-    cfg = resolve_config(config, size=size, num_steps=num_steps, step_size=step_size, layers=layers,
-                         octaves=octaves, tile_size=tile_size)
+    cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
     base = prepare_image(image, cfg)
     extractor = models.inception_features(cfg.layers, weights=weights, precision=precision)
     guides = guide_features(extractor, guide, cfg) if guide is not None else None
-    whole_step, tiled_step = make_step(extractor, cfg, guides), None
+    whole_step = make_step(extractor, cfg, guides)
+    tiled_step = make_tiled_step(extractor, cfg, guides) if cfg.tile_size else None  # traced at its first call
     rng = np.random.default_rng(seed)
-    img = tf.constant(base * 2.0 - 1.0)
-    state = {"img": img}
+    state = {"img": tf.constant(base * 2.0 - 1.0)}  # Inception's range, [-1, 1]
     recorder = Recorder(num_steps=cfg.num_steps * len(cfg.octaves), get_image=lambda: (state["img"].numpy() + 1) / 2,
                         progress=progress, desc="DeepDream", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="loss")
@@ -173,8 +159,6 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", size: int | None =
         hw = np.maximum(np.round(base_hw * cfg.octave_scale ** n), INCEPTION_MIN_SIZE).astype(int)
         state["img"] = tf.image.resize(state["img"], hw)
         use_tiles = cfg.tile_size and max(hw) > cfg.tile_size
-        if use_tiles and tiled_step is None:
-            tiled_step = make_tiled_step(extractor, cfg, guides)
 
         def step(i: int) -> dict:
             if use_tiles:

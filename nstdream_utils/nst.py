@@ -1,15 +1,10 @@
 """Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
-Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6).
-Taught in notebooks 03 (the loop) and 04 (the optimisers).
+Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6). Taught in notebooks 03 and 04.
 
-:func:`style_transfer` prepares the images (:func:`prepare_images`), precomputes the targets once
-(:class:`NSTLoss`), then runs one of four optimisers; each step runs VGG-19 once, on the image:
-
-* ``"sgd"`` — Eq 2, ``x ← x − η_t ∇L(x)`` (keras-io: SGD with exponential decay), optionally with a
-  guard against a step that blows the loss up (:func:`_gradient_loop`);
-* ``"adam"`` — the TensorFlow tutorial's choice (:func:`_gradient_loop`);
-* ``"lbfgs"`` — Gatys' choice, scipy's L-BFGS-B (``optim.lbfgs_loop``);
-* ``"lbfgs-tf"`` — the same method in TensorFlow (``optim.lbfgs_tf_loop``).
+:func:`style_transfer` resizes the images (:func:`prepare_images`), precomputes the targets once
+(:class:`NSTLoss`), then runs one optimiser (:func:`loop_for`), each step running VGG-19 once on the image:
+``"sgd"`` (Eq 2, ``x ← x − η_t ∇L(x)``, keras-io's recipe, optionally guarded) and ``"adam"`` (the TF
+tutorial's) in :func:`_gradient_loop`; ``"lbfgs"`` (Gatys': scipy) and ``"lbfgs-tf"`` in ``optim``.
 """
 
 from __future__ import annotations
@@ -22,37 +17,25 @@ from ._loop import Recorder, RunResult, run_steps
 from .errors import InputError
 from .presets import NSTConfig, check_mask, check_styles, nst_config
 
+resolve_config = nst_config  # a preset name or NSTConfig plus overrides (None keeps) → an NSTConfig
+
 VGG19_MIN_SIZE = 32
 """VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
 
 
 class NSTResult(RunResult):
-    """What :func:`style_transfer` returns: ``image``, ``history``, ``config`` (an :class:`NSTConfig`),
-    ``frames``, ``status`` and ``final_loss`` (see :class:`_loop.RunResult`).
-
-    ``history`` holds ``total``, ``content``, ``style``, ``tv`` (the weighted terms, each evaluated
-    before that step's update, as keras-io prints them) and ``seconds`` (elapsed); guarded SGD adds
-    ``retries`` (1 at a step that undid the previous update, else 0; :func:`_gradient_loop`).
-    """
+    """What :func:`style_transfer` returns (``image``, ``history``, ``config``, ``frames``, ``status``,
+    ``final_loss``: :class:`_loop.RunResult`). ``history``: ``total``, ``content``, ``style``, ``tv`` (the
+    weighted terms before each step's update, as keras-io prints them), ``seconds``; guarded SGD adds
+    ``retries`` (1 at a step that undid the previous update, else 0)."""
 
     main_key = "total"
 
 
-def resolve_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
-    """An NST configuration from a preset name or config, with ``overrides`` (None = keep), validated."""
-    return nst_config(config, **overrides)
-
-
 def prepare_images(content_image, style_image, cfg: NSTConfig):
-    """Resize the content image to the configured size (at least 32 px per side), and the style image
-    (or each of a list of them) to ``cfg.style_scale ×`` the content's size (at least 32 px per side).
-
-    With ``cfg.preserve_color == "histogram"`` each style image's colours are then matched to the
-    content's mean and covariance (``images.match_colors``).
-
-    Returns:
-        The content, float32 ``[H, W, 3]`` in [0, 1], and the style image (a list for a list).
-    """
+    """The content resized to ``cfg.size`` and the style image (or each of a list) to ``cfg.style_scale ×``
+    the content's shape, both float32 ``[H, W, 3]`` in [0, 1], at least 32 px per side; with
+    ``preserve_color="histogram"`` the styles' colours matched to the content's (``images.match_colors``)."""
     content = np.asarray(content_image, np.float32)
     content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
         else images.resize(content, longest_side=cfg.size)
@@ -66,22 +49,15 @@ def prepare_images(content_image, style_image, cfg: NSTConfig):
 
 
 class NSTLoss:
-    """The total loss of Eq 6 for one content/style pair, with targets precomputed once.
+    """The total loss of Eq 6 for one content/style pair, with the targets computed once.
 
-    Call it on the optimised image (``pixel_scale`` × [0, 1] RGB, ``[1, H, W, 3]``) to get the
-    weighted terms ``{"total", "content", "style", "tv"}`` as float32 scalars, or use
-    :meth:`value_and_gradient` for the gradient too. ``precision`` (``models.vgg19_features``) sets
-    what VGG-19 computes in; the losses are always float32. ``loss_scale`` is the
-    :class:`models.LossScale` of a float16 network, else None.
-
-    Controls (``NSTConfig``): ``style`` may be a list of images, blended as
-    ``L_style = Σ_k w_k L_style(x, style_k)`` with ``w = cfg.style_blend``; a style image of another
-    size than the content (``cfg.style_scale``) has its plain-sum Gram matrices rescaled by
-    ``M_content / M_style`` (positions per layer), so they count per position as the output's do.
-    A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's features by the
-    mask resized to each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``, so the style
-    is matched only where the mask is white; where it is black the pixel term
-    ``cfg.mask_weight · mean((1 − m)(x − c)²)`` keeps the content (added to the ``"content"`` term).
+    Called on the optimised image (``[1, H, W, 3]``, ``pixel_scale`` × RGB in [0, 1]) it returns the
+    weighted terms ``{"total", "content", "style", "tv"}``, float32 scalars whatever ``precision``
+    VGG-19 computes in. A list of styles is blended, ``L_style = Σ_k w_k L_style(x, style_k)``; a style
+    of another size than the content has its plain-sum Gram matrices rescaled by ``M_content / M_style``.
+    A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's
+    features by the mask at each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``; where it is
+    black, ``mask_weight · mean((1 − m)(x − c)²)`` keeps the content (part of the ``"content"`` term).
     """
 
     def __init__(self, content: np.ndarray, style, cfg: NSTConfig, *, mask: np.ndarray | None = None,
@@ -132,13 +108,8 @@ class NSTLoss:
 
     def value_and_gradient(self, image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         """The weighted terms (as ``__call__``) and ``d total / d image`` (float32, ``image``'s shape).
-
-        Where VGG-19 computes in float16 (``precision="float16"``, or the ``mixed_float16`` policy
-        that ``device.setup`` turns on on tensor-core GPUs), the backward pass would overflow
-        float16's range (65,504) for losses as large as the TF tutorial's (≈ 10¹⁰): the gradient
-        is then computed with a dynamic loss scale (:class:`models.LossScale`). Otherwise it is plain
-        autodiff. Call it inside a ``tf.function``.
-        """
+        In float16, whose range (65,504) the TF tutorial's losses (≈ 10¹⁰) overflow, the gradient
+        takes a dynamic loss scale (:class:`models.LossScale`). Call it inside a ``tf.function``."""
         if self.loss_scale is None:
             with tf.GradientTape() as tape:
                 tape.watch(image)
@@ -184,15 +155,14 @@ def _make_optimizer(cfg: NSTConfig, num_pixels: int):
 
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
                    should_stop=None, checkpoint: optim.Checkpoint | None = None) -> np.ndarray:
-    """SGD or Adam on a ``tf.Variable`` ``x`` (``x0``: ``[1, H, W, 3]`` in ``[0, pixel_scale]``): one
-    traced ``tf.function`` step, ``x ← x − η_t ∇L(x)`` for SGD (keras-io's recipe), clipped to
-    ``[0, pixel_scale]`` when ``cfg.clip``. Returns the last finite image, ``[H, W, 3]`` in [0, 1].
+    """SGD or Adam on a ``tf.Variable`` ``x`` (``x0``: ``[1, H, W, 3]`` in ``[0, pixel_scale]``), one
+    traced step ``x ← x − η_t ∇L(x)`` for SGD (keras-io's recipe), clipped to ``[0, pixel_scale]`` when
+    ``cfg.clip``. Returns the last finite image, ``[H, W, 3]`` in [0, 1].
 
     The SGD guard (``cfg.sgd_guard_factor``): if the previous update raised the loss more than
-    ``factor ×`` (``L(x) > factor · L(x_kept)``, or NaN/Inf), the step goes back to the kept image
-    (with its loss and gradient) and halves the rate for the rest of the run; otherwise it keeps
-    ``x``. The history then records the kept images' losses, and ``retries`` (1 at a step that
-    undid the previous update, else 0). While no update blows up, the steps are the plain loop's.
+    ``factor ×`` (or to NaN/Inf), the step goes back to the kept image (with its loss and gradient)
+    and halves the rate for the rest of the run; the history records the kept images' losses and
+    ``retries``. While no update blows up, the steps are the plain loop's.
     """
     guard = cfg.sgd_guard_factor if cfg.optimizer == "sgd" else None
     image = tf.Variable(x0)
@@ -249,49 +219,47 @@ def loop_for(optimizer: str):
     return {"lbfgs": optim.lbfgs_loop, "lbfgs-tf": optim.lbfgs_tf_loop}.get(optimizer, _gradient_loop)
 
 
-def style_transfer(content_image, style_image, *, config: NSTConfig | str = "quick", size: int | None = None,
-                   num_steps: int | None = None, optimizer: str | None = None,
-                   learning_rate: float | None = None, seed: int = 0, progress: bool = True,
-                   log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None,
-                   weights=None, precision: str | None = None, mask=None, preserve_color: str | None = None,
-                   style_blend=None, style_scale: float | None = None, checkpoint=None,
-                   checkpoint_every: int = 500) -> NSTResult:
-    """Stylise ``content_image`` with ``style_image`` (the paper's NST).
+def style_transfer(content_image, style_image, *, config: NSTConfig | str = "quick", seed: int = 0,
+                   progress: bool = True, log_every: int = 0, frame_every: int = 0, callback=None,
+                   should_stop=None, weights=None, precision: str | None = None, mask=None, checkpoint=None,
+                   checkpoint_every: int = 500, **overrides) -> NSTResult:
+    """Stylise ``content_image`` with ``style_image`` (the paper's NST), at full size in one level.
 
     Args:
         content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here);
-            ``style_image`` may be a list of images, blended with weights ``style_blend``.
-        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`.
-        size, num_steps, optimizer, learning_rate: override the config (None keeps it).
+            ``style_image`` may be a list of images, blended with the weights ``style_blend``.
+        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`;
+            ``**overrides``: its fields (``size``, ``num_steps``, ``optimizer``, ``learning_rate``,
+            ``preserve_color``, ``style_blend``, ``style_scale``, …; None keeps).
         seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
-        progress: show a tqdm progress bar.
-        log_every: print ``step N | loss x`` every N steps (0: never).
-        frame_every: keep the image every N steps in ``result.frames`` (0: never).
-        callback: ``callback(step, losses, image)`` every 10 steps.
-        should_stop: polled every step; returning True ends the run (status ``"interrupted"``).
-        weights: VGG-19 weights file or folder (default: ``weights.resolve``).
-        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (about 1.8× faster on
-            CPUs with AVX512-BF16, 3.4× with AMX, ``docs/benchmarks.md``), ``"float16"`` (GPUs) — or None
-            for the global Keras policy (``device.setup``). Losses are float32 either way.
-        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where
-            the content stays (see :class:`NSTLoss`); neither all black nor all white.
-        preserve_color, style_blend, style_scale: override the config's (``NSTConfig``).
-        checkpoint: a ``.npz`` path (SGD and Adam only): the run saves its state there every
-            ``checkpoint_every`` steps and, when the file exists, continues from it (``optim.Checkpoint``).
+        progress, log_every, frame_every: a progress bar; print ``step N | loss x`` every N steps; keep
+            the image every N steps in ``result.frames`` (0: never).
+        callback: ``callback(step, losses, image)`` every 10 steps; should_stop: polled every step, True
+            ends the run (status ``"interrupted"``). weights: VGG-19's file or folder (``weights.resolve``).
+        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs with AVX512-BF16
+            or AMX), ``"float16"`` (GPUs) — or None for the Keras policy (``device.setup``); losses are float32.
+        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where the
+            content stays (:class:`NSTLoss`).
+        checkpoint: a ``.npz`` path (SGD and Adam): the state is saved there every ``checkpoint_every``
+            steps, and a run continues from it when it exists (``optim.Checkpoint``).
 
     Returns:
-        An :class:`NSTResult`. Ctrl-C (KeyboardInterrupt) also returns one, with status ``"interrupted"``.
+        An :class:`NSTResult`; Ctrl-C (KeyboardInterrupt) returns one with status ``"interrupted"``.
 
     Raises:
-        InputError: a bad parameter (checked before any network is built).
+        InputError: a bad parameter (before any network is built); ``levels`` > 1 (see ``pyramid``).
         NonFiniteLossError: the loss became NaN/Inf; ``.last_image`` is the last finite image.
     """
-    cfg = resolve_config(config, size=size, num_steps=num_steps, optimizer=optimizer, learning_rate=learning_rate,
-                         preserve_color=preserve_color, style_scale=style_scale,
-                         style_blend=None if style_blend is None else tuple(style_blend))
+    cfg = resolve_config(config, **overrides)
     styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
     check_styles(cfg, len(styles))
     mask = check_mask(mask) if mask is not None else None
+    if cfg.levels > 1:
+        raise InputError(f"levels={cfg.levels}: style_transfer runs one level", where="levels",
+                         fix="run several levels with pyramid.coarse_to_fine or pipeline.run_pipeline")
+    if checkpoint is not None and cfg.optimizer not in ("sgd", "adam"):
+        raise InputError(f"checkpoints are kept for sgd and adam, not {cfg.optimizer}", where="checkpoint",
+                         fix="leave checkpoint unset, or use optimizer='sgd' or 'adam'")
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)
@@ -303,15 +271,8 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0] / cfg.pixel_scale, progress=progress,
                         desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="total")
-    loop = loop_for(cfg.optimizer)
-    if checkpoint is None:
-        image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop)
-    elif loop is _gradient_loop:
-        image = loop(loss_fn, x0, cfg, recorder, should_stop=should_stop,
-                     checkpoint=optim.Checkpoint(checkpoint, checkpoint_every))
-    else:
-        raise InputError(f"checkpoints are kept for sgd and adam, not {cfg.optimizer}", where="checkpoint",
-                         fix="leave checkpoint unset, or use optimizer='sgd' or 'adam'")
+    saving = {"checkpoint": optim.Checkpoint(checkpoint, checkpoint_every)} if checkpoint is not None else {}
+    image = loop_for(cfg.optimizer)(loss_fn, x0, cfg, recorder, should_stop=should_stop, **saving)
     if cfg.preserve_color == "luminance":  # after the run: the output's luminance Y, the content's Cb, Cr
         image = images.keep_colors(np.clip(image, 0, 1), content)
     return NSTResult(image=np.clip(image, 0, 1).astype(np.float32), history=recorder.history, config=cfg,

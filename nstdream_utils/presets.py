@@ -1,15 +1,7 @@
-"""Named recipes: the settings of NST and DeepDream, each with the source it comes from.
-
-Three presets (``nstdream info`` prints them):
-
-* ``paper`` — NST as keras-io ``examples/generative/neural_style_transfer.py`` does it (the only
-  public recipe whose loss scale, 10³–10⁴, fits the paper's printed NST losses), at the paper's
-  224×224; DeepDream as the TensorFlow DeepDream tutorial, at the paper's 299×299, step size 0.005,
-  1000 steps.
-* ``tf-tutorial`` — the TensorFlow style-transfer tutorial (Adam, Gram ÷ HW, weights 1e-2 / 1e4,
-  TV weight 30, longest side 512) and the DeepDream tutorial with octaves.
-* ``quick`` — the same networks and losses as ``paper`` at small sizes and few steps, for a 2-core
-  CPU and CI; NST by L-BFGS (no learning rate to tune), which converges on any photo and style.
+"""Named recipes (``paper``, ``tf-tutorial``, ``quick``: ``nstdream info`` prints them) and the one way a
+run's settings are made: :func:`resolve` turns a preset name plus overrides into frozen configs (per stage,
+:func:`nst_config` and :func:`dream_config`). A config is checked when it is made, so every config that exists
+is valid and the loops never check one again. TensorFlow-free, so the CLI resolves before TensorFlow loads.
 """
 
 from __future__ import annotations
@@ -27,58 +19,217 @@ from .errors import InputError
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
 PRESERVE_COLORS = ("luminance", "histogram")
 INITS = ("content", "noise", "style")
-
 SGD_GUARD_FACTOR = 2.0
 """The ``paper`` and ``quick`` presets' ``sgd_guard_factor``: an SGD update that more than doubles
 the loss is undone and retried at half the rate."""
 
 KERAS_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+VGG19_LAYERS: tuple[str, ...] = tuple(
+    [f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1)]
+    + [f"block{b}_pool" for b in range(1, 6)])
+"""Keras names of VGG-19's 16 convolution and 5 pooling layers (``block{b}_conv{i}`` = paper's conv{b}_{i})."""
+INCEPTION_LAYERS: tuple[str, ...] = tuple(f"mixed{i}" for i in range(11))
+"""Inception v3's mixed (inception-module) outputs usable for DeepDream (mixed0…mixed10)."""
+
+MIN_LEVEL_SIDE = 16
+"""The smallest side a coarse-to-fine level may have: VGG-19 halves the image four times before ``block5``."""
+COARSE_STEPS = 100
+"""Default L-BFGS steps at the half-size level; each coarser level gets twice the steps of the one
+above it, so each costs about as much as 25 or fewer full-size steps (benchmarks/nst_time_to_quality.py)."""
+FINE_STEPS = 100
+"""Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""
 
 
-def _shared(layers: tuple[str, ...]) -> dict[str, float]:
-    return {name: 1.0 / len(layers) for name in layers}
+# ---------------------------------------------------------------- checks
+def _fail(what: str, where: str, fix: str):
+    raise InputError(what, where=where, fix=fix)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _positive(value, name: str, *, where: str) -> None:
+    if not (_is_number(value) and value > 0):
+        _fail(f"{name} must be a positive number, got {value!r}", where, f"pass {name} > 0")
+
+
+def _choice(value, choices: tuple, name: str, *, where: str) -> None:
+    if value not in choices:
+        _fail(f"unknown {name} '{value}'", where, f"choose one of {', '.join(c for c in choices if c)}")
+
+
+def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
+    """Raise InputError for a layer name not in ``valid``, listing the valid ones and a close match."""
+    for name in layers:
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            _fail(f"unknown layer '{name}'", where, f"{hint}valid layers: {', '.join(valid)}")
+
+
+def validate_nst(cfg: NSTConfig) -> NSTConfig:
+    """Check an NST config (done when one is made: ``NSTConfig.__post_init__``); return it. InputError
+    names the field, what is wrong and the fix."""
+    if not (_is_number(cfg.num_steps) and float(cfg.num_steps).is_integer()):
+        _fail(f"num_steps must be an integer, got {cfg.num_steps!r}", "nst", "pass a whole number of steps")
+    for name, where in (("size", "nst"), ("num_steps", "nst"), ("learning_rate", "nst"),
+                        ("style_scale", "style_scale"), ("mask_weight", "mask_weight")):
+        _positive(getattr(cfg, name), name, where=where)
+    factor = cfg.sgd_guard_factor
+    if factor is not None and not (_is_number(factor) and factor >= 1):
+        _fail(f"sgd_guard_factor must be None or a number ≥ 1, got {factor!r}", "nst",
+              f"pass None (no guard) or a factor such as {SGD_GUARD_FACTOR}")
+    _choice(cfg.optimizer, OPTIMIZERS, "optimizer", where="nst")
+    _choice(cfg.init, INITS, "init", where="nst")
+    _choice(cfg.preserve_color, (None, *PRESERVE_COLORS), "preserve_color", where="preserve_color")
+    check_layers(cfg.content_layers, VGG19_LAYERS, where="content_layers")
+    check_layers(cfg.style_layers, VGG19_LAYERS, where="style_layers")
+    blend = cfg.style_blend or ()
+    if not isinstance(blend, tuple) or not all(_is_number(w) and w >= 0 for w in blend) or \
+            (blend and not sum(blend) > 0):
+        _fail(f"style weights must be numbers ≥ 0, not all 0, got {cfg.style_blend!r}", "style_blend",
+              "pass e.g. 0.7,0.3")
+    controls = [name for name, on in (("preserve_color", cfg.preserve_color), ("style_blend", cfg.style_blend),
+                                      ("style_scale", cfg.style_scale != 1)) if on]
+    if cfg.levels > 1 and controls:
+        _fail(f"{', '.join(controls)} with levels={cfg.levels}: coarse to fine takes none of these", "levels",
+              "run one level (levels=1) with these controls, or drop them")
+    return cfg
+
+
+def validate_dream(cfg: DreamConfig) -> DreamConfig:
+    """Check a DeepDream config (done when one is made); return it. InputError as :func:`validate_nst`."""
+    for name in ("size", "num_steps", "step_size", "octave_scale"):
+        _positive(getattr(cfg, name), name, where="dream")
+    if cfg.tile_size and cfg.tile_size < 75:
+        _fail(f"tile_size {cfg.tile_size} is below Inception v3's 75-pixel minimum", "tile_size",
+              "use 0 (no tiles) or a tile size of at least 75, e.g. 512")
+    if not cfg.octaves:
+        _fail("no octaves chosen", "octaves", "pass e.g. octaves=(0,) or a count such as 3")
+    if not cfg.layers:
+        _fail("no layers chosen", "layers", "pass e.g. mixed3,mixed5")
+    check_layers(cfg.layers, INCEPTION_LAYERS, where="layers")
+    return cfg
+
+
+def check_styles(cfg: NSTConfig, num_styles: int) -> None:
+    """Refuse a ``style_blend`` whose length is not the number of style images."""
+    if cfg.style_blend is not None and len(cfg.style_blend) != num_styles:
+        _fail(f"{len(cfg.style_blend)} weights for {num_styles} style images", "style_blend",
+              f"give one weight per style image ({num_styles})")
+
+
+def check_mask(mask) -> np.ndarray:
+    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is
+    averaged); refuses one that is all black or all white, which would make the mask pointless."""
+    m = np.asarray(mask, np.float32)
+    m = m.mean(axis=-1) if m.ndim == 3 else m
+    if m.ndim != 2 or not np.isfinite(m).all():
+        _fail(f"a mask must be an [H, W] or [H, W, 3] image, got shape {m.shape}", "mask",
+              "pass a grayscale or RGB image, white where the style goes")
+    if m.max() < 0.01 or m.min() > 0.99:
+        _fail(f"the mask is all {'black' if m.max() < 0.01 else 'white'}", "mask",
+              "paint white where the style goes and black where the content stays")
+    return np.clip(m, 0.0, 1.0)
+
+
+# ---------------------------------------------------------------- coarse-to-fine schedule
+def _level_steps(steps, levels) -> tuple[int, ...] | None:
+    """``steps_per_level`` as one count per level (None for one level), checked with ``levels``."""
+    if not (_whole(levels) and levels >= 1):
+        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels", "pass e.g. levels=3 (quarter, half "
+              "and full size)")
+    if levels == 1 and steps is not None:
+        _fail("steps_per_level needs levels ≥ 2", "steps_per_level",
+              "pass levels=len(steps_per_level), or num_steps for a one-level run")
+    if levels == 1:
+        return None
+    steps = default_steps(levels) if steps is None else (steps,) * levels if _whole(steps) else steps
+    if not isinstance(steps, Sequence) or isinstance(steps, str):
+        _fail(f"steps_per_level must be an int or a list of ints, got {steps!r}", "steps_per_level",
+              "pass e.g. steps_per_level=(20, 20, 100)")
+    if len(steps) != levels:
+        _fail(f"steps_per_level has {len(steps)} entries for {levels} levels", "steps_per_level",
+              f"give one step count per level ({levels})")
+    if not all(_whole(n) and n >= 1 for n in steps):
+        _fail(f"every level needs at least 1 step, got {steps!r}", "steps_per_level", "pass positive whole numbers")
+    return tuple(int(n) for n in steps)
+
+
+def default_steps(levels: int) -> list[int]:
+    """L-BFGS steps per level, coarsest first: :data:`FINE_STEPS` at full size, :data:`COARSE_STEPS` at
+    half size, doubling at each coarser level; ``default_steps(3) == [200, 100, 100]``."""
+    return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
+
+
+def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
+    """The ``(height, width)`` of each level, coarsest first: ``shape`` (the last) divided by 2^k, rounded;
+    ``level_shapes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]``. InputError if the coarsest
+    level's shorter side is below :data:`MIN_LEVEL_SIDE`."""
+    out = [(max(1, round(shape[0] / 2 ** k)), max(1, round(shape[1] / 2 ** k))) for k in range(levels - 1, -1, -1)]
+    if min(out[0]) < MIN_LEVEL_SIDE:
+        _fail(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below {MIN_LEVEL_SIDE} px",
+              "levels", "use fewer levels or a larger size")
+    return out
+
+
+def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
+    """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape`` (``images.resize``'s
+    rounding): the last level of a coarse-to-fine run."""
+    if cfg.square:
+        return cfg.size, cfg.size
+    scale = cfg.size / max(shape)
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+class _Config:
+    def replace(self, **changes):
+        """A copy with ``changes`` (None keeps a field; ``dataclasses.replace`` sets None), checked as it is made."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes) if changes else self
+
+    def _set(self, **values) -> None:  # normalise fields of a frozen dataclass while it is made
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
-class NSTConfig:
-    """Settings of one neural-style-transfer run (``nst.style_transfer``).
+class NSTConfig(_Config):
+    """Settings of one neural-style-transfer run (``nst.style_transfer``, ``pyramid.coarse_to_fine``).
 
     Attributes:
-        size: output size in pixels: the longest side, or both sides when ``square`` is true.
-        square: resize to ``size × size`` (the paper's 224×224) instead of keeping the aspect ratio.
-        num_steps: optimiser iterations.
+        size: output size in pixels: the longest side, or both sides when ``square`` (the paper's 224×224).
+        num_steps: optimiser iterations (one level).
         optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial), ``"lbfgs"`` (Gatys; scipy) or
             ``"lbfgs-tf"`` (the same in TensorFlow: faster where VGG-19 is fast, e.g. bfloat16 on AMX).
-        learning_rate: step size, in the units of ``pixel_scale``.
-        lr_decay_rate, lr_decay_steps: exponential decay ``lr · rate^(step / steps)`` (None: constant).
-        lr_reference_pixels: for SGD, ``learning_rate`` is the one for an image of this many pixels
-            and is scaled by ``H·W / lr_reference_pixels`` (None: never scaled; Adam and L-BFGS are
-            never scaled: their steps do not depend on the gradient's size). The keras-io style loss
-            divides by (H·W)², so each pixel's gradient grows as the image shrinks: lr 10 is stable
-            at 224² but diverges at 64² (measured: NaN by step 3), while lr 10·(64/224)² converges.
-        sgd_guard_factor: for SGD, an update that raises the loss more than this many times (or
-            makes it NaN/Inf) is undone and taken again at half the rate, which stays halved
-            (``nst._gradient_loop``; the history's ``retries`` counts them). None: no guard,
-            exactly keras-io's SGD. Other optimisers ignore it.
-        adam_beta1, adam_epsilon: Adam's β₁ and ε.
-        pixel_scale: the optimised image is ``pixel_scale × RGB[0, 1]``; 255 reproduces the keras-io
-            example, which optimises caffe-preprocessed pixels in 0..255 (mean shift and BGR order do
-            not change gradients, so SGD there equals SGD here with the same learning rate).
+        learning_rate: step size, in the units of ``pixel_scale``; ``lr_decay_rate``, ``lr_decay_steps``:
+            decay ``lr · rate^(step / steps)`` (None: constant).
+        lr_reference_pixels: for SGD, ``learning_rate`` is the rate at this many pixels, scaled by
+            ``H·W / lr_reference_pixels`` (None: never). The keras-io style loss divides by (H·W)², so
+            a pixel's gradient grows as the image shrinks: lr 10 is stable at 224² but NaN by step 3
+            at 64², while lr 10·(64/224)² converges. Adam and L-BFGS are never scaled.
+        sgd_guard_factor: for SGD, an update that raises the loss more than this many times (or makes
+            it NaN/Inf) is undone and taken again at half the rate, which stays halved; the history's
+            ``retries`` counts them. None: exactly keras-io's SGD.
+        pixel_scale: the optimised image is ``pixel_scale × RGB[0, 1]``; 255 reproduces keras-io's
+            caffe pixels (mean shift and BGR order do not change the gradients).
         clip: clip the image to the valid range after every step (TF tutorial) or not (keras-io).
         init: start from the ``"content"`` image, seeded ``"noise"`` or the ``"style"`` image.
-        content_layers, content_weight (α), content_reduction: see ``losses.content_loss``.
-        style_layers: layer → w_l; style_weight (β); style_reduction and gram_normalize: see
-            ``losses.style_layer_loss`` and ``losses.gram_matrix``.
-        tv_weight, tv_kind, tv_power: total-variation term (``losses.total_variation_loss``).
-        preserve_color: None, ``"luminance"`` (after the run, the output's luminance Y with the
-            content's chroma Cb, Cr: ``images.keep_colors``) or ``"histogram"`` (the style's colours matched to the content's, before);
-            Gatys et al. 2016, "Preserving colour in neural artistic style transfer".
-        style_blend: the weight w_k of each style image, L_style = Σ_k w_k L_style(x, style_k)
-            (None: 1 for each); one per style image.
-        style_scale: the style image is resized to ``style_scale ×`` the output's size before its
-            Gram matrices are computed: above 1, its patterns cover more pixels and come out larger.
-        mask_weight: with a mask, the weight of the pixel term that keeps the content where the
-            mask is black: ``mask_weight · mean((1 − m) · (x − c)²)``, x and c in [0, 1].
+        content_*, style_* (style_layers: layer → w_l), gram_normalize, tv_*: the loss terms and their
+            weights α, β, γ (``losses.content_loss``, ``losses.style_layer_loss``, ``losses.total_variation_loss``).
+        preserve_color: None, ``"luminance"`` (after the run: the output's luminance, the content's
+            chroma) or ``"histogram"`` (before: the style's colours matched to the content's).
+        style_blend: a weight w_k per style image, L_style = Σ_k w_k L_style(x, style_k) (None: 1 each).
+        style_scale: the style image is resized to ``style_scale ×`` the output's size (above 1: larger patterns).
+        mask_weight: with a mask m, the weight of ``mean((1 − m) · (x − c)²)``, which keeps the content c.
+        levels: coarse to fine (``pyramid.coarse_to_fine``) from 1/2^(levels−1) of the size; 1: full size only.
+        steps_per_level: steps per level, coarsest first (an int: the same at each level; None with
+            several levels: :func:`default_steps`). Only with ``levels`` ≥ 2.
     """
 
     size: int = 224
@@ -98,7 +249,7 @@ class NSTConfig:
     content_layers: tuple[str, ...] = ("block5_conv2",)
     content_weight: float = 2.5e-8
     content_reduction: str = "sum"
-    style_layers: dict[str, float] = field(default_factory=lambda: _shared(KERAS_STYLE_LAYERS))
+    style_layers: dict[str, float] = field(default_factory=lambda: dict.fromkeys(KERAS_STYLE_LAYERS, 0.2))
     style_weight: float = 1e-6
     style_reduction: str = "keras"
     gram_normalize: str | None = None
@@ -109,27 +260,28 @@ class NSTConfig:
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     mask_weight: float = 1e4
+    levels: int = 1
+    steps_per_level: tuple[int, ...] | None = None
 
-    def replace(self, **changes) -> "NSTConfig":
-        """A copy with some fields changed; ``None`` values are ignored (they mean "keep"), so to
-        set a field to None use ``dataclasses.replace``."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __post_init__(self) -> None:
+        blend = self.style_blend
+        self._set(content_layers=tuple(self.content_layers),
+                  style_blend=tuple(blend) if isinstance(blend, (Sequence, np.ndarray)) else blend,
+                  steps_per_level=_level_steps(self.steps_per_level, self.levels))
+        validate_nst(self)
 
 
 @dataclass(frozen=True)
-class DreamConfig:
+class DreamConfig(_Config):
     """Settings of one DeepDream run (``dream.deep_dream``).
 
     Attributes:
         size: the longest side in pixels, or both sides when ``square`` (the paper's 299×299).
-        square: resize to ``size × size``.
-        num_steps: gradient-ascent steps per octave.
-        step_size: learning rate of the ascent, in pixels of [-1, 1] per normalised gradient.
+        num_steps: gradient-ascent steps per octave; ``step_size``: its rate, in [-1, 1] pixels per
+            normalised gradient (``normalize_gradient``: ÷ its standard deviation, as the TF tutorial).
         layers: Inception v3 layers whose mean activations are summed (``mixed0``…``mixed10``).
-        octaves: octave exponents; the image is processed at ``size · octave_scale^n`` for each n.
-        octave_scale: scale between octaves (TF tutorial: 1.3).
+        octaves: exponents n, each run at ``size · octave_scale^n``; an int N: ``(-(N-1), …, 0)``.
         tile_size: compute gradients tile by tile (with a random roll) above this size; 0 = never.
-        normalize_gradient: divide the gradient by its standard deviation (TF tutorial).
     """
 
     size: int = 299
@@ -142,9 +294,12 @@ class DreamConfig:
     tile_size: int = 0
     normalize_gradient: bool = True
 
-    def replace(self, **changes) -> "DreamConfig":
-        """A copy with some fields changed; ``None`` values are ignored."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __post_init__(self) -> None:
+        if _whole(self.octaves):
+            _positive(self.octaves, "octaves", where="octaves")
+        self._set(layers=tuple(self.layers),
+                  octaves=tuple(range(1 - self.octaves, 1) if _whole(self.octaves) else self.octaves))
+        validate_dream(self)
 
 
 @dataclass(frozen=True)
@@ -161,13 +316,10 @@ class Preset:
 PAPER = Preset(
     name="paper",
     description=(
-        "The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, "
-        "1000 steps) with the keras-io NST recipe and the TF DeepDream recipe. One change from "
-        "keras-io: learning rate 10 instead of 100 — lr 100 was tuned for 400-px images and "
-        "diverges at 224² (measured: loss 8.5e5 → inf by step 4, then NaN), lr 10 converges. "
-        f"A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) undoes a step that raises the loss more than "
-        f"{SGD_GUARD_FACTOR:g}× and retries it at half the rate; it acts only when a step blows up "
-        "(sgd_guard_factor=None gives exactly keras-io's SGD)."
+        "The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
+        "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, "
+        f"which diverges at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) "
+        "retries a step that more than doubles the loss at half the rate; None gives exactly keras-io's SGD."
     ),
     source=(
         "NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 "
@@ -189,24 +341,20 @@ TF_TUTORIAL = Preset(
         "30, longest side 512, 10 epochs × 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, "
         "scale 1.3, step 0.01, 100 steps per octave, tiles of 512 with random roll)."
     ),
-    nst=NSTConfig(
-        size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02,
-        lr_decay_rate=None, lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
-        content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
-        gram_normalize="hw", tv_weight=30.0, tv_kind="tf",
-    ),
-    dream=DreamConfig(size=512, square=False, num_steps=100, step_size=0.01,
-                      octaves=(-2, -1, 0, 1, 2), tile_size=512),
+    nst=NSTConfig(size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
+                  lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
+                  content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
+                  gram_normalize="hw", tv_weight=30.0, tv_kind="tf"),
+    dream=DreamConfig(size=512, square=False, num_steps=100, step_size=0.01, octaves=(-2, -1, 0, 1, 2),
+                      tile_size=512),
 )
 
 QUICK = Preset(
     name="quick",
     description=(
-        "The paper preset's networks and losses, small and short enough for a 2-core CPU. NST uses "
-        "L-BFGS (Gatys' optimiser) instead of SGD: its line search accepts no step that raises the "
-        "loss, so no photo, style or size makes it diverge, and it has no learning rate to tune "
-        "(--lr is ignored). In the same wall time it reaches a lower loss than keras-io's SGD "
-        "(benchmarks/nst_quick_default.py, docs/robustness.md)."
+        "The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
+        "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, "
+        "and it has no learning rate (--lr is ignored); in the same time it ends lower than SGD."
     ),
     source="As `paper`, with NST by L-BFGS; size 128 (NST) / 160 (DeepDream) and 100 / 100 steps.",
     nst=NSTConfig(size=128, num_steps=100, optimizer="lbfgs", sgd_guard_factor=SGD_GUARD_FACTOR),
@@ -217,11 +365,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (PAPER, TF_TUTORIAL, QUICK)}
 
 
 def get_preset(name: str | Preset) -> Preset:
-    """The preset called ``name`` (``paper``, ``tf-tutorial`` or ``quick``).
-
-    Raises:
-        InputError: unknown name; the message lists the valid names and suggests a close match.
-    """
+    """The preset called ``name`` (``paper``, ``tf-tutorial`` or ``quick``); InputError suggests a close name."""
     if isinstance(name, Preset):
         return name
     if name in PRESETS:
@@ -231,37 +375,32 @@ def get_preset(name: str | Preset) -> Preset:
     raise InputError(f"unknown preset '{name}'", where="--preset", fix=hint)
 
 
-def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
-    """An NST configuration from a preset name or config, with ``overrides`` (None keeps), validated."""
-    cfg = get_preset(config).nst if isinstance(config, str) else config
-    return validate_nst(cfg.replace(**overrides))
-
-
-def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
-    """A DeepDream configuration from a preset name or config, with ``overrides`` (None keeps), validated.
-
-    ``octaves`` may be an int N: N octaves ending at the base size, ``(-(N-1), …, 0)``.
-    """
-    cfg = get_preset(config).dream if isinstance(config, str) else config
-    if overrides.get("layers") is not None:
-        overrides["layers"] = tuple(overrides["layers"])
-    octaves = overrides.get("octaves")
-    if isinstance(octaves, int) and not isinstance(octaves, bool) and octaves > 0:
-        overrides["octaves"] = tuple(range(1 - octaves, 1))
-    return validate_dream(cfg.replace(**overrides))
-
-
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
-    """The preset with ``nst`` and ``dream`` overrides applied (None values keep the preset's), both
-    configurations validated (:func:`nst_config`, :func:`dream_config`): how a preset name and its
-    options become a run's settings.
-
-    Raises:
-        InputError: an unknown preset, or an override that :func:`validate_nst` or :func:`validate_dream` refuses.
-    """
+    """A run's settings: ``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts
+    of config fields; None keeps the preset's), as :func:`nst_config` and :func:`dream_config` apply them.
+    InputError: an unknown preset or a bad override. E.g. ``resolve("paper", nst={"levels": 2}).nst``
+    has ``optimizer="lbfgs"``, ``steps_per_level=(100, 100)``."""
     chosen = get_preset(preset)
     return dataclasses.replace(chosen, nst=nst_config(chosen.nst, **(nst or {})),
                                dream=dream_config(chosen.dream, **(dream or {})))
+
+
+def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
+    """An NST config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field). A new
+    ``levels`` takes the default ``steps_per_level`` unless they are given, and above 1 means L-BFGS
+    unless an ``optimizer`` is given (the default level steps are L-BFGS steps)."""
+    cfg = get_preset(config).nst if isinstance(config, str) else config
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if "levels" in changes:
+        changes.setdefault("steps_per_level", None)
+        if isinstance(changes["levels"], int) and changes["levels"] > 1:
+            changes.setdefault("optimizer", "lbfgs")
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
+    """A DeepDream config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field)."""
+    return (get_preset(config).dream if isinstance(config, str) else config).replace(**overrides)
 
 
 def describe(preset: Preset) -> str:
@@ -269,211 +408,5 @@ def describe(preset: Preset) -> str:
     lines = [f"[{preset.name}] {preset.description}", f"  source: {preset.source}"]
     for part in ("nst", "dream"):
         cfg = getattr(preset, part)
-        values = ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg))
-        lines.append(f"  {part}: {values}")
+        lines.append(f"  {part}: " + ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg)))
     return "\n".join(lines)
-
-
-VGG19_LAYERS: tuple[str, ...] = tuple(
-    [f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1)]
-    + [f"block{b}_pool" for b in range(1, 6)]
-)
-"""Keras names of VGG-19's 16 convolution and 5 pooling layers (``block{b}_conv{i}`` = paper's conv{b}_{i})."""
-
-INCEPTION_LAYERS: tuple[str, ...] = tuple(f"mixed{i}" for i in range(11))
-"""Inception v3's mixed (inception-module) outputs usable for DeepDream (mixed0…mixed10)."""
-
-
-def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
-    """Raise InputError for a layer name not in ``valid``, listing the valid ones and a close match."""
-    for name in layers:
-        if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise InputError(f"unknown layer '{name}'", where=where,
-                             fix=f"{hint}valid layers: {', '.join(valid)}")
-
-
-def _positive(value, name: str, *, where: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(f"{name} must be a positive number, got {value!r}", where=where,
-                         fix=f"pass {name} > 0")
-
-
-def validate_nst(cfg: NSTConfig) -> NSTConfig:
-    """Check an NST configuration before any compute; return it unchanged.
-
-    Raises:
-        InputError: non-positive size/steps/learning rate, a guard factor below 1, unknown
-            optimizer, init or layer.
-    """
-    where = "nst"
-    _positive(cfg.size, "size", where=where)
-    if not float(cfg.num_steps).is_integer():
-        raise InputError(f"num_steps must be an integer, got {cfg.num_steps!r}", where=where,
-                         fix="pass a whole number of steps")
-    _positive(cfg.num_steps, "num_steps", where=where)
-    _positive(cfg.learning_rate, "learning_rate", where=where)
-    factor = cfg.sgd_guard_factor
-    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor >= 1):
-        raise InputError(f"sgd_guard_factor must be None or a number ≥ 1, got {factor!r}", where=where,
-                         fix=f"pass None (no guard) or a factor such as {SGD_GUARD_FACTOR}")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise InputError(f"unknown optimizer '{cfg.optimizer}'", where=where,
-                         fix=f"choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.init not in INITS:
-        raise InputError(f"unknown init '{cfg.init}'", where=where, fix=f"choose one of {', '.join(INITS)}")
-    check_layers(cfg.content_layers, VGG19_LAYERS, where="content_layers")
-    check_layers(cfg.style_layers, VGG19_LAYERS, where="style_layers")
-    if cfg.preserve_color is not None and cfg.preserve_color not in PRESERVE_COLORS:
-        raise InputError(f"unknown preserve_color '{cfg.preserve_color}'", where="preserve_color",
-                         fix=f"choose one of {', '.join(PRESERVE_COLORS)}")
-    _positive(cfg.style_scale, "style_scale", where="style_scale")
-    _positive(cfg.mask_weight, "mask_weight", where="mask_weight")
-    blend = cfg.style_blend or ()
-    if any(isinstance(w, bool) or not isinstance(w, (int, float)) or not w >= 0 for w in blend) or \
-            (blend and not sum(blend) > 0):
-        raise InputError(f"style weights must be numbers ≥ 0, not all 0, got {cfg.style_blend!r}",
-                         where="style_blend", fix="pass e.g. 0.7,0.3")
-    return cfg
-
-
-def check_styles(cfg: NSTConfig, num_styles: int) -> None:
-    """Refuse a ``style_blend`` whose length is not the number of style images."""
-    if cfg.style_blend is not None and len(cfg.style_blend) != num_styles:
-        raise InputError(f"{len(cfg.style_blend)} weights for {num_styles} style images", where="style_blend",
-                         fix=f"give one weight per style image ({num_styles})")
-
-
-def check_mask(mask) -> np.ndarray:
-    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is
-    averaged); refuses one that is all black or all white, which would make the mask pointless."""
-    m = np.asarray(mask, np.float32)
-    m = m.mean(axis=-1) if m.ndim == 3 else m
-    if m.ndim != 2 or not np.isfinite(m).all():
-        raise InputError(f"a mask must be an [H, W] or [H, W, 3] image, got shape {m.shape}", where="mask",
-                         fix="pass a grayscale or RGB image, white where the style goes")
-    if m.max() < 0.01 or m.min() > 0.99:
-        colour = "black" if m.max() < 0.01 else "white"
-        raise InputError(f"the mask is all {colour}", where="mask",
-                         fix="paint white where the style goes and black where the content stays")
-    return np.clip(m, 0.0, 1.0)
-
-
-def validate_dream(cfg: DreamConfig) -> DreamConfig:
-    """Check a DeepDream configuration before any compute; return it unchanged.
-
-    Raises:
-        InputError: non-positive size/steps/step size, empty or unknown layers.
-    """
-    where = "dream"
-    _positive(cfg.size, "size", where=where)
-    _positive(cfg.num_steps, "num_steps", where=where)
-    _positive(cfg.step_size, "step_size", where=where)
-    _positive(cfg.octave_scale, "octave_scale", where=where)
-    if cfg.tile_size and cfg.tile_size < 75:
-        raise InputError(f"tile_size {cfg.tile_size} is below Inception v3's 75-pixel minimum", where="tile_size",
-                         fix="use 0 (no tiles) or a tile size of at least 75, e.g. 512")
-    if not cfg.layers:
-        raise InputError("no layers chosen", where="layers", fix="pass e.g. mixed3,mixed5")
-    check_layers(cfg.layers, INCEPTION_LAYERS, where="layers")
-    return cfg
-
-
-# ---------------------------------------------------------------- coarse-to-fine schedules
-# Pure functions of sizes and counts (no TensorFlow), so the CLI checks them before the networks load;
-# ``pyramid.coarse_to_fine`` runs the schedule.
-
-MIN_LEVEL_SIDE = 16
-"""The smallest side a level may have: VGG-19 halves the image four times before ``block5``."""
-
-
-def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
-    """The ``(height, width)`` of each level, coarsest first: the full shape divided by 2^k.
-
-    Args:
-        shape: ``(height, width)`` of the full-size (last) level.
-        levels: number of levels, ≥ 1; ``3`` gives quarter, half and full size.
-
-    Returns:
-        ``levels`` pairs; the last equals ``shape``, each other one is half the next (rounded).
-
-    Raises:
-        InputError: ``levels`` < 1, or a level whose shorter side is below :data:`MIN_LEVEL_SIDE`.
-
-    Example:
-        >>> level_shapes((512, 384), 3)
-        [(128, 96), (256, 192), (512, 384)]
-    """
-    if isinstance(levels, bool) or not isinstance(levels, numbers.Integral) or levels < 1:
-        raise InputError(f"levels must be a whole number ≥ 1, got {levels!r}", where="levels",
-                         fix="pass e.g. levels=3 (quarter, half and full size)")
-    height, width = shape
-    out = [(max(1, round(height / 2 ** k)), max(1, round(width / 2 ** k))) for k in range(levels - 1, -1, -1)]
-    if min(out[0]) < MIN_LEVEL_SIDE:
-        raise InputError(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below "
-                         f"{MIN_LEVEL_SIDE} px", where="levels",
-                         fix="use fewer levels or a larger size")
-    return out
-
-
-def level_steps(steps_per_level, levels: int) -> list[int]:
-    """Steps per level, coarsest first: ``steps_per_level`` checked, or :func:`default_steps`.
-
-    Args:
-        steps_per_level: None (the defaults), one int for every level, or one int per level.
-        levels: number of levels, ≥ 1.
-
-    Raises:
-        InputError: a list of the wrong length, or a count that is not a whole number ≥ 1.
-
-    Example:
-        >>> level_steps(None, 3), level_steps(50, 2), level_steps([40, 20, 10], 3)
-        ([200, 100, 100], [50, 50], [40, 20, 10])
-    """
-    if steps_per_level is None:
-        return default_steps(levels)
-    if isinstance(steps_per_level, numbers.Integral) and not isinstance(steps_per_level, bool):
-        steps = [int(steps_per_level)] * levels
-    elif isinstance(steps_per_level, Sequence) and not isinstance(steps_per_level, str):
-        steps = list(steps_per_level)
-        if len(steps) != levels:
-            raise InputError(f"steps_per_level has {len(steps)} entries for {levels} levels",
-                             where="steps_per_level", fix=f"give one step count per level ({levels})")
-    else:
-        raise InputError(f"steps_per_level must be an int or a list of ints, got {steps_per_level!r}",
-                         where="steps_per_level", fix="pass e.g. steps_per_level=(20, 20, 100)")
-    for s in steps:
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
-            raise InputError(f"every level needs at least 1 step, got {steps_per_level!r}",
-                             where="steps_per_level", fix="pass positive whole numbers")
-    return [int(s) for s in steps]
-
-
-def default_steps(levels: int) -> list[int]:
-    """L-BFGS steps per level, coarsest first, when ``steps_per_level`` is not given.
-
-    Example:
-        >>> default_steps(3)
-        [200, 100, 100]
-    """
-    return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
-
-
-COARSE_STEPS = 100
-"""Default L-BFGS steps at the half-size level; each level below it gets twice the steps of the one
-above (quarter size 200, eighth 400), so every coarse level costs about as much as 25 or fewer
-full-size evaluations. At 512 px, 200 + 100 coarse steps cut the full-size iterations to the TF
-tutorial's 1000-step loss from 248 (20 + 20 coarse steps) to 178 (benchmarks/nst_time_to_quality.py)."""
-
-FINE_STEPS = 100
-"""Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""
-
-
-def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
-    """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape`` (``images.resize``'s
-    rounding): the last level of a coarse-to-fine run."""
-    if cfg.square:
-        return cfg.size, cfg.size
-    scale = cfg.size / max(shape)
-    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nstdream_utils import data, images, pipeline
+from nstdream_utils import data, images, pipeline, presets
 from nstdream_utils.errors import InputError
 
 needs_weights = pytest.mark.needs_weights
@@ -20,27 +20,27 @@ def pair() -> tuple[np.ndarray, np.ndarray]:
     return images.load_image(data.content_path("astronaut")), images.load_image(data.style_path("triangle"))
 
 
-def test_bad_stage_parameter_fails_before_either_stage_runs(monkeypatch, pair):
+def test_bad_settings_fail_before_either_stage_runs(monkeypatch, pair):
     def boom(*args, **kwargs):
         raise AssertionError("a stage ran before every parameter was checked")
 
     monkeypatch.setattr(pipeline.nst, "style_transfer", boom)
+    monkeypatch.setattr(pipeline.pyramid, "coarse_to_fine", boom)
     monkeypatch.setattr(pipeline.dream, "deep_dream", boom)
     content, style = pair
-    with pytest.raises(InputError, match="unknown layer 'mixed99'"):
-        pipeline.run_pipeline(content, style, layers=["mixed99"], progress=False)
-    with pytest.raises(InputError, match="unknown optimizer"):
-        pipeline.run_pipeline(content, style, optimizer="rmsprop", progress=False)
     with pytest.raises(InputError, match="unknown preset"):
-        pipeline.run_pipeline(content, style, preset="nope", progress=False)
+        pipeline.run_pipeline(content, style, config="nope", progress=False)
+    two_levels = presets.resolve("quick", nst={"levels": 2})
+    with pytest.raises(InputError, match="mask, a list of style images with levels=2"):
+        pipeline.run_pipeline(content, [style, style], config=two_levels, mask=np.ones((4, 4)), progress=False)
 
 
-def test_levels_run_nst_coarse_to_fine_with_lbfgs_by_default(monkeypatch, pair):
+def test_levels_run_nst_coarse_to_fine_with_the_resolved_config(monkeypatch, pair):
     """The routing alone: both stages replaced by stand-ins that record their arguments."""
     calls = {}
 
-    def fake_c2f(content, style, *, levels, steps_per_level, optimizer, config, **kwargs):
-        calls["nst"] = (levels, steps_per_level, optimizer, config.size)
+    def fake_c2f(content, style, *, config, **kwargs):
+        calls["nst"] = (config.levels, config.steps_per_level, config.optimizer, config.size)
         return pipeline.nst.NSTResult(image=content, history={"total": [1.0]}, config=config)
 
     def fake_dream(image, *, config, **kwargs):
@@ -51,20 +51,20 @@ def test_levels_run_nst_coarse_to_fine_with_lbfgs_by_default(monkeypatch, pair):
     monkeypatch.setattr(pipeline.pyramid, "coarse_to_fine", fake_c2f)
     monkeypatch.setattr(pipeline.dream, "deep_dream", fake_dream)
     content, style = pair
-    result = pipeline.run_pipeline(content, style, nst_size=64, levels=2, steps_per_level=(3, 2), progress=False)
+    config = presets.resolve("quick", nst={"size": 64, "levels": 2, "steps_per_level": (3, 2)})
+    result = pipeline.run_pipeline(content, style, config=config, progress=False)
     assert calls == {"nst": (2, (3, 2), "lbfgs", 64), "dream": 160} and result.status == "completed"
-    pipeline.run_pipeline(content, style, levels=3, optimizer="adam", progress=False)
-    assert calls["nst"][:3] == (3, None, "adam")
-    with pytest.raises(InputError, match="steps_per_level needs levels ≥ 2"):
-        pipeline.run_pipeline(content, style, steps_per_level=(3, 2), progress=False)
+    pipeline.run_pipeline(content, style, config=presets.resolve("quick", nst={"levels": 3, "optimizer": "adam"}),
+                          progress=False)
+    assert calls["nst"][:3] == (3, (200, 100, 100), "adam")
 
 
 @needs_weights
 @pytest.mark.slow
 def test_run_pipeline_returns_both_stages_at_the_configured_sizes(pair):
     content, style = pair
-    result = pipeline.run_pipeline(content, style, preset="quick", nst_size=64, nst_steps=6, dream_size=96,
-                                   dream_steps=4, seed=0, progress=False)
+    config = presets.resolve("quick", nst={"size": 64, "num_steps": 6}, dream={"size": 96, "num_steps": 4})
+    result = pipeline.run_pipeline(content, style, config=config, seed=0, progress=False)
     assert result.status == "completed"
     assert result.stylized.shape == (64, 64, 3) and result.stylized.dtype == np.float32
     assert result.dreamed.shape == (96, 96, 3) and result.dreamed.dtype == np.float32
@@ -83,13 +83,14 @@ def test_run_pipeline_returns_both_stages_at_the_configured_sizes(pair):
 def test_quick_preset_nst_stays_finite_at_its_own_size(pair):
     # The everyday preset at its own size (128², L-BFGS on the paper's losses).
     content, style = pair
-    result = pipeline.run_pipeline(content, style, nst_steps=20, dream_size=80, dream_steps=1, progress=False)
+    config = presets.resolve("quick", nst={"num_steps": 20}, dream={"size": 80, "num_steps": 1})
+    result = pipeline.run_pipeline(content, style, config=config, progress=False)
     assert result.stylized.shape == (128, 128, 3)
     assert np.isfinite(result.nst.history["total"]).all()
     assert result.nst.history["total"][-1] < result.nst.history["total"][0]
 
 
-def test_style_controls_reach_the_nst_config_and_are_refused_with_levels(monkeypatch, pair):
+def test_style_controls_reach_the_nst_stage(monkeypatch, pair):
     """The routing alone: NST and DeepDream replaced by stand-ins that record what they get."""
     calls = {}
 
@@ -104,10 +105,6 @@ def test_style_controls_reach_the_nst_config_and_are_refused_with_levels(monkeyp
     monkeypatch.setattr(pipeline.nst, "style_transfer", fake_nst)
     monkeypatch.setattr(pipeline.dream, "deep_dream", fake_dream)
     content, style = pair
-    pipeline.run_pipeline(content, [style, style], preserve_color="luminance", style_blend=[0.7, 0.3],
-                          style_scale=0.5, mask="M", guide="G", progress=False)
+    config = presets.resolve("quick", nst={"preserve_color": "luminance", "style_blend": [0.7, 0.3], "style_scale": 0.5})
+    pipeline.run_pipeline(content, [style, style], config=config, mask="M", guide="G", progress=False)
     assert calls == {"nst": ("luminance", (0.7, 0.3), 0.5, 2, "M"), "guide": "G"}
-    with pytest.raises(InputError, match="unknown preserve_color 'hue'"):
-        pipeline.run_pipeline(content, style, preserve_color="hue", progress=False)
-    with pytest.raises(InputError, match="preserve_color, style_scale with levels=2"):
-        pipeline.run_pipeline(content, style, preserve_color="histogram", style_scale=2.0, levels=2, progress=False)

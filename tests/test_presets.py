@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nstdream_utils import errors, presets
@@ -21,8 +23,6 @@ def test_paper_preset_guards_sgd_and_can_turn_the_guard_off():
     paper = presets.get_preset("paper").nst
     assert paper.sgd_guard_factor == presets.SGD_GUARD_FACTOR == 2.0
     assert presets.validate_nst(paper.replace(sgd_guard_factor=1.0)).sgd_guard_factor == 1.0
-    import dataclasses
-
     assert presets.validate_nst(dataclasses.replace(paper, sgd_guard_factor=None)).sgd_guard_factor is None
 
 
@@ -52,18 +52,48 @@ def test_unknown_preset_suggests_close_match():
     ({"num_steps": 0}, "num_steps"), ({"size": -3}, "size"), ({"optimizer": "rmsprop"}, "optimizer"),
     ({"learning_rate": 0.0}, "learning_rate"), ({"content_layers": ("block9_conv1",)}, "block9_conv1"),
     ({"sgd_guard_factor": 0.9}, "sgd_guard_factor"), ({"sgd_guard_factor": True}, "sgd_guard_factor"),
+    ({"num_steps": 2.5}, "num_steps must be an integer"), ({"init": "zeros"}, "unknown init 'zeros'"),
+    ({"style_blend": (0.0, 0.0)}, "not all 0"), ({"levels": 0}, "levels must be a whole number"),
+    ({"steps_per_level": (5, 5)}, "steps_per_level needs levels ≥ 2"),
+    ({"levels": 2, "steps_per_level": (5, 5, 5)}, "3 entries for 2 levels"),
+    ({"levels": 2, "preserve_color": "luminance"}, "preserve_color with levels=2"),
 ])
-def test_validate_nst_rejects_bad_values(change, match):
-    import dataclasses
-
-    cfg = dataclasses.replace(presets.QUICK.nst, **change)
+def test_a_bad_nst_config_cannot_be_made(change, match):
     with pytest.raises(errors.InputError, match=match):
-        presets.validate_nst(cfg)
+        dataclasses.replace(presets.QUICK.nst, **change)
+    with pytest.raises(errors.InputError, match=match):  # nor reach a run by the one path that makes configs
+        presets.resolve("quick", nst=change)
 
 
-def test_validate_dream_rejects_bad_layers():
-    with pytest.raises(errors.InputError, match="did you mean 'mixed5'"):
-        presets.validate_dream(presets.QUICK.dream.replace(layers=("mixed55",)))
+@pytest.mark.parametrize("change, match", [
+    ({"layers": ("mixed55",)}, "did you mean 'mixed5'"), ({"layers": ()}, "no layers"),
+    ({"tile_size": 50}, "75-pixel minimum"), ({"octaves": 0}, "octaves must be a positive number"),
+    ({"step_size": -1.0}, "step_size"),
+])
+def test_a_bad_dream_config_cannot_be_made(change, match):
+    with pytest.raises(errors.InputError, match=match):
+        presets.resolve("quick", dream=change)
+
+
+def test_resolve_applies_overrides_once_and_keeps_the_rest():
+    chosen = presets.resolve("paper", nst={"size": 64, "num_steps": None, "style_blend": [0.7, 0.3]},
+                             dream={"octaves": 3, "layers": ["mixed4"]})
+    assert (chosen.nst.size, chosen.nst.num_steps, chosen.nst.style_blend) == (64, 1000, (0.7, 0.3))
+    assert (chosen.dream.octaves, chosen.dream.layers, chosen.dream.size) == ((-2, -1, 0), ("mixed4",), 299)
+    assert chosen.name == "paper" and chosen.nst.optimizer == "sgd"
+    assert presets.resolve(chosen) == chosen and presets.resolve(chosen).nst is chosen.nst  # not made again
+    assert presets.nst_config(chosen.nst) is chosen.nst
+
+
+def test_levels_take_lbfgs_and_the_default_steps_unless_given():
+    three = presets.resolve("tf-tutorial", nst={"levels": 3}).nst
+    assert (three.optimizer, three.steps_per_level) == ("lbfgs", (200, 100, 100))
+    assert presets.default_steps(3) == [2 * presets.COARSE_STEPS, presets.COARSE_STEPS, presets.FINE_STEPS]
+    adam = presets.nst_config(three, levels=2, optimizer="adam", steps_per_level=7)
+    assert (adam.optimizer, adam.steps_per_level) == ("adam", (7, 7))
+    assert presets.nst_config(adam, levels=3).steps_per_level == (200, 100, 100)  # new count, new defaults
+    assert presets.nst_config(adam, size=64).optimizer == "adam"  # a config with levels keeps its optimiser
+    assert presets.resolve("tf-tutorial", nst={"levels": 1}).nst.optimizer == "adam"
 
 
 def test_describe_names_the_source():

@@ -26,19 +26,19 @@ CONFIG = presets.TF_TUTORIAL.nst.replace(size=128, optimizer="lbfgs")
     ((101, 99), 2, [(50, 50), (101, 99)]),
 ])
 def test_level_shapes_halve_towards_the_full_size(shape, levels, expected):
-    assert pyramid.level_shapes(shape, levels) == expected
+    assert presets.level_shapes(shape, levels) == expected
 
 
 @pytest.mark.parametrize("levels", [0, -1, 2.5, True, "3"])
 def test_bad_levels_are_refused(levels):
-    with pytest.raises(InputError, match="levels") as info:
-        pyramid.level_shapes((256, 256), levels)
+    with pytest.raises(InputError, match="levels must be a whole number") as info:
+        CONFIG.replace(levels=levels)
     assert info.value.fix
 
 
 def test_too_many_levels_for_the_size_name_the_coarsest_shape():
     with pytest.raises(InputError, match="8×8") as info:
-        pyramid.level_shapes((64, 64), 4)
+        presets.level_shapes((64, 64), 4)
     assert "fewer levels" in info.value.fix
 
 
@@ -50,7 +50,7 @@ def test_bad_steps_per_level_are_refused_before_any_network(steps, monkeypatch):
     monkeypatch.setattr(pyramid.nst, "NSTLoss", no_network)
     image = np.zeros((64, 64, 3), np.float32)
     with pytest.raises(InputError, match="steps_per_level"):
-        pyramid.coarse_to_fine(image, image, config=CONFIG, steps_per_level=steps, progress=False)
+        pyramid.coarse_to_fine(image, image, config=CONFIG, levels=3, steps_per_level=steps, progress=False)
 
 
 def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
@@ -73,10 +73,8 @@ def test_levels_run_coarsest_first_with_the_default_steps(monkeypatch):
     monkeypatch.setattr(pyramid.nst, "NSTLoss", FakeLoss)
     monkeypatch.setattr(pyramid.nst.optim, "lbfgs_loop", fake_loop)
     content = np.full((300, 400, 3), 0.5, np.float32)
-    result = pyramid.coarse_to_fine(content, content, config=CONFIG, size=200, progress=False)
+    result = pyramid.coarse_to_fine(content, content, config=CONFIG, size=200, levels=3, progress=False)
     assert calls == [((38, 50), 200, "lbfgs"), ((75, 100), 100, "lbfgs"), ((150, 200), 100, "lbfgs")]
-    assert pyramid.default_steps(3) == [2 * pyramid.COARSE_STEPS, pyramid.COARSE_STEPS, pyramid.FINE_STEPS]
-    assert pyramid.default_steps(1) == [pyramid.FINE_STEPS]
     assert result.image.shape == (150, 200, 3)
     np.testing.assert_allclose(result.image, 0.5, atol=1e-5)  # a constant image survives every upsampling
     assert result.history["level"] == [0.0] * 200 + [1.0] * 100 + [2.0] * 100
@@ -158,20 +156,18 @@ def test_adam_and_tensorflow_lbfgs_levels_also_lower_their_loss(pair, optimizer)
 
 def test_stylize_is_style_transfer_for_one_level_and_coarse_to_fine_for_more(monkeypatch):
     calls = []
-    monkeypatch.setattr(pyramid.nst, "style_transfer", lambda c, s, **kw: calls.append(("one", kw["optimizer"])))
-    monkeypatch.setattr(pyramid, "coarse_to_fine",
-                        lambda c, s, **kw: calls.append(("c2f", kw["levels"], kw["steps_per_level"], kw["optimizer"])))
+    monkeypatch.setattr(pyramid.nst, "style_transfer", lambda c, s, **kw: calls.append(("one", kw["config"].levels)))
+    monkeypatch.setattr(pyramid, "coarse_to_fine", lambda c, s, **kw: calls.append(("c2f", kw["config"].levels)))
     image = np.zeros((32, 32, 3), np.float32)
-    pyramid.stylize(image, image, config=CONFIG)
-    pyramid.stylize(image, image, levels=2, steps_per_level=(4, 2), config=CONFIG)
-    pyramid.stylize(image, image, levels=3, optimizer="adam", config=CONFIG)
-    assert calls == [("one", None), ("c2f", 2, (4, 2), "lbfgs"), ("c2f", 3, None, "adam")]
-    with pytest.raises(InputError, match="steps_per_level needs levels ≥ 2"):
-        pyramid.stylize(image, image, steps_per_level=(4, 2), config=CONFIG)
+    pyramid.stylize(image, image, config=CONFIG, mask=np.ones((4, 4)))
+    pyramid.stylize(image, image, config=CONFIG.replace(levels=2))
+    assert calls == [("one", 1), ("c2f", 2)]
+    with pytest.raises(InputError, match="mask with levels=2"):
+        pyramid.stylize(image, image, config=CONFIG.replace(levels=2), mask=np.ones((4, 4)))
 
 
-def test_coarse_to_fine_runs_the_configs_optimizer_unless_told(monkeypatch):
-    """An Adam config runs Adam at every level; only an explicit ``optimizer`` overrides it."""
+def test_coarse_to_fine_runs_lbfgs_for_new_levels_unless_told(monkeypatch):
+    """New levels without an optimizer run L-BFGS; an explicit optimizer, or a config's own levels, keep theirs."""
     used = []
 
     def loop_for(name):
@@ -185,8 +181,8 @@ def test_coarse_to_fine_runs_the_configs_optimizer_unless_told(monkeypatch):
     monkeypatch.setattr(pyramid.nst, "loop_for", loop_for)
     image = np.full((64, 64, 3), 0.5, np.float32)
     adam = presets.TF_TUTORIAL.nst.replace(size=64)
-    for optimizer, expected in [(None, "adam"), ("lbfgs", "lbfgs")]:
+    for config, overrides, expected in [(adam, {"levels": 2}, "lbfgs"), (adam, {"levels": 2, "optimizer": "adam"}, "adam"),
+                                        (adam.replace(levels=2), {}, "adam")]:
         used.clear()
-        pyramid.coarse_to_fine(image, image, config=adam, levels=2, steps_per_level=2, optimizer=optimizer,
-                               progress=False)
-        assert used == [expected, expected], (optimizer, used)
+        pyramid.coarse_to_fine(image, image, config=config, steps_per_level=2, progress=False, **overrides)
+        assert used == [expected, expected], (overrides, used)
