@@ -73,6 +73,13 @@ lab: setup
 styles: setup
 	$(VENV)/bin/nstdream data styles
 
+## The paper's numbers beside ours (hours on a CPU; finished runs are kept in results/*/batch), the claim
+## runs, then docs/reproduction.md from both.
+paper: setup
+	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper --styles triangle,circular,spiral,3d_squares
+	$(PY) -m nstdream_utils.reproduction run --preset quick --out results/claim --contents astronaut,chelsea,coffee,rocket,camera
+	$(PY) -m nstdream_utils.reproduction markdown
+
 benchmarks: setup
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 

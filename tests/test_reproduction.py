@@ -1,139 +1,104 @@
-"""Tests for nstdream_utils.reproduction: the resumable runner, the tables, the claim test, and the
-committed paper-preset results in results/paper/."""
+"""Tests for nstdream_utils.reproduction: the grid through batch, the records, the tables, the docs, and
+the committed results in results/paper/ and results/claim/."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from nstdream_utils import presets, reproduction
+from nstdream_utils import batch, data, presets, reproduction
 from nstdream_utils.data import PAPER_STYLES
 
 REPO = Path(__file__).resolve().parents[1]
-COMMITTED = REPO / "results" / "paper" / "summary.json"
+PAPER_DIR, CLAIM_DIR = REPO / "results" / "paper", REPO / reproduction.CLAIM_DIR
 EXPECTED_MD5 = {"vgg19": "253f8cb515780f3b799900260a226db6", "inception_v3": "c6c5a68d5832b063671faaa7de3c9ab9"}
-
-
-# ------------------------------------------------------------------------------------- the runner
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, weights_dir):
-    """Two styles × one content at 32 px / 75 px, 2 steps each: the runner end to end (real weights)."""
-    out = tmp_path_factory.mktemp("paper")
-    summary = reproduction.run_paper(out, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
-                                     **TINY, log=None)
-    return out, summary
-
-
+COMMITTED = json.loads((PAPER_DIR / "astronaut__triangle.json").read_text())
 TINY = dict(nst_steps=2, dream_steps=2, nst_size=32, dream_size=75)
 
 
-def test_runner_writes_every_run_and_the_summary(tiny_run):
-    out, summary = tiny_run
-    for stem in ("astronaut__triangle", "astronaut__spiral"):
-        record = json.loads((out / f"{stem}.json").read_text())
-        assert record["status"] == "completed"
-        assert len(record["nst_loss"]) == 2 and len(record["dream_loss"]) == 2
-        assert record["nst_loss_1000"] is None and record["dream_loss_900"] is None  # fewer steps
-        assert math.isfinite(record["nst_loss_final"]) and math.isfinite(record["dream_loss_final"])
-        assert record["parameters"]["nst"]["size"] == 32 and record["parameters"]["dream"]["size"] == 75
-        assert {k: v["md5"] for k, v in record["weights"].items()} == EXPECTED_MD5
-        assert (out / f"{stem}__stylized.png").is_file() and (out / f"{stem}__dreamed.png").is_file()
-    original = json.loads((out / "astronaut__original.json").read_text())
-    assert len(original["dream_loss"]) == 2 and (out / "astronaut__original__dreamed.png").is_file()
-    stored = json.loads((out / "summary.json").read_text())
-    for key in ("preset", "parameters", "weights", "versions", "styles", "original_dream_loss_900", "paper"):
-        assert key in stored, key
-    assert set(stored["styles"]) == {"triangle", "spiral"}
-    for entry in stored["styles"].values():
-        assert {"nst_loss_1000", "dream_loss_900", "paper_nst_loss_10000", "paper_dream_loss_900"} <= set(entry)
-    assert stored["paper"]["nst_loss_10000"]["spiral"] == 40709.7
-    assert stored["parameters"]["preset"] == "paper" and stored["parameters"]["nst"]["num_steps"] == 2
-    assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__spiral", "astronaut__triangle"]
-    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+def _fake_batch(monkeypatch, seen: dict):
+    """batch.run_batch replaced: the first run completes with the committed triangle run's curves as
+    notebook 06's metrics.json and PNGs, every other run fails."""
+
+    def run_batch(spec, out, **options):
+        runs = batch.validate(spec)
+        seen.update(spec=spec, options=options, runs=runs)
+        folder = Path(out) / "runs" / runs[0].run_id
+        folder.mkdir(parents=True)
+        metrics = {"status": "completed", "dream": {"loss": COMMITTED["dream_loss"], "seconds": 1.0},
+                   "nst": {"loss": COMMITTED["nst_loss"], "seconds": 2.0,
+                           **{f"{t}_loss": COMMITTED[f"nst_{t}_loss"] for t in ("content", "style", "tv")}}}
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        for kind in ("stylized", "dreamed"):
+            (folder / f"{kind}.png").write_bytes((PAPER_DIR / f"astronaut__triangle__{kind}.png").read_bytes())
+        error = {"ename": "NonFiniteLossError", "evalue": "step 3: the loss became inf"}
+        return SimpleNamespace(records=[{"run_id": runs[0].run_id, "status": "completed", "skipped": False}]
+                               + [{"run_id": r.run_id, "status": "failed", "error": error} for r in runs[1:]])
+
+    monkeypatch.setattr(batch, "run_batch", run_batch)
 
 
-def test_runner_resumes_without_recomputing(tiny_run):
-    out, _ = tiny_run
-    mtimes = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"}
-    again = reproduction.run_paper(out, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
-                                   **TINY, log=None)
-    assert again["ran"] == []
-    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name != "summary.json"} == mtimes
+def test_runs_go_through_batch_and_become_records(tmp_path, weights_dir, monkeypatch):
+    """The grid is notebook 06 over content × style; a finished batch run becomes the same record as the
+    committed ones (its derived numbers recomputed from the curves), a failed one is reported and left out."""
+    seen = {}
+    _fake_batch(monkeypatch, seen)
+    summary = reproduction.run_paper(tmp_path, styles=("triangle", "spiral"), dream_steps=2, dream_size=75,
+                                     log=None, workers=2)
+    assert seen["spec"].notebook.name == "06_nst_to_deepdream.ipynb" and seen["options"]["workers"] == 2
+    assert seen["spec"].parameters == {"preset": "paper", "size": 224, "nst_steps": 1000, "dream_size": 75,
+                                       "dream_steps": 2, "seed": 0}  # no learning_rate unless one is given
+    assert [r["style"] for r in seen["spec"].runs] == ["data/styles/triangle.png", "data/styles/spiral.png"]
+    assert summary["failed"]["astronaut__spiral"]["ename"] == "NonFiniteLossError"
+    assert not (tmp_path / "astronaut__spiral.json").exists() and summary["styles"]["spiral"]["nst_loss_1000"] is None
+    assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__triangle"]
+    record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
+    assert set(record) == set(COMMITTED) | {"batch_run"}
+    for key in ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final"):
+        assert record[key] == pytest.approx(COMMITTED[key], rel=1e-12), key
+    assert record["batch_run"] == seen["runs"][0].run_id and record["seconds"] == 3.0
+    for key in ("size", "num_steps", "optimizer", "learning_rate", "content_weight", "style_weight", "tv_weight"):
+        assert record["parameters"]["nst"][key] == COMMITTED["parameters"]["nst"][key], key
+    assert {k: v["md5"] for k, v in record["weights"].items()} == EXPECTED_MD5
+    assert (tmp_path / "astronaut__triangle__stylized.png").read_bytes() == \
+        (PAPER_DIR / "astronaut__triangle__stylized.png").read_bytes()
+    original = json.loads((tmp_path / "astronaut__original.json").read_text())
+    assert set(original) == set(json.loads((PAPER_DIR / "astronaut__original.json").read_text()))
+    assert len(original["dream_loss"]) == 2 and all(math.isfinite(v) for v in original["dream_loss"])
+    assert summary["triangle"]["nst_loss_1000"] == pytest.approx(COMMITTED["nst_loss_1000"])
+    assert reproduction.load_summary(tmp_path)["runs"] == ["astronaut__original", "astronaut__triangle"]
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
+
+    seen.clear()
+    monkeypatch.setattr(batch, "run_batch", lambda spec, out, **options: seen.update(spec=spec) or 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        reproduction.run_paper(tmp_path, styles=("triangle",), learning_rate=5, log=None)
+    assert seen["spec"].parameters["learning_rate"] == 5.0  # given: passed to notebook 06
 
 
 @pytest.mark.slow
-def test_runs_through_the_batch_runner_match_in_process_runs(tiny_run, tmp_path):
-    """The same two runs through `nstdream batch` (notebook 06 under papermill): same records."""
-    out, _ = tiny_run
-    summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
-                                     **TINY, log=None, workers=1)
-    assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__spiral", "astronaut__triangle"]
-    for stem in ("astronaut__triangle", "astronaut__spiral"):
-        here, there = (json.loads((folder / f"{stem}.json").read_text()) for folder in (tmp_path, out))
-        assert here["batch_run"] and (tmp_path / "batch" / "runs" / here["batch_run"] / "metrics.json").is_file()
-        assert here["parameters"] == there["parameters"] and here["status"] == "completed"
-        for key in ("nst_loss", "nst_style_loss", "dream_loss"):
-            np.testing.assert_allclose(here[key], there[key], rtol=1e-4, err_msg=key)
-        assert (tmp_path / f"{stem}__stylized.png").is_file() and (tmp_path / f"{stem}__dreamed.png").is_file()
-    again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle", "spiral"), contents=("astronaut",),
-                                   **TINY, log=None, workers=1)
-    assert again["ran"] == []  # resumable: nothing runs twice
-    fresh = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
-                                   **TINY, log=None, workers=1, recompute=True)
-    assert sorted(fresh["ran"]) == ["astronaut__original", "astronaut__triangle"]  # the original dream too
-
-
-def test_a_failed_dream_keeps_the_finished_nst(tmp_path, weights_dir, monkeypatch):
-    from nstdream_utils import dream
-
-    def broken(*args, **kwargs):
-        raise KeyboardInterrupt  # as if the user pressed Ctrl-C during DeepDream
-
-    monkeypatch.setattr(dream, "deep_dream", broken)
-    with pytest.raises(KeyboardInterrupt):
-        reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",), **TINY,
-                               log=None)
-    assert (tmp_path / "astronaut__triangle__stylized.png").is_file()
-    kept = json.loads((tmp_path / "astronaut__triangle__nst.json").read_text())
-    assert len(kept["nst_loss"]) == 2 and all(math.isfinite(v) for v in kept["nst_loss"])
-    assert not (tmp_path / "astronaut__triangle.json").exists()  # not a finished run: the next call redoes it
-    assert reproduction.load_records(tmp_path) == []
-
-
-def test_a_diverged_run_is_recorded_and_the_others_go_on(tmp_path, weights_dir, monkeypatch):
-    # The paper preset's SGD guard would retry lr 1e6 at ever smaller rates: turn it off (keras-io exactly).
-    keras_io = dataclasses.replace(presets.PAPER, nst=dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None))
-    monkeypatch.setitem(presets.PRESETS, "paper", keras_io)
-    summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
-                                     nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
-                                     log=None)
+def test_a_tiny_grid_through_batch_end_to_end_and_resumed(tmp_path, weights_dir):
+    """One content × one style, 2 steps each, through notebook 06 on a Dask LocalCluster; a second call
+    runs nothing and rewrites no record."""
+    summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), **TINY, log=None, workers=1)
+    assert summary["failed"] == {} and sorted(summary["ran"]) == ["astronaut__original", "astronaut__triangle"]
     record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
-    assert record["status"] == "diverged" and "not finite" in record["error"]
-    assert record["dream_loss"] == [] and set(record["images"]) == {"stylized"}
+    assert set(record) == set(COMMITTED) | {"batch_run"} and record["status"] == "completed"
+    assert len(record["nst_loss"]) == 2 and len(record["dream_loss"]) == 2
+    assert record["nst_loss_1000"] is None and record["dream_loss_900"] is None  # fewer steps
+    assert math.isfinite(record["nst_loss_final"]) and math.isfinite(record["dream_loss_final"])
+    assert record["nst_loss"][1] < record["nst_loss"][0]
+    assert record["parameters"]["nst"]["size"] == 32 and record["parameters"]["dream"]["size"] == 75
+    assert (tmp_path / "batch" / "runs" / record["batch_run"] / "metrics.json").is_file()
     assert (tmp_path / "astronaut__triangle__stylized.png").is_file()
-    assert summary["styles"]["triangle"]["nst_loss_final"] is None
-    assert json.loads((tmp_path / "astronaut__original.json").read_text())["status"] == "completed"
-    again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), contents=("astronaut",),
-                                   nst_steps=4, dream_steps=2, nst_size=32, dream_size=75, learning_rate=1e6,
-                                   log=None)
-    assert again["ran"] == []  # a divergence is a result: not retried
-
-
-
-def test_markdown_renders_from_a_run(tiny_run, tmp_path):
-    out, _ = tiny_run
-    doc = reproduction.write_docs(out, tmp_path / "reproduction.md")
-    text = doc.read_text()
-    for phrase in ("Table 1", "Table 2", "Why our numbers differ", reproduction.COMMAND, "10,431.64", "3.6324",
-                   "The claim, tested as the paper states it", "**H1** NST loss(distorted) > NST loss(clear)"):
-        assert phrase in text, phrase
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("astronaut__*")}
+    again = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), **TINY, log=None, workers=1)
+    assert again["ran"] == [] and {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("astronaut__*")} == mtimes
 
 
 # ---------------------------------------------------------------------------------- pure helpers
@@ -149,7 +114,9 @@ def test_tables_put_the_paper_beside_ours():
     assert [r["paper_rank"] for r in table1] == [r["our_rank"] for r in table1]
     assert table2[-1]["style"] == "original" and table2[-1]["paper"] == 3.6324 and table2[-1]["our_rank"] == 5
     assert all(r["ratio"] == pytest.approx(1.0) for r in table2[:-1])  # the dream losses are like for like
-    assert "| spiral | 40,709.7 | 81,420 | 1 | 1 |" in reproduction.markdown_table(table1)
+    lines = reproduction.text_table(table1).splitlines()
+    assert lines[0].split() == ["style", "paper", "ours", "paper", "rank", "our", "rank"]
+    assert lines[3].split() == ["spiral", "40,709.7", "81,420", "1", "1"]
     summary["parameters"] = {"nst": {"num_steps": 10_000}}
     assert all(r["ratio"] == pytest.approx(2.0) for r in reproduction.summary_tables(summary)[0])
 
@@ -161,25 +128,34 @@ def test_sig_and_ranks():
     assert reproduction.ranks([3.0, None, 5.0, 1.0]) == [2, None, 1, 3]
 
 
+def test_resolve_configs_applies_overrides():
+    nst_cfg, dream_cfg = reproduction.resolve_configs("quick", nst_steps=7, dream_size=90)
+    assert (nst_cfg.num_steps, nst_cfg.size) == (7, presets.get_preset("quick").nst.size) and dream_cfg.size == 90
+
+
 # ------------------------------------------------------------------------ the committed results
 
 
-def test_committed_paper_results():
-    if not COMMITTED.is_file():
-        pytest.skip("results/paper/summary.json not made yet: run `python -m nstdream_utils.reproduction run`")
-    summary = json.loads(COMMITTED.read_text())
+def test_committed_results_load():
+    summary = reproduction.load_summary(PAPER_DIR)
     assert summary["preset"] == "paper"
     assert summary["parameters"]["nst"]["num_steps"] == 1000 and summary["parameters"]["dream"]["num_steps"] == 1000
-    assert set(PAPER_STYLES) <= set(summary["styles"])
     for style in PAPER_STYLES:
-        entry = summary["styles"][style]
         for key in ("nst_loss_1000", "dream_loss_900"):
-            assert entry[key] is not None and math.isfinite(entry[key]), (style, key)
-            assert summary[style][key] == entry[key]  # the issue's layout: a top-level key per style
-    assert math.isfinite(summary["original_dream_loss_900"])
+            assert math.isfinite(summary["styles"][style][key]), (style, key)
+            assert summary[style][key] == summary["styles"][style][key]  # a top-level key per style
     assert {k: v["md5"] for k, v in summary["weights"].items()} == EXPECTED_MD5
-    for stem in summary["runs"]:
-        assert (COMMITTED.parent / f"{stem}.json").is_file()
+    records = reproduction.load_records(PAPER_DIR)
+    assert sorted(reproduction.run_name(r["content"], r["style"]) for r in records) == summary["runs"]
+    table1, _ = reproduction.summary_tables(summary)
+    assert table1[0]["ours"] == pytest.approx(20509.865234375) and table1[0]["eq6"] == pytest.approx(16953.07, rel=1e-6)
+    claim_summary = reproduction.load_summary(CLAIM_DIR)
+    assert claim_summary["contents"] == list(data.CONTENT_NAMES)
+    assert set(claim_summary["styles"]) == set(data.STYLE_NAMES)
+    assert claim_summary["provenance"]["command"] == reproduction.CLAIM_COMMAND
+    claim_records = reproduction.load_records(CLAIM_DIR)
+    assert len(claim_records) == len(data.CONTENT_NAMES) * (len(data.STYLE_NAMES) + 1)
+    assert all(r["status"] == "completed" and r["provenance"]["dirty"] is False for r in claim_records)
 
 
 def _config(cls, stored: dict):
@@ -199,40 +175,32 @@ NST_RTOL, DREAM_RTOL = 0.10, 0.02
 def test_committed_paper_runs_carry_provenance_and_recompute(weights_dir):
     """The first 10 NST steps of a committed run and the first 20 dream steps of the committed dream on
     the photo, recomputed with today's code from the parameters the runs recorded."""
-    from nstdream_utils import data, dream, images, nst
+    from nstdream_utils import dream, images, nst
 
-    run = json.loads((COMMITTED.parent / "astronaut__triangle.json").read_text())
-    original = json.loads((COMMITTED.parent / "astronaut__original.json").read_text())
-    for record in (run, original):
+    original = json.loads((PAPER_DIR / "astronaut__original.json").read_text())
+    for record in (COMMITTED, original):
         made = record["provenance"]
         assert len(made["commit"]) == 40 and made["dirty"] is False, made
-        assert made["command"].startswith("python -m nstdream_utils.reproduction run --preset paper")
+        assert made["command"].startswith(reproduction.COMMAND)
         assert made["machine"]["cpu"] and made["versions"]["tensorflow"]
-        assert "parameters_note" not in record
     content = images.load_image(data.content_path("astronaut"))
-    cfg = _config(presets.NSTConfig, run["parameters"]["nst"]).replace(num_steps=10)
+    cfg = _config(presets.NSTConfig, COMMITTED["parameters"]["nst"]).replace(num_steps=10)
     result = nst.style_transfer(content, images.load_image(data.style_path("triangle")), config=cfg,
-                                seed=run["parameters"]["seed"], progress=False)
-    np.testing.assert_allclose(result.history["total"], run["nst_loss"][:10], rtol=NST_RTOL)
+                                seed=COMMITTED["parameters"]["seed"], progress=False)
+    np.testing.assert_allclose(result.history["total"], COMMITTED["nst_loss"][:10], rtol=NST_RTOL)
     dream_cfg = _config(presets.DreamConfig, original["parameters"]["dream"]).replace(num_steps=20)
     dreamed = dream.deep_dream(content, config=dream_cfg, seed=original["parameters"]["seed"], progress=False)
     np.testing.assert_allclose(dreamed.history["loss"], original["dream_loss"][:20], rtol=DREAM_RTOL)
 
 
-def test_committed_claim_runs_and_the_docs_come_from_them(weights_dir, tmp_path, monkeypatch):
-    """results/claim holds every photo × style of the claim command, each with provenance, and
-    docs/reproduction.md is exactly what `reproduction markdown` renders from the committed results."""
-    from nstdream_utils import data
-
-    claim_dir = REPO / reproduction.CLAIM_DIR
-    summary = json.loads((claim_dir / "summary.json").read_text())
-    assert summary["contents"] == list(data.CONTENT_NAMES) and set(summary["styles"]) == set(data.STYLE_NAMES)
-    assert summary["provenance"]["command"] == reproduction.CLAIM_COMMAND
-    for content in data.CONTENT_NAMES:
-        for style in (*data.STYLE_NAMES, "original"):
-            record = json.loads((claim_dir / f"{content}__{style}.json").read_text())
-            assert record["status"] == "completed" and record["provenance"]["dirty"] is False, (content, style)
+def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
+    """docs/reproduction.md is exactly what `reproduction markdown` renders from the committed results."""
     monkeypatch.chdir(REPO)
-    rendered = reproduction.write_docs("results/paper", tmp_path / "reproduction.md")
-    assert rendered.read_text() == (REPO / "docs" / "reproduction.md").read_text(), \
+    assert reproduction.main(["markdown", "--doc", str(tmp_path / "reproduction.md")]) == 0
+    text = (tmp_path / "reproduction.md").read_text()
+    for phrase in ("**H1** NST loss(distorted) > NST loss(clear)", "Stability rule", reproduction.COMMAND,
+                   "10,431.64", "3.6324", "ours, paper's Eq 6", "16,950", "our quick runs (results/claim): 40 runs",
+                   "Made by commit `08c33dac31`"):
+        assert phrase in text, phrase
+    assert text == (REPO / "docs" / "reproduction.md").read_text(), \
         "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
