@@ -428,7 +428,7 @@ def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     try:
         if scheduler:
             return Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
-        client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                         silence_logs=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
