@@ -158,7 +158,7 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
             return super().construct_mapping(node, deep)
 
     try:
-        grid = yaml.load(text, Loader=Loader)
+        grid = Loader(text).get_single_data()  # a SafeLoader: plain YAML types only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""
