@@ -40,10 +40,12 @@ _SAMPLES = 20_000
 def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed: int = 0) -> dict:
     """Spearman's ρ of ``x`` and ``y``: ``{"rho", "p_value"`` (scipy's t approximation, poor for small n),
     ``"p_permutation"`` (the share of pairings with |ρ| as large: all n! for n ≤ ``exact_max``, else 20,000
-    seeded ones, (k + 1) / 20,001; with n = 4 at least 2/24), ``"n"}``; None values when n < 3 or no spread."""
+    seeded ones, (k + 1) / 20,001; with n = 4 at least 2/24), ``"n"}``; pairs with a None are left out;
+    None values when n < 3 or no spread."""
     from scipy import stats
 
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
+    x, y = (np.array([p[i] for p in pairs], np.float64) for i in (0, 1))
     n = len(x)
     if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"rho": None, "p_value": None, "p_permutation": None, "n": n}

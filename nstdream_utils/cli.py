@@ -165,7 +165,7 @@ def _check_levels(args) -> None:
                                          ("--style-scale", args.style_scale), ("--mask", args.mask),
                                          ("--preserve-color", args.preserve_color)) if value]
     if levels > 1 and controls:
-        raise InputError(f"is not combined with --levels {levels} yet", where=controls[0],
+        raise InputError(f"is not combined with --levels {levels}", where=controls[0],
                          fix="drop --levels (one level), or the option")
     if levels == 1 and level_steps is not None:
         raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",

@@ -46,11 +46,18 @@ def _fail(what: str, where: str, fix: str):
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _whole_fields(cfg, where: str) -> None:
+    for name in ("size", "num_steps"):
+        value = getattr(cfg, name)
+        if not (_is_number(value) and float(value).is_integer()):
+            _fail(f"{name} must be a whole number, got {value!r}", where, f"pass a whole number as {name}")
 
 
 def _positive(value, name: str, *, where: str) -> None:
@@ -75,8 +82,7 @@ def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
 def validate_nst(cfg: NSTConfig) -> NSTConfig:
     """Check an NST config (done when one is made: ``NSTConfig.__post_init__``); return it. InputError
     names the field, what is wrong and the fix."""
-    if not (_is_number(cfg.num_steps) and float(cfg.num_steps).is_integer()):
-        _fail(f"num_steps must be an integer, got {cfg.num_steps!r}", "nst", "pass a whole number of steps")
+    _whole_fields(cfg, "nst")
     for name, where in (("size", "nst"), ("num_steps", "nst"), ("learning_rate", "nst"),
                         ("style_scale", "style_scale"), ("mask_weight", "mask_weight")):
         _positive(getattr(cfg, name), name, where=where)
@@ -104,6 +110,7 @@ def validate_nst(cfg: NSTConfig) -> NSTConfig:
 
 def validate_dream(cfg: DreamConfig) -> DreamConfig:
     """Check a DeepDream config (done when one is made); return it. InputError as :func:`validate_nst`."""
+    _whole_fields(cfg, "dream")
     for name in ("size", "num_steps", "step_size", "octave_scale"):
         _positive(getattr(cfg, name), name, where="dream")
     if cfg.tile_size and cfg.tile_size < 75:
@@ -269,6 +276,7 @@ class NSTConfig(_Config):
                   style_blend=tuple(blend) if isinstance(blend, (Sequence, np.ndarray)) else blend,
                   steps_per_level=_level_steps(self.steps_per_level, self.levels))
         validate_nst(self)
+        self._set(size=int(self.size), num_steps=int(self.num_steps))
 
 
 @dataclass(frozen=True)
@@ -300,6 +308,7 @@ class DreamConfig(_Config):
         self._set(layers=tuple(self.layers),
                   octaves=tuple(range(1 - self.octaves, 1) if _whole(self.octaves) else self.octaves))
         validate_dream(self)
+        self._set(size=int(self.size), num_steps=int(self.num_steps))
 
 
 @dataclass(frozen=True)
@@ -388,19 +397,31 @@ def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: d
 def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
     """An NST config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field). A new
     ``levels`` takes the default ``steps_per_level`` unless they are given, and above 1 means L-BFGS
-    unless an ``optimizer`` is given (the default level steps are L-BFGS steps)."""
-    cfg = get_preset(config).nst if isinstance(config, str) else config
-    changes = {k: v for k, v in overrides.items() if v is not None}
+    for an SGD or Adam config unless an ``optimizer`` is given (the default level steps are L-BFGS steps)."""
+    cfg = get_preset(config).nst if isinstance(config, (str, Preset)) else config
+    changes = _known({k: v for k, v in overrides.items() if v is not None}, cfg)
     if "levels" in changes:
         changes.setdefault("steps_per_level", None)
-        if isinstance(changes["levels"], int) and changes["levels"] > 1:
+        if isinstance(changes["levels"], int) and changes["levels"] > 1 and cfg.optimizer in ("sgd", "adam"):
             changes.setdefault("optimizer", "lbfgs")
     return dataclasses.replace(cfg, **changes) if changes else cfg
 
 
 def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
     """A DeepDream config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field)."""
-    return (get_preset(config).dream if isinstance(config, str) else config).replace(**overrides)
+    cfg = get_preset(config).dream if isinstance(config, (str, Preset)) else config
+    return cfg.replace(**_known(overrides, cfg))
+
+
+def _known(overrides: dict, cfg) -> dict:
+    """``overrides``, or InputError naming a key that is not a field of ``cfg`` (with a close match)."""
+    fields = [f.name for f in dataclasses.fields(cfg)]
+    for key in overrides:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            _fail(f"unknown setting '{key}'", type(cfg).__name__,
+                  f"did you mean '{close[0]}'?" if close else f"settings: {', '.join(fields)}")
+    return overrides
 
 
 def describe(preset: Preset) -> str:

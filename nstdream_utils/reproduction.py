@@ -35,7 +35,8 @@ NST_INDEX, DREAM_INDEX = 999, 899
 ORIGINAL = "original"
 """The pseudo-style name of the dream on the unstylised content image."""
 REPO = Path(__file__).resolve().parents[1]
-COMMAND = "python -m nstdream_utils.reproduction run --preset paper --out results/paper"
+COMMAND = ("python -m nstdream_utils.reproduction run --preset paper --out results/paper "
+           "--styles triangle,circular,spiral,3d_squares")
 CLAIM_DIR = "results/claim"
 CLAIM_COMMAND = ("python -m nstdream_utils.reproduction run --preset quick --out results/claim "
                  "--contents astronaut,chelsea,coffee,rocket,camera")
@@ -119,7 +120,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     """Run every content × style as one batch of notebook 06 (``batch.run_batch`` in ``<out_dir>/batch`` on
     ``workers`` local processes or the Dask ``scheduler``; it skips complete runs), turn each into a record
     and two PNGs, dream on each content here, and write ``summary.json``. ``preset`` and its overrides (None
-    keeps) make the configs; ``recompute`` deletes these runs first; ``log`` gets a line per run (None: no
+    keeps) make the configs; ``recompute`` deletes these runs first; ``log`` gets each failure and the summary (None: no
     progress bar). Returns the summary with ``ran`` (computed now) and ``failed`` (name → the batch's error).
     """
     from .dream import deep_dream
@@ -382,11 +383,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(raw := list(sys.argv[1:] if argv is None else argv))
     try:
         if args.command == "run":
-            run_paper(args.out, preset=args.preset, styles=args.styles.split(","), contents=args.contents.split(","),
+            summary = run_paper(args.out, preset=args.preset, styles=args.styles.split(","), contents=args.contents.split(","),
                       nst_steps=args.nst_steps, dream_steps=args.dream_steps, nst_size=args.nst_size,
                       dream_size=args.dream_size, learning_rate=args.lr, recompute=args.recompute, seed=args.seed,
                       workers=args.workers, scheduler=args.scheduler,
                       command=shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw]))
+            if summary["failed"]:
+                print(f"error: {len(summary['failed'])} runs failed: {', '.join(summary['failed'])}", file=sys.stderr)
+                return 1
         else:
             print(write_docs(args.out, args.doc))
     except NstdreamError as error:

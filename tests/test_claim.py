@@ -156,3 +156,9 @@ def test_spearman_large_n_estimates_a_permutation_p_that_is_never_zero():
     rng = np.random.default_rng(1)
     noise = claim.spearman(rng.normal(size=24), rng.normal(size=24))
     assert 0.05 < noise["p_permutation"] <= 1 and abs(noise["p_permutation"] - noise["p_value"]) < 0.05
+
+
+def test_spearman_leaves_out_pairs_with_a_missing_value():
+    assert claim.spearman([1.0, None, 3.0, 4.0, 5.0], [2.0, 7.0, 1.0, 4.0, 3.0]) == \
+        claim.spearman([1.0, 3.0, 4.0, 5.0], [2.0, 1.0, 4.0, 3.0])
+    assert claim.spearman([1.0, 2.0, None], [3.0, 1.0, 2.0])["rho"] is None  # two pairs left: no ρ

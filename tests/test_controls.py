@@ -183,7 +183,7 @@ def no_network(monkeypatch):
      "error: --mask MASK:white: the mask is all white — paint white where the style goes and black where the "
      "content stays"),
     (["--mask", "MASK:half", "--levels", "2"],
-     "error: --mask: is not combined with --levels 2 yet — drop --levels (one level), or the option"),
+     "error: --mask: is not combined with --levels 2 — drop --levels (one level), or the option"),
 ])
 def test_style_controls_are_refused_in_one_line_before_any_network(extra, line, masks, no_network, tmp_path, capsys):
     extra = [str(masks[a[5:]]) if str(a).startswith("MASK:") else a for a in extra]

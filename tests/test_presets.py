@@ -52,7 +52,7 @@ def test_unknown_preset_suggests_close_match():
     ({"num_steps": 0}, "num_steps"), ({"size": -3}, "size"), ({"optimizer": "rmsprop"}, "optimizer"),
     ({"learning_rate": 0.0}, "learning_rate"), ({"content_layers": ("block9_conv1",)}, "block9_conv1"),
     ({"sgd_guard_factor": 0.9}, "sgd_guard_factor"), ({"sgd_guard_factor": True}, "sgd_guard_factor"),
-    ({"num_steps": 2.5}, "num_steps must be an integer"), ({"init": "zeros"}, "unknown init 'zeros'"),
+    ({"num_steps": 2.5}, "num_steps must be a whole number"), ({"size": 100.5}, "size must be a whole number"), ({"init": "zeros"}, "unknown init 'zeros'"),
     ({"style_blend": (0.0, 0.0)}, "not all 0"), ({"levels": 0}, "levels must be a whole number"),
     ({"steps_per_level": (5, 5)}, "steps_per_level needs levels ≥ 2"),
     ({"levels": 2, "steps_per_level": (5, 5, 5)}, "3 entries for 2 levels"),
@@ -68,7 +68,7 @@ def test_a_bad_nst_config_cannot_be_made(change, match):
 @pytest.mark.parametrize("change, match", [
     ({"layers": ("mixed55",)}, "did you mean 'mixed5'"), ({"layers": ()}, "no layers"),
     ({"tile_size": 50}, "75-pixel minimum"), ({"octaves": 0}, "octaves must be a positive number"),
-    ({"step_size": -1.0}, "step_size"),
+    ({"step_size": -1.0}, "step_size"), ({"num_steps": 2.5}, "num_steps must be a whole number"),
 ])
 def test_a_bad_dream_config_cannot_be_made(change, match):
     with pytest.raises(errors.InputError, match=match):
@@ -99,3 +99,14 @@ def test_levels_take_lbfgs_and_the_default_steps_unless_given():
 def test_describe_names_the_source():
     text = presets.describe(presets.PAPER)
     assert "keras-io" in text and "deepdream" in text.lower() and "learning_rate=10.0" in text
+
+
+def test_overrides_name_real_settings_and_levels_keep_an_lbfgs_variant():
+    with pytest.raises(errors.InputError, match="unknown setting 'num_step' — did you mean 'num_steps'"):
+        presets.resolve("quick", nst={"num_step": 10})
+    with pytest.raises(errors.InputError, match="unknown setting 'octave' — did you mean 'octaves'"):
+        presets.dream_config("quick", octave=3)
+    assert presets.nst_config(presets.nst_config("quick", optimizer="lbfgs-tf"), levels=3).optimizer == "lbfgs-tf"
+    assert presets.nst_config("paper", levels=3).optimizer == "lbfgs"  # SGD's rate means nothing across levels
+    assert presets.nst_config(presets.PAPER, num_steps=10.0).num_steps == 10  # a whole float becomes an int
+    assert presets.dream_config(presets.PAPER) == presets.PAPER.dream
