@@ -10,7 +10,6 @@ product, the last varying fastest), optional ``runs`` (dicts merged over every c
 
 from __future__ import annotations
 
-import ast
 import csv
 import difflib
 import functools
@@ -266,23 +265,18 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
     where it is one; the notebook must declare ``output_dir``; ``progress`` is False unless given.
     Raises InputError (one line naming the grid, the run and the key) or MissingFileError.
     """
-    import papermill
-
     spec = _as_spec(spec)
     bad = functools.partial(InputError, where=str(spec.source or "grid"))
     if (total := count_runs(spec)) > max_runs:
         raise bad(f"the grid has {total:_} runs, over the limit of {max_runs:_}",
                   fix="use fewer or shorter axes, or raise the limit (--max-runs N, max_runs=N) if you mean it")
     try:
-        defaults = {}
-        for name, info in papermill.inspect_notebook(str(spec.notebook)).items():
-            try:
-                defaults[name] = ast.literal_eval(str(info.get("default")))
-            except (ValueError, SyntaxError, TypeError):
-                defaults[name] = None  # not a literal: any value goes
-    except Exception as exc:  # noqa: BLE001 — any reason papermill cannot read it is one input error
-        raise bad(f"papermill cannot read the parameters of {spec.notebook} ({exc})",
-                  fix="give the notebook a Python kernelspec and a cell tagged 'parameters'") from exc
+        defaults = report.declared_parameters(spec.notebook)
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — any reason it cannot be read is one input error
+        raise bad(f"cannot read the parameters of {spec.notebook} ({exc})",
+                  fix="give a Jupyter notebook with a cell tagged 'parameters'") from exc
     if RESERVED not in defaults:
         raise bad(f"the notebook {spec.notebook.name} has no parameter {RESERVED!r}",
                   fix=f"add `{RESERVED} = \"...\"` to its parameters cell: each run's folder, for its outputs")

@@ -76,9 +76,10 @@ def _plain(name: str, value: Any) -> Any:
                      fix="pass plain values only: None, bool, int, float, str, or lists/dicts of them")
 
 
-def declared_parameters(notebook: str | os.PathLike) -> set[str]:
-    """The names the notebook's ``parameters`` cell assigns (parsed as Python: papermill's own inspection
-    skips a line with a second ``=``, as in ``size = None  # None = 64 on a CPU``).
+def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
+    """Name → default of each name the notebook's ``parameters`` cell assigns (None where the value is not a
+    literal). Parsed as Python: papermill's own inspection skips a line with a second ``=``, as in
+    ``size = None  # None = 64 on a CPU``.
 
     Raises InputError when that cell is not valid Python."""
     nb = nbformat.read(notebook, as_version=4)
@@ -88,7 +89,16 @@ def declared_parameters(notebook: str | os.PathLike) -> set[str]:
     except SyntaxError as exc:
         raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
                          where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    defaults = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for name in (t.id for t in targets if isinstance(t, ast.Name)):
+                try:
+                    defaults[name] = ast.literal_eval(node.value)
+                except ValueError:
+                    defaults[name] = None  # not a literal: any value goes
+    return defaults
 
 
 def _failed_cell(output: Path) -> tuple[int | None, str]:
