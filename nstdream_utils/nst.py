@@ -20,7 +20,8 @@ from .presets import NSTConfig, check_mask, check_styles, nst_config
 resolve_config = nst_config  # a preset name or NSTConfig plus overrides (None keeps) → an NSTConfig
 
 VGG19_MIN_SIZE = 32
-"""VGG-19 needs at least 16 px per side to reach block5 (four 2× poolings); smaller images are upscaled to 32."""
+"""Smallest side fed to VGG-19: its four 2× poolings leave 1/16 of each side at block5, so 32 px keeps 2×2
+positions there; smaller images are upscaled."""
 
 
 class NSTResult(RunResult):
@@ -53,7 +54,8 @@ class NSTLoss:
 
     Called on the optimised image (``[1, H, W, 3]``, ``pixel_scale`` × RGB in [0, 1]) it returns the
     weighted terms ``{"total", "content", "style", "tv"}``, float32 scalars whatever ``precision``
-    VGG-19 computes in. A list of styles is blended, ``L_style = Σ_k w_k L_style(x, style_k)``; a style
+    VGG-19 computes in. With several content layers the content term is their mean (the paper and the
+    presets use one layer). The TV term is keras-io's, not in Eq 6 (``tv_weight=0`` drops it). A list of styles is blended, ``L_style = Σ_k w_k L_style(x, style_k)``; a style
     of another size than the content has its plain-sum Gram matrices rescaled by ``M_content / M_style``.
     A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's
     features by the mask at each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``; where it is

@@ -151,6 +151,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         old = _read_json(out / f"{name}.json")
         if entry["status"] != "completed":
             failed[name] = entry.get("error") or entry["status"]  # the batch's error: ename, evalue, cell
+            (out / f"{name}.json").unlink(missing_ok=True)  # no record of an earlier run stands in for it
             say(f"{name}: batch run {run_id} failed, left out: {failed[name]}")
         elif entry.get("skipped") and old and old.get("batch_run") == run_id and old["parameters"] == parameters:
             records[name] = old

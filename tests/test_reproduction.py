@@ -48,6 +48,7 @@ def test_runs_go_through_batch_and_become_records(tmp_path, weights_dir, monkeyp
     committed ones (its derived numbers recomputed from the curves), a failed one is reported and left out."""
     seen = {}
     _fake_batch(monkeypatch, seen)
+    (tmp_path / "astronaut__spiral.json").write_text("{}")  # an earlier run's record: gone when this one fails
     summary = reproduction.run_paper(tmp_path, styles=("triangle", "spiral"), dream_steps=2, dream_size=75,
                                      log=None, workers=2)
     assert seen["spec"].notebook.name == "06_nst_to_deepdream.ipynb" and seen["options"]["workers"] == 2
