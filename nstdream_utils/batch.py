@@ -10,6 +10,7 @@ product, the last varying fastest), optional ``runs`` (dicts merged over every c
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import functools
@@ -46,6 +47,7 @@ MAX_RUNS = 10_000  # most runs of a grid unless max_runs= (--max-runs) allows mo
 #: Lower bounds the notebook's own checks need (one step shows no trend; Inception v3 needs 75 px).
 MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
 SCHEDULER_TIMEOUT_S = 30
+CLOSE_TIMEOUT_S = 10  # seconds the client and the local cluster each get to close
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
           dict: "a mapping"}
@@ -414,23 +416,39 @@ def _ignore_sigint() -> None:
 
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A ``distributed.Client`` on ``scheduler``, or on a LocalCluster of ``workers`` single-threaded
-    processes (one GPU each where there are GPUs) that closes with it; InputError if it cannot connect."""
+    processes (one GPU each where there are GPUs); InputError if it cannot connect."""
     import logging
 
-    from distributed import Client
+    from distributed import Client, LocalCluster
 
+    cluster = None
     try:
         if scheduler:
             return Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
-        client = Client(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                        silence_logs=logging.ERROR)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR)
+        client = Client(cluster)
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
+        if cluster is not None:
+            cluster.close(timeout=CLOSE_TIMEOUT_S)
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
     client.run(_ignore_sigint)
     for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
         client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
     return client
+
+
+def _close(client) -> None:
+    """Close the client, then the LocalCluster it runs on (not a scheduler's), each within CLOSE_TIMEOUT_S."""
+    from distributed import LocalCluster
+
+    cluster = client.cluster if isinstance(client.cluster, LocalCluster) else None
+    with contextlib.suppress(Exception):  # a busy or dead worker must not keep Ctrl-C from ending the batch
+        client.close(timeout=CLOSE_TIMEOUT_S)
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=CLOSE_TIMEOUT_S)
 
 
 @dataclass
@@ -516,7 +534,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         raise
     finally:
         if client is not None:
-            client.close()
+            _close(client)
         if runs_dir.is_dir():
             _write_reports(result, spec)
     return result
