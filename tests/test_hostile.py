@@ -277,6 +277,12 @@ Image.new("RGB", (8, 8), (10 * x, 0, 0)).save(Path(output_dir) / "out.png")
 '''
 
 
+def _sigint_default() -> None:
+    """In the child before exec: Ctrl-C acts, as in a terminal's foreground job. A child inherits an ignored
+    SIGINT, and pytest-xdist's workers ignore it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def held_batch(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     """A batch of two runs of a tiny notebook: the first finishes, the second waits while ``hold`` exists.
 
@@ -299,7 +305,7 @@ def held_batch(tmp_path: Path) -> tuple[subprocess.Popen, Path, Path]:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     process = subprocess.Popen([sys.executable, "-m", "nstdream_utils.cli", "batch", str(grid), "--out", str(out)],
                                start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=environment)
+                               env=environment, preexec_fn=_sigint_default)
     for _ in range(1200):  # the first run is in place and the second one's notebook executes (up to two minutes)
         runs = out / "runs"
         running = list(runs.glob(".001-*.tmp-*/tiny.ipynb")) if list(runs.glob("000-*/out.png")) else []
