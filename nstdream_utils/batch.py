@@ -47,7 +47,7 @@ MAX_RUNS = 10_000  # most runs of a grid unless max_runs= (--max-runs) allows mo
 #: Lower bounds the notebook's own checks need (one step shows no trend; Inception v3 needs 75 px).
 MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
 SCHEDULER_TIMEOUT_S = 30
-CLOSE_TIMEOUT_S = 30  # seconds the client and the local cluster get to close before the workers are killed
+CLOSE_TIMEOUT_S = 10  # seconds the client and the local cluster each get to close
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
           dict: "a mapping"}
@@ -434,37 +434,21 @@ def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
     client.run(_ignore_sigint)
-    client.local_pids = list(client.run(os.getpid).values())  # for _close, should a worker not stop
     for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
         client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
     return client
 
 
 def _close(client) -> None:
-    """Close the client, then the LocalCluster it runs on (not a scheduler's), in a thread given CLOSE_TIMEOUT_S;
-    past that the local workers and their kernels are killed, so Ctrl-C always ends the batch."""
-    import psutil
+    """Close the client, then the LocalCluster it runs on (not a scheduler's), each within CLOSE_TIMEOUT_S."""
     from distributed import LocalCluster
 
     cluster = client.cluster if isinstance(client.cluster, LocalCluster) else None
-
-    def close() -> None:
-        with contextlib.suppress(Exception):  # a busy or dead worker must not keep the batch from ending
-            client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
-
-    closer = threading.Thread(target=close, daemon=True)
-    closer.start()
-    closer.join(CLOSE_TIMEOUT_S)
-    if closer.is_alive():
-        for pid in getattr(client, "local_pids", ()):
-            with contextlib.suppress(psutil.Error):
-                worker = psutil.Process(pid)
-                for process in [*worker.children(recursive=True), worker]:
-                    process.kill()
-        closer.join(CLOSE_TIMEOUT_S)
+    with contextlib.suppress(Exception):  # a busy or dead worker must not keep Ctrl-C from ending the batch
+        client.close(timeout=CLOSE_TIMEOUT_S)
+    if cluster is not None:
+        with contextlib.suppress(Exception):
+            cluster.close(timeout=CLOSE_TIMEOUT_S)
 
 
 @dataclass
