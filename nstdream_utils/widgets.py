@@ -1,10 +1,8 @@
 """Sliders in a live notebook, one static figure everywhere else (papermill, nbval, nbconvert, scripts).
 
-The static figure is what the committed notebook, the HTML report and nbval see. :func:`is_live_frontend`
-decides, first match wins: ``NSTDREAM_STATIC_WIDGETS`` = 1/true/yes/on → static; ipywidgets missing or no
-IPython kernel → static; the variable = 0/false/no/off → live; else live only if the running cell's request
-allowed stdin (front ends send ``allow_stdin=True``; nbclient, so papermill, and nbval send False).
-Taught in notebook 02 (the α/β sliders).
+:func:`is_live_frontend` decides, first match wins: ``NSTDREAM_STATIC_WIDGETS`` = 1/true/yes/on, or no IPython
+kernel → static; the variable = 0/false/no/off → live; else live only if the running cell's request allowed
+stdin (front ends send ``allow_stdin=True``; nbclient, so papermill, and nbval send False).
 """
 
 from __future__ import annotations
@@ -17,52 +15,30 @@ ENV_VAR = "NSTDREAM_STATIC_WIDGETS"
 
 
 def _kernel():
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
+    from IPython import get_ipython
+
     return getattr(get_ipython(), "kernel", None)
 
 
 def is_live_frontend() -> bool:
     """True when a person can see and move widgets now (see the module docstring)."""
     choice = os.environ.get(ENV_VAR, "").strip().lower()
-    if choice in {"1", "true", "yes", "on"}:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
     kernel = _kernel()
-    if kernel is None:
+    if choice in {"1", "true", "yes", "on"} or kernel is None:
         return False
-    if choice in {"0", "false", "no", "off"}:
-        return True
-    try:
-        parent = kernel.get_parent()  # ipykernel ≥ 6
-        content = parent.get("content", {}) if isinstance(parent, Mapping) else {}
-        if "allow_stdin" in content:
-            return bool(content["allow_stdin"])
-    except Exception:  # noqa: BLE001 — older ipykernel, or not inside a request
-        pass
-    return bool(getattr(kernel, "_allow_stdin", False))
+    return choice in {"0", "false", "no", "off"} or bool(kernel.get_parent().get("content", {}).get("allow_stdin"))
 
 
 def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str, Any], **widget_kwargs):
-    """Sliders that redraw ``fn(**values)`` (a quick figure) in a live notebook; elsewhere ``fn(**static_values)``.
-
-    ``widget_kwargs``: ipywidgets abbreviations, ``(min, max, step)`` → slider, a list → dropdown, or widgets,
-    updated on release; ``static_values`` needs one for each (other names are fixed arguments). Returns the
-    figure (end the cell with ``plt.show()``), or, live, the displayed controls with the figure below them as
-    an ordinary output redrawn in place. ValueError for a slider without a static value or an abbreviation
-    ipywidgets cannot read; TypeError if ``static_values`` is not a dict.
-    """
+    """Sliders (``(min, max, step)`` or a list of choices) that redraw the figure ``fn(**values)`` on release
+    in a live notebook; elsewhere just ``fn(**static_values)`` (a value per slider, plus fixed arguments). Returns
+    the figure or, live, the controls (the figure below them, an ordinary output, is redrawn in place). ValueError
+    for a slider without a static value or one ipywidgets cannot make; TypeError for non-dict ``static_values``."""
     if not isinstance(static_values, Mapping):
         raise TypeError(f"static_values must be a dict of argument values, got {type(static_values).__name__}")
     missing = [name for name in widget_kwargs if name not in static_values]
     if missing:
-        raise ValueError(f"static_values has no value for {missing}; give every slider a static value "
-                         "so papermill, nbval and the HTML report can draw the figure")
+        raise ValueError(f"static_values has no value for {missing}; the static figure needs one per slider")
     if not is_live_frontend():
         return fn(**static_values)
 
@@ -70,30 +46,23 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    controls = {}
-    for name, abbrev in widget_kwargs.items():
-        widget = abbrev if isinstance(abbrev, ipywidgets.Widget) else ipywidgets.interactive.widget_from_abbrev(abbrev)
+    controls = {name: ipywidgets.interactive.widget_from_abbrev(abbrev) for name, abbrev in widget_kwargs.items()}
+    for name, widget in controls.items():
         if widget is None:
-            raise ValueError(f"cannot make a widget for {name}={abbrev!r}; pass a (min, max, step) tuple, "
-                             "a list of choices, or an ipywidgets widget")
-        if hasattr(widget, "continuous_update"):
-            widget.continuous_update = False
-        widget.description = widget.description or name
+            raise ValueError(f"cannot make a widget for {name}={widget_kwargs[name]!r}; pass (min, max, step) or a list")
+        widget.continuous_update = False
+        widget.description = name
         widget.value = static_values[name]
-        controls[name] = widget
     box = ipywidgets.VBox(list(controls.values()))
-    bundle = dict(box._repr_mimebundle_())
-    bundle.pop("text/plain", None)  # nbval skips widget views: a saved live notebook compares equal
+    bundle = box._repr_mimebundle_()
+    del bundle["text/plain"]  # nbval skips widget views: a saved live notebook compares equal
     display(bundle, raw=True)
-    figure = fn(**static_values)
-    handle = display(figure, display_id=True)
-    plt.close(figure)
-    fixed = {k: v for k, v in static_values.items() if k not in widget_kwargs}
+    handle = display(fn(**static_values), display_id=True)
+    plt.close()
 
-    def redraw(change=None):
-        figure = fn(**fixed, **{name: widget.value for name, widget in controls.items()})
-        handle.update(figure)
-        plt.close(figure)
+    def redraw(change):
+        handle.update(fn(**{**static_values, **{name: widget.value for name, widget in controls.items()}}))
+        plt.close()
 
     for widget in controls.values():
         widget.observe(redraw, names="value")
