@@ -1,7 +1,5 @@
-"""Figures for the course: image rows, loss curves, heatmaps, GIFs. Each function returns a fixed-size Figure
-and never calls ``plt.show()`` (the notebook cell does, so no ``<Figure …>`` text is stored). Taught in
-notebooks 00 (:func:`show_images`), 01 (:func:`heatmap`), 02–05 (:func:`plot_history`), 08 (:func:`save_gif`).
-"""
+"""Figures for the course: image rows, loss curves, heatmaps, GIFs. Each returns a fixed-size Figure and never
+calls ``plt.show()`` (the notebook cell does, so no ``<Figure …>`` text is stored)."""
 
 from __future__ import annotations
 
@@ -14,31 +12,28 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
-PANEL_SIZE = 3.0  # inches per panel; with DPI, small enough to keep each notebook well under 2 MB
-DPI = 72
+from nstdream_utils.files import atomic_write_bytes
+
+DPI = 72  # with 3-inch panels, small enough to keep each notebook well under 2 MB
 
 
 def to_display(image: Any) -> np.ndarray:
     """float ``[H, W, 3]``, ``[1, H, W, 3]``, ``[H, W, 1]``, ``[H, W]`` (clipped to [0, 1]) or uint8 → float32
     ``[H, W, 3]`` or grey ``[H, W]`` in [0, 1]. ValueError for another shape or NaN/Inf."""
     array = np.asarray(image)
-    if array.ndim == 4 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
+    array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
+    array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] != 3):
         raise ValueError(f"an image must be [H, W, 3], [1, H, W, 3] or [H, W]; got shape {array.shape}")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0
-    array = array.astype(np.float32)
     if not np.isfinite(array).all():
         raise ValueError("the image contains NaN or Inf values; check the run that produced it")
-    return np.clip(array, 0.0, 1.0)
+    return array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else np.clip(array, 0.0, 1.0, dtype=np.float32)
 
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, ncols: int | None = None,
-                size: float = PANEL_SIZE) -> Figure:
+                size: float = 3.0) -> Figure:
     """Images (see :func:`to_display`) in ``ncols`` columns (default: one row of at most 6) of ``size``-inch
     panels, one title each, axes hidden. ValueError for no images or a titles list of another length."""
     images = list(images)
@@ -47,9 +42,7 @@ def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, n
     titles = [""] * len(images) if titles is None else [str(t) for t in titles]
     if len(titles) != len(images):
         raise ValueError(f"got {len(images)} images but {len(titles)} titles; pass one title per image")
-    ncols = int(ncols) if ncols else min(len(images), 6)
-    if ncols < 1:
-        raise ValueError(f"ncols must be ≥ 1, got {ncols}")
+    ncols = ncols or min(len(images), 6)
     nrows = math.ceil(len(images) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), dpi=DPI, squeeze=False)
     for ax in axes.ravel():
@@ -65,12 +58,9 @@ def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, n
 
 def plot_history(histories: Mapping[str, Sequence[float]] | Mapping[str, Mapping[str, Sequence[float]]], *,
                  keys: Sequence[str] | None = None, logy: bool = True, title: str | None = None) -> Figure:
-    """Loss curves against the step (0: before the first update), one line per series.
-
-    ``histories``: ``{label: [loss per step]}`` or ``{run: result.history}``, drawing ``keys`` of each
-    (default: all but ``"seconds"``). The y axis is logarithmic if ``logy`` and every value is > 0.
-    ValueError for nothing to plot or a missing key.
-    """
+    """Loss curves against the step (0: before the first update) of ``{label: [loss per step]}`` or of ``keys``
+    (default: all but ``"seconds"``) in ``{run: result.history}``; a log y axis if ``logy`` and every value is
+    > 0. ValueError for nothing to plot or a missing key."""
     series = []
     for run, history in histories.items():
         if not isinstance(history, Mapping):
@@ -88,9 +78,7 @@ def plot_history(histories: Mapping[str, Sequence[float]] | Mapping[str, Mapping
         ax.plot(np.arange(len(values)), values, label=label)
     if logy and all(v > 0 for _, values in series for v in values if math.isfinite(v)):
         ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title(title or "loss")
+    ax.set(xlabel="step", ylabel="loss", title=title or "loss")
     ax.grid(True, alpha=0.3)
     if len(series) > 1 or series[0][0]:
         ax.legend(fontsize=9)
@@ -102,15 +90,13 @@ def heatmap(matrix: Any, *, title: str | None = None, ax=None, colorbar: bool = 
     """A matrix, float ``[R, C]`` such as a Gram matrix (or ``[1, R, C]``), as a colour image, drawn into ``ax``
     or a new figure; returns the figure. ValueError for another shape."""
     values = np.asarray(matrix, dtype=np.float64)
-    if values.ndim == 3 and values.shape[0] == 1:
-        values = values[0]
+    values = values[0] if values.ndim == 3 and values.shape[0] == 1 else values
     if values.ndim != 2:
         raise ValueError(f"heatmap needs a 2-D matrix [R, C]; got shape {values.shape}")
     fig, ax = plt.subplots(figsize=(4.0, 3.5), dpi=DPI) if ax is None else (ax.figure, ax)
     shown = ax.imshow(values, cmap="viridis", interpolation="nearest")
     ax.set_title(title or f"{values.shape[0]}×{values.shape[1]}", fontsize=10)
-    ax.set_xlabel("channel")
-    ax.set_ylabel("channel")
+    ax.set(xlabel="channel", ylabel="channel")
     if colorbar:
         fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
@@ -120,19 +106,13 @@ def heatmap(matrix: Any, *, title: str | None = None, ax=None, colorbar: bool = 
 def save_gif(frames: Sequence[Any], path: str | os.PathLike, *, duration_ms: int = 100):
     """Frames of one size (e.g. ``NSTResult.frames``) as a looping GIF at ``path``, atomically, ``duration_ms``
     per frame; returns the Path. ValueError for no frames, frames of different sizes or ``duration_ms`` ≤ 0."""
-    from PIL import Image
-
-    from .files import atomic_write_bytes
-
-    frames = list(frames)
-    if not frames:
+    pil = [Image.fromarray(np.rint(to_display(frame) * 255.0).astype(np.uint8)).convert("RGB") for frame in frames]
+    if not pil:
         raise ValueError("no frames to save; keep frames with style_transfer(..., frame_every=N)")
-    if not duration_ms or duration_ms <= 0:
+    if duration_ms <= 0:
         raise ValueError(f"duration_ms must be > 0, got {duration_ms!r}")
-    pixels = [np.rint(to_display(frame) * 255.0).astype(np.uint8) for frame in frames]
-    if len(sizes := {p.shape[:2] for p in pixels}) != 1:
-        raise ValueError(f"frames have different sizes {sorted(sizes)}; resize them to one size first")
-    pil = [Image.fromarray(p).convert("RGB") for p in pixels]
+    if len(sizes := {image.size for image in pil}) != 1:
+        raise ValueError(f"frames have different sizes (width, height) {sorted(sizes)}; resize them to one size")
     buffer = io.BytesIO()
     pil[0].save(buffer, format="GIF", save_all=True, append_images=pil[1:], duration=int(duration_ms), loop=0)
     return atomic_write_bytes(buffer.getvalue(), path)
