@@ -1,14 +1,11 @@
 """Notebook tooling: navigation cells, the setup cell, the contents page, JSON normalisation and checks.
 
-A course notebook is ``NN_snake_case.ipynb``; its first cell is markdown with a ``# `` title line and a
-``> `` summary line. The navigation cells (markdown starting with ``<!-- nav -->``, second and last) and the
-setup cell (id ``setup``, the first code cell) are generated, never edited by hand; the badges and the setup
-cell point at :data:`REPOSITORY_URL`. Command line (paths default to every ``notebooks/NN_*.ipynb``)::
+A course notebook is ``NN_snake_case.ipynb``; its first cell is markdown with a ``# `` title line and a ``> ``
+summary line. The navigation cells (markdown starting with ``<!-- nav -->``, second and last) and the setup
+cell (id ``setup``, the first code cell) are generated, pointing at :data:`REPOSITORY_URL`. Command line::
 
-    python -m nstdream_utils.notebooks nav [NOTEBOOK ...]        # nav cells and the setup cell
-    python -m nstdream_utils.notebooks contents [DIR]            # DIR/README.md (default: notebooks)
-    python -m nstdream_utils.notebooks normalize [NOTEBOOK ...]  # JSON ready to commit
-    python -m nstdream_utils.notebooks check [NOTEBOOK ...]      # exit 1 when a notebook has a problem
+    python -m nstdream_utils.notebooks nav|normalize|check [NOTEBOOK ...]  # default: notebooks/NN_*.ipynb
+    python -m nstdream_utils.notebooks contents [DIR]  # writes DIR/README.md (default: notebooks)
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import hashlib
+import itertools
 import os
 import re
 import sys
@@ -30,12 +28,9 @@ from nstdream_utils.files import atomic_write_text
 #: The repository the badges open and the setup cell clones; a fork changes it, then runs ``nav``.
 REPOSITORY_URL = "https://github.com/nstdream/nstdream"
 BRANCH = "main"
-NAV_MARKER = "<!-- nav -->"
-SETUP_ID = "setup"
+NAV_MARKER, SETUP_ID = "<!-- nav -->", "setup"
 CONTENTS_START, CONTENTS_END = "<!-- contents:start -->", "<!-- contents:end -->"
-MAX_BYTES = 2 * 1024 * 1024
 PAPERMILL_TAGS = {"injected-parameters", "papermill-error-cell-tag"}  # the cells papermill adds
-VOLATILE_CELL_METADATA = ("papermill", "execution", "ExecuteTime", "trusted")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 STATIC_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
 # TensorFlow's C++ start-up lines reach a cell's stderr in some kernels and not others: dropped on normalising.
@@ -48,20 +43,12 @@ _TF_LOG_LINE = re.compile(
 
 
 def read(path: str | os.PathLike) -> nbformat.NotebookNode:
-    """Read a notebook as nbformat 4.5: a cell without an id (nbformat < 4.5) gets one derived from its
-    content, so every run gives the same ids (nbformat itself repairs duplicate ids)."""
+    """Read a notebook as nbformat 4.5: a cell without an id (nbformat < 4.5) gets one derived from its place
+    and content, so every run gives the same ids."""
     nb = nbformat.read(os.fspath(path), as_version=4)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
-    seen = {cell.id for cell in nb.cells if "id" in cell}
-    for cell in nb.cells:
-        if "id" not in cell:
-            digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
-            cell_id, n = digest, 0
-            while cell_id in seen:
-                n += 1
-                cell_id = f"{digest}-{n}"
-            cell.id = cell_id
-            seen.add(cell_id)
+    for index, cell in enumerate(nb.cells):
+        cell.setdefault("id", hashlib.sha1(f"{index}\n{cell.source}".encode()).hexdigest()[:8])
     return nb
 
 
@@ -78,10 +65,6 @@ def write(nb: nbformat.NotebookNode, path: str | os.PathLike) -> bool:
 def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]:
     """Every ``NN_*.ipynb`` in ``notebooks_dir``, sorted by name."""
     return sorted(Path(notebooks_dir).glob("[0-9][0-9]_*.ipynb"))
-
-
-def _tags(cell) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
 
 
 def heading(path: str | os.PathLike) -> tuple[str, str]:
@@ -109,36 +92,28 @@ def badges(path: Path, *, repository: str = REPOSITORY_URL, branch: str = BRANCH
 
 
 def is_nav_cell(cell) -> bool:
-    """True for a generated navigation cell (markdown starting with ``<!-- nav -->``)."""
     return cell.cell_type == "markdown" and cell.source.lstrip().startswith(NAV_MARKER)
 
 
 def is_setup_cell(cell) -> bool:
-    """True for the generated setup cell (the code cell with id ``setup``)."""
     return cell.cell_type == "code" and cell.get("id") == SETUP_ID
 
 
 def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Put a navigation cell second and last in each notebook, and the setup cell first among its code cells.
-
-    The navigation links the neighbours (in the order given) by title and ``README.md`` (the contents) in
-    the first notebook's folder, then shows the badges. Old navigation cells are replaced; a setup cell
-    keeps its outputs when its source is current. Returns the files changed.
-    """
+    """Put a navigation cell second and last in each notebook (links to the neighbours in the order given and to
+    the first one's ``README.md``, then the badges), and the setup cell first among its code cells (its outputs
+    kept when its source is current). Returns the files changed."""
     paths = [Path(p) for p in paths]
     titles = [heading(p)[0] for p in paths]
     changed = []
     for index, path in enumerate(paths):
-        parts = [f"[Contents]({_link(paths[0].parent / 'README.md', path)})"]
-        if index > 0:
-            parts.insert(0, f"< [{titles[index - 1]}]({_link(paths[index - 1], path)})")
-        if index + 1 < len(paths):
-            parts.append(f"[{titles[index + 1]}]({_link(paths[index + 1], path)}) >")
+        parts = [f"< [{titles[index - 1]}]({_link(paths[index - 1], path)})"] if index else []
+        parts.append(f"[Contents]({_link(paths[0].parent / 'README.md', path)})")
+        parts += [f"[{titles[index + 1]}]({_link(paths[index + 1], path)}) >"] if index + 1 < len(paths) else []
         source = f"{NAV_MARKER}\n" + " · ".join(parts) + "\n\n" + badges(path)
         nb = read(path)
-        setup = next((cell for cell in nb.cells if is_setup_cell(cell)), None)
-        if setup is None or setup.source != setup_source():
-            setup = nbformat.v4.new_code_cell(setup_source(), id=SETUP_ID)
+        setup = next((cell for cell in nb.cells if is_setup_cell(cell) and cell.source == setup_source()),
+                     nbformat.v4.new_code_cell(setup_source(), id=SETUP_ID))
         cells = [cell for cell in nb.cells if not is_nav_cell(cell) and not is_setup_cell(cell)]
         first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
         cells.insert(first_code, setup)
@@ -181,40 +156,33 @@ def write_contents(notebooks_dir: str | os.PathLike = "notebooks") -> Path:
     the ``<!-- contents:start -->`` and ``<!-- contents:end -->`` markers, keeping the text around them (a
     README without them is written whole)."""
     readme = Path(notebooks_dir) / "README.md"
-    items = []
-    for number, path in enumerate(notebook_paths(notebooks_dir), start=1):
-        title, summary = heading(path)
-        items.append(f"{number}. [{title}]({_link(path, readme)})" + (f" — {summary}" if summary else ""))
+    items = [f"{number}. [{title}]({_link(path, readme)})" + (f" — {summary}" if summary else "")
+             for number, path in enumerate(notebook_paths(notebooks_dir), start=1) for title, summary in [heading(path)]]
     block = "\n".join([CONTENTS_START, *items, CONTENTS_END])
     old = readme.read_text(encoding="utf-8") if readme.exists() else ""
-    if CONTENTS_START in old and CONTENTS_END in old:
-        head, rest = old.split(CONTENTS_START, 1)
-        text = head + block + rest.split(CONTENTS_END, 1)[1]
-    else:
-        text = f"# Notebooks\n\n{block}\n"
+    head, start, rest = old.partition(CONTENTS_START)
+    _, end, tail = rest.partition(CONTENTS_END)
+    text = head + block + tail if start and end else f"# Notebooks\n\n{block}\n"
     if text != old:
         atomic_write_text(text, readme)
     return readme
 
 
 def clean_outputs(outputs: list) -> list:
-    """``outputs`` without TensorFlow's start-up lines and widget views (widget state is not committed; an
-    output keeps its static image, else goes), adjacent pieces of one stream joined."""
+    """``outputs`` (changed in place) without TensorFlow's start-up lines and widget views (widget state is not
+    committed; an output keeps its static image, else goes), adjacent pieces of one stream joined."""
     kept = []
     for output in outputs:
         data = output.get("data", {})
-        if WIDGET_VIEW in data:
-            del data[WIDGET_VIEW]
-            if not any(mime in data for mime in STATIC_IMAGES):
-                continue
-        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+        if data.pop(WIDGET_VIEW, None) and not any(mime in data for mime in STATIC_IMAGES):
+            continue
+        if output.get("name") == "stderr":  # only streams have a name
             output.text = "".join(line for line in output.text.splitlines(keepends=True)
                                   if not _TF_LOG_LINE.match(line.rstrip("\n")))
             if not output.text.strip():
                 continue
-        previous = kept[-1] if kept else {}
-        if output.get("output_type") == previous.get("output_type") == "stream" and previous.name == output.name:
-            previous.text += output.text
+        if kept and output.get("name") and kept[-1].get("name") == output.name:
+            kept[-1].text += output.text
         else:
             kept.append(output)
     return kept
@@ -224,24 +192,22 @@ def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` ready to commit: no papermill or widget metadata, papermill cells, empty cells or
     volatile cell metadata; outputs cleaned (:func:`clean_outputs`); execution counts 1..n."""
     nb = copy.deepcopy(nb)
-    nb.metadata.pop("papermill", None)
-    nb.metadata.pop("widgets", None)
-    nb.cells = [cell for cell in nb.cells
-                if not PAPERMILL_TAGS & set(_tags(cell)) and (cell.source.strip() or cell.get("outputs"))]
-    count = 0
+    for key in ("papermill", "widgets"):
+        nb.metadata.pop(key, None)
+    nb.cells = [cell for cell in nb.cells if not PAPERMILL_TAGS & set(cell.metadata.get("tags", []))
+                and (cell.source.strip() or cell.get("outputs"))]
+    counts = itertools.count(1)
     for cell in nb.cells:
-        for key in VOLATILE_CELL_METADATA:
+        for key in ("papermill", "execution", "ExecuteTime", "trusted"):
             cell.metadata.pop(key, None)
-        if "tags" in cell.metadata and not cell.metadata.tags:
+        if cell.metadata.get("tags") == []:
             del cell.metadata["tags"]
         if cell.cell_type == "code":
             cell.outputs = clean_outputs(cell.outputs)
             if cell.execution_count is not None:
-                count += 1
-                cell.execution_count = count
-                for output in cell.outputs:
-                    if output.output_type == "execute_result":
-                        output.execution_count = count
+                cell.execution_count = next(counts)
+                for output in (output for output in cell.outputs if output.output_type == "execute_result"):
+                    output.execution_count = cell.execution_count
     return nb
 
 
@@ -257,31 +223,28 @@ def check(path: str | os.PathLike) -> list[str]:
         nb = read(path)
     except Exception as exc:  # noqa: BLE001 — any unreadable file is one problem to report
         return [f"cannot be read as a notebook ({type(exc).__name__}: {exc})"]
-    problems = []
-    if path.stat().st_size > MAX_BYTES:
-        problems.append(f"file is {path.stat().st_size / 2**20:.1f} MB, over 2 MB — show smaller images")
-    if "kernelspec" not in nb.metadata:
-        problems.append("no kernelspec in metadata — save it once from Jupyter with the Python 3 kernel")
-    first = nb.cells[0].source.splitlines() if nb.cells and nb.cells[0].cell_type == "markdown" else []
-    if not any(line.startswith("# ") for line in first):
-        problems.append("first cell is not the title cell ('# NN · Title' then a '> summary' line)")
-    elif not any(line.startswith(">") for line in first):
-        problems.append("title cell has no one-line '> summary'")
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    if not any("parameters" in _tags(cell) for cell in code):
-        problems.append("no code cell tagged 'parameters' — papermill cannot set its parameters")
-    if code and not any(cell.outputs for cell in code):
-        problems.append("no outputs — execute it with `make notebooks`")
+    first = nb.cells[0].source.splitlines() if nb.cells and nb.cells[0].cell_type == "markdown" else []
+    titled, megabytes = any(line.startswith("# ") for line in first), path.stat().st_size / 2**20
+    problems = [problem for found, problem in [
+        (megabytes > 2, f"file is {megabytes:.1f} MB, over 2 MB — show smaller images"),
+        ("kernelspec" not in nb.metadata, "no kernelspec in metadata — save it once from Jupyter with the Python 3 kernel"),
+        (not titled, "first cell is not the title cell ('# NN · Title' then a '> summary' line)"),
+        (titled and not any(line.startswith(">") for line in first), "title cell has no one-line '> summary'"),
+        (not any("parameters" in cell.metadata.get("tags", []) for cell in code),
+         "no code cell tagged 'parameters' — papermill cannot set its parameters"),
+        (code and not any(cell.outputs for cell in code), "no outputs — execute it with `make notebooks`"),
+    ] if found]
     for i, cell in enumerate(nb.cells):
-        if not cell.source.strip():
-            problems.append(f"cell {i} is empty")
-        if "injected-parameters" in _tags(cell):
-            problems.append(f"cell {i} is papermill's injected-parameters cell — run normalize")
+        problems += [problem for found, problem in [
+            (not cell.source.strip(), f"cell {i} is empty"),
+            ("injected-parameters" in cell.metadata.get("tags", []),
+             f"cell {i} is papermill's injected-parameters cell — run normalize"),
+            (is_setup_cell(cell) and cell.source != setup_source(),
+             f"cell {i}, the setup cell, differs from its template — run `python -m nstdream_utils.notebooks nav`"),
+        ] if found]
         problems += [f"cell {i} stores an error output ({output.ename}: {output.evalue})"
                      for output in cell.get("outputs", []) if output.output_type == "error"]
-        if is_setup_cell(cell) and cell.source != setup_source():
-            problems.append(f"cell {i}, the setup cell, differs from its template — run "
-                            "`python -m nstdream_utils.notebooks nav`")
     if not problems and path.read_text(encoding="utf-8") != nbformat.writes(normalized(nb)) + "\n":
         problems.append(f"not normalised — run `python -m nstdream_utils.notebooks normalize {path}`")
     return problems

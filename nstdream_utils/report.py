@@ -1,17 +1,16 @@
 """Run the course notebooks with papermill and build the report site from them.
 
-``python -m nstdream_utils.report --preset quick --out build`` (``make report``) runs every
-``notebooks/NN_*.ipynb`` in its own folder into ``build/notebooks/``; Sphinx with myst-nb then turns them
-and ``docs/*.md`` into ``build/report/``, a site that reads offline (bundled MathJax; configuration in
-``site/``). ``--no-execute`` builds the site from the committed notebooks. ``--in-place`` (``make
-notebooks``) re-executes each notebook with its defaults and stores the normalised result when every cell
-succeeded. Parameters reach a notebook only when its ``parameters`` cell defines them, always as literals.
+``make report`` runs every ``notebooks/NN_*.ipynb`` in its own folder into ``build/notebooks/``; Sphinx with
+myst-nb turns them and ``docs/*.md`` into ``build/report/``, a site that reads offline (configured in ``site/``).
+``--no-execute`` builds it from the committed notebooks; ``--in-place`` (``make notebooks``) re-executes each
+notebook with its defaults and stores the normalised result. Parameters are passed as literals.
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import difflib
 import os
 import re
@@ -21,10 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
-from unittest import mock
 
 import nbformat
 import numpy as np
+from jupyter_client import AsyncKernelManager
 
 from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
@@ -40,9 +39,9 @@ _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attach
 
 
 class NotebookError(NstdreamError, RuntimeError):
-    """A cell failed, or the kernel died, while papermill ran a notebook: ``notebook``, ``cell_index``
-    (0-based among the source notebook's cells, None if unknown), ``source_line`` (the cell's first line),
-    ``ename``, ``evalue`` and ``output_path`` (the partly executed notebook)."""
+    """A cell failed, or the kernel died, while papermill ran ``notebook``: ``cell_index`` (0-based among the
+    source notebook's cells, None if unknown), ``source_line`` (the cell's first line), ``ename``, ``evalue``
+    and ``output_path`` (the partly executed notebook)."""
 
     def __init__(self, notebook: Path, cell_index: int | None, source_line: str, ename: str, evalue: str,
                  output_path: Path) -> None:
@@ -57,15 +56,13 @@ class NotebookError(NstdreamError, RuntimeError):
 
 def shorten(text: str, limit: int) -> str:
     """One line of at most ``limit`` characters (ANSI colour codes removed)."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
-    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    text = " ".join(line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", str(text)).splitlines() if line.strip())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _plain(name: str, value: Any) -> Any:
     """``value`` as a plain literal papermill can write (NumPy scalars become bool, int or float)."""
-    if isinstance(value, np.generic):
-        value = value.item()
+    value = value.item() if isinstance(value, np.generic) else value
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
     if isinstance(value, (list, tuple)):
@@ -78,71 +75,67 @@ def _plain(name: str, value: Any) -> Any:
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
     """Name → default of each name the notebook's ``parameters`` cell assigns (None where the value is not a
-    literal). Parsed as Python: papermill's own inspection skips a line with a second ``=``, as in
-    ``size = None  # None = 64 on a CPU``.
-
-    Raises InputError when that cell is not valid Python."""
-    nb = nbformat.read(notebook, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    literal), parsed as Python: papermill's own inspection skips a line with a second ``=``, as in
+    ``size = None  # None = 64 on a CPU``. Raises InputError when that cell is not valid Python."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    cell = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
     try:
         tree = ast.parse(cell.source if cell else "")
     except SyntaxError as exc:
         raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
                          where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
     defaults = {}
-    for node in tree.body:
-        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for name in (t.id for t in targets if isinstance(t, ast.Name)):
-                try:
-                    defaults[name] = ast.literal_eval(node.value)
-                except ValueError:
-                    defaults[name] = None  # not a literal: any value goes
+    for node in (node for node in tree.body if isinstance(node, ast.Assign)):
+        for name in (target.id for target in node.targets if isinstance(target, ast.Name)):
+            try:
+                defaults[name] = ast.literal_eval(node.value)
+            except (ValueError, TypeError):
+                defaults[name] = None  # not a literal: any value goes
     return defaults
 
 
 def _failed_cell(output: Path) -> tuple[int | None, str]:
     """(index among the source notebook's cells, first line) of the last cell papermill started in
     ``output``: the one that failed, or was running when the kernel died; (None, '') if none."""
-    try:
-        nb = nbformat.read(output, as_version=4)
-    except Exception:  # noqa: BLE001 — no partial notebook: report without a cell
-        return None, ""
-    cells = [c for c in nb.cells if not nbtools.PAPERMILL_TAGS & set(c.metadata.get("tags", []))]
-    for index in reversed(range(len(cells))):
-        if cells[index].metadata.get("papermill", {}).get("start_time"):
-            lines = [line.strip() for line in cells[index].source.splitlines() if line.strip()]
-            return index, lines[0] if lines else ""
+    with contextlib.suppress(Exception):  # no partial notebook: report without a cell
+        cells = [c for c in nbformat.read(output, as_version=4).cells
+                 if not nbtools.PAPERMILL_TAGS & set(c.metadata.get("tags", []))]
+        for index in reversed(range(len(cells))):
+            if cells[index].metadata.get("papermill", {}).get("start_time"):
+                return index, next((line.strip() for line in cells[index].source.splitlines() if line.strip()), "")
     return None, ""
+
+
+class _KernelManager(AsyncKernelManager):
+    """nbclient's kernel manager, the kernel's environment ``os.environ`` with ``KERNEL_ENV``."""
+
+    async def start_kernel(self, **kw: Any) -> None:
+        await super().start_kernel(env={**os.environ, **KERNEL_ENV}, **kw)
 
 
 def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
                      run_from: Path | None = None, progress: str = "") -> None:
     """Run ``source`` (or ``run_from``, a cleaned copy of it) with papermill into ``output``, in ``source``'s
     folder: the one place notebooks execute (report, ``--in-place``, batch). ``progress``: the label of
-    papermill's progress bar on stderr ('' for none).
-
-    Raises NotebookError when a cell fails or the kernel dies, NstdreamError when there is no such kernel.
-    """
+    papermill's progress bar on stderr ('' for none). Raises NotebookError when a cell fails or the kernel
+    dies, NstdreamError when there is no such kernel."""
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
-    from papermill.exceptions import PapermillExecutionError
 
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with mock.patch.dict(os.environ, KERNEL_ENV):  # for the kernel only: restored after
-            papermill.execute_notebook(
-                str(Path(run_from or source).resolve()), str(output.resolve()), parameters=dict(parameters),
-                kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
-                progress_bar={"desc": progress} if progress else False, extra_arguments=list(KERNEL_ARGUMENTS))
+        papermill.execute_notebook(
+            str(Path(run_from or source).resolve()), str(output.resolve()), parameters=dict(parameters),
+            kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
+            progress_bar={"desc": progress} if progress else False, extra_arguments=list(KERNEL_ARGUMENTS),
+            kernel_manager_class=_KernelManager)
     except NoSuchKernel as exc:
         raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
                             fix="run `make setup` (it installs the 'python3' kernel into .venv)") from exc
-    except Exception as exc:  # a cell raised, or the kernel died or timed out
-        ename, evalue = ((exc.ename, exc.evalue) if isinstance(exc, PapermillExecutionError)
-                         else (type(exc).__name__, str(exc)))
-        raise NotebookError(source, *_failed_cell(output), ename, evalue, output) from exc
+    except Exception as exc:  # a cell raised (papermill's error names it), or the kernel died or timed out
+        raise NotebookError(source, *_failed_cell(output), getattr(exc, "ename", type(exc).__name__),
+                            getattr(exc, "evalue", str(exc)), output) from exc
 
 
 def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -151,30 +144,25 @@ def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
     if not paths:
         raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass "
                                "--notebooks-dir")
-    for path in paths:
-        if not path.is_file():
-            raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
+    for path in (path for path in paths if not path.is_file()):
+        raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
 
 
 def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                   parameters: Mapping[str, Any] | None = None, preset: str | None = None,
                   kernel_name: str = "python3", progress: bool = True) -> list[Path]:
-    """Execute each notebook, in its own folder, into ``out_dir`` (same names); return the executed paths.
+    """Execute each notebook, in its own folder, into ``out_dir`` (same names) with the ``parameters`` (and
+    ``preset``, which wins) that its ``parameters`` cell defines; return the executed paths.
 
-    Each notebook gets the ``parameters`` (and ``preset``, which wins) that its ``parameters`` cell defines.
-
-    Raises:
-        InputError: before anything runs, for a parameter no notebook defines or one that is not plain.
-        NotebookError: a cell failed (the partly executed notebook stays in ``out_dir``).
-        MissingFileError: no notebooks, or one that does not exist.
+    Raises InputError before anything runs, for a parameter no notebook defines or one that is not plain;
+    NotebookError when a cell fails (the partly executed notebook stays in ``out_dir``); MissingFileError.
     """
     paths = _existing(notebooks)
     values = {name: _plain(name, value) for name, value in (parameters or {}).items()}
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values())
-    unknown = sorted(values.keys() - known)
-    if unknown:
+    if unknown := sorted(values.keys() - known):
         close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
         raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}", fix=f"did you mean {close[0]!r}?"
                          if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
@@ -236,7 +224,7 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
                     shutil.copyfile(root / rel, src / rel)
                 if bang:
                     return match.group(0)
-                if rel.name == "README.md" and (rel.parent.as_posix() in (".", notebooks_subdir, "docs")):
+                if rel.name == "README.md" and rel.parent.as_posix() in (".", notebooks_subdir, "docs"):
                     return f"[{label}]({os.path.relpath('index.md', folder)})"
                 return label
             return _LINK.sub(replace, text)
