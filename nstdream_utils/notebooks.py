@@ -1,11 +1,8 @@
 """Notebook tooling: navigation cells, the setup cell, the contents page, JSON normalisation and checks.
 
-A course notebook is ``NN_snake_case.ipynb``; its first cell is markdown with a ``# `` title line and a ``> ``
-summary line. The navigation cells (markdown starting with ``<!-- nav -->``, second and last) and the setup
-cell (id ``setup``, the first code cell) are generated, pointing at :data:`REPOSITORY_URL`. Command line::
-
-    python -m nstdream_utils.notebooks nav|normalize|check [NOTEBOOK ...]  # default: notebooks/NN_*.ipynb
-    python -m nstdream_utils.notebooks contents [DIR]  # writes DIR/README.md (default: notebooks)
+A course notebook is ``NN_snake_case.ipynb``; its first cell is markdown with a ``# `` title and a ``> `` summary
+line. The navigation cells (second and last) and the setup cell (the first code cell) are generated. Command line:
+``python -m nstdream_utils.notebooks nav|normalize|check [NOTEBOOK ...]`` or ``contents [DIR]`` (DIR/README.md).
 """
 
 from __future__ import annotations
@@ -43,8 +40,7 @@ _TF_LOG_LINE = re.compile(
 
 
 def read(path: str | os.PathLike) -> nbformat.NotebookNode:
-    """Read a notebook as nbformat 4.5: a cell without an id (nbformat < 4.5) gets one derived from its place
-    and content, so every run gives the same ids."""
+    """Read a notebook as nbformat 4.5, a cell without an id getting one derived from its place and content."""
     nb = nbformat.read(os.fspath(path), as_version=4)
     nb.nbformat_minor = max(nb.nbformat_minor, 5)
     for index, cell in enumerate(nb.cells):
@@ -53,8 +49,7 @@ def read(path: str | os.PathLike) -> nbformat.NotebookNode:
 
 
 def write(nb: nbformat.NotebookNode, path: str | os.PathLike) -> bool:
-    """Write ``nb`` atomically in nbformat's layout (sorted keys, indent 1) with a final newline; False (and
-    nothing written) when the file already holds it."""
+    """Write ``nb`` atomically in nbformat's layout and a final newline; False when the file already holds it."""
     text, path = nbformat.writes(nb) + "\n", Path(path)
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
@@ -68,8 +63,7 @@ def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]
 
 
 def heading(path: str | os.PathLike) -> tuple[str, str]:
-    """(title, summary): the first ``# `` and ``>`` lines of the first markdown cell, without the marker;
-    the title falls back to the file stem (``03_nst`` → ``03 nst``), the summary to ''."""
+    """The first ``# `` and ``>`` lines of the first markdown cell, unmarked; else the file stem and ''."""
     cell = next((cell for cell in read(path).cells if cell.cell_type == "markdown"), None)
     lines = cell.source.splitlines() if cell else []
     title = next((line[2:].strip() for line in lines if line.startswith("# ")), "")
@@ -100,9 +94,8 @@ def is_setup_cell(cell) -> bool:
 
 
 def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Put a navigation cell second and last in each notebook (links to the neighbours in the order given and to
-    the first one's ``README.md``, then the badges), and the setup cell first among its code cells (its outputs
-    kept when its source is current). Returns the files changed."""
+    """Put a navigation cell (neighbours, contents, badges) second and last in each notebook and the setup cell
+    first among its code cells (kept with its outputs when current); return the files changed."""
     paths = [Path(p) for p in paths]
     titles = [heading(p)[0] for p in paths]
     changed = []
@@ -124,9 +117,8 @@ def add_navigation(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return changed
 
 
-#: The setup cell, as text: it runs where ``nstdream_utils`` is not installed. In a checkout (a
-#: ``pyproject.toml`` of ``nstdream`` here or above) it installs that; otherwise it clones ``{repository}``
-#: and moves into its ``notebooks`` folder. TensorFlow comes with ``[cpu]`` only where none is installed.
+#: The setup cell: where ``nstdream_utils`` is missing it installs the checkout it is in (or clones
+#: ``{repository}`` and moves to its ``notebooks``), with ``[cpu]`` TensorFlow only where there is none.
 SETUP_TEMPLATE = """\
 # Setup: where the course is missing (Colab, a fresh Binder) this installs it and the network weights,
 # a few minutes once; where it is installed it does nothing.
@@ -147,14 +139,12 @@ if importlib.util.find_spec("nstdream_utils") is None:
 
 
 def setup_source(repository: str = REPOSITORY_URL) -> str:
-    """The source of the setup cell, cloning ``repository`` where no checkout is found."""
     return SETUP_TEMPLATE.format(repository=repository)
 
 
 def write_contents(notebooks_dir: str | os.PathLike = "notebooks") -> Path:
-    """Write ``notebooks_dir/README.md``: ``1. [Title](file.ipynb) — summary`` per notebook, in order, between
-    the ``<!-- contents:start -->`` and ``<!-- contents:end -->`` markers, keeping the text around them (a
-    README without them is written whole)."""
+    """Write ``1. [Title](file.ipynb) — summary`` per notebook between the contents markers of
+    ``notebooks_dir/README.md``, keeping the text around them (a README without them is written whole)."""
     readme = Path(notebooks_dir) / "README.md"
     items = [f"{number}. [{title}]({_link(path, readme)})" + (f" — {summary}" if summary else "")
              for number, path in enumerate(notebook_paths(notebooks_dir), start=1) for title, summary in [heading(path)]]
@@ -212,7 +202,7 @@ def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def normalize(path: str | os.PathLike) -> bool:
-    """Normalise a notebook file (:func:`normalized`) in place; True when the file changed. Idempotent."""
+    """Normalise a notebook file in place; True when it changed."""
     return write(normalized(read(path)), path)
 
 
@@ -253,8 +243,7 @@ def check(path: str | os.PathLike) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.notebooks", description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["nav", "contents", "normalize", "check"])
-    parser.add_argument("paths", nargs="*", help="notebooks (default: notebooks/NN_*.ipynb); "
-                        "for 'contents' the notebooks folder")
+    parser.add_argument("paths", nargs="*", help="notebooks (default: notebooks/NN_*.ipynb), or a folder")
     args = parser.parse_args(argv)
     if args.command == "contents":
         for folder in args.paths or ["notebooks"]:
@@ -267,8 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.command == "check":
         problems = [f"{path}: {problem}" for path in paths for problem in check(path)]
-        for problem in problems:
-            print(problem)
+        sys.stdout.writelines(f"{problem}\n" for problem in problems)
         return int(bool(problems))
     changed = add_navigation(paths) if args.command == "nav" else [p for p in paths if normalize(p)]
     for path in paths:

@@ -152,12 +152,9 @@ def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
 def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                   parameters: Mapping[str, Any] | None = None, preset: str | None = None,
                   kernel_name: str = "python3", progress: bool = True) -> list[Path]:
-    """Execute each notebook, in its own folder, into ``out_dir`` (same names) with the ``parameters`` (and
-    ``preset``, which wins) that its ``parameters`` cell defines; return the executed paths.
-
-    Raises InputError before anything runs, for a parameter no notebook defines or one that is not plain;
-    NotebookError when a cell fails (the partly executed notebook stays in ``out_dir``); MissingFileError.
-    """
+    """Execute each notebook in its own folder into ``out_dir`` (same names) with the ``parameters`` (and
+    ``preset``, which wins) its ``parameters`` cell defines; return the executed paths. Raises InputError, before
+    anything runs, for a parameter no notebook defines or one that is not plain; NotebookError; MissingFileError."""
     paths = _existing(notebooks)
     values = {name: _plain(name, value) for name, value in (parameters or {}).items()}
     declared = {path: declared_parameters(path) for path in paths}
@@ -168,8 +165,7 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
                          if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
-        if preset is not None and "preset" in declared[path]:
-            given["preset"] = preset
+        given.update({"preset": preset} if preset is not None and "preset" in declared[path] else {})
         execute_notebook(path, Path(out_dir) / path.name, parameters=given, kernel_name=kernel_name,
                          progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
     return [Path(out_dir) / path.name for path in paths]
@@ -177,33 +173,27 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
 
 def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "python3",
                      progress: bool = True) -> list[Path]:
-    """Re-execute notebooks with their default parameters and replace each with its normalised result.
-
-    Papermill runs a normalised copy (a stray injected-parameters cell cannot change the defaults) in a
-    temporary folder; on a failure the original is untouched and that folder keeps the partly executed copy.
-    """
+    """Re-execute notebooks with their defaults and replace each with its normalised result. Papermill runs a
+    normalised copy (no stray injected-parameters cell) in a temporary folder; on a failure the original is
+    untouched and that folder keeps the partly executed copy."""
     paths = _existing(paths)
     work = Path(tempfile.mkdtemp(prefix="nstdream-notebooks-"))
     for number, path in enumerate(paths, start=1):
-        output, clean = work / path.name, work / f"input-{path.name}"
-        nbtools.write(nbtools.normalized(nbtools.read(path)), clean)
-        execute_notebook(path, output, parameters={}, kernel_name=kernel_name, run_from=clean,
+        nbtools.write(nbtools.normalized(nbtools.read(path)), work / f"input-{path.name}")
+        execute_notebook(path, work / path.name, parameters={}, kernel_name=kernel_name,
+                         run_from=work / f"input-{path.name}",
                          progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
-        nbtools.write(nbtools.normalized(nbtools.read(output)), path)
+        nbtools.write(nbtools.normalized(nbtools.read(work / path.name)), path)
     shutil.rmtree(work)
     return paths
 
 
-def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *,
-                preset: str | None = None, root: str | os.PathLike = ".",
-                notebooks_subdir: str = "notebooks") -> Path:
-    """Build the site ``report_dir`` (replaced whole) from executed notebooks and ``root/docs/*.md`` with
-    ``site/conf.py``; return its ``index.html``. The index names ``preset`` (None: the notebooks' defaults).
-
-    The pages keep their places in the course folder ``root``; in their markdown, images from the course are
-    copied in, links to a README go to the index, links to files that are no page become plain text.
-    Outputs lose TensorFlow's start-up lines, navigation cells their badges (remote images).
-    """
+def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *, preset: str | None = None,
+                root: str | os.PathLike = ".", notebooks_subdir: str = "notebooks") -> Path:
+    """Build the site ``report_dir`` (replaced whole) from executed notebooks and ``root/docs/*.md``; return its
+    ``index.html``, which names ``preset`` (None: the notebooks' defaults). Pages keep their places in the course
+    folder ``root``: images from it are copied in, links to a README go to the index, links to files that are no
+    page become plain text. Outputs lose TensorFlow's start-up lines, navigation cells their (remote) badges."""
     from sphinx.cmd.build import build_main
 
     paths, root, report_dir = _existing(executed), Path(root).resolve(), Path(report_dir)
@@ -213,23 +203,18 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
         src = Path(tmp) / "src"
         shutil.copytree(SITE_DIR, src, ignore=shutil.ignore_patterns("index.md", "__pycache__"))
 
-        def resolve_links(text: str, folder: str) -> str:
-            def replace(match: re.Match) -> str:
-                bang, label, target = match.groups()
-                rel = Path(os.path.normpath(Path(folder) / target.split("#")[0]))
-                if _URL.match(target) or rel.as_posix() in pages:
-                    return match.group(0)
-                if bang and rel.parts[0] != ".." and (root / rel).is_file():
-                    (src / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(root / rel, src / rel)
-                if bang:
-                    return match.group(0)
-                if rel.name == "README.md" and rel.parent.as_posix() in (".", notebooks_subdir, "docs"):
-                    return f"[{label}]({os.path.relpath('index.md', folder)})"
-                return label
-            return _LINK.sub(replace, text)
+        def replace(match: re.Match, folder: str) -> str:
+            bang, label, target = match.groups()
+            rel = Path(os.path.normpath(Path(folder) / target.split("#")[0]))
+            if bang and not _URL.match(target) and rel.parts[0] != ".." and (root / rel).is_file():
+                (src / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(root / rel, src / rel)
+            if bang or _URL.match(target) or rel.as_posix() in pages:
+                return match.group(0)
+            if rel.name == "README.md" and rel.parent.as_posix() in (".", notebooks_subdir, "docs"):
+                return f"[{label}]({os.path.relpath('index.md', folder)})"
+            return label
 
-        (src / notebooks_subdir).mkdir()
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             for cell in nb.cells:
@@ -237,11 +222,13 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
                     cell.outputs = nbtools.clean_outputs(cell.outputs)
                 elif cell.cell_type == "markdown":
                     source = cell.source.split("\n\n[![")[0] if nbtools.is_nav_cell(cell) else cell.source
-                    cell.source = resolve_links(source, notebooks_subdir)
+                    cell.source = _LINK.sub(lambda match: replace(match, notebooks_subdir), source)
+            (src / notebooks_subdir).mkdir(exist_ok=True)
             nbformat.write(nb, src / notebooks_subdir / path.name)
         (src / "docs").mkdir()
         for doc in docs:
-            (src / "docs" / doc.name).write_text(resolve_links(doc.read_text("utf-8"), "docs"), "utf-8")
+            text = _LINK.sub(lambda match: replace(match, "docs"), doc.read_text("utf-8"))
+            (src / "docs" / doc.name).write_text(text, "utf-8")
         (src / "index.md").write_text(string.Template((SITE_DIR / "index.md").read_text("utf-8")).substitute(
             built_with=f"the **{preset}** preset" if preset else "the notebooks' default parameters",
             notebooks="\n".join(f"{notebooks_subdir}/{path.stem}" for path in paths),
@@ -254,15 +241,13 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
     return report_dir / "index.html"
 
 
-def build_report(*, preset: str = "quick", out: str | os.PathLike = "build",
-                 notebooks_dir: str | os.PathLike = "notebooks",
-                 notebooks: Sequence[str | os.PathLike] | None = None,
-                 parameters: Mapping[str, Any] | None = None, kernel_name: str = "python3",
-                 execute: bool = True, progress: bool = True) -> Path:
-    """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/`` and
-    build the site ``out/report/``; return its ``index.html``. ``execute=False`` takes the notebooks as
-    they are. Raises NotebookError on the first failing cell (no site then), InputError for an unknown preset.
-    """
+def build_report(*, preset: str = "quick", out: str | os.PathLike = "build", notebooks_dir: str | os.PathLike =
+                 "notebooks", notebooks: Sequence[str | os.PathLike] | None = None,
+                 parameters: Mapping[str, Any] | None = None, kernel_name: str = "python3", execute: bool = True,
+                 progress: bool = True) -> Path:
+    """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/`` (unless not
+    ``execute``) and build the site ``out/report/``; return its ``index.html``. Raises NotebookError on the first
+    failing cell (no site then), InputError for an unknown preset."""
     paths = notebooks or nbtools.notebook_paths(notebooks_dir)
     if execute:
         get_preset(preset)  # before anything runs
@@ -286,19 +271,17 @@ def _parameter(text: str) -> tuple[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.report", description=__doc__.split("\n")[0])
-    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
-                        help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
-    parser.add_argument("--preset", help="preset passed to notebooks that take one (default: quick)")
-    parser.add_argument("--out", default="build", help="output folder (default: build)")
-    parser.add_argument("--notebooks-dir", default="notebooks", help="default: notebooks")
-    parser.add_argument("--in-place", action="store_true",
-                        help="re-execute with default parameters and store the normalised outputs in place")
-    parser.add_argument("--no-execute", action="store_true",
-                        help="build the site from the notebooks as they are (committed outputs), running nothing")
-    parser.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
-                        help="a value for notebooks whose parameters cell defines NAME (repeatable)")
-    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    add = parser.add_argument
+    add("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
+    add("--preset", help="preset passed to notebooks that take one (default: quick)")
+    add("--out", default="build", help="output folder (default: build)")
+    add("--notebooks-dir", default="notebooks", help="default: notebooks")
+    add("--in-place", action="store_true", help="re-execute with defaults and store the normalised outputs in place")
+    add("--no-execute", action="store_true", help="build the site from the notebooks as they are, running nothing")
+    add("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
+        help="a value for notebooks whose parameters cell defines NAME (repeatable)")
+    add("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    add("-q", "--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     if args.in_place and (args.preset or args.parameter):
         parser.error("--in-place runs each notebook with its default parameters; drop --preset and -p")
