@@ -39,9 +39,8 @@ _URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attach
 
 
 class NotebookError(NstdreamError, RuntimeError):
-    """A cell failed, or the kernel died, while papermill ran ``notebook``: ``cell_index`` (0-based among the
-    source notebook's cells, None if unknown), ``source_line`` (the cell's first line), ``ename``, ``evalue``
-    and ``output_path`` (the partly executed notebook)."""
+    """A cell failed, or the kernel died, while papermill ran ``notebook``: ``cell_index`` (among the source's
+    cells, None if unknown), ``source_line``, ``ename``, ``evalue``, ``output_path`` (partly executed)."""
 
     def __init__(self, notebook: Path, cell_index: int | None, source_line: str, ename: str, evalue: str,
                  output_path: Path) -> None:
@@ -74,11 +73,10 @@ def _plain(name: str, value: Any) -> Any:
 
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
-    """Name → default of each name the notebook's ``parameters`` cell assigns (None where the value is not a
-    literal), parsed as Python: papermill's own inspection skips a line with a second ``=``, as in
-    ``size = None  # None = 64 on a CPU``. Raises InputError when that cell is not valid Python."""
+    """Name → default (None if not a literal) of each name the ``parameters`` cell assigns, parsed as Python (papermill
+    skips a line with a second ``=``, as ``size = None  # None = 64``). InputError when it is not valid Python."""
     cells = nbformat.read(notebook, as_version=4).cells
-    cell = next((c for c in cells if "parameters" in c.metadata.get("tags", [])), None)
+    cell = next((cell for cell in cells if "parameters" in cell.metadata.get("tags", [])), None)
     try:
         tree = ast.parse(cell.source if cell else "")
     except SyntaxError as exc:
@@ -95,8 +93,7 @@ def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
 
 
 def _failed_cell(output: Path) -> tuple[int | None, str]:
-    """(index among the source notebook's cells, first line) of the last cell papermill started in
-    ``output``: the one that failed, or was running when the kernel died; (None, '') if none."""
+    """(index among the source's cells, first line) of the last cell papermill started in ``output``, or (None, '')."""
     with contextlib.suppress(Exception):  # no partial notebook: report without a cell
         cells = [c for c in nbformat.read(output, as_version=4).cells
                  if not nbtools.PAPERMILL_TAGS & set(c.metadata.get("tags", []))]
@@ -115,10 +112,9 @@ class _KernelManager(AsyncKernelManager):
 
 def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
                      run_from: Path | None = None, progress: str = "") -> None:
-    """Run ``source`` (or ``run_from``, a cleaned copy of it) with papermill into ``output``, in ``source``'s
-    folder: the one place notebooks execute (report, ``--in-place``, batch). ``progress``: the label of
-    papermill's progress bar on stderr ('' for none). Raises NotebookError when a cell fails or the kernel
-    dies, NstdreamError when there is no such kernel."""
+    """Run ``source`` (or ``run_from``, a cleaned copy) with papermill into ``output`` in ``source``'s folder, with
+    ``progress`` labelling papermill's progress bar ('' for none): the one place notebooks execute. Raises
+    NotebookError when a cell fails or the kernel dies, NstdreamError when there is no such kernel."""
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
 
@@ -142,8 +138,7 @@ def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
     """``paths`` as Paths. Raises MissingFileError when there are none or one is not a file."""
     paths = [Path(p) for p in paths]
     if not paths:
-        raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass "
-                               "--notebooks-dir")
+        raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass --notebooks-dir")
     for path in (path for path in paths if not path.is_file()):
         raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
