@@ -64,8 +64,7 @@ def notebook_paths(notebooks_dir: str | os.PathLike = "notebooks") -> list[Path]
 
 def heading(path: str | os.PathLike) -> tuple[str, str]:
     """The first ``# `` and ``>`` lines of the first markdown cell, unmarked; else the file stem and ''."""
-    cell = next((cell for cell in read(path).cells if cell.cell_type == "markdown"), None)
-    lines = cell.source.splitlines() if cell else []
+    lines = next((cell.source.splitlines() for cell in read(path).cells if cell.cell_type == "markdown"), [])
     title = next((line[2:].strip() for line in lines if line.startswith("# ")), "")
     summary = next((line[1:].strip() for line in lines if line.startswith(">")), "")
     return title or Path(path).stem.replace("_", " "), summary
