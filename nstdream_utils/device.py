@@ -2,16 +2,11 @@
 (compute capability ≥ 7.0), Keras' ``mixed_float16`` policy. ``NSTDREAM_CPU_DEFAULTS=1`` gives any machine the
 CPU's defaults (:func:`pick`, no mixed precision), so a GPU reproduces the committed notebook outputs."""
 
-from __future__ import annotations
-
 import contextlib
 import functools
 import os
 import platform
-import random
 from collections import namedtuple
-
-import numpy as np
 
 #: ``/proc/cpuinfo`` flags, any one of which makes the precision at least as fast as float32 on the CPU.
 NATIVE_CPU_FLAGS = {"bfloat16": ("avx512_bf16", "amx_bf16"), "float16": ("amx_fp16",)}
@@ -56,24 +51,18 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def _slowness(precision: str | None, flags: frozenset[str]) -> str | None:
-    """``"emulated"``, ``"partial"`` or None (native, float32, or flags unknown)."""
-    if precision not in NATIVE_CPU_FLAGS or not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
-        return None
-    partial = PARTIAL_CPU_FLAGS.get(precision)
-    return "partial" if partial and partial[0] in flags else "emulated"
-
-
 def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None,
                    gpu: bool | None = None) -> str | None:
     """Why ``precision`` would run slower than float32 on this CPU; None on a GPU, for float32 or None, with the
     instructions, or with the flags unknown. ``flags`` default :func:`cpu_flags`, ``gpu`` :func:`is_gpu`."""
-    kind = _slowness(precision, cpu_flags() if flags is None else flags)
-    if kind is None or (is_gpu() if gpu is None else gpu):
+    flags = cpu_flags() if flags is None else flags
+    if precision not in NATIVE_CPU_FLAGS or not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
+        return None
+    if is_gpu() if gpu is None else gpu:
         return None
     native = " or ".join(NATIVE_CPU_FLAGS[precision])
-    if kind == "partial":
-        partial, cost = PARTIAL_CPU_FLAGS[precision]
+    partial, cost = PARTIAL_CPU_FLAGS.get(precision, (None, None))
+    if partial in flags:
         return (f"this CPU has {partial} but no {native}, so TensorFlow runs {precision} slower than float32 "
                 f"here: measured about {cost:g}× the CPU time of float32 per NST step on such a CPU")
     return (f"this CPU has no {precision} instructions ({native}), so TensorFlow emulates them: measured "
@@ -101,11 +90,9 @@ def setup() -> DeviceInfo:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed``)."""
+    """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed`` seeds all three)."""
     import keras
 
-    random.seed(seed)
-    np.random.seed(seed)
     keras.utils.set_random_seed(seed)
 
 
@@ -115,14 +102,16 @@ def report() -> dict:
     import tensorflow as tf
 
     info, flags, details = setup(), cpu_flags(), tf.config.experimental.get_device_details
-    speed = {None: "native", "partial": "slower than float32", "emulated": "emulated (slower than float32)"}
+    whys = {p: slow_precision(p, flags=flags, gpu=False) for p in NATIVE_CPU_FLAGS}
+    speeds = [f"{p} " + ("native" if why is None else "emulated (slower than float32)" if "emulates" in why
+                         else "slower than float32") for p, why in whys.items()]
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "device": info.kind, "gpus": [f"{g.name} {details(g).get('device_name', '')}".strip() for g in gpus()],
             "mixed_precision": info.mixed_precision, "memory_growth": info.memory_growth, "cpu_count": os.cpu_count(),
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count(),
             "policy": keras.mixed_precision.global_policy().name,
-            "cpu_16bit": ", ".join(f"{p} {speed[_slowness(p, flags)]}" for p in NATIVE_CPU_FLAGS) if flags
-            else "unknown"}
+            "cpu_16bit": ", ".join(speeds) if flags else "unknown"}
+
 
 def format_report() -> str:
     """:func:`report` as aligned ``key: value`` lines."""

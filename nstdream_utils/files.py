@@ -1,8 +1,6 @@
 """Safe files, without TensorFlow: checks of input and output paths, and atomic writes (a hidden ``.<name>.<8 hex>.tmp``
 in the target's folder, fsynced, then moved with :func:`os.replace`: a reader sees the old file or the new)."""
 
-from __future__ import annotations
-
 import difflib
 import errno
 import json
@@ -10,7 +8,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,8 @@ from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_EXTRA = len(".") + len(".12345678") + len(TEMP_SUFFIX)  # what the temporary name adds to a file name
-_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
-          stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+_KINDS = {"d": "a folder", "p": "a FIFO (named pipe)", "c": "a character device", "b": "a block device",
+          "s": "a socket"}  # by the first letter of stat.filemode
 
 
 def _as_path(path: str | os.PathLike, *, what: str = "path") -> Path:
@@ -57,7 +55,7 @@ def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes
                     f"cannot be examined ({exc.strerror or exc})", where=where,
                     fix="check the path, its links and the permissions of its folders") from None
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "something else")
+        kind = _KINDS.get(stat.filemode(info.st_mode)[0], "something else")
         raise error(f"is {kind}, not a regular {what}", where=where, fix=fix)
     if max_bytes is not None and info.st_size > max_bytes:
         raise error(f"is {info.st_size:_} bytes, over the limit of {max_bytes:_} bytes for a {what}",
@@ -87,12 +85,12 @@ def atomic_write_bytes(data: bytes | bytearray | memoryview, path: str | os.Path
     return target
 
 
-def atomic_write_text(text: str, path: str | os.PathLike, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` atomically (:func:`atomic_write_bytes`); newlines as given."""
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` in UTF-8 atomically (:func:`atomic_write_bytes`); newlines as given."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__} — "
                         "use atomic_write_bytes(data, path) for bytes, or write_json(obj, path) for data")
-    return atomic_write_bytes(text.encode(encoding), path)
+    return atomic_write_bytes(text.encode(), path)
 
 
 def to_jsonable(obj: Any, where: str = "obj") -> Any:
@@ -115,20 +113,19 @@ def to_jsonable(obj: Any, where: str = "obj") -> Any:
                     "strings, lists or dicts first (e.g. a dataclass with dataclasses.asdict)")
 
 
-def write_json(obj: Any, path: str | os.PathLike, *, indent: int = 2) -> Path:
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write :func:`to_jsonable` of ``obj`` atomically: sorted keys, ASCII, a trailing newline (stable bytes)."""
-    text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=True, allow_nan=False, ensure_ascii=True)
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=True)
     return atomic_write_text(text + "\n", path)
 
 
-def check_output_path(path: str | os.PathLike, *, suffixes: Iterable[str] | None = (".png",)) -> Path:
+def check_output_path(path: str | os.PathLike, *, suffixes: tuple[str, ...] | None = (".png",)) -> Path:
     """``path`` (``~`` expanded) if a file can be written there: not a folder, a suffix in ``suffixes`` (any case;
     None: any), an existing folder, a name that fits with the temporary name, and a folder that ``os.access`` and a
     real probe file find writable (root passes ``os.access`` on a read-only mount). InputError naming the fix."""
     target = _as_path(path, what="output path")
     where, folder = str(target), target.parent
-    allowed = None if suffixes is None else tuple(s.lower() for s in ([suffixes] if isinstance(suffixes, str)
-                                                                      else suffixes))
+    allowed = None if suffixes is None else tuple(s.lower() for s in suffixes)
     if target.is_dir():
         raise InputError("is a folder, not a file", where=where,
                          fix=f"give a file name inside it, e.g. '{target / ('output' + (allowed or ('',))[0])}'")

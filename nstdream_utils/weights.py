@@ -235,24 +235,24 @@ def _write_inception_h5(path: Path, tensors: dict) -> None:
     import h5py
     import numpy as np
 
-    parts = (("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))  # Keras, TorchScript names
-    convs = [key[:-7] for key in tensors if key.endswith(".weight")  # the prefix of each complete conv layer
-             and all(f"{key[:-7]}.{part}" in tensors for _, part in parts)]
+    convs = [key[:-len(".weight")] for key in tensors if key.endswith(".weight")]  # one per conv layer, in order
     if len(convs) != 94:
         raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
                            where="inception_v3 source", fix="run `nstdream weights fetch` again")
     layers = {}
     for index, conv in enumerate(convs):
-        c, b = (f"conv2d_{index}", f"batch_normalization_{index}") if index else ("conv2d", "batch_normalization")
-        layers[c] = [(f"{c}/kernel:0", tensors[f"{conv}.weight"].transpose(2, 3, 1, 0))]
-        layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in parts]
+        suffix = f"_{index}" if index else ""
+        layers[f"conv2d{suffix}"] = {"kernel": tensors[f"{conv}.weight"].transpose(2, 3, 1, 0)}
+        layers[f"batch_normalization{suffix}"] = {"beta": tensors[f"{conv}.beta"],
+                                                  "moving_mean": tensors[f"{conv}.mean"],
+                                                  "moving_variance": tensors[f"{conv}.var"]}
     with h5py.File(path, "w") as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
         for layer in _inception_layers():
-            group = file.create_group(layer)
-            for weight_name, value in layers.get(layer, []):
-                group.create_dataset(weight_name, data=value.astype(np.float32))
-            group.attrs["weight_names"] = np.array([n for n, _ in layers.get(layer, [])], dtype="S")
+            group, weights = file.create_group(layer), layers.get(layer, {})
+            for key, value in weights.items():
+                group.create_dataset(f"{layer}/{key}:0", data=value.astype(np.float32))
+            group.attrs["weight_names"] = np.array([f"{layer}/{key}:0" for key in weights], dtype="S")
         file.attrs["layer_names"] = np.array(_inception_layers(), dtype="S")
 
 
