@@ -1,8 +1,5 @@
-"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by
-``data/make_styles.py`` and photos from scikit-image (:func:`write_content`, its only use of scikit-image).
-"""
-
-from __future__ import annotations
+"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by ``data/make_styles.py``
+and photos from scikit-image (:func:`write_content`, its only use of scikit-image)."""
 
 import difflib
 import io
@@ -20,6 +17,8 @@ GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")  # least
 STYLE_NAMES = PAPER_STYLES + GRADED_STYLES
 CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")  # from skimage.data; data/LICENSES.md
 STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"  # in a checkout only
+_FIXES = {"style": "run `nstdream data styles` in a checkout of the repository",
+          "content": "run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'"}
 
 
 def data_dir() -> Path:
@@ -29,13 +28,14 @@ def data_dir() -> Path:
 
 
 def course_path(value: str | os.PathLike) -> Path:
-    """A path as the notebooks write it, relative to ``notebooks/`` (``../data/...``), made absolute, so it
-    names the same file from any working folder; an absolute path stays."""
+    """A path as the notebooks write it, relative to ``notebooks/`` (``../data/...``), made absolute; an absolute
+    path stays."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
 
 
-def _existing(name: object, names: tuple[str, ...], *, kind: str, fix: str) -> Path:
+def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
+    """``data_dir()/<folder>/<name>.png``; TypeError, InputError suggesting a close name, or MissingFileError."""
     if not isinstance(name, str):
         raise TypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r} — use one of {list(names)}")
     if name not in names:
@@ -44,26 +44,23 @@ def _existing(name: object, names: tuple[str, ...], *, kind: str, fix: str) -> P
         raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path", fix=f"{hint}valid names: {', '.join(names)}")
     path = data_dir() / ("styles" if kind == "style" else kind) / f"{name}.png"
     if not path.is_file():
-        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path), fix=fix)
+        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path), fix=_FIXES[kind])
     return path
 
 
 def style_path(name: str) -> Path:
-    """``data_dir()/styles/<name>.png``. InputError for an unknown name (suggesting the closest),
-    MissingFileError (a FileNotFoundError) for a missing file."""
-    return _existing(name, STYLE_NAMES, kind="style", fix="run `nstdream data styles` in a checkout of the repository")
+    """``data_dir()/styles/<name>.png``; errors as :func:`_existing`."""
+    return _existing(name, STYLE_NAMES, "style")
 
 
 def content_path(name: str) -> Path:
-    """``data_dir()/content/<name>.png``; errors as :func:`style_path`."""
-    return _existing(name, CONTENT_NAMES, kind="content",
-                     fix="run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'")
+    """``data_dir()/content/<name>.png``; errors as :func:`_existing`."""
+    return _existing(name, CONTENT_NAMES, "content")
 
 
 def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
-    """Write the :data:`CONTENT_NAMES` photos from scikit-image as RGB PNGs to ``directory`` (default
-    ``data_dir()/content``), atomically, shrunk (Lanczos) to a longest side of at most 512 px; their paths.
-    NstdreamError when scikit-image is not installed."""
+    """Write the :data:`CONTENT_NAMES` photos as RGB PNGs, shrunk (Lanczos) to at most 512 px on the longest side,
+    atomically to ``directory`` (default ``data_dir()/content``); their paths. NstdreamError without scikit-image."""
     try:
         import skimage.data
     except ImportError as error:
@@ -74,9 +71,7 @@ def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
     paths = []
     for name in CONTENT_NAMES:
         photo = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)).convert("RGB")
-        scale = 512 / max(photo.size)
-        if scale < 1:
-            photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+        photo.thumbnail((512, 512), Image.Resampling.LANCZOS, reducing_gap=None)
         buffer = io.BytesIO()
         photo.save(buffer, format="PNG", compress_level=9)
         paths.append(atomic_write_bytes(buffer.getvalue(), folder / f"{name}.png"))

@@ -1,20 +1,15 @@
-"""Exceptions that carry a fix, printed as one line (``<where>: <what> — <fix>``) by the CLI and in notebooks.
-Each also derives from the built-in exception a Python user would expect."""
-
-from __future__ import annotations
+"""Exceptions that carry a fix, shown as one line ``<where>: <what> — <fix>``; each is also the expected built-in."""
 
 
 class NstdreamError(Exception):
-    """Base class: ``what`` is wrong with ``where`` (a file, a parameter), and ``fix`` says what to do."""
+    """``what`` is wrong with ``where`` (a file, a parameter); ``fix`` says what to do."""
 
     def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
         self.what, self.where, self.fix = what, where, fix
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        """The message as one line: ``<where>: <what> — <fix>``."""
-        text = f"{self.where}: {self.what}" if self.where else self.what
-        return f"{text} — {self.fix}" if self.fix else text
+        return (f"{self.where}: " if self.where else "") + self.what + (f" — {self.fix}" if self.fix else "")
 
 
 class InputError(NstdreamError, ValueError):
@@ -30,7 +25,7 @@ class WeightsError(NstdreamError, FileNotFoundError):
 
 
 class NonFiniteLossError(NstdreamError, FloatingPointError):
-    """The loss or image became NaN or Inf; ``last_image`` is the last finite image, ``step`` where."""
+    """The loss or image became NaN or Inf at ``step``; ``last_image`` is the last finite image."""
 
     def __init__(self, what: str, *, step: int, last_image=None, history=None, fix: str | None = None):
         self.step, self.last_image, self.history = step, last_image, history
@@ -38,4 +33,4 @@ class NonFiniteLossError(NstdreamError, FloatingPointError):
 
 
 class PerformanceWarning(UserWarning):
-    """A request that works but will run much slower than the user expects; the text says why and the fix."""
+    """A request that works but runs much slower than the user expects; the text says why and the fix."""

