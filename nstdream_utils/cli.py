@@ -167,7 +167,8 @@ def _configs(args) -> presets.Preset:
     if args.command != "style":
         size, lr = (args.size, args.lr) if args.command == "dream" else (args.dream_size, args.dream_lr)
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
-                     num_steps=getattr(args, "dream_steps", None) or args.steps, tile_size=getattr(args, "tile_size", None))
+                     num_steps=getattr(args, "dream_steps", None) or args.steps,
+                     tile_size=getattr(args, "tile_size", None))
     preset = presets.resolve(args.preset, nst=nst, dream=dream)
     presets.check_styles(preset.nst, 1 + len(getattr(args, "more_styles", [])))
     return preset
@@ -298,9 +299,11 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
     metrics.update(status="nonfinite" if error else last.status)
     metrics.update({"step": error.step, "error": error.one_line()} if error else {})
     if not (unfinished and _is_input(args, args.output)):
-        if args.command == "pipeline" and not (unfinished and _is_input(args, args.stylized)):
-            _write(stages["nst"].image, args.stylized, written)
-        _write(last.image, args.output, written)
+        saves = [(stages["nst"].image, args.stylized)] if args.command == "pipeline" and not (
+            unfinished and _is_input(args, args.stylized)) else []
+        for image, path in [*saves, (last.image, args.output)]:
+            images.save_image(image, path)
+            written.append(path)
         if args.metrics:
             files.write_json(metrics, args.metrics)
             written.append(args.metrics)
@@ -317,11 +320,6 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
     if unfinished:
         print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
     return EXIT_INTERRUPTED if unfinished else EXIT_OK
-
-
-def _write(image, path: str, written: list[str]) -> None:
-    images.save_image(image, path)
-    written.append(path)
 
 
 def _run_tool(args) -> int:
@@ -343,8 +341,8 @@ def _run_tool(args) -> int:
         print(*data.write_content(args.out), sep="\n")
     elif args.command == "data":
         if not data.STYLE_SCRIPT.is_file():
-            raise MissingFileError("the style generator is not installed with the package", where=str(
-                data.STYLE_SCRIPT), fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
+            raise MissingFileError("the style generator is not installed with the package", where=str(data.STYLE_SCRIPT),
+                                   fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
@@ -382,8 +380,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a parse error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
     interrupts, show_warning = _Interrupts(), warnings.showwarning
 
     def one_line_warning(message, category, *rest, **keywords):  # the library's PerformanceWarning: one line
