@@ -16,6 +16,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 from . import data, device, files, images, presets, weights
 from .errors import InputError, MissingFileError, NonFiniteLossError, NstdreamError, PerformanceWarning
@@ -39,7 +40,16 @@ def _arg(cast, expected: str, must=lambda value: None):
     return parse
 
 
+def _too_large(side: int) -> str | None:
+    text = os.environ.get(MAX_SIZE_VAR, "")
+    limit = int(text) if text.isdigit() else MAX_SIZE  # unset or not a number: the default
+    if side > limit:
+        return (f"at most {limit} px, as larger images do not fit in memory (--levels or --tile-size reach large "
+                f"sizes with less; {MAX_SIZE_VAR} raises the cap)")
+
+
 _POSITIVE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None)
+_SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else _too_large(n))
 _NONNEGATIVE = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else None)
 _SEED = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else "below 2**32" if n >= 2**32 else None)
 _RATE = _arg(float, "a number", lambda x: None if 0 < x < float("inf") else "a finite number > 0")
@@ -52,9 +62,10 @@ COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient asce
             "weights": "check or fetch the ImageNet weight files", "info": "versions, devices, weights and presets",
             "data": "regenerate the bundled images", "batch": "run a grid of notebook runs (papermill on Dask)"}
 RUNS, NST, DREAM = ("style", "dream", "pipeline"), ("style", "pipeline"), ("dream", "pipeline")
-# Library parameter names -> the option that sets them, for errors raised by the library.
-_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps",
-                 "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale", "mask": "--mask"}
+# Library setting -> the option that sets it, for the errors the library raises.
+_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps", "mask": "--mask",
+                 "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale",
+                 "preserve_color": "--preserve-color", "octaves": "--octaves"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,18 +77,9 @@ class _Parser(argparse.ArgumentParser):
         where, what, fix = self.prog, message, f"see `{self.prog} --help`"
         if match := re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S):
             where, what = self.prog if match[1] == "command" else match[1], match[2]
-            if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
-                what, fix = f"unknown choice {choice[1]}", f"choose one of {choice[2].replace(chr(39), '')}"
-            elif where in self.examples:
-                fix = f"pass e.g. {self.examples[where]}"
-        elif match := re.fullmatch(r"the following arguments are required: (.*)", message, flags=re.S):
-            where, what = match[1], "required but missing"
-            fix = f"give {'it' if ',' not in where else 'them'}; see `{self.prog} --help`"
-            if where == "command":
-                where, what = self.prog, "no command given"
-                fix = f"give one of {', '.join(COMMANDS)}; see `nstdream --help`"
-        elif match := re.fullmatch(r"unrecognized arguments: (.*)", message, flags=re.S):
-            where, what = match[1], "unknown option or extra argument"
+            fix = f"pass e.g. {self.examples[where]}" if where in self.examples else fix
+        if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
+            what, fix = f"unknown choice {choice[1]}", f"choose one of {choice[2].replace(chr(39), '')}"
         _print_error(f"{where}: {what} — {fix}")
         self.exit(EXIT_ERROR)
 
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(NST, "content"), add(NST, "style"), add(("dream",), "image")
     add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
     add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
-    add(RUNS, "--size", 256, type=_POSITIVE, help="longest side in px (default: the preset's; NST's for pipeline)")
+    add(RUNS, "--size", 256, type=_SIDE, help="longest side in px (default: the preset's; NST's for pipeline)")
     add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
     add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
     add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
@@ -107,12 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
     add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
         "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
-    add(NST, "--optimizer", "adam", choices=presets.OPTIMIZERS, help="NST optimiser (default: the preset's; "
-        "lbfgs with --levels)")
-    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size, each "
-        "level starting from the last (default 1: full size only)")
-    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first "
-        "(default: 100 at full and half size, doubling at each coarser level)")
+    add(NST, "--optimizer", choices=presets.OPTIMIZERS, help="default: the preset's; lbfgs with --levels")
+    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
+    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first")
     add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
         help="another style image to blend with STYLE (repeatable)")
     add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first")
@@ -124,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(DREAM, "--guide", help="guide image: dream towards its features instead of the mean activation")
     add(("dream",), "--tile-size", 512, type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
     add(("pipeline",), "--nst-steps", 100, type=_POSITIVE), add(("pipeline",), "--dream-steps", 100, type=_POSITIVE)
-    add(("pipeline",), "--dream-size", 299, type=_POSITIVE, help="DeepDream longest side")
+    add(("pipeline",), "--dream-size", 299, type=_SIDE, help="DeepDream longest side")
     add(("pipeline",), "--dream-lr", 0.01, type=_RATE, help="DeepDream step size")
     add(("pipeline",), "--stylized", "stylized.png", help="where to write the NST image (default: OUTPUT_stylized.png)")
     add(("weights",), "action", choices=["check", "fetch"])
@@ -147,37 +146,10 @@ def _print_error(line: str) -> None:
 
 
 # ---------------------------------------------------------------- checks before TensorFlow loads
-def _inputs(args) -> list[str]:
-    """The input image paths: content, style, image, mask, guide, then the extra styles."""
-    paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
-    return [path for path in paths + getattr(args, "more_styles", []) if path is not None]
-
-
 def _is_input(args, path: str) -> bool:
-    return os.path.realpath(path) in {os.path.realpath(p) for p in _inputs(args)}
-
-
-def _check_levels(args) -> None:
-    """Refuse ``--levels`` with options it does not take, and ``--level-steps`` that do not fit it."""
-    levels, level_steps = args.levels, args.level_steps
-    steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
-    controls = [flag for flag, value in (("--style", args.more_styles), ("--style-weights", args.style_weights),
-                                         ("--style-scale", args.style_scale), ("--mask", args.mask),
-                                         ("--preserve-color", args.preserve_color)) if value]
-    if levels > 1 and controls:
-        raise InputError(f"is not combined with --levels {levels}", where=controls[0],
-                         fix="drop --levels (one level), or the option")
-    if levels == 1 and level_steps is not None:
-        raise InputError("needs --levels 2 or more (it gives the steps of each level)", where="--level-steps",
-                         fix=f"add --levels {len(level_steps)}, or use --steps")
-    if levels > 1 and steps:
-        raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
-                         "count", where=steps, fix="give the steps of each level, coarsest first, with --level-steps"
-                         + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
-    if levels > 1 and level_steps is not None and len(level_steps) != levels:
-        raise InputError(f"has {len(level_steps)} step counts for --levels {levels}", where="--level-steps",
-                         fix=f"give {levels} counts, coarsest first, e.g. "
-                         + ",".join(map(str, presets.default_steps(levels))))
+    """Whether ``path`` is one of the input images (content, style, image, mask, guide, extra styles)."""
+    paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
+    return os.path.realpath(path) in {os.path.realpath(p) for p in paths + getattr(args, "more_styles", []) if p}
 
 
 def _configs(args) -> presets.Preset:
@@ -188,7 +160,6 @@ def _configs(args) -> presets.Preset:
 
     nst = dream = None
     if args.command != "dream":
-        _check_levels(args)
         nst = dict(size=args.size, square=square(args.size), num_steps=getattr(args, "nst_steps", None) or args.steps,
                    optimizer=args.optimizer, learning_rate=args.lr, levels=args.levels,
                    steps_per_level=args.level_steps, preserve_color=args.preserve_color,
@@ -196,28 +167,18 @@ def _configs(args) -> presets.Preset:
     if args.command != "style":
         size, lr = (args.size, args.lr) if args.command == "dream" else (args.dream_size, args.dream_lr)
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
-                     num_steps=getattr(args, "dream_steps", None) or args.steps, tile_size=getattr(args, "tile_size", None))
+                     num_steps=getattr(args, "dream_steps", None) or args.steps,
+                     tile_size=getattr(args, "tile_size", None))
     preset = presets.resolve(args.preset, nst=nst, dream=dream)
     presets.check_styles(preset.nst, 1 + len(getattr(args, "more_styles", [])))
     return preset
 
 
 def _check_inputs(args) -> presets.Preset:
-    """Check image paths, sizes, output paths and parameters (milliseconds; no TensorFlow); the resolved preset."""
-    for path in _inputs(args):
+    """Check image paths, output paths and parameters (milliseconds; no TensorFlow); the resolved preset."""
+    inputs = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
+    for path in [p for p in inputs if p] + getattr(args, "more_styles", []):
         images.validate_image_path(path)
-    try:
-        limit = int(os.environ.get(MAX_SIZE_VAR) or MAX_SIZE)
-    except ValueError:
-        raise InputError(f"must be a whole number of pixels, got {os.environ[MAX_SIZE_VAR]!r}", where=MAX_SIZE_VAR,
-                         fix=f"unset it (default {MAX_SIZE}) or set e.g. {MAX_SIZE_VAR}=8192") from None
-    for option in ("--size", "--dream-size", "--tile-size"):  # sides too large for memory
-        if (value := getattr(args, option[2:].replace("-", "_"), None)) is not None and value > limit:
-            hint = "" if option != "--size" else "; --tile-size dreams a large image tile by tile" \
-                if args.command == "dream" else "; --levels N reaches a given size with less compute"
-            raise InputError(f"{value} px is over the largest side accepted, {limit} px (larger images do not fit "
-                             "in memory)", where=option, fix=f"use {option} {limit} or less{hint}; to allow more, "
-                             f"set {MAX_SIZE_VAR}")
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
@@ -231,19 +192,19 @@ def _check_inputs(args) -> presets.Preset:
             raise InputError("the stylised image's default name is an input image, which would be overwritten",
                              where=args.stylized, fix="name the stylised image with --stylized")
     preset = _configs(args)
-    if preset.nst.levels > 1:  # the level sizes, from the content image's header
+    if (levels := preset.nst.levels) > 1:  # options that a coarse-to-fine run does not take; the level sizes
+        for flag in [flag for flag, on in (("--style", args.more_styles), ("--mask", args.mask)) if on]:
+            raise InputError(f"is not combined with --levels {levels}", where=flag,
+                             fix="drop --levels (one level), or the option")
+        if steps := "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None:
+            raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
+                             "count", where=steps, fix="give the steps of each level, coarsest first, with "
+                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
         info = images.image_info(args.content)
         shape = (info["height"], info["width"])[::-1 if info["orientation"] in (5, 6, 7, 8) else 1]
-        try:
-            presets.level_shapes(presets.full_shape(shape, preset.nst), args.levels)
-        except InputError as exc:
-            raise InputError(exc.what, where="--levels", fix="use fewer levels or a larger --size (the coarsest "
-                             f"side must be at least {presets.MIN_LEVEL_SIDE} px)") from None
+        presets.level_shapes(presets.full_shape(shape, preset.nst), levels)
     if getattr(args, "mask", None):
-        try:
-            presets.check_mask(images.load_image(args.mask))
-        except InputError as exc:
-            raise InputError(exc.what, where=f"--mask {args.mask}", fix=exc.fix) from None
+        presets.check_mask(images.load_image(args.mask))
     return preset
 
 
@@ -282,70 +243,83 @@ class _Interrupts:
               file=sys.stderr, flush=True)
 
 
-def _stage_metrics(history: dict, image, status: str) -> dict:
-    history = dict(history or {})
+def _stage_metrics(stage) -> dict:
+    """The metrics of one stage (a result with ``history``, ``image`` and ``status``)."""
+    history = dict(stage.history or {})
     main = "total" if "total" in history else "loss"
     losses = list(history.get(main, []))
     return {"loss": losses, "final_loss": losses[-1] if losses else None,
             "seconds": history["seconds"][-1] if history.get("seconds") else 0.0,
-            "size": [image.shape[1], image.shape[0]], "steps": len(losses), "status": status,
+            "size": [stage.image.shape[1], stage.image.shape[0]], "steps": len(losses), "status": stage.status,
             **{k: v for k, v in history.items() if k not in (main, "seconds")}}
 
 
-def _write(image, path: str, written: list[str]) -> None:
-    images.save_image(image, path)
-    written.append(path)
-
-
-def _finish(args, image, metrics: dict, status: str, written: list[str]) -> int:
-    if status == "interrupted" and _is_input(args, args.output):
-        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
-              "replaces", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    _write(image, args.output, written)
-    if args.metrics:
-        files.write_json(metrics, args.metrics)
-        written.append(args.metrics)
-    print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if status == "interrupted":
-        print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    return EXIT_OK
-
-
-def _run(args, preset: presets.Preset, interrupts: _Interrupts, written: list[str]) -> int:
-    """Load the images, check the weights, run the command, write the image and metrics."""
+def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
+    """Load the images, check the weights, run the command, write the images and metrics (:func:`_finish`)."""
     load = images.load_image
     first = load(args.image if args.command == "dream" else args.content)
     styles = [load(path) for path in (args.style, *args.more_styles)] if args.command != "dream" else [None]
-    style = styles if len(styles) > 1 else styles[0]
     keywords = {name: load(getattr(args, name)) for name in ("mask", "guide") if getattr(args, name, None)}
     keywords.update(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
                     should_stop=interrupts.should_stop, precision=args.precision)
     _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
-    metrics = {"preset": args.preset, "precision": args.precision}
-    levels = {} if preset.nst.levels == 1 else \
-        {"levels": preset.nst.levels, "steps_per_level": list(preset.nst.steps_per_level)}
-    if args.command == "dream":
-        result = dream.deep_dream(first, config=preset.dream, **keywords)
-    elif args.command == "style":
-        result = pyramid.stylize(first, style, config=preset.nst, **keywords)
-    if args.command != "pipeline":
-        metrics.update(levels, **_stage_metrics(result.history, result.image, result.status))
-        return _finish(args, result.image, metrics, result.status, written)
-    result = pipeline.run_pipeline(first, style, config=preset, **keywords)
-    if result.status != "interrupted" or not _is_input(args, args.stylized):
-        _write(result.stylized, args.stylized, written)
-    metrics.update(status=result.status, stylized=args.stylized,
-                   nst={**levels, **_stage_metrics(result.nst.history, result.stylized, result.nst.status)})
-    if result.dream is not None:
-        metrics["dream"] = _stage_metrics(result.dream.history, result.dreamed, result.dream.status)
-    final = result.stylized if result.dream is None else result.dreamed
-    metrics.update(seconds=sum(metrics[k]["seconds"] for k in ("nst", "dream") if k in metrics),
-                   size=[final.shape[1], final.shape[0]])
-    return _finish(args, final, metrics, result.status, written)
+    style, stage = styles if len(styles) > 1 else styles[0], "dream" if args.command == "dream" else "nst"
+    try:
+        if args.command == "dream":
+            result = dream.deep_dream(first, config=preset.dream, **keywords)
+        elif args.command == "style":
+            result = pyramid.stylize(first, style, config=preset.nst, **keywords)
+        else:
+            result = pipeline.run_pipeline(first, style, config=preset, **keywords)
+    except NonFiniteLossError as error:
+        failed = SimpleNamespace(history=error.history, image=error.last_image, status="nonfinite")
+        done = getattr(error, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
+        code = _finish(args, preset, {"nst": done, "dream": failed} if done else {stage: failed}, error)
+        if args.debug:
+            raise
+        return code
+    stages = {"nst": result.nst, "dream": result.dream} if args.command == "pipeline" else {stage: result}
+    return _finish(args, preset, stages)
+
+
+def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossError | None = None) -> int:
+    """Write a run's images and metrics (``stages``: name -> a result with ``history``, ``image`` and ``status``,
+    None if it did not run); the exit code. A run that did not complete never replaces an input image."""
+    stages, written = {name: stage for name, stage in stages.items() if stage is not None}, []
+    last, unfinished = list(stages.values())[-1], error is not None or list(stages.values())[-1].status != "completed"
+    parts = {name: _stage_metrics(stage) for name, stage in stages.items()}
+    if "nst" in parts and preset.nst.levels > 1:
+        parts["nst"].update(levels=preset.nst.levels, steps_per_level=list(preset.nst.steps_per_level))
+    metrics = {"preset": args.preset, "precision": args.precision, **parts[list(parts)[-1]]}
+    if args.command == "pipeline":
+        metrics = {"preset": args.preset, "precision": args.precision, "stylized": args.stylized, **parts,
+                   "seconds": sum(part["seconds"] for part in parts.values()), "size": metrics["size"]}
+    metrics.update(status="nonfinite" if error else last.status)
+    metrics.update({"step": error.step, "error": error.one_line()} if error else {})
+    if not (unfinished and _is_input(args, args.output)):
+        saves = [(stages["nst"].image, args.stylized)] if args.command == "pipeline" and not (
+            unfinished and _is_input(args, args.stylized)) else []
+        for image, path in [*saves, (last.image, args.output)]:
+            images.save_image(image, path)
+            written.append(path)
+        if args.metrics:
+            files.write_json(metrics, args.metrics)
+            written.append(args.metrics)
+    if error:
+        saved = f"wrote the last finite image to {', '.join(written)}" if written else \
+            "nothing written, since -o names an input image, which a failed run never replaces"
+        _print_error(f"{args.output}: stopped at step {error.step}: {error.what}; {saved} — {error.fix}")
+        return EXIT_NONFINITE
+    if not written:
+        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
+              "replaces", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if unfinished:
+        print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
+    return EXIT_INTERRUPTED if unfinished else EXIT_OK
 
 
 def _run_tool(args) -> int:
@@ -364,12 +338,11 @@ def _run_tool(args) -> int:
             print(f"  {'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'}")
         print("presets:", *map(presets.describe, presets.PRESETS.values()), sep="\n")
     elif args.command == "data" and args.what == "content":
-        for path in data.write_content(args.out):
-            print(path)
+        print(*data.write_content(args.out), sep="\n")
     elif args.command == "data":
         if not data.STYLE_SCRIPT.is_file():
-            raise MissingFileError("the style generator is not installed with the package", where=str(
-                data.STYLE_SCRIPT), fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
+            raise MissingFileError("the style generator is not installed with the package", where=str(data.STYLE_SCRIPT),
+                                   fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
@@ -378,42 +351,12 @@ def _run_tool(args) -> int:
     return EXIT_OK
 
 
-def _nonfinite(args, exc: NonFiniteLossError, written: list[str]) -> int:
-    """Write the last finite image (and the metrics up to the bad step), never over an input image; exit code 1."""
-    if _is_input(args, args.output):
-        _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; nothing written, since -o names an "
-                     f"input image, which a failed run never replaces — {exc.fix}")
-        return EXIT_NONFINITE
-    nst_result = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
-    if nst_result is not None and not _is_input(args, args.stylized):
-        try:
-            _write(nst_result.image, args.stylized, written)
-        except (NstdreamError, OSError) as error:
-            _print_error(f"{args.stylized}: could not write the stylised image ({error})")
-    if exc.last_image is not None:
-        try:
-            _write(exc.last_image, args.output, written)
-            if args.metrics:
-                stage = _stage_metrics(exc.history, exc.last_image, "nonfinite")
-                if args.command == "pipeline":
-                    stage = {"nst" if "total" in (exc.history or {}) else "dream": stage,
-                             "size": stage["size"], "seconds": stage["seconds"]}
-                files.write_json({"preset": args.preset, "status": "nonfinite", "step": exc.step,
-                                  "error": exc.one_line(), **stage}, args.metrics)
-                written.append(args.metrics)
-        except (NstdreamError, OSError) as error:
-            _print_error(f"{args.output}: could not write the last finite image ({error})")
-    saved = f"wrote the last finite image to {', '.join(written)}" if written else "nothing was written"
-    _print_error(f"{args.output}: stopped at step {exc.step}: {exc.what}; {saved} — {exc.fix}")
-    return EXIT_NONFINITE
-
-
 def _report(args, exc: BaseException) -> int:
     """Print the one line for an error that ended the command; its exit code."""
     if isinstance(exc, NstdreamError):
-        if args.command in RUNS and exc.where in _OPTION_NAMES:  # name the option, not the library's parameter
-            option = _OPTION_NAMES[exc.where]
-            exc = NstdreamError(re.sub(rf"\b{exc.where}\b", option, exc.what), where=option, fix=exc.fix)
+        if args.command in RUNS and exc.where in _OPTION_NAMES:  # name the options, not the library's settings
+            what = re.sub(rf"\b({'|'.join(_OPTION_NAMES)})\b", lambda m: _OPTION_NAMES[m[1]], exc.what)
+            exc = NstdreamError(what, where=_OPTION_NAMES[exc.where], fix=exc.fix)
         _print_error(exc.one_line())
         return EXIT_ERROR
     if isinstance(exc, KeyboardInterrupt):
@@ -437,9 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a parse error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    interrupts, written, show_warning = _Interrupts(), [], warnings.showwarning
+    interrupts, show_warning = _Interrupts(), warnings.showwarning
 
     def one_line_warning(message, category, *rest, **keywords):  # the library's PerformanceWarning: one line
         if not issubclass(category, PerformanceWarning):
@@ -452,12 +393,11 @@ def main(argv: list[str] | None = None) -> int:
             return _run_tool(args)
         preset = _check_inputs(args)
         interrupts.install()
-        return _run(args, preset, interrupts, written)
+        return _run(args, preset, interrupts)
     except (Exception, KeyboardInterrupt) as exc:
-        code = _nonfinite(args, exc, written) if isinstance(exc, NonFiniteLossError) else None
         if args.debug:
             raise
-        return _report(args, exc) if code is None else code
+        return _report(args, exc)
     finally:
         interrupts.restore()
         warnings.showwarning = show_warning

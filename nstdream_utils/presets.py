@@ -1,7 +1,6 @@
-"""Named recipes (``paper``, ``tf-tutorial``, ``quick``: ``nstdream info`` prints them) and the one way a
-run's settings are made: :func:`resolve` turns a preset name plus overrides into frozen configs (per stage,
-:func:`nst_config` and :func:`dream_config`). A config is checked when it is made, so every config that exists
-is valid and the loops never check one again. TensorFlow-free, so the CLI resolves before TensorFlow loads.
+"""Named recipes (``paper``, ``tf-tutorial``, ``quick``; ``nstdream info`` prints them) and the one way a
+run's settings are made: :func:`resolve` turns a preset plus overrides into frozen configs. A config is
+checked when it is made, so every config that exists is valid. TensorFlow-free: the CLI resolves first.
 """
 
 from __future__ import annotations
@@ -19,9 +18,7 @@ from .errors import InputError
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
 PRESERVE_COLORS = ("luminance", "histogram")
 INITS = ("content", "noise", "style")
-SGD_GUARD_FACTOR = 2.0
-"""The ``paper`` and ``quick`` presets' ``sgd_guard_factor``: an SGD update that more than doubles
-the loss is undone and retried at half the rate."""
+SGD_GUARD_FACTOR = 2.0  # paper's and quick's: an SGD update that more than doubles the loss is redone at half rate
 
 KERAS_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 VGG19_LAYERS: tuple[str, ...] = tuple(
@@ -31,21 +28,16 @@ VGG19_LAYERS: tuple[str, ...] = tuple(
 INCEPTION_LAYERS: tuple[str, ...] = tuple(f"mixed{i}" for i in range(11))
 """Inception v3's mixed (inception-module) outputs usable for DeepDream (mixed0…mixed10)."""
 
-MIN_LEVEL_SIDE = 16
-"""The smallest side a coarse-to-fine level may have: VGG-19 halves the image four times before ``block5``."""
-COARSE_STEPS = 100
-"""Default L-BFGS steps at the half-size level; each coarser level gets twice the steps of the one
-above it, so each costs about as much as 25 or fewer full-size steps (benchmarks/nst_time_to_quality.py)."""
-FINE_STEPS = 100
-"""Default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px."""
+MIN_LEVEL_SIDE = 16  # the smallest side of a coarse-to-fine level: VGG-19 halves it 4 times before block5
+COARSE_STEPS = 100  # default L-BFGS steps at half size, doubling at each coarser level
+FINE_STEPS = 100  # default L-BFGS steps at full size: about the TF tutorial's 1000 Adam steps' loss at 128 px
 
 
-# ---------------------------------------------------------------- checks
 def _fail(what: str, where: str, fix: str):
     raise InputError(what, where=where, fix=fix)
 
 
-def _is_number(value) -> bool:
+def _real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
@@ -53,21 +45,38 @@ def _whole(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _whole_fields(cfg, where: str) -> None:
-    for name in ("size", "num_steps"):
+def _one_of(*choices):
+    return lambda v: v in choices, "unknown {name} '{value}'", f"choose one of {', '.join(c for c in choices if c)}"
+
+
+# field -> (test, what is wrong, fix); {name} and {value} are filled in. The InputError's ``where`` is the field.
+_POSITIVE = (lambda v: _real(v) and v > 0, "{name} must be a positive number, got {value!r}", "pass {name} > 0")
+_COUNT = (lambda v: _real(v) and v > 0 and float(v).is_integer(), "{name} must be a whole number > 0, got {value!r}",
+          "pass a whole number as {name}")
+_NST_RULES = {
+    "size": _COUNT, "num_steps": _COUNT, "learning_rate": _POSITIVE, "style_scale": _POSITIVE,
+    "mask_weight": _POSITIVE,
+    "sgd_guard_factor": (lambda v: v is None or (_real(v) and v >= 1),
+                         "{name} must be None or a number ≥ 1, got {value!r}",
+                         f"pass None (no guard) or a factor such as {SGD_GUARD_FACTOR}"),
+    "optimizer": _one_of(*OPTIMIZERS), "init": _one_of(*INITS), "preserve_color": _one_of(None, *PRESERVE_COLORS),
+    "style_blend": (lambda b: not b or (isinstance(b, tuple) and all(_real(w) and w >= 0 for w in b) and sum(b) > 0),
+                    "style weights must be numbers ≥ 0, not all 0, got {value!r}", "pass e.g. 0.7,0.3"),
+}
+_DREAM_RULES = {
+    "size": _COUNT, "num_steps": _COUNT, "step_size": _POSITIVE, "octave_scale": _POSITIVE,
+    "tile_size": (lambda v: not v or v >= 75, "{name} {value} is below Inception v3's 75-pixel minimum",
+                  "use 0 (no tiles) or a tile size of at least 75, e.g. 512"),
+    "octaves": (len, "no octaves chosen", "pass e.g. octaves=(0,) or a count such as 3"),
+    "layers": (len, "no layers chosen", "pass e.g. mixed3,mixed5"),
+}
+
+
+def _check(cfg, rules: dict) -> None:
+    for name, (test, what, fix) in rules.items():
         value = getattr(cfg, name)
-        if not (_is_number(value) and float(value).is_integer()):
-            _fail(f"{name} must be a whole number, got {value!r}", where, f"pass a whole number as {name}")
-
-
-def _positive(value, name: str, *, where: str) -> None:
-    if not (_is_number(value) and value > 0):
-        _fail(f"{name} must be a positive number, got {value!r}", where, f"pass {name} > 0")
-
-
-def _choice(value, choices: tuple, name: str, *, where: str) -> None:
-    if value not in choices:
-        _fail(f"unknown {name} '{value}'", where, f"choose one of {', '.join(c for c in choices if c)}")
+        if not test(value):
+            _fail(what.format(name=name, value=value), name, fix.format(name=name))
 
 
 def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
@@ -80,47 +89,15 @@ def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
 
 
 def validate_nst(cfg: NSTConfig) -> NSTConfig:
-    """Check an NST config (done when one is made: ``NSTConfig.__post_init__``); return it. InputError
-    names the field, what is wrong and the fix."""
-    _whole_fields(cfg, "nst")
-    for name, where in (("size", "nst"), ("num_steps", "nst"), ("learning_rate", "nst"),
-                        ("style_scale", "style_scale"), ("mask_weight", "mask_weight")):
-        _positive(getattr(cfg, name), name, where=where)
-    factor = cfg.sgd_guard_factor
-    if factor is not None and not (_is_number(factor) and factor >= 1):
-        _fail(f"sgd_guard_factor must be None or a number ≥ 1, got {factor!r}", "nst",
-              f"pass None (no guard) or a factor such as {SGD_GUARD_FACTOR}")
-    _choice(cfg.optimizer, OPTIMIZERS, "optimizer", where="nst")
-    _choice(cfg.init, INITS, "init", where="nst")
-    _choice(cfg.preserve_color, (None, *PRESERVE_COLORS), "preserve_color", where="preserve_color")
+    """Check an NST config (done when one is made); return it. InputError names the field, the fault and the fix."""
+    _check(cfg, _NST_RULES)
     check_layers(cfg.content_layers, VGG19_LAYERS, where="content_layers")
     check_layers(cfg.style_layers, VGG19_LAYERS, where="style_layers")
-    blend = cfg.style_blend or ()
-    if not isinstance(blend, tuple) or not all(_is_number(w) and w >= 0 for w in blend) or \
-            (blend and not sum(blend) > 0):
-        _fail(f"style weights must be numbers ≥ 0, not all 0, got {cfg.style_blend!r}", "style_blend",
-              "pass e.g. 0.7,0.3")
     controls = [name for name, on in (("preserve_color", cfg.preserve_color), ("style_blend", cfg.style_blend),
                                       ("style_scale", cfg.style_scale != 1)) if on]
     if cfg.levels > 1 and controls:
         _fail(f"{', '.join(controls)} with levels={cfg.levels}: coarse to fine takes none of these", "levels",
-              "run one level (levels=1) with these controls, or drop them")
-    return cfg
-
-
-def validate_dream(cfg: DreamConfig) -> DreamConfig:
-    """Check a DeepDream config (done when one is made); return it. InputError as :func:`validate_nst`."""
-    _whole_fields(cfg, "dream")
-    for name in ("size", "num_steps", "step_size", "octave_scale"):
-        _positive(getattr(cfg, name), name, where="dream")
-    if cfg.tile_size and cfg.tile_size < 75:
-        _fail(f"tile_size {cfg.tile_size} is below Inception v3's 75-pixel minimum", "tile_size",
-              "use 0 (no tiles) or a tile size of at least 75, e.g. 512")
-    if not cfg.octaves:
-        _fail("no octaves chosen", "octaves", "pass e.g. octaves=(0,) or a count such as 3")
-    if not cfg.layers:
-        _fail("no layers chosen", "layers", "pass e.g. mixed3,mixed5")
-    check_layers(cfg.layers, INCEPTION_LAYERS, where="layers")
+              "run one level with these controls, or drop them")
     return cfg
 
 
@@ -132,15 +109,15 @@ def check_styles(cfg: NSTConfig, num_styles: int) -> None:
 
 
 def check_mask(mask) -> np.ndarray:
-    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is
-    averaged); refuses one that is all black or all white, which would make the mask pointless."""
+    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is averaged).
+    InputError for another shape, or a mask all black or all white."""
     m = np.asarray(mask, np.float32)
     m = m.mean(axis=-1) if m.ndim == 3 else m
     if m.ndim != 2 or not np.isfinite(m).all():
-        _fail(f"a mask must be an [H, W] or [H, W, 3] image, got shape {m.shape}", "mask",
+        _fail(f"must be an [H, W] or [H, W, 3] image, got shape {m.shape}", "mask",
               "pass a grayscale or RGB image, white where the style goes")
     if m.max() < 0.01 or m.min() > 0.99:
-        _fail(f"the mask is all {'black' if m.max() < 0.01 else 'white'}", "mask",
+        _fail(f"the image is all {'black' if m.max() < 0.01 else 'white'}", "mask",
               "paint white where the style goes and black where the content stays")
     return np.clip(m, 0.0, 1.0)
 
@@ -149,45 +126,38 @@ def check_mask(mask) -> np.ndarray:
 def _level_steps(steps, levels) -> tuple[int, ...] | None:
     """``steps_per_level`` as one count per level (None for one level), checked with ``levels``."""
     if not (_whole(levels) and levels >= 1):
-        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels", "pass e.g. levels=3 (quarter, half "
-              "and full size)")
+        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels",
+              "pass e.g. levels=3 (quarter, half and full size)")
     if levels == 1 and steps is not None:
-        _fail("steps_per_level needs levels ≥ 2", "steps_per_level",
-              "pass levels=len(steps_per_level), or num_steps for a one-level run")
+        _fail("steps_per_level needs levels ≥ 2", "steps_per_level", "use it with two or more levels")
     if levels == 1:
         return None
     steps = default_steps(levels) if steps is None else (steps,) * levels if _whole(steps) else steps
-    if not isinstance(steps, Sequence) or isinstance(steps, str):
-        _fail(f"steps_per_level must be an int or a list of ints, got {steps!r}", "steps_per_level",
-              "pass e.g. steps_per_level=(20, 20, 100)")
-    if len(steps) != levels:
-        _fail(f"steps_per_level has {len(steps)} entries for {levels} levels", "steps_per_level",
-              f"give one step count per level ({levels})")
-    if not all(_whole(n) and n >= 1 for n in steps):
-        _fail(f"every level needs at least 1 step, got {steps!r}", "steps_per_level", "pass positive whole numbers")
+    if isinstance(steps, str) or not isinstance(steps, Sequence) or len(steps) != levels \
+            or not all(_whole(n) and n >= 1 for n in steps):
+        _fail(f"steps_per_level must be {levels} whole numbers ≥ 1, one per level, got {steps!r}", "steps_per_level",
+              f"give one count per level, coarsest first, e.g. {','.join(map(str, default_steps(levels)))}")
     return tuple(int(n) for n in steps)
 
 
 def default_steps(levels: int) -> list[int]:
-    """L-BFGS steps per level, coarsest first: :data:`FINE_STEPS` at full size, :data:`COARSE_STEPS` at
-    half size, doubling at each coarser level; ``default_steps(3) == [200, 100, 100]``."""
+    """L-BFGS steps per level, coarsest first: ``default_steps(3) == [200, 100, 100]``."""
     return [COARSE_STEPS * 2 ** (levels - 2 - k) for k in range(levels - 1)] + [FINE_STEPS]
 
 
 def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
-    """The ``(height, width)`` of each level, coarsest first: ``shape`` (the last) divided by 2^k, rounded;
+    """``(height, width)`` per level, coarsest first: ``shape`` divided by 2^k, rounded;
     ``level_shapes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]``. InputError if the coarsest
     level's shorter side is below :data:`MIN_LEVEL_SIDE`."""
     out = [(max(1, round(shape[0] / 2 ** k)), max(1, round(shape[1] / 2 ** k))) for k in range(levels - 1, -1, -1)]
     if min(out[0]) < MIN_LEVEL_SIDE:
-        _fail(f"the coarsest of {levels} levels would be {out[0][0]}×{out[0][1]} px, below {MIN_LEVEL_SIDE} px",
-              "levels", "use fewer levels or a larger size")
+        _fail(f"the coarsest level would be {out[0][0]}×{out[0][1]} px with levels={levels}, below {MIN_LEVEL_SIDE} px",
+              "levels", f"use fewer levels or a larger size (the coarsest side must be at least {MIN_LEVEL_SIDE} px)")
     return out
 
 
 def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
-    """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape`` (``images.resize``'s
-    rounding): the last level of a coarse-to-fine run."""
+    """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape``: a run's last level."""
     if cfg.square:
         return cfg.size, cfg.size
     scale = cfg.size / max(shape)
@@ -196,7 +166,7 @@ def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
 
 class _Config:
     def replace(self, **changes):
-        """A copy with ``changes`` (None keeps a field; ``dataclasses.replace`` sets None), checked as it is made."""
+        """A copy with ``changes`` (None keeps a field), checked as it is made."""
         changes = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **changes) if changes else self
 
@@ -207,37 +177,15 @@ class _Config:
 
 @dataclass(frozen=True)
 class NSTConfig(_Config):
-    """Settings of one neural-style-transfer run (``nst.style_transfer``, ``pyramid.coarse_to_fine``).
-
-    Attributes:
-        size: output size in pixels: the longest side, or both sides when ``square`` (the paper's 224×224).
-        num_steps: optimiser iterations (one level).
-        optimizer: ``"sgd"`` (paper Eq 2), ``"adam"`` (TF tutorial), ``"lbfgs"`` (Gatys; scipy) or
-            ``"lbfgs-tf"`` (the same in TensorFlow: faster where VGG-19 is fast, e.g. bfloat16 on AMX).
-        learning_rate: step size, in the units of ``pixel_scale``; ``lr_decay_rate``, ``lr_decay_steps``:
-            decay ``lr · rate^(step / steps)`` (None: constant).
-        lr_reference_pixels: for SGD, ``learning_rate`` is the rate at this many pixels, scaled by
-            ``H·W / lr_reference_pixels`` (None: never). The keras-io style loss divides by (H·W)², so
-            a pixel's gradient grows as the image shrinks: lr 10 is stable at 224² but NaN by step 3
-            at 64², while lr 10·(64/224)² converges. Adam and L-BFGS are never scaled.
-        sgd_guard_factor: for SGD, an update that raises the loss more than this many times (or makes
-            it NaN/Inf) is undone and taken again at half the rate, which stays halved; the history's
-            ``retries`` counts them. None: exactly keras-io's SGD.
-        pixel_scale: the optimised image is ``pixel_scale × RGB[0, 1]``; 255 reproduces keras-io's
-            caffe pixels (mean shift and BGR order do not change the gradients).
-        clip: clip the image to the valid range after every step (TF tutorial) or not (keras-io).
-        init: start from the ``"content"`` image, seeded ``"noise"`` or the ``"style"`` image.
-        content_*, style_* (style_layers: layer → w_l), gram_normalize, tv_*: the loss terms and their
-            weights α, β, γ (``losses.content_loss``, ``losses.style_layer_loss``, ``losses.total_variation_loss``).
-        preserve_color: None, ``"luminance"`` (after the run: the output's luminance, the content's
-            chroma) or ``"histogram"`` (before: the style's colours matched to the content's).
-        style_blend: a weight w_k per style image, L_style = Σ_k w_k L_style(x, style_k) (None: 1 each).
-        style_scale: the style image is resized to ``style_scale ×`` the output's size (above 1: larger patterns).
-        mask_weight: with a mask m, the weight of ``mean((1 − m) · (x − c)²)``, which keeps the content c.
-        levels: coarse to fine (``pyramid.coarse_to_fine``) from 1/2^(levels−1) of the size; 1: full size only.
-        steps_per_level: steps per level, coarsest first (an int: the same at each level; None with
-            several levels: :func:`default_steps`). Only with ``levels`` ≥ 2.
-    """
+    """Settings of one NST run. ``size``: the longest side in px (both when ``square``). ``optimizer``: ``sgd``
+    (paper Eq 2), ``adam`` (TF tutorial), ``lbfgs`` (scipy) or ``lbfgs-tf``. ``learning_rate``: in units of
+    ``pixel_scale`` (the image is ``pixel_scale × RGB[0, 1]``), × ``lr_decay_rate^(step / lr_decay_steps)``;
+    for SGD × ``H·W / lr_reference_pixels`` (the keras-io style loss divides by (H·W)²). ``sgd_guard_factor``:
+    an SGD update that raises the loss more than this (or to NaN) is redone at half the rate (None: never).
+    ``init``: ``content``, ``noise`` or ``style``. ``content_*``, ``style_*``, ``gram_normalize``, ``tv_*``:
+    the loss terms (``losses``). Controls: ``preserve_color``, ``style_blend`` (a weight per style image),
+    ``style_scale`` (style image size ÷ output size), ``mask_weight``. ``levels``: coarse to fine from
+    1/2^(levels−1) of the size, ``steps_per_level`` coarsest first (an int: each; None: :func:`default_steps`)."""
 
     size: int = 224
     square: bool = True
@@ -281,16 +229,10 @@ class NSTConfig(_Config):
 
 @dataclass(frozen=True)
 class DreamConfig(_Config):
-    """Settings of one DeepDream run (``dream.deep_dream``).
-
-    Attributes:
-        size: the longest side in pixels, or both sides when ``square`` (the paper's 299×299).
-        num_steps: gradient-ascent steps per octave; ``step_size``: its rate, in [-1, 1] pixels per
-            normalised gradient (``normalize_gradient``: ÷ its standard deviation, as the TF tutorial).
-        layers: Inception v3 layers whose mean activations are summed (``mixed0``…``mixed10``).
-        octaves: exponents n, each run at ``size · octave_scale^n``; an int N: ``(-(N-1), …, 0)``.
-        tile_size: compute gradients tile by tile (with a random roll) above this size; 0 = never.
-    """
+    """Settings of one DeepDream run (``dream.deep_dream``): ``size`` as NST's; ``num_steps`` per octave at
+    ``step_size`` (pixels in [-1, 1], per gradient ÷ its std when ``normalize_gradient``); the mean
+    activations of ``layers`` are summed; ``octaves``: exponents n, each run at ``size · octave_scale^n``
+    (an int N: ``-(N-1)…0``); ``tile_size``: gradients tile by tile above this size (0: never)."""
 
     size: int = 299
     square: bool = True
@@ -304,10 +246,11 @@ class DreamConfig(_Config):
 
     def __post_init__(self) -> None:
         if _whole(self.octaves):
-            _positive(self.octaves, "octaves", where="octaves")
-        self._set(layers=tuple(self.layers),
-                  octaves=tuple(range(1 - self.octaves, 1) if _whole(self.octaves) else self.octaves))
-        validate_dream(self)
+            _check(self, {"octaves": _POSITIVE})
+            self._set(octaves=tuple(range(1 - self.octaves, 1)))
+        self._set(layers=tuple(self.layers))
+        _check(self, _DREAM_RULES)
+        check_layers(self.layers, INCEPTION_LAYERS, where="layers")
         self._set(size=int(self.size), num_steps=int(self.num_steps))
 
 
@@ -324,32 +267,24 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description=(
-        "The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
-        "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, "
-        f"which diverges at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) "
-        "retries a step that more than doubles the loss at half the rate; None gives exactly keras-io's SGD."
-    ),
-    source=(
-        "NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 "
-        "per 100 steps, content block5_conv2 2.5e-8 with Σ(F−P)², style block1..5_conv1 1e-6 "
-        "shared, Σ(G−A)²/(4·3²·(HW)²), TV 1e-6 power 1.25, caffe pixels); DeepDream: tensorflow/docs "
-        "site/en/tutorials/generative/deepdream.ipynb (mixed3+mixed5, mean activations, gradient ÷ "
-        "std, pixels in [-1, 1])."
-    ),
+    description="The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
+    "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, which diverges "
+    f"at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) retries a step that more "
+    "than doubles the loss at half the rate; None gives exactly keras-io's SGD.",
+    source="NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 per 100 steps, "
+    "content block5_conv2 2.5e-8 with Σ(F−P)², style block1..5_conv1 1e-6 shared, Σ(G−A)²/(4·3²·(HW)²), TV 1e-6 "
+    "power 1.25, caffe pixels); DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb "
+    "(mixed3+mixed5, mean activations, gradient ÷ std, pixels in [-1, 1]).",
     nst=NSTConfig(sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(),
 )
-
 TF_TUTORIAL = Preset(
     name="tf-tutorial",
     description="The TensorFlow tutorials' recipes: Adam NST at 512 px, DeepDream with octaves.",
-    source=(
-        "NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (Gram ÷ HW, style "
-        "weight 1e-2, content weight 1e4, mean-squared losses, Adam lr 0.02 β1 0.99 ε 0.1, TV weight "
-        "30, longest side 512, 10 epochs × 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, "
-        "scale 1.3, step 0.01, 100 steps per octave, tiles of 512 with random roll)."
-    ),
+    source="NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (Gram ÷ HW, style weight 1e-2, "
+    "content weight 1e4, mean-squared losses, Adam lr 0.02 β1 0.99 ε 0.1, TV weight 30, longest side 512, 10 epochs "
+    "× 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, scale 1.3, step 0.01, 100 steps per octave, tiles of "
+    "512 with random roll).",
     nst=NSTConfig(size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
                   lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
                   content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
@@ -357,24 +292,20 @@ TF_TUTORIAL = Preset(
     dream=DreamConfig(size=512, square=False, num_steps=100, step_size=0.01, octaves=(-2, -1, 0, 1, 2),
                       tile_size=512),
 )
-
 QUICK = Preset(
     name="quick",
-    description=(
-        "The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
-        "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, "
-        "and it has no learning rate (--lr is ignored); in the same time it ends lower than SGD."
-    ),
+    description="The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
+    "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, and it has no "
+    "learning rate (--lr is ignored); in the same time it ends lower than SGD.",
     source="As `paper`, with NST by L-BFGS; size 128 (NST) / 160 (DeepDream) and 100 / 100 steps.",
     nst=NSTConfig(size=128, num_steps=100, optimizer="lbfgs", sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(size=160, num_steps=100, step_size=0.01),
 )
-
 PRESETS: dict[str, Preset] = {p.name: p for p in (PAPER, TF_TUTORIAL, QUICK)}
 
 
 def get_preset(name: str | Preset) -> Preset:
-    """The preset called ``name`` (``paper``, ``tf-tutorial`` or ``quick``); InputError suggests a close name."""
+    """The preset called ``name`` (or ``name`` itself if a Preset); InputError suggests a close name."""
     if isinstance(name, Preset):
         return name
     if name in PRESETS:
@@ -385,19 +316,18 @@ def get_preset(name: str | Preset) -> Preset:
 
 
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
-    """A run's settings: ``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts
-    of config fields; None keeps the preset's), as :func:`nst_config` and :func:`dream_config` apply them.
-    InputError: an unknown preset or a bad override. E.g. ``resolve("paper", nst={"levels": 2}).nst``
-    has ``optimizer="lbfgs"``, ``steps_per_level=(100, 100)``."""
+    """``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts of fields; None keeps
+    the preset's value), applied by :func:`nst_config` and :func:`dream_config`. InputError: an unknown
+    preset or a bad override."""
     chosen = get_preset(preset)
     return dataclasses.replace(chosen, nst=nst_config(chosen.nst, **(nst or {})),
                                dream=dream_config(chosen.dream, **(dream or {})))
 
 
 def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
-    """An NST config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field). A new
-    ``levels`` takes the default ``steps_per_level`` unless they are given, and above 1 means L-BFGS
-    for an SGD or Adam config unless an ``optimizer`` is given (the default level steps are L-BFGS steps)."""
+    """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field). A new ``levels`` takes
+    the default ``steps_per_level`` unless given, and above 1 turns SGD or Adam into L-BFGS unless an
+    ``optimizer`` is given (the default level steps are L-BFGS steps)."""
     cfg = get_preset(config).nst if isinstance(config, (str, Preset)) else config
     changes = _known({k: v for k, v in overrides.items() if v is not None}, cfg)
     if "levels" in changes:
@@ -408,7 +338,7 @@ def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
 
 
 def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
-    """A DeepDream config: a preset's (by name) or ``config``, with ``overrides`` (None keeps a field)."""
+    """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field)."""
     cfg = get_preset(config).dream if isinstance(config, (str, Preset)) else config
     return cfg.replace(**_known(overrides, cfg))
 
@@ -425,7 +355,7 @@ def _known(overrides: dict, cfg) -> dict:
 
 
 def describe(preset: Preset) -> str:
-    """A readable multi-line description of a preset (printed by ``nstdream info``)."""
+    """A preset as readable lines (``nstdream info``)."""
     lines = [f"[{preset.name}] {preset.description}", f"  source: {preset.source}"]
     for part in ("nst", "dream"):
         cfg = getattr(preset, part)

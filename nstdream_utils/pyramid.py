@@ -1,11 +1,6 @@
-"""Coarse-to-fine neural style transfer: solve a small image first, then refine it at larger sizes.
-
-An image of half the size costs a quarter as much per VGG-19 pass, and much of style transfer is making
-the coarse layout match the style. So :func:`coarse_to_fine` optimises at a quarter of the size, then at
-half, then at full size, each level starting from the previous level's result upsampled; each level is
-an ordinary NST problem at its size. From 256 px up it reaches the TF tutorial's loss sooner than plain
-L-BFGS, not at 128 px (``docs/benchmarks.md``); the full-size level sets the peak memory.
-"""
+"""Coarse-to-fine neural style transfer: each level is an ordinary NST problem at 1/4, 1/2, … of the size,
+started from the previous level's result upsampled (half the size costs a quarter per VGG-19 pass). From 256 px
+up it reaches the TF tutorial's loss sooner than plain L-BFGS (``docs/benchmarks.md``)."""
 
 from __future__ import annotations
 
@@ -24,23 +19,13 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
                    precision: str | None = None, **overrides) -> nst.NSTResult:
     """Stylise ``content_image`` level by level (``config.levels``: 3 = quarter, half, then full size).
 
-    Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized to each level's shape,
-            ``presets.level_shapes``).
-        config: a preset name or an :class:`NSTConfig`; ``**overrides``: its fields (``levels``,
-            ``steps_per_level`` — one level: ``num_steps`` —, ``size`` of the last level, ``optimizer``, …).
-        seed, progress, log_every, should_stop, weights, precision: as in ``nst.style_transfer``.
-        callback: ``callback(step, losses, image)``, ``step`` counted across levels, ``losses["level"]``
-            the level index (0 = coarsest).
-
-    Returns:
-        An ``nst.NSTResult`` at full size (an interrupted run's image upsampled to it); its ``history``
-        joins the levels' (``total``, ``content``, ``style``, ``tv``, each at its level's size), with
-        ``level`` (each entry's level) and ``seconds`` (since the call started).
-
-    Raises:
-        InputError: a bad parameter, or too many levels for the size, before any network is built.
-        NonFiniteLossError: as in ``nst.style_transfer``.
+    ``content_image``, ``style_image``: float ``[H, W, 3]`` in [0, 1], resized to each level's shape
+    (``presets.level_shapes``). ``config``: a preset name or an :class:`NSTConfig`, with ``**overrides`` of its
+    fields. ``callback(step, losses, image)``: ``step`` counted across levels, ``losses["level"]`` the level
+    (0 = coarsest). The rest as in ``nst.style_transfer``. Returns an ``nst.NSTResult`` at full size (a stopped
+    run's image upsampled to it); its ``history`` joins the levels' (each at its level's size) with ``level``
+    per entry and ``seconds`` since the call started. Raises InputError (a bad setting, too many levels for
+    the size) before any network is built, and NonFiniteLossError as ``nst.style_transfer``.
     """
     cfg = nst.resolve_config(config, **overrides)
     content_full = np.asarray(content_image, np.float32)
@@ -70,7 +55,11 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
         loop = nst.loop_for(level_cfg.optimizer)
         image = np.clip(loop(loss_fn, x0, level_cfg, recorder, should_stop=should_stop), 0, 1).astype(np.float32)
         del loss_fn
-        _append(history, recorder.history, level, time.perf_counter() - start)
+        seconds = recorder.history.get("seconds") or [0.0]  # this level's clock, moved to the call's
+        shift = time.perf_counter() - start - seconds[-1]
+        for key, values in recorder.history.items():
+            history.setdefault(key, []).extend([s + shift for s in values] if key == "seconds" else values)
+        history.setdefault("level", []).extend([float(level)] * len(recorder.history.get("total", [])))
         if recorder.status != "completed":
             status = recorder.status
             break
@@ -79,25 +68,11 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
     return nst.NSTResult(image=image, history=history, config=cfg.replace(num_steps=sum(steps)), status=status)
 
 
-def _append(history: dict, level_history: dict, level: int, elapsed: float) -> None:
-    """Join one level's history to the run's: its ``seconds`` become time since the run started."""
-    n = len(level_history.get("total", []))
-    seconds = level_history.get("seconds", [0.0] * n)
-    shift = elapsed - (seconds[-1] if seconds else 0.0)
-    for key, values in level_history.items():
-        history.setdefault(key, []).extend([s + shift for s in values] if key == "seconds" else values)
-    history.setdefault("level", []).extend([float(level)] * n)
-
-
 def stylize(content_image, style_image, *, config: NSTConfig | str = "quick", mask=None, checkpoint=None,
             **kwargs) -> nst.NSTResult:
-    """The CLI's and the pipeline's NST: ``nst.style_transfer`` for a config of one level, else
-    :func:`coarse_to_fine`, which takes no ``mask``, list of styles or ``checkpoint``.
-
-    Args:
-        config: a preset name or a resolved :class:`NSTConfig` (``presets.resolve``).
-        **kwargs: the run keywords of both (``seed``, ``progress``, ``should_stop``, ``precision``, …).
-    """
+    """The CLI's and the pipeline's NST: ``nst.style_transfer`` for a config (a preset name or a resolved
+    :class:`NSTConfig`) of one level, else :func:`coarse_to_fine`, which takes no ``mask``, list of styles or
+    ``checkpoint``; ``**kwargs``: the run keywords of both (``seed``, ``progress``, ``precision``, …)."""
     cfg = nst.resolve_config(config)
     if cfg.levels == 1:
         return nst.style_transfer(content_image, style_image, config=cfg, mask=mask, checkpoint=checkpoint, **kwargs)

@@ -40,11 +40,12 @@ def one_line(err: str) -> str:
 
 # ----------------------------------------------------------------------------- parsing
 @pytest.mark.parametrize("argv, line", [
-    ([], "error: nstdream: no command given — give one of style, dream, pipeline, weights, info, data, batch; "
-         "see `nstdream --help`"),
+    ([], "error: nstdream: the following arguments are required: command — see `nstdream --help`"),
     (["paint"], "error: nstdream: unknown choice 'paint' — choose one of " + ", ".join(COMMANDS)),
-    (["style"], "error: content, style, -o/--output: required but missing — give them; see `nstdream style --help`"),
-    (["dream", "a.png"], "error: -o/--output: required but missing — give it; see `nstdream dream --help`"),
+    (["style"], "error: nstdream style: the following arguments are required: content, style, -o/--output — see "
+                "`nstdream style --help`"),
+    (["dream", "a.png"], "error: nstdream dream: the following arguments are required: -o/--output — see "
+                         "`nstdream dream --help`"),
     (["style", "a", "b", "-o"], "error: -o/--output: expected one argument — pass e.g. -o out.png"),
     (["style", "a", "b", "-o", "x.png", "--steps", "0"], "error: --steps: must be > 0, got 0 — pass e.g. --steps 100"),
     (["style", "a", "b", "-o", "x.png", "--size", "-5"], "error: --size: must be > 0, got -5 — pass e.g. --size 256"),
@@ -53,9 +54,9 @@ def one_line(err: str) -> str:
     (["style", "a", "b", "-o", "x.png", "--precision", "half"],
      "error: --precision: unknown choice 'half' — choose one of float32, bfloat16, float16"),
     (["dream", "a", "-o", "x.png", "--optimizer", "adam"],
-     "error: --optimizer adam: unknown option or extra argument — see `nstdream dream --help`"),
+     "error: nstdream dream: unrecognized arguments: --optimizer adam — see `nstdream dream --help`"),
     (["style", "a", "b", "c", "-o", "x.png"],
-     "error: c: unknown option or extra argument — see `nstdream style --help`"),
+     "error: nstdream style: unrecognized arguments: c — see `nstdream style --help`"),
     (["weights", "download"], "error: action: unknown choice 'download' — choose one of check, fetch"),
     (["style", "a", "b", "-o", "x.png", "--levels", "0"], "error: --levels: must be > 0, got 0 — pass e.g. --levels 3"),
     (["pipeline", "a", "b", "-o", "x.png", "--level-steps", "50,x"],
@@ -123,16 +124,17 @@ def test_levels_choose_lbfgs_unless_an_optimizer_is_given():
 
 
 @pytest.mark.parametrize("options, line", [
-    (["--level-steps", "10,10"], "error: --level-steps: needs --levels 2 or more (it gives the steps of each level) "
-                                 "— add --levels 2, or use --steps"),
-    (["--levels", "3", "--level-steps", "10,10"], "error: --level-steps: has 2 step counts for --levels 3 — give 3 "
-                                                  "counts, coarsest first, e.g. 200,100,100"),
+    (["--level-steps", "10,10"], "error: --level-steps: --level-steps needs --levels ≥ 2 — use it with two or more "
+                                 "levels"),
+    (["--levels", "3", "--level-steps", "10,10"], "error: --level-steps: --level-steps must be 3 whole numbers ≥ 1, "
+                                                  "one per level, got (10, 10) — give one count per level, coarsest "
+                                                  "first, e.g. 200,100,100"),
     (["--levels", "2", "--steps", "5"], "error: --steps: counts the NST steps of a one-level run; with --levels 2 "
                                         "each level has its own count — give the steps of each level, coarsest "
                                         "first, with --level-steps"),
-    (["--levels", "3", "--size", "48"], "error: --levels: the coarsest of 3 levels would be 8×12 px, below 16 px — "
-                                        "use fewer levels or a larger --size (the coarsest side must be at least "
-                                        "16 px)"),
+    (["--levels", "3", "--size", "48"], "error: --levels: the coarsest level would be 8×12 px with --levels=3, below "
+                                        "16 px — use fewer levels or a larger size (the coarsest side must be at "
+                                        "least 16 px)"),
 ])
 def test_level_options_fail_before_tensorflow_with_one_line(options, line, tmp_path, capsys):
     code, out, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / "o.png", *options], capsys)

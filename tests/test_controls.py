@@ -177,11 +177,9 @@ def no_network(monkeypatch):
     (["--preserve-color", "hue"],
      "error: --preserve-color: unknown choice 'hue' — choose one of luminance, histogram"),
     (["--mask", "MASK:black"],
-     "error: --mask MASK:black: the mask is all black — paint white where the style goes and black where the "
-     "content stays"),
+     "error: --mask: the image is all black — paint white where the style goes and black where the content stays"),
     (["--mask", "MASK:white"],
-     "error: --mask MASK:white: the mask is all white — paint white where the style goes and black where the "
-     "content stays"),
+     "error: --mask: the image is all white — paint white where the style goes and black where the content stays"),
     (["--mask", "MASK:half", "--levels", "2"],
      "error: --mask: is not combined with --levels 2 — drop --levels (one level), or the option"),
 ])

@@ -363,8 +363,14 @@ def test_an_interrupted_run_does_not_overwrite_the_input_named_by_output(tmp_pat
 
     content = tmp_path / "photo.png"
     content.write_bytes(CONTENT.read_bytes())
-    args = argparse.Namespace(command="dream", image=str(content), output=str(content), metrics=None)
-    code = cli._finish(args, np.zeros((8, 8, 3), np.float32), {}, "interrupted", [])
+    from types import SimpleNamespace
+
+    from nstdream_utils import presets
+
+    args = argparse.Namespace(command="dream", image=str(content), output=str(content), metrics=None, preset="quick",
+                              precision=None)
+    stopped = SimpleNamespace(history={"loss": [1.0]}, image=np.zeros((8, 8, 3), np.float32), status="interrupted")
+    code = cli._finish(args, presets.QUICK, {"dream": stopped})
     assert code == cli.EXIT_INTERRUPTED
     assert "not written" in capsys.readouterr().err
     assert content.read_bytes() == CONTENT.read_bytes()

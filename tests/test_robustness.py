@@ -276,7 +276,7 @@ BAD_PARAMETERS = [  # (argv tail for `nstdream dream IMG -o OUT`, words in the o
     (["--octaves", "0"], "--octaves: must be > 0"),
     (["--tile-size", "-1"], "--tile-size: must be ≥ 0"),
     (["--seed", "-1"], "--seed: must be ≥ 0"),
-    (["--bogus"], "--bogus: unknown option"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
 ]
 
 
