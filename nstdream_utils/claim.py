@@ -130,7 +130,8 @@ def table(records: Iterable[dict]) -> dict:
     unstable = []
     for record in records:
         content, style = str(record.get("content", "")), record.get("style")
-        nst, dream = _loss(record, "nst_loss_1000", "nst_loss_final"), _loss(record, "dream_loss_900", "dream_loss_final")
+        nst = _loss(record, "nst_loss_1000", "nst_loss_final")
+        dream = _loss(record, "dream_loss_900", "dream_loss_final")
         if style in (None, "original") or record.get("status", "completed") != "completed" or None in (nst, dream):
             continue
         if stable(record.get("nst_loss")) is False:
@@ -147,19 +148,18 @@ def table(records: Iterable[dict]) -> dict:
 def _tested(statistic: float, null: np.ndarray, sign: int, extra: int, tol: float, p_min: float = 0.0) -> dict:
     """One-sided ``p`` of ``statistic`` in the claimed ``sign`` against ``null``, ``p_opposite``, and the verdict
     (``extra`` 1 for a sampled null: (k + 1) / (N + 1), never 0)."""
-    p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + extra) / (len(null) + extra) for d in (sign, -sign))
-    if p < ALPHA:
-        verdict = f"supported (p = {p:.2g} < {ALPHA})"
-    elif p_opposite < ALPHA:
-        verdict = f"contradicted at p < {ALPHA} (p = {p_opposite:.2g} the other way)"
-    elif p_min >= ALPHA and p <= p_opposite:
-        verdict = f"not supported: the claimed direction, but these data cannot reach p < {ALPHA} (p = {p:.2g})"
-    else:
-        verdict = f"not supported (p = {p:.2g})"
-    return {"p": p, "p_opposite": p_opposite, "verdict": verdict}
+    p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + extra) / (len(null) + extra)
+                     for d in (sign, -sign))
+    verdicts = ((p < ALPHA, f"supported (p = {p:.2g} < {ALPHA})"),
+                (p_opposite < ALPHA, f"contradicted at p < {ALPHA} (p = {p_opposite:.2g} the other way)"),
+                (p_min >= ALPHA and p <= p_opposite,
+                 f"not supported: the claimed direction, but these data cannot reach p < {ALPHA} (p = {p:.2g})"),
+                (True, f"not supported (p = {p:.2g})"))
+    return {"p": p, "p_opposite": p_opposite, "verdict": next(text for holds, text in verdicts if holds)}
 
 
-_UNTESTABLE = {"p": None, "p_opposite": None, "verdict": "cannot be tested: no photo has both a distorted and a clear style"}
+_UNTESTABLE = {"p": None, "p_opposite": None,
+               "verdict": "cannot be tested: no photo has both a distorted and a clear style"}
 
 
 def label_test(cells: dict, loss: str, sign: int) -> dict:
@@ -175,7 +175,8 @@ def label_test(cells: dict, loss: str, sign: int) -> dict:
         k, n = int(distorted.sum()), len(names)
         if 0 < k < n:
             picks = np.array([values[list(c)].sum() for c in itertools.combinations(range(n), k)])
-            strata.append((values[distorted].mean() - values[~distorted].mean(), picks / k - (values.sum() - picks) / (n - k)))
+            observed = values[distorted].mean() - values[~distorted].mean()
+            strata.append((observed, picks / k - (values.sum() - picks) / (n - k)))
     if not strata:
         return {"effect": None, "ratio": None, "ci": None, "arrangements": 0, "exact": True, "photos": 0, **_UNTESTABLE}
     observed, per_stratum = np.array([s[0] for s in strata]), [s[1] for s in strata]
@@ -187,8 +188,8 @@ def label_test(cells: dict, loss: str, sign: int) -> dict:
     p_min = float(np.mean(sign * null >= (sign * null).max() - tol))
     ci = None
     if len(observed) >= 2:
-        ci = stats.bootstrap((observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng).confidence_interval
-        ci = (math.exp(ci.low), math.exp(ci.high))
+        ci = stats.bootstrap((observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng)
+        ci = (math.exp(ci.confidence_interval.low), math.exp(ci.confidence_interval.high))
     return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "p_min": p_min, "arrangements": len(null),
             "exact": exact, "photos": len(observed), **_tested(effect, null, sign, 0 if exact else 1, tol, p_min)}
 
@@ -224,7 +225,7 @@ def evaluate(records: Iterable[dict], *, scores: dict[str, dict[str, float]] | N
             "hypotheses": {name: {"statement": text, **label_test(cells, loss, sign)}
                            for name, (loss, sign, text) in HYPOTHESES.items()},
             "scores": {name: {"values": values, "agrees_with_labels": agrees_with_labels(values),
-                              "nst": score_test(cells, values, "nst", +1), "dream": score_test(cells, values, "dream", -1)}
+                              **{loss: score_test(cells, values, loss, sign) for loss, sign, _ in HYPOTHESES.values()}}
                        for name, values in scores.items()}}
 
 
