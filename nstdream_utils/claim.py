@@ -1,14 +1,6 @@
 """The paper's claim, tested as it states it: the "distorted" styles (circular, spiral) give a higher NST loss
-(H1) and a lower DeepDream loss (H2) than the "clear" ones (triangle, 3D squares).
-
-Each hypothesis is a one-sided permutation test stratified by content photo: within each photo the labels
-are reassigned among its styles (every arrangement up to a million, else 20,000 seeded ones). The statistic
-is the mean over photos of mean log loss(distorted) − mean log loss(clear); its exponential, the
-geometric-mean ratio distorted ÷ clear, comes with a bootstrap 95 % interval over photos. Runs that did
-not settle are left out by :func:`stable`. Secondary analysis: continuous distortion scores of the style
-images (:data:`SCORES`), checked against the labels, then rank-correlated with both losses within each
-photo. Taught in notebook 07.
-"""
+(H1) and a lower DeepDream loss (H2) than the "clear" ones (triangle, 3D squares); then distortion scores of the
+style images (:data:`SCORES`) against both losses. Taught in notebook 07."""
 
 from __future__ import annotations
 
@@ -17,7 +9,10 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from PIL import Image
+from scipy import ndimage, stats
 
+from . import data, images
 from .errors import InputError
 
 DISTORTED = ("circular", "spiral")
@@ -31,37 +26,29 @@ STABILITY_FACTOR = 1.5
 STABILITY_TAIL = 0.1
 STABILITY_RULE = (f"a run is unstable when its NST loss anywhere in the last {STABILITY_TAIL:.0%} of its "
                   f"iterations exceeds {STABILITY_FACTOR}× the smallest loss there (or is not finite)")
-NST_KEYS = ("nst_loss_1000", "nst_loss_final")
-DREAM_KEYS = ("dream_loss_900", "dream_loss_final")
-_EXACT_MAX = 1_000_000
+_EXACT_MAX = 1_000_000  # label test: every arrangement up to this many, else _SAMPLES seeded ones
 _SAMPLES = 20_000
 
 
-def spearman(x: Sequence[float], y: Sequence[float], *, exact_max: int = 8, seed: int = 0) -> dict:
-    """Spearman's ρ of ``x`` and ``y``: ``{"rho", "p_value"`` (scipy's t approximation, poor for small n),
-    ``"p_permutation"`` (the share of pairings with |ρ| as large: all n! for n ≤ ``exact_max``, else 20,000
-    seeded ones, (k + 1) / 20,001; with n = 4 at least 2/24), ``"n"}``; pairs with a None are left out;
-    None values when n < 3 or no spread."""
-    from scipy import stats
-
+def spearman(x: Sequence[float], y: Sequence[float]) -> dict:
+    """Spearman's ρ of the pairs without a None: ``{"rho", "p_value"`` (scipy's t approximation),
+    ``"p_permutation"`` (share of pairings with |ρ| as large: all n! for n ≤ 8, else (k + 1) / 20,001 of 20,000
+    seeded ones), ``"n"}``; None values when n < 3 or no spread."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
-    x, y = (np.array([p[i] for p in pairs], np.float64) for i in (0, 1))
-    n = len(x)
-    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": None, "p_value": None, "p_permutation": None, "n": n}
+    x, y = np.array(pairs, np.float64).reshape(-1, 2).T
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return {"rho": None, "p_value": None, "p_permutation": None, "n": len(x)}
     result, rank_y = stats.spearmanr(x, y), stats.rankdata(y)
     permuted = stats.permutation_test(
         (x,), lambda xs, axis: np.abs(stats.pearsonr(stats.rankdata(xs, axis=-1), rank_y, axis=-1).statistic),
-        permutation_type="pairings", vectorized=True, alternative="greater", rng=seed,
-        n_resamples=math.factorial(n) if n <= exact_max else _SAMPLES)
+        permutation_type="pairings", vectorized=True, alternative="greater", rng=0,
+        n_resamples=math.factorial(len(x)) if len(x) <= 8 else _SAMPLES)
     return {"rho": float(result.statistic), "p_value": float(result.pvalue),
-            "p_permutation": float(permuted.pvalue), "n": n}
+            "p_permutation": float(permuted.pvalue), "n": len(x)}
 
 
-def _luminance(image: object, *, where: str) -> np.ndarray:
+def _luminance(image: object, where: str) -> np.ndarray:
     """The luminance (BT.601) of an image resampled to about 256×256 px, float64 in ``[0, 1]``."""
-    from PIL import Image
-
     array = np.asarray(image)
     array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
@@ -88,15 +75,11 @@ def _luminance(image: object, *, where: str) -> np.ndarray:
 
 
 def distortion_score(image: object) -> float:
-    """Edge density: the mean Sobel gradient magnitude of the luminance (resampled to ~256×256 px) ÷ 8.
-
-    A flat image scores 0, a ramp of 1/255 per pixel 1/255. ``image``: float ``[H, W, 3]`` (or
-    ``[1, H, W, 3]``, or greyscale ``[H, W]``) in ``[0, 1]``, or uint8. InputError for another shape or dtype,
-    NaN/Inf, values outside ``[0, 1]`` or fewer than 4×4 pixels.
-    """
-    from scipy import ndimage
-
-    luminance = _luminance(image, where="distortion_score")
+    """Edge density: the mean Sobel gradient magnitude ÷ 8 of the luminance resampled to ~256×256 px; 0 for a
+    flat image, 1/255 for a ramp of 1/255 per pixel. ``image``: float ``[H, W, 3]`` (or ``[1, H, W, 3]``, or
+    greyscale ``[H, W]``) in ``[0, 1]``, or uint8. InputError for another shape or dtype, NaN/Inf, values
+    outside ``[0, 1]`` or fewer than 4×4 pixels."""
+    luminance = _luminance(image, "distortion_score")
     return float(np.mean(ndimage.generic_gradient_magnitude(luminance, ndimage.sobel, mode="reflect")) / 8.0)
 
 
@@ -104,9 +87,7 @@ def spectral_entropy(image: object) -> float:
     """Normalised entropy of the luminance power spectrum (mean removed, Hann window, no constant term), in
     ``[0, 1]``: 0 for a flat image or one frequency, 1 for white noise. Images and errors as :func:`distortion_score`.
     """
-    from scipy import stats
-
-    luminance = _luminance(image, where="spectral_entropy")
+    luminance = _luminance(image, "spectral_entropy")
     window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
     power = np.abs(np.fft.fft2((luminance - np.sum(luminance * window) / np.sum(window)) * window)) ** 2
     power[0, 0] = 0.0
@@ -116,16 +97,20 @@ def spectral_entropy(image: object) -> float:
 SCORES = {"edge density": distortion_score, "spectral entropy": spectral_entropy}
 
 
-def style_scores(styles: Iterable[str], score=None) -> dict[str, float]:
-    """``score`` (default :func:`distortion_score`) of each saved style image."""
-    from . import data, images
+def style_scores(styles: Iterable[str], score=distortion_score) -> dict[str, float]:
+    """``score`` of each saved style image."""
+    return {s: score(images.load_image(data.style_path(s))) for s in styles}
 
-    return {s: (score or distortion_score)(images.load_image(data.style_path(s))) for s in styles}
+
+def agrees_with_labels(scores: dict[str, float]) -> bool | None:
+    """Does a score put both distorted styles above both clear ones? None if a paper style is missing."""
+    missing = any(s not in scores for s in DISTORTED + CLEAR)
+    return None if missing else min(scores[s] for s in DISTORTED) > max(scores[s] for s in CLEAR)
 
 
 def stable(curve: Sequence[float | None] | None) -> bool | None:
-    """False when, over the last :data:`STABILITY_TAIL` of the NST loss curve, the largest loss exceeds
-    :data:`STABILITY_FACTOR` × the smallest or one is not finite; None without a curve."""
+    """False when, over the last :data:`STABILITY_TAIL` of the NST loss curve (at least 2 values), the largest
+    loss exceeds :data:`STABILITY_FACTOR` × the smallest or one is not finite; None without a curve."""
     if not curve:
         return None
     tail = [math.inf if v is None or not math.isfinite(v) else float(v)
@@ -133,7 +118,7 @@ def stable(curve: Sequence[float | None] | None) -> bool | None:
     return max(tail) <= STABILITY_FACTOR * min(tail)
 
 
-def _loss(record: dict, keys: Sequence[str]) -> float | None:
+def _loss(record: dict, *keys: str) -> float | None:
     values = [float(record[k]) for k in keys if record.get(k) is not None]
     return next((v for v in values if math.isfinite(v) and v > 0), None)
 
@@ -145,7 +130,8 @@ def table(records: Iterable[dict]) -> dict:
     unstable = []
     for record in records:
         content, style = str(record.get("content", "")), record.get("style")
-        nst, dream = _loss(record, NST_KEYS), _loss(record, DREAM_KEYS)
+        nst = _loss(record, "nst_loss_1000", "nst_loss_final")
+        dream = _loss(record, "dream_loss_900", "dream_loss_final")
         if style in (None, "original") or record.get("status", "completed") != "completed" or None in (nst, dream):
             continue
         if stable(record.get("nst_loss")) is False:
@@ -159,137 +145,100 @@ def table(records: Iterable[dict]) -> dict:
     return {"cells": cells, "unstable": unstable, "runs": sum(map(len, groups.values()))}
 
 
-def _verdict(p: float | None, p_opposite: float | None, alpha: float, p_min: float = 0.0) -> str:
-    if p is None:
-        return "cannot be tested: no photo has both a distorted and a clear style"
-    if p < alpha:
-        return f"supported (p = {p:.2g} < {alpha})"
-    if p_opposite is not None and p_opposite < alpha:
-        return f"contradicted at p < {alpha} (p = {p_opposite:.2g} the other way)"
-    if p_min >= alpha and p <= p_opposite:
-        return f"not supported: the claimed direction, but these data cannot reach p < {alpha} (p = {p:.2g})"
-    return f"not supported (p = {p:.2g})"
+def _tested(statistic: float, null: np.ndarray, sign: int, extra: int, tol: float, p_min: float = 0.0) -> dict:
+    """One-sided ``p`` of ``statistic`` in the claimed ``sign`` against ``null``, ``p_opposite``, and the verdict
+    (``extra`` 1 for a sampled null: (k + 1) / (N + 1), never 0)."""
+    p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + extra) / (len(null) + extra)
+                     for d in (sign, -sign))
+    verdicts = ((p < ALPHA, f"supported (p = {p:.2g} < {ALPHA})"),
+                (p_opposite < ALPHA, f"contradicted at p < {ALPHA} (p = {p_opposite:.2g} the other way)"),
+                (p_min >= ALPHA and p <= p_opposite,
+                 f"not supported: the claimed direction, but these data cannot reach p < {ALPHA} (p = {p:.2g})"),
+                (True, f"not supported (p = {p:.2g})"))
+    return {"p": p, "p_opposite": p_opposite, "verdict": next(text for holds, text in verdicts if holds)}
 
 
-def label_test(cells: dict, loss: str, sign: int, *, alpha: float = ALPHA, n_boot: int = 10_000,
-               seed: int = 0) -> dict:
+_UNTESTABLE = {"p": None, "p_opposite": None,
+               "verdict": "cannot be tested: no photo has both a distorted and a clear style"}
+
+
+def label_test(cells: dict, loss: str, sign: int) -> dict:
     """Stratified one-sided permutation test of log ``loss`` (``"nst"``/``"dream"``) distorted − clear on
-    :func:`table`'s ``cells``; ``sign`` +1 when the claim says distorted is higher, −1 lower.
-
-    Returns ``{"effect"`` (mean over photos of the log difference), ``"ratio"`` (its exponential), ``"ci"``
-    (bootstrap 95 % interval of the ratio over photos; None with one photo), ``"p"`` (claimed direction),
-    ``"p_opposite"``, ``"p_min"`` (the smallest p these data allow), ``"arrangements"``, ``"exact"``,
-    ``"photos"``, ``"verdict"}``.
-    """
-    from scipy import stats
-
-    strata = []  # (log losses, which are distorted) of each photo with both labels
+    :func:`table`'s ``cells``; ``sign`` +1 when the claim says distorted is higher, −1 lower. Returns ``{"effect"``
+    (mean over photos of the log difference), ``"ratio"`` (its exponential), ``"ci"`` (bootstrap 95 % interval
+    of the ratio; None with one photo), ``"p"``, ``"p_opposite"``, ``"p_min"`` (the smallest p these data
+    allow), ``"arrangements"``, ``"exact"``, ``"photos"``, ``"verdict"}``."""
+    strata = []  # each photo with both labels: (observed statistic, its value for every choice of "distorted")
     for styles in cells.values():
         names = [s for s in styles if s in DISTORTED + CLEAR]
-        distorted = np.array([s in DISTORTED for s in names])
-        if 0 < distorted.sum() < len(names):
-            strata.append((np.array([styles[s][loss] for s in names]), distorted))
+        values, distorted = np.array([styles[s][loss] for s in names]), np.array([s in DISTORTED for s in names])
+        k, n = int(distorted.sum()), len(names)
+        if 0 < k < n:
+            picks = np.array([values[list(c)].sum() for c in itertools.combinations(range(n), k)])
+            observed = values[distorted].mean() - values[~distorted].mean()
+            strata.append((observed, picks / k - (values.sum() - picks) / (n - k)))
     if not strata:
-        return {"effect": None, "ratio": None, "ci": None, "p": None, "p_opposite": None, "arrangements": 0,
-                "exact": True, "photos": 0, "verdict": _verdict(None, None, alpha)}
-    observed = np.array([v[d].mean() - v[~d].mean() for v, d in strata])
-    effect = float(observed.mean())
-    per_stratum = []  # each photo's statistic for every choice of its "distorted" styles
-    for values, distorted in strata:
-        k, n = int(distorted.sum()), len(values)
-        picks = np.array([values[list(c)].sum() for c in itertools.combinations(range(n), k)])
-        per_stratum.append(picks / k - (values.sum() - picks) / (n - k))
-    rng = np.random.default_rng(seed)
+        return {"effect": None, "ratio": None, "ci": None, "arrangements": 0, "exact": True, "photos": 0, **_UNTESTABLE}
+    observed, per_stratum = np.array([s[0] for s in strata]), [s[1] for s in strata]
+    effect, rng = float(observed.mean()), np.random.default_rng(0)
     exact = math.prod(map(len, per_stratum)) <= _EXACT_MAX
     null = (sum(np.ix_(*per_stratum)).ravel() / len(per_stratum) if exact  # every combination of the photos'
             else np.mean([rng.choice(e, _SAMPLES) for e in per_stratum], axis=0))
-    tol, extra = 1e-9 * max(1.0, abs(effect)), 0 if exact else 1  # sampled: (k + 1) / (N + 1), never 0
-    p, p_opposite = ((int(np.sum(d * null >= d * effect - tol)) + extra) / (len(null) + extra) for d in (sign, -sign))
+    tol = 1e-9 * max(1.0, abs(effect))
     p_min = float(np.mean(sign * null >= (sign * null).max() - tol))
     ci = None
     if len(observed) >= 2:
-        ci = stats.bootstrap((observed,), np.mean, n_resamples=n_boot, method="percentile", rng=rng)
+        ci = stats.bootstrap((observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng)
         ci = (math.exp(ci.confidence_interval.low), math.exp(ci.confidence_interval.high))
-    return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "p": p, "p_opposite": p_opposite,
-            "p_min": p_min, "arrangements": len(null), "exact": exact, "photos": len(observed),
-            "verdict": _verdict(p, p_opposite, alpha, p_min)}
+    return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "p_min": p_min, "arrangements": len(null),
+            "exact": exact, "photos": len(observed), **_tested(effect, null, sign, 0 if exact else 1, tol, p_min)}
 
 
-def agrees_with_labels(scores: dict[str, float]) -> bool | None:
-    """Does a score put both distorted styles above both clear ones? None if a paper style is missing."""
-    if any(s not in scores for s in DISTORTED + CLEAR):
-        return None
-    return min(scores[s] for s in DISTORTED) > max(scores[s] for s in CLEAR)
-
-
-def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int, *, alpha: float = ALPHA,
-               seed: int = 0) -> dict:
+def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int) -> dict:
     """Spearman's ρ of a style score with ``loss`` within each photo with ≥ 3 scored styles, averaged; the
     one-sided p in the claimed ``sign`` from 20,000 shuffles of the losses within each photo.
     Returns ``{"rho", "photos", "p", "p_opposite", "verdict"}`` (``rho`` None when no photo has 3 styles)."""
-    from scipy import stats
-
-    strata = []
-    for styles in cells.values():
-        names = [s for s in styles if s in scores]
-        if len(names) >= 3:
-            strata.append((stats.rankdata([scores[s] for s in names]), stats.rankdata([styles[s][loss] for s in names])))
+    strata = [(stats.rankdata([scores[s] for s in names]), stats.rankdata([styles[s][loss] for s in names]))
+              for styles in cells.values() if len(names := [s for s in styles if s in scores]) >= 3]
     if not strata:
-        return {"rho": None, "photos": 0, "p": None, "p_opposite": None, "verdict": _verdict(None, None, alpha)}
-    rng = np.random.default_rng(seed)
-
-    def mean_rho(shuffled: bool) -> np.ndarray:
-        total = 0.0
-        for x, y in strata:
-            y = rng.permuted(np.tile(y, (_SAMPLES, 1)), axis=1) if shuffled else y[None, :]
-            cx, cy = x - x.mean(), y - y.mean(axis=1, keepdims=True)
-            total = total + (cy @ cx) / (np.linalg.norm(cx) * np.linalg.norm(cy, axis=1) + 1e-300)
-        return total / len(strata)
-
-    rho, null = float(mean_rho(False)[0]), mean_rho(True)
-    p, p_opposite = ((int(np.sum(d * null >= d * rho - 1e-12)) + 1) / (len(null) + 1) for d in (sign, -sign))
-    return {"rho": rho, "photos": len(strata), "p": p, "p_opposite": p_opposite,
-            "verdict": _verdict(p, p_opposite, alpha)}
+        return {"rho": None, "photos": 0, **_UNTESTABLE}
+    rng, total = np.random.default_rng(0), 0.0
+    for x, y in strata:  # row 0: the observed order, then _SAMPLES shuffles
+        ys = np.vstack([y, rng.permuted(np.tile(y, (_SAMPLES, 1)), axis=1)])
+        cx, cy = x - x.mean(), ys - ys.mean(axis=1, keepdims=True)
+        total = total + (cy @ cx) / (np.linalg.norm(cx) * np.linalg.norm(cy, axis=1) + 1e-300)
+    rho = float(total[0] / len(strata))
+    return {"rho": rho, "photos": len(strata), **_tested(rho, total[1:] / len(strata), sign, 1, 1e-12)}
 
 
-def evaluate(records: Iterable[dict], *, scores: dict[str, dict[str, float]] | None = None,
-             alpha: float = ALPHA, seed: int = 0) -> dict:
-    """H1 and H2 on run records (``content``, ``style``, the loss keys, the NST curve ``nst_loss``), then the
-    secondary analysis with each score (default: :data:`SCORES` of the saved style images in the records).
-
-    Returns ``{"runs", "photos", "unstable", "hypotheses": {"H1", "H2"}`` (each :func:`label_test` plus
-    ``"statement"``), ``"scores": {name: {"values", "agrees_with_labels", "nst", "dream"}}`` (:func:`score_test`)}.
-    """
-    sorted_runs = table(records)
-    cells = sorted_runs["cells"]
-    hypotheses = {name: {"statement": text, **label_test(cells, loss, sign, alpha=alpha, seed=seed)}
-                  for name, (loss, sign, text) in HYPOTHESES.items()}
+def evaluate(records: Iterable[dict], *, scores: dict[str, dict[str, float]] | None = None) -> dict:
+    """H1 and H2 on run records (``content``, ``style``, the loss keys, the NST curve ``nst_loss``), then each
+    score (default: :data:`SCORES` of the style images in the records). Returns ``{"runs", "photos",
+    "unstable", "hypotheses": {"H1", "H2"}`` (:func:`label_test` plus ``"statement"``), ``"scores": {name:
+    {"values", "agrees_with_labels", "nst", "dream"}}`` (:func:`score_test`)}."""
+    used = table(records)
+    cells = used["cells"]
     if scores is None:
         styles = sorted({s for styles in cells.values() for s in styles})
         scores = {name: style_scores(styles, function) for name, function in SCORES.items()}
-    secondary = {name: {"values": values, "agrees_with_labels": agrees_with_labels(values),
-                        "nst": score_test(cells, values, "nst", +1, alpha=alpha, seed=seed),
-                        "dream": score_test(cells, values, "dream", -1, alpha=alpha, seed=seed)}
-                 for name, values in scores.items()}
-    return {"runs": sorted_runs["runs"], "photos": len(cells), "unstable": sorted_runs["unstable"],
-            "hypotheses": hypotheses, "scores": secondary}
-
-
-def ratio_text(result: dict) -> str:
-    """A label test's ratio distorted ÷ clear with its 95 % interval, to 2 decimals."""
-    if result["ratio"] is None:
-        return "n/a"
-    ci = f" [{result['ci'][0]:.2f}, {result['ci'][1]:.2f}]" if result["ci"] else ""
-    return f"{result['ratio']:.2f}{ci}"
+    return {"runs": used["runs"], "photos": len(cells), "unstable": used["unstable"],
+            "hypotheses": {name: {"statement": text, **label_test(cells, loss, sign)}
+                           for name, (loss, sign, text) in HYPOTHESES.items()},
+            "scores": {name: {"values": values, "agrees_with_labels": agrees_with_labels(values),
+                              **{loss: score_test(cells, values, loss, sign) for loss, sign, _ in HYPOTHESES.values()}}
+                       for name, values in scores.items()}}
 
 
 def claim_text(label: str, result: dict) -> str:
-    """An :func:`evaluate` result as a few lines: each hypothesis's ratio, p and verdict, then the scores."""
+    """An :func:`evaluate` result as a few lines: each hypothesis's ratio [95 % interval], p and verdict, then
+    the scores."""
     unstable = result["unstable"]
     lines = [f"{label}: {result['runs']} runs on {result['photos']} photo(s); {len(unstable)} unstable left out"
              + (f" ({', '.join(unstable)})" if unstable else "")]
     for name, h in result["hypotheses"].items():
-        lines.append(f"  {name} {h['statement']}: distorted ÷ clear {ratio_text(h)} → {h['verdict']}")
+        ci = f" [{h['ci'][0]:.2f}, {h['ci'][1]:.2f}]" if h["ci"] else ""
+        ratio = "n/a" if h["ratio"] is None else f"{h['ratio']:.2f}{ci}"
+        lines.append(f"  {name} {h['statement']}: distorted ÷ clear {ratio} → {h['verdict']}")
     for name, s in result["scores"].items():
         agrees = {True: "orders the paper's styles as its labels", False: "does NOT order them as the labels",
                   None: "paper styles missing"}[s["agrees_with_labels"]]

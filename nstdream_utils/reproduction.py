@@ -1,9 +1,6 @@
 """Reproduce the paper's numbers (Al-Khazraji, Abbas & Jamil 2022) beside ours: a batch grid of notebook 06
 over content × style photos, a dream on each unstylised photo, a summary, and ``docs/reproduction.md``.
-
-``history["total"][999]`` is the NST loss keras-io prints at iteration 1000 (before that update);
-``history["loss"][899]`` is the DeepDream tutorial's "Step 900". Taught in notebook 07.
-"""
+Taught in notebook 07."""
 
 from __future__ import annotations
 
@@ -21,19 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import batch, claim, data, device, files, images, weights
+from . import __version__, batch, claim, data, device, files, images, weights
 from .errors import NstdreamError
 from .presets import get_preset, resolve
 
+# The paper's printed losses: NST after 10,000 iterations per style; DeepDream at step 900 (step size 0.005,
+# 299×299) on each stylised image and on the unstylised photo.
 PAPER_NST_LOSS_10000 = {"triangle": 10431.64, "circular": 23225.48, "spiral": 40709.7, "3d_squares": 1788.9}
-"""NST loss after 10,000 iterations per style image, as the paper's text prints it."""
-PAPER_DREAM_LOSS_900 = {"triangle": 3.8166, "3d_squares": 3.1598, "circular": 3.0736, "spiral": 3.0087}
-"""DeepDream loss at step 900 (step size 0.005, 1000 steps, 299×299) on each stylised image."""
+PAPER_DREAM_LOSS_900 = {"triangle": 3.8166, "circular": 3.0736, "spiral": 3.0087, "3d_squares": 3.1598}
 PAPER_ORIGINAL_DREAM_LOSS_900 = 3.6324
-"""DeepDream loss at step 900 on the unstylised content image."""
-NST_INDEX, DREAM_INDEX = 999, 899
-ORIGINAL = "original"
-"""The pseudo-style name of the dream on the unstylised content image."""
+NST_INDEX, DREAM_INDEX = 999, 899  # keras-io's loss printed at iteration 1000, the tutorial's "Step 900"
+ORIGINAL = "original"  # the pseudo-style of the dream on the unstylised photo
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ("python -m nstdream_utils.reproduction run --preset paper --out results/paper "
            "--styles triangle,circular,spiral,3d_squares")
@@ -48,13 +43,6 @@ def _at(values: Sequence[float | None] | None, index: int) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def run_name(content: str, style: str) -> str:
     """The file stem of one run: ``<content>__<style>`` (``style`` may be ``"original"``)."""
     return f"{content}__{style}"
@@ -65,8 +53,6 @@ def provenance(command: str | None = None) -> dict:
     versions, the machine (CPU, cores, the vector flags that change float rounding, GPUs), the command."""
     import keras
     import tensorflow as tf
-
-    from . import __version__
 
     def git(*args: str) -> str | None:
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True) if shutil.which("git") else None
@@ -91,24 +77,29 @@ def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, drea
     return chosen.nst, chosen.dream
 
 
-def _batch_record(out: Path, name: str, content: str, style: str, run_id: str, made: dict) -> dict:
-    """Turn batch run ``run_id`` (its metrics.json and PNGs) into ``<out>/<name>.json`` and two PNGs."""
-    folder = out / "batch" / "runs" / run_id
+def _record(out: Path, content: str, style: str, made: dict, dream: list, **run) -> dict:
+    """Write ``<out>/<content>__<style>.json``: ``run``, the dream curve with its values at step 900 and at the end,
+    and ``made``."""
+    record = files.to_jsonable({"content": content, "style": style, **run, "dream_loss": dream,
+                                "dream_loss_900": _at(dream, DREAM_INDEX), "dream_loss_final": _at(dream, -1), **made})
+    files.write_json(record, out / f"{run_name(content, style)}.json")
+    return record
+
+
+def _batch_record(out: Path, content: str, style: str, run_id: str, made: dict) -> dict:
+    """Turn batch run ``run_id`` (its metrics.json and PNGs) into a record and two PNGs in ``out``."""
+    folder, name = out / "batch" / "runs" / run_id, run_name(content, style)
     metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     pngs = {kind: f"{name}__{kind}.png" for kind in ("stylized", "dreamed")}
     for kind, png in pngs.items():
         files.atomic_write_bytes((folder / f"{kind}.png").read_bytes(), out / png)
-    nst, loss, dream = metrics["nst"], metrics["nst"]["loss"], metrics["dream"]["loss"]
+    nst, loss = metrics["nst"], metrics["nst"]["loss"]
     eq6 = [0.5 * c + s for c, s in zip(nst["content_loss"], nst["style_loss"])]  # the paper's Eq 6: ½, no TV
-    record = files.to_jsonable({
-        "content": content, "style": style, "status": metrics["status"], "error": None, "nst_loss": loss,
-        "nst_loss_1000": _at(loss, NST_INDEX), "nst_loss_final": _at(loss, -1),
-        **{f"nst_{term}_loss": nst[f"{term}_loss"] for term in ("content", "style", "tv")},
-        "nst_loss_eq6_1000": _at(eq6, NST_INDEX),
-        "dream_loss": dream, "dream_loss_900": _at(dream, DREAM_INDEX), "dream_loss_final": _at(dream, -1),
-        "seconds": nst["seconds"] + metrics["dream"]["seconds"], "images": pngs, "batch_run": run_id, **made})
-    files.write_json(record, out / f"{name}.json")
-    return record
+    return _record(out, content, style, made, metrics["dream"]["loss"], status=metrics["status"], error=None,
+                   nst_loss=loss, nst_loss_1000=_at(loss, NST_INDEX), nst_loss_final=_at(loss, -1),
+                   nst_loss_eq6_1000=_at(eq6, NST_INDEX), images=pngs, batch_run=run_id,
+                   **{f"nst_{term}_loss": nst[f"{term}_loss"] for term in ("content", "style", "tv")},
+                   seconds=nst["seconds"] + metrics["dream"]["seconds"])
 
 
 def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
@@ -118,11 +109,10 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               seed: int = 0, log: Callable[[str], None] | None = print, workers: int | None = None,
               scheduler: str | None = None, command: str | None = None) -> dict:
     """Run every content × style as one batch of notebook 06 (``batch.run_batch`` in ``<out_dir>/batch`` on
-    ``workers`` local processes or the Dask ``scheduler``; it skips complete runs), turn each into a record
-    and two PNGs, dream on each content here, and write ``summary.json``. ``preset`` and its overrides (None
-    keeps) make the configs; ``recompute`` deletes these runs first; ``log`` gets each failure and the summary (None: no
-    progress bar). Returns the summary with ``ran`` (computed now) and ``failed`` (name → the batch's error).
-    """
+    ``workers`` local processes or the Dask ``scheduler``; it skips complete runs), turn each into a record and
+    two PNGs, dream on each content here, and write ``summary.json``. The preset and its overrides (None keeps)
+    make the configs; ``recompute`` deletes these runs first; ``log`` gets each failure and the summary (None:
+    no progress bar). Returns the summary with ``ran`` (computed now) and ``failed`` (name → the batch's error)."""
     from .dream import deep_dream
 
     say, out = log or (lambda line: None), Path(out_dir)
@@ -132,47 +122,41 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                                     "dream": dataclasses.asdict(dream_cfg)})
     pairs = [(c, s) for c in contents for s in styles]
     given = {} if learning_rate is None else {"learning_rate": float(learning_rate)}
-    grid = {"notebook": "notebooks/06_nst_to_deepdream.ipynb", "parameters": {
+    spec = batch.GridSpec.from_dict({"notebook": "notebooks/06_nst_to_deepdream.ipynb", "parameters": {
         "preset": preset, "size": nst_cfg.size, "nst_steps": nst_cfg.num_steps, "dream_size": dream_cfg.size,
         "dream_steps": dream_cfg.num_steps, "seed": seed, **given},
         "runs": [{"content": os.path.relpath(data.content_path(c), REPO),  # the run ids hold no checkout path
-                  "style": os.path.relpath(data.style_path(s), REPO)} for c, s in pairs]}
-    spec = batch.GridSpec.from_dict(grid, base_dir=REPO)
-    if recompute:
-        for run in batch.validate(spec):
-            shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
+                  "style": os.path.relpath(data.style_path(s), REPO)} for c, s in pairs]}, base_dir=REPO)
+    for run in batch.validate(spec) if recompute else ():  # these runs afresh
+        shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
     paths = {name: weights.resolve(name) for name in ("vgg19", "inception_v3")}
     made = {"parameters": parameters, "provenance": provenance(command),
             "weights": {name: {"file": path.name, "md5": weights.md5(path)} for name, path in paths.items()}}
     result = batch.run_batch(spec, out / "batch", workers=workers, scheduler=scheduler, progress=log is not None)
+    old = {run_name(r["content"], r["style"]): r for r in load_records(out) if r["parameters"] == parameters}
     records, ran, failed = {}, [], {}
     for (content, style), entry in zip(pairs, result.records):
         name, run_id = run_name(content, style), entry["run_id"]
-        old = _read_json(out / f"{name}.json")
         if entry["status"] != "completed":
             failed[name] = entry.get("error") or entry["status"]  # the batch's error: ename, evalue, cell
             (out / f"{name}.json").unlink(missing_ok=True)  # no record of an earlier run stands in for it
             say(f"{name}: batch run {run_id} failed, left out: {failed[name]}")
-        elif entry.get("skipped") and old and old.get("batch_run") == run_id and old["parameters"] == parameters:
-            records[name] = old
+        elif entry.get("skipped") and old.get(name, {}).get("batch_run") == run_id:
+            records[name] = old[name]
         else:
-            records[name] = _batch_record(out, name, content, style, run_id, made)
+            records[name] = _batch_record(out, content, style, run_id, made)
             ran.extend([] if entry.get("skipped") else [name])
     for content in contents:
         name = run_name(content, ORIGINAL)
-        png, old = f"{name}__dreamed.png", _read_json(out / f"{name}.json")
-        if not recompute and old and old.get("parameters") == parameters and (out / png).is_file():
-            records[name] = old
+        png = f"{name}__dreamed.png"
+        if not recompute and name in old and (out / png).is_file():
+            records[name] = old[name]
             continue
         dreamed = deep_dream(images.load_image(data.content_path(content)), config=dream_cfg, seed=seed,
                              progress=False)
         images.save_image(dreamed.image, out / png)
-        loss = dreamed.history["loss"]
-        records[name] = files.to_jsonable({
-            "content": content, "style": ORIGINAL, "status": dreamed.status, "dream_loss": loss,
-            "dream_loss_900": _at(loss, DREAM_INDEX), "dream_loss_final": _at(loss, -1),
-            "seconds": dreamed.history["seconds"][-1], "images": {"dreamed": png}, **made})
-        files.write_json(records[name], out / f"{name}.json")
+        records[name] = _record(out, content, ORIGINAL, made, dreamed.history["loss"], status=dreamed.status,
+                                seconds=dreamed.history["seconds"][-1], images={"dreamed": png})
         ran.append(name)
     # the first content's losses per style (None: failed), also at the top level (summary["triangle"])
     first = {r["style"]: r for r in records.values() if r["content"] == contents[0]}
@@ -195,8 +179,8 @@ def load_summary(out_dir: str | Path = "results/paper") -> dict:
 
 def load_records(out_dir: str | Path = "results/paper") -> list[dict]:
     """Every completed run record (``<content>__<style>.json``, originals included) in ``out_dir``."""
-    records = (_read_json(path) for path in sorted(Path(out_dir).glob("*__*.json")))
-    return [r for r in records if r is not None and r.get("status") == "completed"]
+    records = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(out_dir).glob("*__*.json"))]
+    return [r for r in records if r.get("status") == "completed"]
 
 
 def paper_records() -> list[dict]:
@@ -226,18 +210,15 @@ def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000",
     (ours ÷ paper; in Table 1 only after 10,000 iterations), ``eq6``, ``paper_rank``, ``our_rank``."""
     ours = {**summary.get("styles", {}), ORIGINAL: {k[9:]: v for k, v in summary.items() if k.startswith("original_")}}
     like_for_like = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000
-
-    def table(paper: dict[str, float], key: str, ratio: bool) -> list[dict]:
+    tables, dream = [], {**PAPER_DREAM_LOSS_900, ORIGINAL: PAPER_ORIGINAL_DREAM_LOSS_900}
+    for paper, key, ratio in ((PAPER_NST_LOSS_10000, ours_key_nst, like_for_like), (dream, ours_key_dream, True)):
         names = [n for n in paper if n in ours]
         values = [ours[n].get(key) for n in names]
-        return [{"style": n, "paper": paper[n], "ours": o, "ratio": o / paper[n] if ratio and o is not None else None,
-                 "eq6": ours[n].get("nst_loss_eq6_1000") if key.startswith("nst") else None,
-                 "paper_rank": pr, "our_rank": orank}
-                for n, o, pr, orank in zip(names, values, ranks([paper[n] for n in names]), ranks(values))]
-
-    return (table({s: PAPER_NST_LOSS_10000[s] for s in data.PAPER_STYLES}, ours_key_nst, like_for_like),
-            table({**{s: PAPER_DREAM_LOSS_900[s] for s in data.PAPER_STYLES}, ORIGINAL: PAPER_ORIGINAL_DREAM_LOSS_900},
-                  ours_key_dream, True))
+        eq6 = [ours[n].get("nst_loss_eq6_1000") if paper is PAPER_NST_LOSS_10000 else None for n in names]
+        tables.append([{"style": n, "paper": paper[n], "ours": o, "ratio": o / paper[n] if ratio and o is not None
+                        else None, "eq6": e, "paper_rank": pr, "our_rank": orank} for n, o, e, pr, orank
+                       in zip(names, values, eq6, ranks([paper[n] for n in names]), ranks(values))])
+    return tables[0], tables[1]
 
 
 def text_table(rows: list[dict], paper_label: str = "paper", ours_label: str = "ours") -> str:
@@ -286,24 +267,16 @@ DOC = """\
 <!-- Generated by `python -m nstdream_utils.reproduction markdown`; edit nstdream_utils/reproduction.py. -->
 
 Every loss that Al-Khazraji, Abbas & Jamil (2022) print, beside ours: `{command}`; the claim: `{claim_command}`.
-Each content × style is a run of notebook 06 in a batch grid (papermill on Dask: `--workers N`, `--scheduler URL`)
-under `<out>/batch/`, which keeps complete runs; each leaves `<content>__<style>.json` (curves, provenance).
+Each content × style is a run of notebook 06 in a batch grid; notebook 07 explains the method and why the
+numbers differ.
 
-## The claim, tested as the paper states it
-
-Its *distorted* styles (**circular**, **spiral**) give a higher NST loss and a lower dream loss than its
-*clear* ones (**triangle**, **3D squares**). Fixed before the claim runs were made (`claim.py`):
+## The claim: *distorted* styles (circular, spiral) against *clear* ones (triangle, 3D squares)
 
 {hypotheses}
-- **Test:** one-sided permutation test (α = {alpha}, stratified by photo) of the mean over photos of mean log
-  loss(distorted) − mean log loss(clear); its exponential, the ratio distorted ÷ clear, has a bootstrap 95 %
-  interval over photos. One photo allows p ≥ 1/6. *Supported*: p < α as claimed; *contradicted*: the other way.
+- **Test:** one-sided permutation test (α = {alpha}), stratified by photo, of the mean log loss(distorted) −
+  mean log loss(clear); its exponential is the ratio distorted ÷ clear [bootstrap 95 % interval over photos].
 - **Stability rule:** {rule}; such runs are left out.
-- **Secondary:** each distortion score of the style images, checked against the labels, then correlated
-  with each loss (mean within-photo Spearman ρ, the same test).
-
-The `{c[preset]}` runs: NST {c[nst][size]} px × {c[nst][num_steps]} iterations ({c[nst][optimizer]}), DeepDream
-{c[dream][size]} px × {c[dream][num_steps]} steps, seed {c[seed]}; deterministic, so the replicates are the photos.
+- **Secondary:** each distortion score of the style images against each loss (mean within-photo Spearman ρ).
 
 ```text
 {claims}
@@ -311,9 +284,7 @@ The `{c[preset]}` runs: NST {c[nst][size]} px × {c[nst][num_steps]} iterations 
 
 ## Tables 1 and 2 · NST loss, DeepDream loss at step 900
 
-The paper's NST loss after 10,000 iterations beside ours after {nst[num_steps]:,} (unequal: no ratio; ours still fell
-{falling} over their last 10 %). *paper's Eq 6*: its own total at our iterate, αL_content with Eq 3's ½ plus βL_style
-(we minimise keras-io's: no ½, plus total variation). Rank 1 = highest; ρ with the paper's: NST {rho1}; dream {rho2}.
+*paper's Eq 6*: the paper's own total at our iterate. Rank 1 = highest; ρ with the paper's: NST {rho1}; dream {rho2}.
 
 ```text
 {table1}
@@ -321,44 +292,41 @@ The paper's NST loss after 10,000 iterations beside ours after {nst[num_steps]:,
 {table2}
 ```
 
-## How our numbers were made, and why they differ
+## How our numbers were made
 
-- Photo `{s[content]}`; our generated styles only resemble the paper's figures (it publishes neither), and
-  the style loss, which dominates, is made of their Gram statistics.
-- Preset `{p[preset]}`, seed {p[seed]}: NST {nst[size]} px × {nst[num_steps]} steps of {nst[optimizer]}, lr
-  {nst[learning_rate]:g} (keras-io's recipe; its lr 100 diverges at 224²), DeepDream {p[dream][size]} px ×
-  {p[dream][num_steps]} steps of {p[dream][step_size]:g} (TF tutorial's); the paper gives no rate, α, β, normalisation.
-- `history["total"][999]` is keras-io's printed loss at iteration 1000 and `history["loss"][899]` the
-  tutorial's "Step 900" (each before that update).
+- Photo `{s[content]}`, preset `{p[preset]}`, seed {p[seed]}: NST {nst[size]} px × {nst[num_steps]:,} steps of
+  {nst[optimizer]} (lr {nst[learning_rate]:g}), DeepDream {p[dream][size]} px × {p[dream][num_steps]:,} steps of \
+{p[dream][step_size]:g}.
+- Claim runs: photos {photos}, preset `{c[preset]}`, seed {c[seed]}: NST {c[nst][size]} px × {c[nst][num_steps]:,} steps
+  of {c[nst][optimizer]}, DeepDream {c[dream][size]} px × {c[dream][num_steps]:,} steps; the replicates are the photos.
+- `history["total"][999]` is keras-io's printed loss at iteration 1000, `history["loss"][899]` the tutorial's
+  "Step 900".
 - Weights: {weights} (Inception v3: Google's 2015-12-05 release, not Keras' `imagenet` file); {versions}.
 {made_by}
 """
 
 
-def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/reproduction.md", *,
-               claim_dir: str | Path = CLAIM_DIR) -> Path:
-    """Render ``path`` from the runs in ``out_dir`` and ``claim_dir``: every number comes from their files."""
-    summary, c = load_summary(out_dir), load_summary(claim_dir)["parameters"]
+def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/reproduction.md") -> Path:
+    """Render ``path`` from the runs in ``out_dir`` and :data:`CLAIM_DIR`: every number comes from their files."""
+    summary, claimed = load_summary(out_dir), load_summary(CLAIM_DIR)
+    c = claimed["parameters"]
     records = [r for r in load_records(out_dir) if r["parameters"] == summary["parameters"]]
-    claims = {f"our {c['preset']} runs ({claim_dir})": [r for r in load_records(claim_dir) if r["parameters"] == c],
+    claims = {f"our {c['preset']} runs ({CLAIM_DIR})": [r for r in load_records(CLAIM_DIR) if r["parameters"] == c],
               f"our {summary['preset']} runs ({out_dir})": records, "the paper's printed numbers": paper_records()}
-    table1, table2 = summary_tables(summary)
-    rho = [claim.spearman([r["paper"] for r in t], [r["ours"] for r in t]) for t in (table1, table2)]
-    drops = [100 * (1 - r["nst_loss"][-1] / r["nst_loss"][-len(r["nst_loss"]) // 10])
-             for r in records if len(r.get("nst_loss") or ()) >= 10]
+    tables = summary_tables(summary)
+    rho = [claim.spearman([r["paper"] for r in t], [r["ours"] for r in t]) for t in tables]
     made = dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "
                          f"{p['machine']['cpu']} ({p['machine']['cores']} cores): `{p['command']}`."
                          for p in (r["provenance"] for r in records))
     text = DOC.format(
-        command=COMMAND, claim_command=CLAIM_COMMAND, alpha=claim.ALPHA, rule=claim.STABILITY_RULE, c=c,
+        command=COMMAND, claim_command=CLAIM_COMMAND, alpha=claim.ALPHA, rule=claim.STABILITY_RULE, s=summary,
         hypotheses="\n".join(f"- **{name}** {text}." for name, (_, _, text) in claim.HYPOTHESES.items()),
         claims="\n".join(claim.claim_text(label, claim.evaluate(runs)) for label, runs in claims.items()),
-        s=summary, p=summary["parameters"], nst=summary["parameters"]["nst"],
-        falling=f"{sig(min(drops), 2)}–{sig(max(drops), 2)} %" if drops else "n/a",
         rho1=f"{sig(rho[0]['rho'], 3)} (n = {rho[0]['n']})",
         rho2=f"{sig(rho[1]['rho'], 3)} (n = {rho[1]['n']}; exact permutation p = {sig(rho[1]['p_permutation'], 2)})",
-        table1=text_table(table1, "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)"),
-        table2=text_table(table2), made_by="\n".join(made),
+        table1=text_table(tables[0], "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)"),
+        table2=text_table(tables[1]), made_by="\n".join(made), photos=", ".join(claimed["contents"]), c=c,
+        p=summary["parameters"], nst=summary["parameters"]["nst"],
         weights=", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values()),
         versions=", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + " in float32 on a CPU")
     return files.atomic_write_text(text, path)
@@ -368,36 +336,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m nstdream_utils.reproduction run|markdown [options]`` (``--help`` for each)."""
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.reproduction",
                                      description="Reproduce the paper's numbers beside ours.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="every content × style (notebook 06 through batch) and the original dreams")
     run.add_argument("--preset", default="paper", help="paper (default), quick or tf-tutorial")
-    run.add_argument("--contents", default="astronaut", help="content names, comma-separated")
-    run.add_argument("--styles", default=",".join(data.STYLE_NAMES), help="style names, comma-separated (default: all)")
-    for flag in ("--nst-steps", "--dream-steps", "--nst-size", "--dream-size", "--lr", "--seed", "--workers"):
-        run.add_argument(flag, type=float if flag == "--lr" else int, default=0 if flag == "--seed" else None)
+    run.add_argument("--contents", default="astronaut", type=lambda v: v.split(","),
+                     help="content names, comma-separated")
+    run.add_argument("--styles", default=",".join(data.STYLE_NAMES), type=lambda v: v.split(","),
+                     help="style names, comma-separated (default: all)")
+    for flag in ("--nst-steps", "--dream-steps", "--nst-size", "--dream-size", "--seed", "--workers"):
+        run.add_argument(flag, type=int, default=0 if flag == "--seed" else None)
+    run.add_argument("--lr", type=float, dest="learning_rate")
     run.add_argument("--recompute", action="store_true", help="run again even when results exist")
     run.add_argument("--scheduler", help="a Dask scheduler address, tcp://HOST:8786 (default: a local cluster)")
     markdown = sub.add_parser("markdown", aliases=["docs"], help="render docs/reproduction.md from <out>")
     markdown.add_argument("--doc", default="docs/reproduction.md")
     for command in (run, markdown):
         command.add_argument("--out", default="results/paper", help="results folder (default results/paper)")
-    args = parser.parse_args(raw := list(sys.argv[1:] if argv is None else argv))
+    options = vars(parser.parse_args(raw := list(sys.argv[1:] if argv is None else argv)))
+    action, out, doc = options.pop("action"), options.pop("out"), options.pop("doc", None)
     try:
-        if args.command == "run":
-            summary = run_paper(args.out, preset=args.preset, styles=args.styles.split(","), contents=args.contents.split(","),
-                      nst_steps=args.nst_steps, dream_steps=args.dream_steps, nst_size=args.nst_size,
-                      dream_size=args.dream_size, learning_rate=args.lr, recompute=args.recompute, seed=args.seed,
-                      workers=args.workers, scheduler=args.scheduler,
-                      command=shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw]))
-            if summary["failed"]:
-                print(f"error: {len(summary['failed'])} runs failed: {', '.join(summary['failed'])}", file=sys.stderr)
-                return 1
-        else:
-            print(write_docs(args.out, args.doc))
+        if action != "run":
+            print(write_docs(out, doc))
+            return 0
+        summary = run_paper(out, **options, command=shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw]))
     except NstdreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    return 0
+    if summary["failed"]:
+        print(f"error: {len(summary['failed'])} runs failed: {', '.join(summary['failed'])}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
 
 
 if __name__ == "__main__":
