@@ -156,9 +156,8 @@ def _extractor(name: str, layers: Sequence[str], valid, weights, precision, prep
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, valid, where="layers")
     base = _load(name, weights, check_precision(precision))
-    model = keras.Model(base.input, [base.get_layer(n).output for n in layers],
-                        name="vgg19_features" if name == "vgg19" else "inception_features")
-    return FeatureExtractor(model, layers, preprocess)
+    return FeatureExtractor(keras.Model(base.input, [base.get_layer(n).output for n in layers],
+                                        name=f"{name.split('_')[0]}_features"), layers, preprocess)
 
 
 def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,

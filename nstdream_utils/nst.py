@@ -9,6 +9,7 @@ tutorial's) in :func:`_gradient_loop`; ``"lbfgs"`` (Gatys': scipy) and ``"lbfgs-
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -81,7 +82,8 @@ class NSTLoss:
             for n in cfg.style_layers:
                 gram = losses.gram_matrix(features[n], normalize=cfg.gram_normalize)
                 if cfg.gram_normalize is None:  # a plain sum over positions: count them as the output's
-                    gram *= _positions(content_features[n]) / _positions(features[n])
+                    gram *= float(content_features[n].shape[1] * content_features[n].shape[2]) / \
+                        float(features[n].shape[1] * features[n].shape[2])
                 if n in self.masks:
                     gram *= tf.reduce_mean(tf.square(self.masks[n]))
                 targets[n] = tf.constant(gram)
@@ -120,11 +122,6 @@ class NSTLoss:
         return self.loss_scale.value_and_gradient(self, image)
 
 
-def _positions(features: tf.Tensor) -> float:
-    """H·W of a ``[1, H, W, C]`` feature map."""
-    return float(features.shape[1] * features.shape[2])
-
-
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
     """The start, float32 ``[1, H, W, 3]`` in ``[0, pixel_scale]``: the content, the style or seeded noise."""
     if cfg.init == "content":
@@ -141,18 +138,6 @@ def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
     if cfg.lr_reference_pixels and cfg.optimizer == "sgd":
         return float(cfg.learning_rate) * num_pixels / cfg.lr_reference_pixels
     return float(cfg.learning_rate)
-
-
-def _make_optimizer(cfg: NSTConfig, num_pixels: int):
-    import keras
-
-    lr = effective_learning_rate(cfg, num_pixels)
-    if cfg.lr_decay_rate:
-        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
-                                                         decay_rate=cfg.lr_decay_rate)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr)
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
 
 
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
@@ -174,7 +159,12 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
                      **{f"kept_{k}": tf.Variable(np.inf, dtype=tf.float32) for k in ("total", "content", "style", "tv")})
     shown = state.get("kept_image", image)  # the image returned: with the guard, the last one kept
     recorder.get_image = lambda: shown.numpy()[0] / cfg.pixel_scale
-    optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
+    lr = effective_learning_rate(cfg, x0.shape[1] * x0.shape[2])
+    if cfg.lr_decay_rate:
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
+                                                         decay_rate=cfg.lr_decay_rate)
+    optimizer = keras.optimizers.SGD(learning_rate=lr) if cfg.optimizer == "sgd" else \
+        keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
     optimizer.build([image])  # create its slots now, so the step below is traced once, not twice
 
     def blew_up(total: tf.Tensor) -> tf.Tensor:  # never before a loss is kept
