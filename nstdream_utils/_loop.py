@@ -22,7 +22,6 @@ SYNC_EVERY = 10
 class RunResult:
     """A loop's result: ``image`` float32 ``[H, W, 3]`` in [0, 1]; ``history`` per-step losses and ``seconds``;
     ``config``; ``frames`` kept every ``frame_every`` steps; ``status`` ``"completed"`` or ``"interrupted"``."""
-
     main_key: ClassVar[str] = "loss"
     image: np.ndarray
     history: dict[str, list[float]]

@@ -1,10 +1,8 @@
 """DeepDream: gradient *ascent* on an image to maximise Inception v3's mean layer activations.
-
-As in the TensorFlow DeepDream tutorial: the loss is the sum over chosen layers of each layer's
-mean activation (``losses.dream_loss``); each step divides the gradient by its standard deviation
-and adds ``step_size`` times it to the image, which lives in [-1, 1] (Inception's input range) and
-is clipped there. Octaves repeat the ascent at growing scales; tiles with a random roll compute
-the gradient of a large image piece by piece, so memory stays bounded. Taught in notebook 05.
+As in the TensorFlow tutorial: the loss is the sum over layers of each one's mean activation
+(``losses.dream_loss``); each step adds ``step_size`` × the gradient ÷ its standard deviation to the image,
+kept in [-1, 1] (Inception's input range). Octaves repeat the ascent at growing scales; tiles with a random
+roll compute a large image's gradient piece by piece, so memory stays bounded. Taught in notebook 05.
 """
 
 from __future__ import annotations
@@ -113,22 +111,16 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
 
     Args:
         image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
-        config: a preset name or a :class:`DreamConfig`.
-        **overrides: :class:`DreamConfig` fields (``size``, ``num_steps``, ``step_size``, ``layers``,
-            ``octaves`` — a tuple of exponents or a count —, ``tile_size``, …; None keeps).
+        config: a preset name or a :class:`DreamConfig`; ``**overrides``: its fields (``size``, ``num_steps``,
+            ``step_size``, ``layers``, ``octaves`` — exponents or a count —, ``tile_size``, …; None keeps).
         seed: seeds the random rolls of the tiles; same seed, same result.
-        progress, log_every, frame_every, callback, should_stop, weights: as in ``nst.style_transfer``.
-        precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None (the global Keras policy), as in
-            ``nst.style_transfer``; the loss is float32 either way.
+        progress, log_every, frame_every, callback, should_stop, weights, precision: as in
+            ``nst.style_transfer``; the loss is float32 whatever the precision.
         guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
             image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
 
-    Returns:
-        A :class:`DreamResult`; Ctrl-C returns one with status ``"interrupted"``.
-
-    Raises:
-        InputError: a bad parameter (before any network is built).
-        NonFiniteLossError: the loss or image became NaN/Inf.
+    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad
+    parameter (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
     """
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
