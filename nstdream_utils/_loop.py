@@ -22,7 +22,6 @@ SYNC_EVERY = 10
 class RunResult:
     """A loop's result: ``image`` float32 ``[H, W, 3]`` in [0, 1]; ``history`` per-step losses and ``seconds``;
     ``config``; ``frames`` kept every ``frame_every`` steps; ``status`` ``"completed"`` or ``"interrupted"``."""
-
     main_key: ClassVar[str] = "loss"
     image: np.ndarray
     history: dict[str, list[float]]
@@ -37,8 +36,8 @@ class RunResult:
 
 class Recorder:
     """Per-step history, a tqdm bar of ``num_steps`` if ``progress``, a ``step N | loss x.xxxxe+yy`` line every
-    ``log_every`` steps and a frame (``get_image()``, float32 in [0, 1]) every ``frame_every`` (0: never),
-    ``callback(step, losses, image)`` at each sync point, and the NaN guard. ``main_key``: the loss shown and
+    ``log_every`` steps, frames (``get_image()``, float32 in [0, 1]) every ``frame_every`` (0: never),
+    ``callback(step, losses, image)`` at each record, and the NaN guard. ``main_key``: the loss shown and
     checked (``"total"`` for NST, ``"loss"`` for DeepDream); ``step_offset`` is added to step numbers."""
 
     def __init__(self, *, num_steps: int, get_image: Callable[[], np.ndarray], progress: bool = True,
@@ -50,21 +49,19 @@ class Recorder:
         self.frames: list[np.ndarray] = []
         self.get_image, self.main_key, self.callback = get_image, main_key, callback
         self.log_every, self.frame_every, self.step_offset = log_every, frame_every, step_offset
-        self.last_good = get_image()
-        self.status = "running"
+        self.last_good, self.status, self._handle = get_image(), "running", None
         self._start = time.perf_counter()
-        self._handle = None
         # tqdm.auto imported tqdm.notebook only if it picked the ipywidgets bar: no widget import elsewhere
         notebook = sys.modules.get("tqdm.notebook")
-        if progress and notebook is not None and issubclass(tqdm, notebook.tqdm):  # a live notebook's bar
+        widget = progress and notebook is not None and issubclass(tqdm, notebook.tqdm)  # a live notebook's bar
+        self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False,
+                         **({"display": False} if widget else {}))
+        if widget:
             from IPython.display import display
 
-            self._bar = tqdm(total=num_steps, desc=desc, leave=False, display=False)
             bundle = dict(self._bar.container._repr_mimebundle_())
             bundle.pop("text/plain", None)  # nbval skips widget views: nothing to compare with a batch run
             self._handle = display(bundle, raw=True, display_id=True)
-        else:
-            self._bar = tqdm(total=num_steps, desc=desc, disable=not progress, leave=False)
 
     def resume(self, history: dict[str, list[float]]) -> None:
         """Go on from a saved ``history``: steps, clock and progress bar."""
@@ -76,27 +73,27 @@ class Recorder:
     def steps_done(self) -> int:
         return len(self.history.get(self.main_key, []))
 
-    def record(self, losses_per_step: list[dict], *, image_ok: bool = True) -> None:
-        """Append the steps' losses (floats or scalar tensors), then check and keep the image; NonFiniteLossError,
-        carrying the last finite image, when a loss or the image is NaN/Inf."""
+    def wants_frame(self, step: int) -> bool:
+        return bool(self.frame_every) and step % self.frame_every == 0
+
+    def record(self, losses_per_step: list[dict], *, image_ok: bool = True, frame: bool = False) -> None:
+        """Append the steps' losses (floats or scalar tensors), check and keep the image (and a frame if
+        ``frame``); NonFiniteLossError, carrying the last finite image, when a loss or the image is NaN/Inf."""
         seconds = time.perf_counter() - self._start
         for losses in losses_per_step:
             values = {k: float(v) for k, v in losses.items()}
-            for k, v in values.items():
+            for k, v in {**values, "seconds": seconds}.items():
                 self.history.setdefault(k, []).append(v)
-            self.history.setdefault("seconds", []).append(seconds)
             step = self.step_offset + self.steps_done - 1
             if not all(math.isfinite(v) for v in values.values()):
-                raise NonFiniteLossError(f"the loss became {values[self.main_key]} (not finite)", step=step,
-                                         last_image=self.last_good, history=self.history,
-                                         fix="lower the learning rate (--lr) or the loss weights")
+                self._blown_up(f"the loss became {values[self.main_key]} (not finite)", step, " or the loss weights")
             if self.log_every and step % self.log_every == 0:
                 print(f"step {step:>5} | loss {values[self.main_key]:.4e}")
         if not image_ok:
-            raise NonFiniteLossError("the image became NaN/Inf", step=self.step_offset + self.steps_done,
-                                     last_image=self.last_good, history=self.history,
-                                     fix="lower the learning rate (--lr)")
+            self._blown_up("the image became NaN/Inf", self.step_offset + self.steps_done)
         self.last_good = self.get_image()
+        if frame:
+            self.frames.append(self.last_good.copy())
         self._bar.update(len(losses_per_step))
         if self.history.get(self.main_key):
             self._bar.set_postfix_str(f"loss {self.history[self.main_key][-1]:.4g}")
@@ -104,16 +101,13 @@ class Recorder:
             self.callback(self.step_offset + self.steps_done, {k: v[-1] for k, v in self.history.items()},
                           self.last_good)
 
-    def wants_frame(self, step: int) -> bool:
-        return bool(self.frame_every) and step % self.frame_every == 0
-
-    def keep_frame(self) -> None:
-        self.frames.append(self.last_good.copy())
+    def _blown_up(self, what: str, step: int, also: str = "") -> None:
+        raise NonFiniteLossError(what, step=step, last_image=self.last_good, history=self.history,
+                                 fix=f"lower the learning rate (--lr){also}")
 
     def close(self, status: str | None = None) -> None:
         """Close the progress bar, leaving an empty widget view in a notebook; set the final status if given."""
-        if status is not None:
-            self.status = status
+        self.status = status or self.status
         self._bar.close()
         if self._handle is not None:
             self._handle.update({"application/vnd.jupyter.widget-view+json":
@@ -121,34 +115,27 @@ class Recorder:
             self._handle = None
 
 
-def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int,
-              image_ok: Callable[[], bool], should_stop: Callable[[], bool] | None = None,
-              on_sync: Callable[[], None] | None = None) -> Recorder:
-    """Call ``step(i)`` ``num_steps`` times and record its losses at each sync point, then ``on_sync()``.
-
-    Ctrl-C or ``should_stop()`` returning True ends the run with status ``"interrupted"``, keeping the
-    steps done. NonFiniteLossError when a loss or the image becomes NaN/Inf.
-    """
+def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int, image_ok: Callable[[], bool],
+              should_stop: Callable[[], bool] | None = None, on_sync: Callable[[], None] | None = None) -> None:
+    """Call ``step(i)`` ``num_steps`` times, recording its losses every :data:`SYNC_EVERY` steps (and at log
+    and frame steps), then ``on_sync()``. Ctrl-C or ``should_stop()`` ends the run with status
+    ``"interrupted"``, keeping the steps done. NonFiniteLossError when a loss or the image becomes NaN/Inf."""
     pending: list[dict] = []
-    status = "completed"
+    recorder.status = "completed"
     try:
         for i in range(num_steps):
             if should_stop is not None and should_stop():
-                status = "interrupted"
+                recorder.status = "interrupted"
                 break
             pending.append(step(i))
-            due = (i + 1) % SYNC_EVERY == 0 or i == num_steps - 1 or recorder.wants_frame(i) \
-                or (recorder.log_every and i % recorder.log_every == 0)
-            if due:
-                recorder.record(pending, image_ok=image_ok())
+            frame = recorder.wants_frame(i) or (bool(recorder.frame_every) and i == num_steps - 1)
+            if (i + 1) % SYNC_EVERY == 0 or i == num_steps - 1 or frame or \
+                    (recorder.log_every and i % recorder.log_every == 0):
+                recorder.record(pending, image_ok=image_ok(), frame=frame)
                 pending = []
-                if recorder.wants_frame(i) or (recorder.frame_every and i == num_steps - 1):
-                    recorder.keep_frame()
                 if on_sync is not None:
                     on_sync()
     except KeyboardInterrupt:
-        status = "interrupted"
-    recorder.status = status
+        recorder.status = "interrupted"
     if pending:
         recorder.record(pending, image_ok=image_ok())
-    return recorder

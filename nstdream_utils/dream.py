@@ -1,10 +1,8 @@
 """DeepDream: gradient *ascent* on an image to maximise Inception v3's mean layer activations.
-
-As in the TensorFlow DeepDream tutorial: the loss is the sum over chosen layers of each layer's
-mean activation (``losses.dream_loss``); each step divides the gradient by its standard deviation
-and adds ``step_size`` times it to the image, which lives in [-1, 1] (Inception's input range) and
-is clipped there. Octaves repeat the ascent at growing scales; tiles with a random roll compute
-the gradient of a large image piece by piece, so memory stays bounded. Taught in notebook 05.
+As in the TensorFlow tutorial: the loss is the sum over layers of each one's mean activation
+(``losses.dream_loss``); each step adds ``step_size`` × the gradient ÷ its standard deviation to the image,
+kept in [-1, 1] (Inception's input range). Octaves repeat the ascent at growing scales; tiles with a random
+roll compute a large image's gradient piece by piece, so memory stays bounded. Taught in notebook 05.
 """
 
 from __future__ import annotations
@@ -38,18 +36,8 @@ def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
 
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12
-"""The dream loss is multiplied by this before differentiating through a float16 Inception v3 (the
-gradient divided after): its gradient, ≈ 10⁻³ per pixel at 299 px, underflows float16 without it (at
-1024 px the cosine with float32's gradient is 0.72 unscaled, 0.96 scaled by anything from 2⁸ to 2²⁰)."""
-
-
-def _loss_scale(extractor) -> float:
-    """:data:`FLOAT16_LOSS_SCALE` for a float16 ``models.FeatureExtractor``, else 1 (any other callable too)."""
-    return FLOAT16_LOSS_SCALE if getattr(extractor, "compute_dtype", None) == "float16" else 1.0
-
-
-def _normalized(grad: tf.Tensor, cfg: DreamConfig) -> tf.Tensor:
-    return grad / (tf.math.reduce_std(grad) + 1e-8) if cfg.normalize_gradient else grad
+"""The dream loss is multiplied by this before differentiating through a float16 Inception v3 (the gradient
+divided after): its gradient, ≈ 10⁻³ per pixel at 299 px, underflows float16 without it."""
 
 
 def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) -> dict[str, tf.Tensor]:
@@ -59,59 +47,59 @@ def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) 
     return {n: tf.reshape(tf.cast(f, tf.float32), [-1, f.shape[-1]]) for n, f in features.items()}
 
 
-def _objective(guides: dict | None):
-    """The loss to maximise: :func:`losses.dream_loss`, or :func:`losses.guided_dream_loss` with a guide."""
-    return losses.dream_loss if guides is None else (lambda acts: losses.guided_dream_loss(acts, guides))
+def _gradient_fn(extractor: models.FeatureExtractor, guides: dict | None):
+    """``gradient(x, crop) -> (loss, d loss / d x)``: the loss to maximise (:func:`losses.dream_loss`, or
+    :func:`losses.guided_dream_loss` with a guide) of ``crop(x)``, ``x`` ``[H, W, 3]`` in [-1, 1]."""
+    scale = FLOAT16_LOSS_SCALE if getattr(extractor, "compute_dtype", None) == "float16" else 1.0
+
+    def gradient(x, crop=tf.identity):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            activations = extractor((crop(x)[tf.newaxis] + 1.0) / 2.0)
+            loss = losses.dream_loss(activations) if guides is None else losses.guided_dream_loss(activations, guides)
+            scaled = loss * scale
+        return loss, tape.gradient(scaled, x) / scale
+
+    return gradient
+
+
+def _ascend(img: tf.Tensor, grad: tf.Tensor, cfg: DreamConfig) -> tf.Tensor:
+    """One step up: the gradient ÷ its standard deviation (if ``normalize_gradient``), clipped to [-1, 1]."""
+    grad = grad / (tf.math.reduce_std(grad) + 1e-8) if cfg.normalize_gradient else grad
+    return tf.clip_by_value(img + cfg.step_size * grad, -1.0, 1.0)
 
 
 def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
     """One traced ascent step on a whole image: ``step(img [H, W, 3] in [-1, 1]) -> (loss, new img)``."""
-
-    scale, objective = _loss_scale(extractor), _objective(guides)
+    gradient = _gradient_fn(extractor, guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32)])
     def step(img):
-        with tf.GradientTape() as tape:
-            tape.watch(img)
-            loss = objective(extractor((img[tf.newaxis] + 1.0) / 2.0))
-            scaled = loss * scale
-        grad = _normalized(tape.gradient(scaled, img) / scale, cfg)
-        return loss, tf.clip_by_value(img + cfg.step_size * grad, -1.0, 1.0)
+        loss, grad = gradient(img)
+        return loss, _ascend(img, grad, cfg)
 
     return step
 
 
 def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
-    """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial).
-
-    ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size.
-    """
-    tile, scale, objective = cfg.tile_size, _loss_scale(extractor), _objective(guides)
+    """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial):
+    ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size."""
+    tile, gradient = cfg.tile_size, _gradient_fn(extractor, guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
     def step(img, shift):
         rolled = tf.roll(img, shift=shift, axis=[0, 1])
-        grads = tf.zeros_like(rolled)
-        total = tf.constant(0.0)
-        count = tf.constant(0.0)
+        grads, total, count = tf.zeros_like(rolled), tf.constant(0.0), tf.constant(0.0)
         h, w = tf.shape(rolled)[0], tf.shape(rolled)[1]
         # The last tile in each direction ends at the image edge (overlapping its neighbour), so
         # no piece is ever smaller than a tile — Inception v3 cannot take pieces under 75 px.
-        ys = tf.minimum(tf.range(0, h, tile), tf.maximum(h - tile, 0))
-        xs = tf.minimum(tf.range(0, w, tile), tf.maximum(w - tile, 0))
-        for y in ys:
-            for x in xs:
-                with tf.GradientTape() as tape:
-                    tape.watch(rolled)
-                    piece = rolled[y:y + tile, x:x + tile]
-                    loss = objective(extractor((piece[tf.newaxis] + 1.0) / 2.0))
-                    scaled = loss * scale
-                grads = grads + tape.gradient(scaled, rolled) / scale
+        for y in tf.minimum(tf.range(0, h, tile), tf.maximum(h - tile, 0)):
+            for x in tf.minimum(tf.range(0, w, tile), tf.maximum(w - tile, 0)):
+                loss, grad = gradient(rolled, lambda r: r[y:y + tile, x:x + tile])
+                grads = grads + grad
                 total += loss
                 count += 1.0
-        grads = tf.roll(grads, shift=-shift, axis=[0, 1])
-        grads = _normalized(grads, cfg)
-        return total / count, tf.clip_by_value(img + cfg.step_size * grads, -1.0, 1.0)
+        return total / count, _ascend(img, tf.roll(grads, shift=-shift, axis=[0, 1]), cfg)
 
     return step
 
@@ -123,22 +111,16 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
 
     Args:
         image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
-        config: a preset name or a :class:`DreamConfig`.
-        **overrides: :class:`DreamConfig` fields (``size``, ``num_steps``, ``step_size``, ``layers``,
-            ``octaves`` — a tuple of exponents or a count —, ``tile_size``, …; None keeps).
+        config: a preset name or a :class:`DreamConfig`; ``**overrides``: its fields (``size``, ``num_steps``,
+            ``step_size``, ``layers``, ``octaves`` — exponents or a count —, ``tile_size``, …; None keeps).
         seed: seeds the random rolls of the tiles; same seed, same result.
-        progress, log_every, frame_every, callback, should_stop, weights: as in ``nst.style_transfer``.
-        precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None (the global Keras policy), as in
-            ``nst.style_transfer``; the loss is float32 either way.
+        progress, log_every, frame_every, callback, should_stop, weights, precision: as in
+            ``nst.style_transfer``; the loss is float32 whatever the precision.
         guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
             image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
 
-    Returns:
-        A :class:`DreamResult`; Ctrl-C returns one with status ``"interrupted"``.
-
-    Raises:
-        InputError: a bad parameter (before any network is built).
-        NonFiniteLossError: the loss or image became NaN/Inf.
+    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad
+    parameter (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
     """
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work

@@ -22,7 +22,10 @@ MAX_IMAGE_BYTES = 1 << 30  # largest file opened, checked from its size
 RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC,
                   "bilinear": Image.Resampling.BILINEAR, "area": Image.Resampling.BOX,
                   "nearest": Image.Resampling.NEAREST}
-_RESAVE_FIX = "open it in an image viewer and re-save it as PNG or JPEG, or re-download it"
+_RESAVE = "open it in an image viewer and re-save it as PNG or JPEG, or re-download it"
+_BOMB = ("shrink the image first (e.g. to 2000 px on the longest side), or, if you trust the file, pass a "
+         "larger max_pixels= (beyond Pillow's own limit, also raise PIL.Image.MAX_IMAGE_PIXELS)")
+_WHY_BOMB = " (a guard against decompression bombs: tiny files that declare huge images)"
 
 
 def _positive_int(value: Any, name: str, *, example: int = 512) -> int:
@@ -32,38 +35,31 @@ def _positive_int(value: Any, name: str, *, example: int = 512) -> int:
     return int(value)
 
 
-def _too_big(where: str, what: str) -> InputError:
-    return InputError(f"{what} (a guard against decompression bombs: tiny files that declare huge images)", where=where,
-                      fix="shrink the image first (e.g. to 2000 px on the longest side), or, if you trust the file, "
-                      "pass a larger max_pixels= (beyond Pillow's own limit, also raise PIL.Image.MAX_IMAGE_PIXELS)")
-
-
 def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.Image]:
     """The checked path and the image opened lazily, header only (the caller closes it)."""
     max_pixels = None if max_pixels is None else _positive_int(max_pixels, "max_pixels", example=100_000_000)
     source = _as_path(path, what="image path")
-    where = str(source)
-    check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")
+    size = check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels decides, below
             pil = Image.open(source)
-    except Image.DecompressionBombError as error:
-        raise _too_big(where, f"is over Pillow's limit PIL.Image.MAX_IMAGE_PIXELS ({error})") from error
-    except UnidentifiedImageError as error:
-        what = ("is empty (0 bytes)" if source.stat().st_size == 0 else "is not an image Pillow can read "
-                "(unknown format, or a damaged, truncated or zero-size header)")
-        raise InputError(what, where=where, fix=_RESAVE_FIX) from error
-    except PermissionError as error:
-        raise InputError("cannot be read (permission denied)", where=where,
-                         fix=f"make it readable (chmod u+r '{source}') or copy it somewhere you can read") from error
-    except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise InputError(f"cannot be opened as an image ({error})", where=where, fix=_RESAVE_FIX) from error
+    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as error:
+        what, fix = f"cannot be opened as an image ({error})", _RESAVE
+        if isinstance(error, Image.DecompressionBombError):
+            what, fix = f"is over Pillow's limit PIL.Image.MAX_IMAGE_PIXELS ({error}){_WHY_BOMB}", _BOMB
+        elif isinstance(error, UnidentifiedImageError):
+            what = "is empty (0 bytes)" if size.st_size == 0 else "is not an image Pillow can read (unknown " \
+                "format, or a damaged, truncated or zero-size header)"
+        elif isinstance(error, PermissionError):
+            what = "cannot be read (permission denied)"
+            fix = f"make it readable (chmod u+r '{source}') or copy it somewhere you can read"
+        raise InputError(what, where=str(source), fix=fix) from error
     width, height = pil.size  # never 0: Pillow refuses a zero size as an unidentified image
     if max_pixels is not None and width * height > max_pixels:
         pil.close()
-        raise _too_big(where, f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
-                       f"{max_pixels / 1e6:g} megapixels")
+        raise InputError(f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
+                         f"{max_pixels / 1e6:g} megapixels{_WHY_BOMB}", where=str(source), fix=_BOMB)
     return source, pil
 
 
@@ -77,8 +73,7 @@ def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEF
 def image_info(path: str | os.PathLike) -> dict[str, Any]:
     """An image file's header, with no pixel cap: ``format``, ``mode``, ``size`` (as stored), ``width``,
     ``height``, ``frames`` and the EXIF ``orientation`` (1 upright; 5–8: :func:`load_image` swaps W and H)."""
-    _, pil = _open(path, None)
-    with pil:
+    with _open(path, None)[1] as pil:
         try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
             orientation = int(pil.getexif().get(0x0112, 1))
         except Exception:  # noqa: BLE001 — pixel data missing or damaged: no orientation to read
@@ -88,42 +83,33 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous.
-
-    EXIF-rotated photos are turned upright, transparency is composited over white, greyscale copied to three
-    channels (16-bit grey ÷ 65535, 32-bit ``I`` clipped at 65535, float ``F`` taken as [0, 1] or, if a value
-    exceeds 1, [0, 255]), CMYK converted, an animation's first frame taken. ``max_pixels`` (W × H; None: only
-    Pillow's ``Image.MAX_IMAGE_PIXELS``) is checked from the header. MissingFileError for no such file;
-    InputError for a folder, a non-image, a truncated or damaged file (never padded) or a zero or oversized one.
-    """
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous: upright by its EXIF orientation,
+    transparency over white, greyscale as three channels (16/32-bit ÷ 65535, float as [0, 1], or [0, 255] if a
+    value exceeds 1), an animation's first frame. ``max_pixels`` (W × H; None: Pillow's limit) is checked from
+    the header. MissingFileError for no such file; InputError for a folder, a non-image, a truncated or damaged
+    file (never padded) or a zero or oversized one."""
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
         try:
             pil.load()
-        except Exception as error:  # noqa: BLE001 — any decoder failure means a damaged file
-            raise InputError(f"cannot be decoded: the file is truncated or damaged ({error})", where=str(source),
-                             fix=_RESAVE_FIX) from error
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = saved
-        upright, alpha = ImageOps.exif_transpose(pil), None
-        try:
-            if upright.mode in ("I", "F") or upright.mode.startswith("I;16"):  # greyscale beyond 8 bits
-                grey = np.asarray(upright).astype(np.float32)
-                if upright.mode == "F":
-                    grey = np.nan_to_num(grey, nan=0.0, posinf=1.0, neginf=0.0)
-                elif isinstance(upright.info.get("transparency"), int):
-                    alpha = (np.asarray(upright) != upright.info["transparency"]).astype(np.float32)
-                scale = 65535.0 if upright.mode != "F" else 255.0 if grey.max() > 1.0 else 1.0
+            upright, alpha = ImageOps.exif_transpose(pil), None
+            if pil.mode in ("I", "F") or pil.mode.startswith("I;16"):  # greyscale beyond 8 bits
+                grey = np.nan_to_num(np.asarray(upright, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+                scale = 65535.0 if pil.mode != "F" else 255.0 if grey.max() > 1.0 else 1.0
                 rgb = np.repeat(grey[..., None] / scale, 3, axis=-1)
+                if isinstance(key := upright.info.get("transparency"), int):
+                    alpha = (np.asarray(upright) != key).astype(np.float32)
             elif upright.has_transparency_data:  # an alpha channel, or a tRNS colour or palette entry
                 rgba = np.asarray(upright.convert("RGBA"), np.float32) / 255.0
                 rgb, alpha = rgba[..., :3], rgba[..., 3]
             else:
                 rgb = np.asarray(upright.convert("RGB"), np.float32) / 255.0
-        except (ValueError, OSError) as error:
-            raise InputError(f"has colour mode {upright.mode!r}, which cannot be converted to RGB ({error})",
-                             where=str(source), fix="re-save it as an RGB PNG or JPEG") from error
+        except Exception as error:  # noqa: BLE001 — any decoder failure means a damaged file
+            raise InputError(f"cannot be decoded: the file is truncated or damaged, or its colour mode {pil.mode} "
+                             f"has no RGB ({error})", where=str(source), fix=_RESAVE) from error
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = saved
     if alpha is not None:  # over white
         rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
     return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
@@ -162,44 +148,33 @@ def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
     return array, batched
 
 
-def _resize_array(array: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
-    """float32 ``[H, W, 3]`` resized channel by channel in Pillow's float mode, clipped to [0, 1]."""
-    if not isinstance(method, str) or method not in RESIZE_METHODS:
-        close = difflib.get_close_matches(str(method), RESIZE_METHODS, n=1)
-        raise InputError(f"unknown resize method {method!r}", where="method",
-                         fix=f"{f'did you mean {close[0]!r}? ' if close else ''}use one of "
-                         f"{', '.join(map(repr, RESIZE_METHODS))}")
-    if array.shape[:2] == (height, width):
-        return array.copy()
-    planes = [Image.fromarray(np.ascontiguousarray(array[..., c])).resize((width, height), RESIZE_METHODS[method])
-              for c in range(3)]
-    return np.clip(np.stack([np.asarray(p) for p in planes], axis=-1), 0.0, 1.0)  # Lanczos rings at sharp edges
-
-
 def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_side: int | None = None,
            exact: tuple[int, int] | None = None, method: str = "lanczos") -> np.ndarray:
-    """``image`` (float in [0, 1] or uint8, ``[H, W, 3]`` or ``[1, H, W, 3]``) resized to a new float32 array of
-    the same rank, clipped to [0, 1]. Give one of ``longest_side`` (keeps the aspect ratio), ``exact``
-    ``(height, width)`` or ``size`` (an int: ``longest_side``; a pair: ``exact``); ``method`` from
-    :data:`RESIZE_METHODS`."""
-    given = {name: value for name, value in (("size", size), ("longest_side", longest_side), ("exact", exact))
-             if value is not None}
+    """``image`` (float in [0, 1] or uint8, ``[H, W, 3]`` or ``[1, H, W, 3]``) resized channel by channel in
+    Pillow's float mode to a new float32 array of the same rank, clipped to [0, 1]. Give one of ``longest_side``
+    (keeps the aspect ratio), ``exact`` ``(height, width)`` or ``size`` (an int: ``longest_side``; a pair:
+    ``exact``); ``method`` from :data:`RESIZE_METHODS`."""
+    given = {k: v for k, v in (("size", size), ("longest_side", longest_side), ("exact", exact)) if v is not None}
     if len(given) != 1:
         raise InputError(f"got {', '.join(given) or 'no size'}", where="resize",
                          fix="pass exactly one of size=, longest_side=512 or exact=(height, width)")
     (name, value), = given.items()
     array, batched = _as_image_array(image)
-    height, width = array.shape[:2]
-    if name == "longest_side" or (name == "size" and isinstance(value, (int, np.integer))
-                                  and not isinstance(value, bool)):
-        scale = _positive_int(value, name) / max(height, width)
-        shape = max(1, round(height * scale)), max(1, round(width * scale))
+    if name == "longest_side" or (name == "size" and not hasattr(value, "__len__")):
+        scale = _positive_int(value, name) / max(array.shape[:2])
+        height, width = (max(1, round(side * scale)) for side in array.shape[:2])
     elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
         raise InputError(f"must be {'an int or ' if name == 'size' else ''}a (height, width) pair, got {value!r}",
                          where=name, fix=f"pass e.g. {name}=(224, 224)")
     else:
-        shape = _positive_int(value[0], f"{name}[0] (height)"), _positive_int(value[1], f"{name}[1] (width)")
-    out = _resize_array(array, *shape, method)
+        height, width = _positive_int(value[0], f"{name}[0] (height)"), _positive_int(value[1], f"{name}[1] (width)")
+    if not isinstance(method, str) or method not in RESIZE_METHODS:
+        hint = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(str(method), RESIZE_METHODS, n=1))
+        raise InputError(f"unknown resize method {method!r}", where="method",
+                         fix=f"{hint}use one of {', '.join(map(repr, RESIZE_METHODS))}")
+    planes = [Image.fromarray(np.ascontiguousarray(array[..., c])).resize((width, height), RESIZE_METHODS[method])
+              for c in range(3)] if array.shape[:2] != (height, width) else [array[..., c] for c in range(3)]
+    out = np.clip(np.stack([np.asarray(p) for p in planes], axis=-1), 0.0, 1.0)  # Lanczos rings at sharp edges
     return out[None] if batched else out
 
 
@@ -208,10 +183,11 @@ def ensure_min_size(image: Any, min_side: int, *, method: str = "bicubic") -> np
     (Inception v3 needs 75); one large enough is returned as it is (float32: not copied)."""
     min_side = _positive_int(min_side, "min_side")
     array, batched = _as_image_array(image)
-    if min(array.shape[:2]) < min_side:
-        scale = min_side / min(array.shape[:2])
-        array = _resize_array(array, *(max(min_side, round(side * scale)) for side in array.shape[:2]), method)
-    return array[None] if batched else array
+    if min(array.shape[:2]) >= min_side:
+        return array[None] if batched else array
+    scale = min_side / min(array.shape[:2])
+    return resize(array[None] if batched else array, method=method,
+                  exact=tuple(max(min_side, round(side * scale)) for side in array.shape[:2]))
 
 
 def to_pil(image: Any) -> Image.Image:
@@ -239,15 +215,12 @@ def keep_colors(stylized: Any, content: Any) -> np.ndarray:
 def match_colors(source: Any, reference: Any) -> np.ndarray:
     """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1] (Gatys et al.
     2016): :math:`x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`. ``[H, W, 3]`` in [0, 1], any sizes."""
-    def stats(image):
+    def stats(image):  # the pixels, their mean and Σ^power from Σ's eigendecomposition
         pixels = np.asarray(image, np.float64).reshape(-1, 3)
-        return pixels, pixels.mean(0), np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3)
+        values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3))
+        return pixels, pixels.mean(0), lambda power: vectors @ np.diag(values ** power) @ vectors.T
 
-    def sqrt(cov, power):
-        values, vectors = np.linalg.eigh(cov)
-        return vectors @ np.diag(values ** power) @ vectors.T
-
-    pixels, mu_s, cov_s = stats(source)
-    _, mu_r, cov_r = stats(reference)
-    out = (pixels - mu_s) @ (sqrt(cov_r, 0.5) @ sqrt(cov_s, -0.5)).T + mu_r
+    pixels, mu_s, sigma_s = stats(source)
+    _, mu_r, sigma_r = stats(reference)
+    out = (pixels - mu_s) @ (sigma_r(0.5) @ sigma_s(-0.5)).T + mu_r
     return np.clip(out, 0.0, 1.0).reshape(np.shape(source)).astype(np.float32)

@@ -127,9 +127,7 @@ def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> 
     Gradients by hand (:func:`total_variation_by_slices` is the autodiff reference).
     """
     x = _tv_batch(image, kind)
-    if kind == "tf":
-        return _tf_tv(x)
-    return _keras_tv(x, tf.constant(power, tf.float32))
+    return _tf_tv(x) if kind == "tf" else _keras_tv(x, tf.constant(power, tf.float32))
 
 
 def total_variation_by_slices(image, *, kind: str = "keras", power: float = 1.25) -> tf.Tensor:

@@ -85,13 +85,9 @@ def check_precision(precision: str | None) -> str | None:
 
 
 class LossScale:
-    """Dynamic loss scaling of a gradient with respect to an image through a float16 network.
-
-    The gradient of ``scale × loss`` is ``scale ×`` the gradient, so a scale keeps float16's backward pass
-    from overflowing or underflowing. As Keras' ``LossScaleOptimizer``: start at :attr:`INITIAL`; on a
-    non-finite gradient divide by :attr:`FACTOR` and retry (at most :attr:`RETRIES` times); after
-    :attr:`GROWTH_INTERVAL` finite gradients in a row, double (up to :attr:`MAXIMUM`).
-    """
+    """Dynamic loss scaling of an image's gradient through a float16 network, as Keras' ``LossScaleOptimizer``:
+    the gradient of ``scale × loss`` is ``scale ×`` the gradient; on a non-finite gradient divide the scale by
+    :attr:`FACTOR` and retry (at most :attr:`RETRIES` times); after :attr:`GROWTH_INTERVAL` finite ones, double it."""
 
     INITIAL = 1.0
     FACTOR = 2.0 ** 4
@@ -156,9 +152,8 @@ def _extractor(name: str, layers: Sequence[str], valid, weights, precision, prep
     layers = tuple(dict.fromkeys(layers))
     check_layers(layers, valid, where="layers")
     base = _load(name, weights, check_precision(precision))
-    model = keras.Model(base.input, [base.get_layer(n).output for n in layers],
-                        name="vgg19_features" if name == "vgg19" else "inception_features")
-    return FeatureExtractor(model, layers, preprocess)
+    return FeatureExtractor(keras.Model(base.input, [base.get_layer(n).output for n in layers],
+                                        name=f"{name.split('_')[0]}_features"), layers, preprocess)
 
 
 def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,

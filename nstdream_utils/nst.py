@@ -1,14 +1,12 @@
 """Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
 Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6). Taught in notebooks 03 and 04.
-
-:func:`style_transfer` resizes the images (:func:`prepare_images`), precomputes the targets once
-(:class:`NSTLoss`), then runs one optimiser (:func:`loop_for`), each step running VGG-19 once on the image:
-``"sgd"`` (Eq 2, ``x ← x − η_t ∇L(x)``, keras-io's recipe, optionally guarded) and ``"adam"`` (the TF
-tutorial's) in :func:`_gradient_loop`; ``"lbfgs"`` (Gatys': scipy) and ``"lbfgs-tf"`` in ``optim``.
+:func:`style_transfer` resizes the images, computes the targets once (:class:`NSTLoss`), then runs
+``"sgd"`` (Eq 2, ``x ← x − η_t ∇L(x)``) or ``"adam"`` (:func:`_gradient_loop`), ``"lbfgs"`` or ``"lbfgs-tf"``.
 """
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -81,7 +79,8 @@ class NSTLoss:
             for n in cfg.style_layers:
                 gram = losses.gram_matrix(features[n], normalize=cfg.gram_normalize)
                 if cfg.gram_normalize is None:  # a plain sum over positions: count them as the output's
-                    gram *= _positions(content_features[n]) / _positions(features[n])
+                    gram *= float(content_features[n].shape[1] * content_features[n].shape[2]) / \
+                        float(features[n].shape[1] * features[n].shape[2])
                 if n in self.masks:
                     gram *= tf.reduce_mean(tf.square(self.masks[n]))
                 targets[n] = tf.constant(gram)
@@ -120,11 +119,6 @@ class NSTLoss:
         return self.loss_scale.value_and_gradient(self, image)
 
 
-def _positions(features: tf.Tensor) -> float:
-    """H·W of a ``[1, H, W, C]`` feature map."""
-    return float(features.shape[1] * features.shape[2])
-
-
 def _initial_image(content: np.ndarray, style: np.ndarray, cfg: NSTConfig, seed: int) -> np.ndarray:
     """The start, float32 ``[1, H, W, 3]`` in ``[0, pixel_scale]``: the content, the style or seeded noise."""
     if cfg.init == "content":
@@ -141,18 +135,6 @@ def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
     if cfg.lr_reference_pixels and cfg.optimizer == "sgd":
         return float(cfg.learning_rate) * num_pixels / cfg.lr_reference_pixels
     return float(cfg.learning_rate)
-
-
-def _make_optimizer(cfg: NSTConfig, num_pixels: int):
-    import keras
-
-    lr = effective_learning_rate(cfg, num_pixels)
-    if cfg.lr_decay_rate:
-        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
-                                                         decay_rate=cfg.lr_decay_rate)
-    if cfg.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr)
-    return keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
 
 
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
@@ -174,7 +156,12 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
                      **{f"kept_{k}": tf.Variable(np.inf, dtype=tf.float32) for k in ("total", "content", "style", "tv")})
     shown = state.get("kept_image", image)  # the image returned: with the guard, the last one kept
     recorder.get_image = lambda: shown.numpy()[0] / cfg.pixel_scale
-    optimizer = _make_optimizer(cfg, x0.shape[1] * x0.shape[2])
+    lr = effective_learning_rate(cfg, x0.shape[1] * x0.shape[2])
+    if cfg.lr_decay_rate:
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps=cfg.lr_decay_steps,
+                                                         decay_rate=cfg.lr_decay_rate)
+    optimizer = keras.optimizers.SGD(learning_rate=lr) if cfg.optimizer == "sgd" else \
+        keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.adam_beta1, epsilon=cfg.adam_epsilon)
     optimizer.build([image])  # create its slots now, so the step below is traced once, not twice
 
     def blew_up(total: tf.Tensor) -> tf.Tensor:  # never before a loss is kept
@@ -228,29 +215,23 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     """Stylise ``content_image`` with ``style_image`` (the paper's NST), at full size in one level.
 
     Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1] (any sizes; resized here);
-            ``style_image`` may be a list of images, blended with the weights ``style_blend``.
+        content_image, style_image: float ``[H, W, 3]`` in [0, 1], any sizes (resized here); ``style_image``
+            may be a list, blended with the weights ``style_blend``.
         config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`;
-            ``**overrides``: its fields (``size``, ``num_steps``, ``optimizer``, ``learning_rate``,
-            ``preserve_color``, ``style_blend``, ``style_scale``, …; None keeps).
+            ``**overrides``: its fields (``size``, ``num_steps``, ``optimizer``, …; None keeps).
         seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
-        progress, log_every, frame_every: a progress bar; print ``step N | loss x`` every N steps; keep
-            the image every N steps in ``result.frames`` (0: never).
-        callback: ``callback(step, losses, image)`` every 10 steps; should_stop: polled every step, True
-            ends the run (status ``"interrupted"``). weights: VGG-19's file or folder (``weights.resolve``).
-        precision: what VGG-19 computes in — ``"float32"``, ``"bfloat16"`` (faster on CPUs with AVX512-BF16
-            or AMX), ``"float16"`` (GPUs) — or None for the Keras policy (``device.setup``); losses are float32.
-        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes, black where the
-            content stays (:class:`NSTLoss`).
-        checkpoint: a ``.npz`` path (SGD and Adam): the state is saved there every ``checkpoint_every``
-            steps, and a run continues from it when it exists (``optim.Checkpoint``).
+        progress, log_every, frame_every: a progress bar; a ``step N | loss x`` line and a frame in
+            ``result.frames`` every N steps (0: never). callback: ``callback(step, losses, image)`` every
+            10 steps; should_stop: polled every step, True ends the run (status ``"interrupted"``).
+        weights: VGG-19's file or folder (``weights.resolve``). precision: what VGG-19 computes in,
+            ``"float32"``, ``"bfloat16"``, ``"float16"`` or None (the Keras policy); losses are float32.
+        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes (:class:`NSTLoss`).
+        checkpoint: a ``.npz`` path (SGD and Adam) where the state is saved every ``checkpoint_every``
+            steps, and from which a run continues when it exists (``optim.Checkpoint``).
 
-    Returns:
-        An :class:`NSTResult`; Ctrl-C (KeyboardInterrupt) returns one with status ``"interrupted"``.
-
-    Raises:
-        InputError: a bad parameter (before any network is built); ``levels`` > 1 (see ``pyramid``).
-        NonFiniteLossError: the loss became NaN/Inf; ``.last_image`` is the last finite image.
+    Returns an :class:`NSTResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad parameter
+    (before any network is built) or ``levels`` > 1 (see ``pyramid``); NonFiniteLossError when the loss
+    becomes NaN/Inf (``.last_image``: the last finite image).
     """
     cfg = resolve_config(config, **overrides)
     styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]

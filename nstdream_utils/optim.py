@@ -1,11 +1,8 @@
 """The optimiser machinery behind ``nst.style_transfer`` that the course does not teach.
 
-:func:`lbfgs_loop` (``optimizer="lbfgs"``, scipy's L-BFGS-B) and :func:`lbfgs_tf_loop` (``"lbfgs-tf"``, L-BFGS
-in TensorFlow, no float64 copies) take ``(loss_fn, x0, cfg, recorder, should_stop=None)``:
-``loss_fn.value_and_gradient(x)`` gives ``(terms, gradient)`` for ``x`` float32 ``[1, H, W, 3]`` in
-``[0, cfg.pixel_scale]``. They record one history entry per iteration (the loss at the iterate it starts
-from, the initial image first) and return the image, float32 ``[H, W, 3]`` in [0, 1], not clipped.
-:class:`Checkpoint` keeps a gradient loop's state in one ``.npz`` file.
+:func:`lbfgs_loop` (``"lbfgs"``, scipy's L-BFGS-B) and :func:`lbfgs_tf_loop` (``"lbfgs-tf"``, in TensorFlow) take
+``(loss_fn, x0, cfg, recorder, should_stop=None)``, ``x0`` float32 ``[1, H, W, 3]`` in ``[0, cfg.pixel_scale]``,
+record the loss at each iterate (the initial image first) and return float32 ``[H, W, 3]`` in [0, 1], not clipped.
 """
 
 from __future__ import annotations
@@ -37,31 +34,28 @@ class Checkpoint:
 
     def restore(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> int:
         """Attach to a loop's state and load the saved one into it, if any; the steps already done."""
-        self.variables, self.optimizer, self.recorder = variables, optimizer, recorder
+        self.recorder, self.state = recorder, {**{f"var_{name}": v for name, v in variables.items()},
+                                               **{f"opt_{i}": v for i, v in enumerate(optimizer.variables)}}
         self.config = json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
         if self.path.is_file():
             with np.load(self.path, allow_pickle=False) as saved:
                 if str(saved["config"]) != self.config:
                     raise InputError("the checkpoint was made with another configuration", where=str(self.path),
                                      fix="delete it to start again, or use the configuration it was made with")
-                for name, variable in variables.items():
-                    variable.assign(saved[f"var_{name}"])
-                for i, variable in enumerate(optimizer.variables):
-                    variable.assign(saved[f"opt_{i}"])
+                for key, variable in self.state.items():
+                    variable.assign(saved[key])
                 recorder.resume(json.loads(str(saved["history"])))
         self.saved_at = recorder.steps_done
         return self.saved_at
 
     def maybe_save(self) -> None:
         """Save atomically when ``every`` steps have passed since the last save."""
-        if self.recorder.steps_done - self.saved_at < self.every:
-            return
-        buffer = io.BytesIO()
-        np.savez(buffer, config=self.config, history=json.dumps(self.recorder.history),
-                 **{f"var_{name}": v.numpy() for name, v in self.variables.items()},
-                 **{f"opt_{i}": v.numpy() for i, v in enumerate(self.optimizer.variables)})
-        files.atomic_write_bytes(buffer.getvalue(), self.path)
-        self.saved_at = self.recorder.steps_done
+        if self.recorder.steps_done - self.saved_at >= self.every:
+            buffer = io.BytesIO()
+            np.savez(buffer, config=self.config, history=json.dumps(self.recorder.history),
+                     **{key: v.numpy() for key, v in self.state.items()})
+            files.atomic_write_bytes(buffer.getvalue(), self.path)
+            self.saved_at = self.recorder.steps_done
 
     def finish(self) -> None:
         if self.recorder.status == "completed":
@@ -73,23 +67,28 @@ class _StopLBFGS(Exception):
 
 
 def _record(recorder: Recorder, terms, image_ok: bool = True) -> None:
-    recorder.record([terms], image_ok=image_ok)
-    if recorder.wants_frame(recorder.steps_done - 1):
-        recorder.keep_frame()
+    recorder.record([terms], image_ok=image_ok, frame=recorder.wants_frame(recorder.steps_done))
 
 
-def _traced(loss_fn, shape) -> tf.types.experimental.PolymorphicFunction:
-    return tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
+def _run(recorder: Recorder, iterate) -> np.ndarray:
+    """``iterate()`` (its status, or None: completed; Ctrl-C: interrupted), then the bar closed; the image."""
+    status = "interrupted"
+    try:
+        status = iterate() or "completed"
+    except KeyboardInterrupt:
+        pass
+    finally:
+        recorder.close(status)
+    return recorder.get_image()
 
 
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
     """scipy's L-BFGS-B, memory 20, in the box ``[0, pixel_scale]`` when ``cfg.clip``."""
     import scipy.optimize
 
-    shape = x0.shape
-    current = {"x": x0.ravel().astype(np.float64)}
+    shape, current, evaluated = x0.shape, {"x": x0.ravel().astype(np.float64)}, {}
     recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
-    value_and_grad, evaluated = _traced(loss_fn, shape), {}
+    value_and_grad = tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
 
     def fun(flat: np.ndarray):
         terms, grad = value_and_grad(tf.constant(flat.reshape(shape), tf.float32))
@@ -106,31 +105,26 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
         if recorder.steps_done >= cfg.num_steps or (should_stop is not None and should_stop()):
             raise _StopLBFGS
 
-    status = "completed"
-    try:
-        on_iterate(current["x"])  # the initial image is iteration 0
-        n = current["x"].size  # bounds as arrays: a list of n pairs is converted pixel by pixel
-        bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
-        scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
-                                callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
-    except _StopLBFGS:
-        status = "interrupted" if recorder.steps_done < cfg.num_steps else "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-    finally:
-        recorder.close(status)
-    return recorder.get_image()
+    def iterate():
+        try:
+            on_iterate(current["x"])  # the initial image is iteration 0
+            n = current["x"].size  # bounds as arrays: a list of n pairs is converted pixel by pixel
+            bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
+            scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
+                                    callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
+        except _StopLBFGS:
+            return "interrupted" if recorder.steps_done < cfg.num_steps else "completed"
+
+    return _run(recorder, iterate)
 
 
 LBFGS_TF_MEMORY = 10  # (s, y) pairs kept by lbfgs_tf_loop: 2·m·n float32 (1 GiB at 2048² with m = 10)
 
 
 def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: float) -> tf.Tensor:
-    """L-BFGS's two-loop recursion on the free pixels: the search direction ``-H·g``.
-
-    ``g``: float32 ``[1, H, W, 3]``; ``free``: 1 where a pixel may move, 0 where pinned; ``pairs``: the
-    ``(s, y, 1 / sᵀy)`` history, oldest first; ``first_scale``: the step's scale without history.
-    """
+    """L-BFGS's two-loop recursion on the free pixels: the search direction ``-H·g``. ``g``: float32
+    ``[1, H, W, 3]``; ``free``: 1 where a pixel may move, 0 where pinned; ``pairs``: the ``(s, y, 1 / sᵀy)``
+    history, oldest first; ``first_scale``: the step's scale without history."""
     q = g * free
     alphas = []
     for s, y, rho in reversed(pairs):
@@ -148,15 +142,13 @@ def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: flo
 
 def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None, *,
                   memory: int = LBFGS_TF_MEMORY) -> np.ndarray:
-    """L-BFGS in TensorFlow, the ``[0, pixel_scale]`` box by projection.
-
-    Pixels at a bound whose gradient pushes outwards are frozen for the step; the trial point is clipped
-    into the box; Armijo backtracking from t = 1 (at most 20 halvings) accepts the step; the first step
-    moves no pixel more than 0.05 (in [0, 1] units). Tensors stay on the device; a few scalars come back.
-    """
+    """L-BFGS in TensorFlow, the ``[0, pixel_scale]`` box by projection: pixels at a bound whose gradient pushes
+    outwards are frozen for the step, the trial point is clipped into the box, Armijo backtracking from t = 1
+    (at most 20 halvings) accepts the step; the first step moves no pixel more than 0.05 (in [0, 1] units)."""
     shape, first_step = x0.shape, 0.05 * cfg.pixel_scale
     low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
-    spec, value_and_grad = tf.TensorSpec(shape, tf.float32), _traced(loss_fn, shape)
+    spec = tf.TensorSpec(shape, tf.float32)
+    value_and_grad = tf.function(loss_fn.value_and_gradient, input_signature=[spec])
 
     @tf.function(input_signature=[spec, spec])
     def free_mask(x, g):
@@ -165,16 +157,14 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
 
     state = {"x": tf.constant(x0, tf.float32)}
     recorder.get_image = lambda: state["x"].numpy()[0] / cfg.pixel_scale
-    status = "completed"
-    try:
+
+    def iterate():
         terms, g = value_and_grad(state["x"])
-        f = float(terms["total"])
+        f, pairs = float(terms["total"]), []
         _record(recorder, terms)
-        pairs: list = []
         while recorder.steps_done < cfg.num_steps:
             if should_stop is not None and should_stop():
-                status = "interrupted"
-                break
+                return "interrupted"
             x = state["x"]
             free = free_mask(x, g)
             d = lbfgs_direction(g, free, pairs, first_step)
@@ -190,15 +180,12 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
                     break
                 t *= 0.5
             else:
-                break  # no decrease along the direction: converged as far as float32 allows
+                return None  # no decrease along the direction: converged as far as float32 allows
             s, y = x_new - x, g_new - g
             sy = float(tf.reduce_sum(s * y))
             if sy > 1e-10 * float(tf.reduce_sum(y * y)):
                 pairs = (pairs + [(s, y, 1.0 / sy)])[-memory:]
             state["x"], g, f = x_new, g_new, f_new
             _record(recorder, terms_new)
-    except KeyboardInterrupt:
-        status = "interrupted"
-    finally:
-        recorder.close(status)
-    return recorder.get_image()
+
+    return _run(recorder, iterate)
