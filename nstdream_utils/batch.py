@@ -371,6 +371,11 @@ def _set_gpu(gpu: str) -> None:
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
+def _ignore_sigint() -> None:
+    """In a local worker: Ctrl-C is the batch's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A Dask client on ``scheduler``, else on its own LocalCluster of ``workers`` processes (a GPU each where
     there are GPUs, Ctrl-C left to the batch); InputError if it cannot connect."""
@@ -385,7 +390,7 @@ def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
     if not scheduler:
-        client.run(signal.signal, signal.SIGINT, signal.SIG_IGN)
+        client.run(_ignore_sigint)
     for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
         client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
     return client
