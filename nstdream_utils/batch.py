@@ -12,6 +12,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -42,8 +43,7 @@ MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
 SCHEDULER_TIMEOUT_S = 30
 CLOSE_TIMEOUT_S = 10
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
-_TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
-          dict: "a mapping"}
+_TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list", dict: "a mapping"}
 _LOCK = threading.Lock()  # papermill changes the process's working folder: one run at a time per process
 
 
@@ -122,7 +122,6 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
     """A grid YAML file (plain YAML, dates as strings) as a :class:`GridSpec`. MissingFileError; InputError: not a
     regular file, over MAX_GRID_BYTES, not UTF-8, not YAML, an anchor or alias, a duplicate key, a bad grid."""
     import yaml
-
     path, bad = Path(path), functools.partial(InputError, where=str(path))
     files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES,
                              fix="give a YAML file, e.g. examples/grid_small.yaml")
@@ -177,8 +176,7 @@ def expand_grid(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[
     """The runs, unchecked: each combination of the list-valued parameters (the last fastest) × ``runs``."""
     spec = _as_spec(spec)
     axes = [key for key, value in spec.parameters.items() if isinstance(value, list)]
-    combos = [{**spec.parameters, **dict(zip(axes, values))}
-              for values in itertools.product(*(spec.parameters[k] for k in axes))]
+    combos = [{**spec.parameters, **dict(zip(axes, vs))} for vs in itertools.product(*(spec.parameters[k] for k in axes))]
     return [{**combo, **run} for combo in combos for run in spec.runs or [{}]]
 
 
@@ -302,7 +300,6 @@ def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Seq
     completed with finite final losses, every file in ``outputs`` decodes as an image."""
     import nbformat
     from PIL import Image
-
     try:
         nb = nbformat.read(Path(folder, notebook_name), as_version=4)
     except Exception as exc:  # noqa: BLE001 — missing or unreadable: the run is incomplete
@@ -379,8 +376,6 @@ def _ignore_sigint() -> None:
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A Dask client on ``scheduler``, else on its own LocalCluster of ``workers`` processes (a GPU each where
     there are GPUs, Ctrl-C left to the batch); InputError if it cannot connect."""
-    import logging
-
     from distributed import Client
 
     try:
@@ -433,7 +428,6 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
     writing anything; KeyboardInterrupt after recording."""
     from distributed import as_completed
     from tqdm.auto import tqdm
-
     spec = _as_spec(spec_or_path)
     for name, value, least in (("workers", workers, 1), ("retries", retries, 0)):
         if value is not None and (type(value) is not int or value < least):
@@ -493,7 +487,6 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
 def _write_reports(result: BatchResult, spec: GridSpec) -> None:
     """``manifest.json`` with final losses, ``summary.csv``, ``contact_sheet.png`` (each run's last output)."""
     from PIL import Image, ImageDraw
-
     for run, record in zip(result.runs, result.records):
         completed = record["status"] == "completed"
         record["final_losses"] = _metrics(result.out / "runs" / run.run_id)[1] if completed else {}
