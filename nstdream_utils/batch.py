@@ -43,7 +43,8 @@ MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
 SCHEDULER_TIMEOUT_S = 30
 CLOSE_TIMEOUT_S = 10
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
-_TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list", dict: "a mapping"}
+_TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
+          dict: "a mapping"}
 _LOCK = threading.Lock()  # papermill changes the process's working folder: one run at a time per process
 
 
@@ -176,7 +177,8 @@ def expand_grid(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[
     """The runs, unchecked: each combination of the list-valued parameters (the last fastest) × ``runs``."""
     spec = _as_spec(spec)
     axes = [key for key, value in spec.parameters.items() if isinstance(value, list)]
-    combos = [{**spec.parameters, **dict(zip(axes, vs))} for vs in itertools.product(*(spec.parameters[k] for k in axes))]
+    combos = [{**spec.parameters, **dict(zip(axes, values))}
+              for values in itertools.product(*(spec.parameters[k] for k in axes))]
     return [{**combo, **run} for combo in combos for run in spec.runs or [{}]]
 
 
@@ -241,11 +243,9 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
                   fix="use fewer or shorter axes, or raise the limit (--max-runs N, max_runs=N) if you mean it")
     try:
         defaults = report.declared_parameters(spec.notebook)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — any reason it cannot be read is one input error
-        raise bad(f"cannot read the parameters of {spec.notebook} ({exc})",
-                  fix="give a Jupyter notebook with a cell tagged 'parameters'") from exc
+    except (OSError, ValueError) as exc:  # not a notebook (InputError: its parameters cell is not Python)
+        raise bad(f"cannot read the parameters of {spec.notebook}: {getattr(exc, 'what', exc)}",
+                  fix=getattr(exc, "fix", None) or "give a Jupyter notebook with a cell tagged 'parameters'") from exc
     if RESERVED not in defaults:
         raise bad(f"the notebook {spec.notebook.name} has no parameter {RESERVED!r}",
                   fix=f"add `{RESERVED} = \"...\"` to its parameters cell: each run's folder, for its outputs")
@@ -324,6 +324,10 @@ def _error(ename: str, evalue: Any, cell_index: int | None = None, cell: str = "
     return {"ename": ename, "evalue": report.shorten(evalue, 300), "cell_index": cell_index, "cell": cell}
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, Any], outputs: Sequence[str],
                 retries: int = 0) -> dict[str, Any]:
     """On a worker: papermill in a temporary folder, up to ``1 + retries`` times, then renamed into place; a dict
@@ -348,7 +352,7 @@ def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, 
     shutil.rmtree(Path(runs_dir, run_id), ignore_errors=True)  # an earlier, incomplete run
     os.rename(temp, Path(runs_dir, run_id))
     return {"status": "failed" if error else "completed", "attempts": attempt, "seconds": round(seconds, 3),
-            "finished": time.strftime("%FT%TZ", time.gmtime()), "error": error}
+            "finished": _now(), "error": error}
 
 
 def gpu_ids() -> list[str]:
@@ -416,7 +420,7 @@ def _read_manifest(out: Path) -> dict[str, dict]:
 
 
 def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
-    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs, "updated": time.strftime("%FT%TZ", time.gmtime()),
+    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs, "updated": _now(),
                       "workers": result.workers, "runs": result.records}, result.out / "manifest.json")
 
 
@@ -465,7 +469,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-                    outcome = {"status": "failed", "attempts": 1, "seconds": None, "finished": time.strftime("%FT%TZ", time.gmtime()),
+                    outcome = {"status": "failed", "attempts": 1, "seconds": None, "finished": _now(),
                                "error": _error(type(exc).__name__, exc)}
                 futures[future].pop("incomplete", None)
                 futures[future].update(outcome, attempts=futures[future]["attempts"] + outcome["attempts"])
