@@ -1,12 +1,6 @@
-"""Run a notebook over a grid of parameters with papermill on Dask (``nstdream batch``, notebook 09).
-
-A grid names a ``notebook`` (default: notebook 06), ``parameters`` (every list is an axis of a Cartesian
-product, the last varying fastest), optional ``runs`` (dicts merged over every combination, innermost) and
-``outputs`` (the images a complete run writes). :func:`validate` checks every run against the notebook's
-``parameters`` cell before anything runs. A run executes in ``OUT/runs/.<run_id>.tmp-<pid>/``, renamed to
-``OUT/runs/<run_id>/`` when done; a rerun skips complete runs. ``OUT`` also gets ``manifest.json``,
-``summary.csv`` and ``contact_sheet.png``.
-"""
+"""Run a notebook over a grid of parameters with papermill on Dask (``nstdream batch``, notebook 09): each run in
+``OUT/runs/<run_id>/`` (made in a temporary folder, then renamed), complete runs skipped on a rerun, and
+``OUT/manifest.json``, ``summary.csv``, ``contact_sheet.png``."""
 
 from __future__ import annotations
 
@@ -18,6 +12,7 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import math
 import os
 import re
@@ -27,8 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -41,13 +35,13 @@ DEFAULT_OUTPUTS = ("stylized.png", "dreamed.png")
 GRID_KEYS = ("notebook", "parameters", "runs", "outputs")
 RESERVED = "output_dir"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-MAX_GRID_BYTES = 1 << 20  # largest grid file read
-MAX_GRID_NODES = 100_000  # most values a grid holds, aliases counted as the copies they stand for
-MAX_RUNS = 10_000  # most runs of a grid unless max_runs= (--max-runs) allows more
-#: Lower bounds the notebook's own checks need (one step shows no trend; Inception v3 needs 75 px).
+MAX_GRID_BYTES = 1 << 20
+MAX_DEPTH = 10  # of lists and mappings in a grid
+MAX_RUNS = 10_000  # unless max_runs= (--max-runs) allows more
+#: What the notebook's own checks need (one step shows no trend; Inception v3 needs 75 px).
 MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
 SCHEDULER_TIMEOUT_S = 30
-CLOSE_TIMEOUT_S = 10  # seconds the client and the local cluster each get to close
+CLOSE_TIMEOUT_S = 10
 _SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
 _TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
           dict: "a mapping"}
@@ -56,66 +50,61 @@ _LOCK = threading.Lock()  # papermill changes the process's working folder: one 
 
 @dataclass(frozen=True)
 class GridSpec:
-    """A grid of checked shape; ``base_dir`` is where relative paths are looked up first, ``source`` its YAML."""
+    """A grid of checked shape; relative paths are looked up first in ``base_dir``."""
 
     notebook: Path
-    parameters: dict[str, Any] = field(default_factory=dict)
-    runs: tuple[dict[str, Any], ...] = ()
-    outputs: tuple[str, ...] = DEFAULT_OUTPUTS  # images a complete run writes; the last goes on the contact sheet
-    base_dir: Path = field(default_factory=Path.cwd)
+    parameters: dict[str, Any]
+    runs: tuple[dict[str, Any], ...]
+    outputs: tuple[str, ...]  # images a complete run writes; the last goes on the contact sheet
+    base_dir: Path
     source: Path | None = None
 
     @classmethod
     def from_dict(cls, grid: Any, *, base_dir: str | os.PathLike | None = None,
-                  source: str | os.PathLike | None = None) -> "GridSpec":
+                  source: str | os.PathLike | None = None) -> GridSpec:
         """Check a grid's shape (not its values) and find its notebook: InputError, MissingFileError."""
         where, base = str(source or "grid"), Path(base_dir or Path.cwd()).resolve()
-        _check_grid(grid, where)
+        bad = functools.partial(InputError, where=where)
+
+        def walk(value: Any, key: str, depth: int) -> None:  # plain values, the message naming the innermost key
+            if depth > MAX_DEPTH:
+                raise bad(f"{key!r} is nested too deeply (over {MAX_DEPTH} levels)", fix="write a flatter grid")
+            if isinstance(value, (Mapping, list)):
+                for name, item in value.items() if isinstance(value, Mapping) else ((key, item) for item in value):
+                    if not isinstance(name, str):
+                        raise bad(f"{key!r} has a key {name!r} that is not a string", fix="quote the key")
+                    walk(item, name, depth + 1)
+            elif not isinstance(value, (type(None), bool, int, float, str)) or (
+                    isinstance(value, float) and not math.isfinite(value)):
+                raise bad(f"{key!r}: {report.shorten(repr(value), 80)} is not a plain value",
+                          fix="give finite numbers, strings, true/false, null, lists or mappings")
+
+        if not isinstance(grid, Mapping):
+            raise bad(f"a grid must be a mapping with `parameters:` (got {type(grid).__name__})",
+                      fix="see examples/grid_small.yaml")
+        walk(grid, "grid", 0)
+        for key in grid:
+            if key not in GRID_KEYS:
+                close = difflib.get_close_matches(key, GRID_KEYS, n=1)
+                raise bad(f"unknown top-level key {key!r}",
+                          fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
+        parameters, runs, outputs = grid.get("parameters") or {}, grid.get("runs") or [], grid.get("outputs")
+        if not isinstance(parameters, Mapping) or not isinstance(runs, list) or not all(
+                isinstance(r, Mapping) for r in runs):
+            raise bad("`parameters:` must be a mapping name: value, `runs:` a list of mappings",
+                      fix="write `parameters: {name: value, name: [v1, v2]}`, `runs: [{name: value}]`")
+        if empty := [key for key, value in parameters.items() if value == []]:
+            raise bad(f"parameter {empty[0]!r} is an empty list, which gives no runs", fix="give it at least one value")
+        if outputs is not None and not (isinstance(outputs, list) and outputs and all(
+                isinstance(o, str) and o not in ("", ".", "..") and not set("/\\\0") & set(o) for o in outputs)):
+            raise bad("`outputs:` must be a list of file names inside the run folder (no '/', '..' or '.')",
+                      fix="e.g. outputs: [stylized.png, dreamed.png]")
+        if not parameters and not runs:
+            raise bad("the grid defines no runs", fix="add `parameters:` (lists expand into runs) or `runs:`")
         notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where,
                               fix="give `notebook:` a path relative to the grid file or the repository")
         return cls(notebook, dict(grid.get("parameters") or {}), tuple(dict(r) for r in grid.get("runs") or ()),
                    tuple(grid.get("outputs") or DEFAULT_OUTPUTS), base, Path(source) if source else None)
-
-
-def _check_grid(grid: Any, where: str) -> None:
-    """InputError unless ``grid`` is a well-formed grid of at most MAX_GRID_NODES plain values."""
-    bad = functools.partial(InputError, where=where)
-    stack, count = [grid], 0
-    while stack:  # iterative: an alias bomb or a recursive alias stops at the limit
-        value, count = stack.pop(), count + 1
-        if count > MAX_GRID_NODES:
-            raise bad(f"expands to more than {MAX_GRID_NODES:_} values (through its aliases)",
-                      fix="write a smaller grid; anchors and aliases count as the copies they stand for")
-        if isinstance(value, Mapping) and all(isinstance(key, str) for key in value):
-            stack.extend(value.values())
-        elif isinstance(value, list):
-            stack.extend(value)
-        elif not isinstance(value, (type(None), bool, int, float, str)) or (
-                isinstance(value, float) and not math.isfinite(value)):
-            raise bad(f"{report.shorten(repr(value), 80)} is not a plain value",
-                      fix="give numbers, strings, true/false, null, lists or mappings with string keys (quote dates)")
-    if not isinstance(grid, Mapping):
-        raise bad(f"a grid must be a mapping with `parameters:` (got {type(grid).__name__})",
-                  fix="see examples/grid_small.yaml")
-    for key in grid:
-        if key not in GRID_KEYS:
-            close = difflib.get_close_matches(key, GRID_KEYS, n=1)
-            raise bad(f"unknown top-level key {key!r}",
-                      fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
-    parameters, runs, outputs = grid.get("parameters") or {}, grid.get("runs") or [], grid.get("outputs")
-    if not isinstance(parameters, Mapping):
-        raise bad("`parameters:` must be a mapping name: value", fix="write one `name: value` or `name: [v1, v2]`")
-    if not isinstance(runs, list) or not all(isinstance(r, Mapping) for r in runs):
-        raise bad("`runs:` must be a list of mappings", fix="write each run as `- {name: value}`")
-    empty = [key for key, value in parameters.items() if value == []]
-    if empty:
-        raise bad(f"parameter {empty[0]!r} is an empty list, which gives no runs", fix="give it at least one value")
-    if outputs is not None and (not isinstance(outputs, list) or not outputs or not all(
-            isinstance(o, str) and o not in ("", ".", "..") and not set("/\\\0") & set(o) for o in outputs)):
-        raise bad("`outputs:` must be a list of file names inside the run folder (no '/', '..' or '.')",
-                  fix="e.g. outputs: [stylized.png, dreamed.png]")
-    if not parameters and not runs:
-        raise bad("the grid defines no runs", fix="add `parameters:` (lists expand into runs) or `runs:`")
 
 
 def _find_file(value: str, base: Path, *, where: str, fix: str) -> Path:
@@ -131,13 +120,9 @@ def _find_file(value: str, base: Path, *, where: str, fix: str) -> Path:
 
 
 def load_grid(path: str | os.PathLike) -> GridSpec:
-    """Read a grid YAML file (``yaml.safe_load``, refusing duplicate keys) into a :class:`GridSpec`.
-
-    Raises MissingFileError (no grid file or notebook) or InputError (not a regular file, over
-    MAX_GRID_BYTES, not UTF-8, not YAML, nested too deeply, a bad grid).
-    """
+    """A grid YAML file (plain YAML, dates as strings) as a :class:`GridSpec`. MissingFileError; InputError: not a
+    regular file, over MAX_GRID_BYTES, not UTF-8, not YAML, an anchor or alias, a duplicate key, a bad grid."""
     import yaml
-
     path, bad = Path(path), functools.partial(InputError, where=str(path))
     files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES,
                              fix="give a YAML file, e.g. examples/grid_small.yaml")
@@ -148,23 +133,29 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
                   fix="save the grid as UTF-8 text") from None
 
     class Loader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise bad(f"line {event.start_mark.line + 1} has a YAML anchor or alias",
+                          fix="write the values out: a grid needs no anchors (&name) or aliases (*name)")
+            return super().compose_node(parent, index)
+
         def construct_mapping(self, node, deep=False):
-            lines: dict[tuple[str, str], int] = {}
-            for key, _ in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                    if (key.tag, key.value) in lines:
-                        raise bad(f"key {key.value!r} appears twice (lines {lines[key.tag, key.value] + 1} and "
-                                  f"{key.start_mark.line + 1})", fix="keep one of them: YAML would silently use the last")
-                    lines[key.tag, key.value] = key.start_mark.line
+            lines: dict[str, int] = {}
+            for key in (key for key, _ in node.value if isinstance(key, yaml.ScalarNode)):
+                if key.value in lines:
+                    raise bad(f"key {key.value!r} appears twice (lines {lines[key.value]} and "
+                              f"{key.start_mark.line + 1})", fix="keep one of them: YAML would silently use the last")
+                lines[key.value] = key.start_mark.line + 1
             return super().construct_mapping(node, deep)
 
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_scalar)
     try:
-        grid = Loader(text).get_single_data()  # a SafeLoader: plain YAML types only
+        grid = yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise bad(f"not valid YAML{line}: {getattr(exc, 'problem', None) or exc}",
-                  fix="check the indentation and quoting there") from exc
+        raise bad(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}: "
+                  f"{getattr(exc, 'problem', None) or exc}", fix="check the indentation and quoting there") from exc
     except RecursionError:
         raise bad("is nested too deeply to read", fix="write a flatter grid") from None
     return GridSpec.from_dict({} if grid is None else grid, base_dir=path.parent, source=path)
@@ -176,42 +167,34 @@ def _as_spec(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec
     return GridSpec.from_dict(spec) if isinstance(spec, Mapping) else load_grid(spec)
 
 
-def _axes(spec: GridSpec | Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    grid = spec if isinstance(spec, Mapping) else {"parameters": spec.parameters, "runs": spec.runs}
-    return dict(grid.get("parameters") or {}), list(grid.get("runs") or [])
-
-
-def count_runs(spec: GridSpec | Mapping[str, Any]) -> int:
+def count_runs(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> int:
     """How many runs a grid has, without expanding it: the product of its axis lengths times its ``runs``."""
-    parameters, runs = _axes(spec)
-    return math.prod(len(v) for v in parameters.values() if isinstance(v, list)) * max(1, len(runs))
+    spec = _as_spec(spec)
+    return math.prod(len(v) for v in spec.parameters.values() if isinstance(v, list)) * max(1, len(spec.runs))
 
 
-def expand_grid(spec: GridSpec | Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The runs of a grid, values unchecked: every combination of the list-valued parameters (the last key
-    fastest), each merged with every ``runs`` entry (faster still)."""
-    if not isinstance(spec, GridSpec):
-        _check_grid(spec, "grid")
-    parameters, runs = _axes(spec)
-    axes = [key for key, value in parameters.items() if isinstance(value, list)]
-    combos = [{**parameters, **dict(zip(axes, values))} for values in itertools.product(*(parameters[k] for k in axes))]
-    return [{**combo, **run} for combo in combos for run in runs or [{}]]
+def expand_grid(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[dict[str, Any]]:
+    """The runs, unchecked: each combination of the list-valued parameters (the last fastest) × ``runs``."""
+    spec = _as_spec(spec)
+    axes = [key for key, value in spec.parameters.items() if isinstance(value, list)]
+    combos = [{**spec.parameters, **dict(zip(axes, values))}
+              for values in itertools.product(*(spec.parameters[k] for k in axes))]
+    return [{**combo, **run} for combo in combos for run in spec.runs or [{}]]
 
 
 @dataclass(frozen=True)
 class Run:
-    """One run: ``parameters`` as the grid gives them, ``values`` as the notebook gets them (file paths
-    absolute, ``progress=False``), ``varying`` (the grid's keys that differ between runs), ``files``."""
+    """``parameters`` as the grid gives them; ``values`` as the notebook gets them (absolute paths)."""
 
     index: int
-    run_id: str  # <index>-<what varies>-<hash>: its folder under runs/
+    run_id: str  # <index>-<what varies>-<hash>
     parameters: dict[str, Any]
     values: dict[str, Any]
-    varying: tuple[str, ...] = ()
-    files: tuple[str, ...] = ()
+    varying: tuple[str, ...] = ()  # the grid's keys that differ between runs
+    files: tuple[str, ...] = ()  # the file parameters
 
     def label(self, *, sep: str = " ") -> str:
-        """What tells this run apart: ``content=astronaut style=spiral`` (file parameters by stem)."""
+        """``content=astronaut style=spiral``: what varies, files by stem."""
         return sep.join(f"{key}={_short(self.parameters[key], key in self.files)}" if key in self.parameters
                         else f"{key}=(default)" for key in self.varying or tuple(self.parameters))
 
@@ -222,15 +205,8 @@ def _short(value: Any, is_file: bool = False) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _slug(values: Mapping[str, Any], keys: Sequence[str], file_keys: Sequence[str]) -> str:
-    """``astronaut-spiral-size64``: the values of ``keys``, safe in a file name."""
-    parts = [_short(v, k in file_keys) if isinstance(v := values.get(k), str) else f"{k}{_short(v)}" for k in keys]
-    return re.sub(r"[^A-Za-z0-9_.]+", "-", "-".join(parts))[:48].strip("-.") or "run"
-
-
 def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) -> Any:
-    """``value`` as the notebook gets it, checked: a declared name, the default's type (an int becomes a float
-    where that is one), MINIMUMS, an existing preset. InputError without a location."""
+    """``value`` checked (declared, the default's type, MINIMUMS, a preset) as the notebook gets it: InputError."""
     if key == RESERVED:
         raise InputError(f"parameter {key!r} is set by the batch (each run's folder)",
                          fix=f"remove {key!r} from the grid; use --out to choose where runs go")
@@ -252,21 +228,14 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
         raise InputError(f"parameter {key!r} is {value}, below the {MINIMUMS[key]} the notebook needs",
                          fix=f"give {key} ≥ {MINIMUMS[key]}")
     if key == "preset" and isinstance(value, str):
-        try:
-            presets.get_preset(value)
-        except InputError as exc:
-            raise InputError(f"parameter 'preset': {exc.what}", fix=exc.fix) from exc
+        presets.get_preset(value)
     return value
 
 
 def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs: int = MAX_RUNS) -> list[Run]:
-    """Check every run of a grid against the notebook's ``parameters`` cell; return the :class:`Run`\\ s.
-
-    Besides :func:`_check`: a file parameter (a string default ending in an image suffix or naming a file
-    beside the notebook, or a ``""`` default given an image path) must name a file, an image that opens
-    where it is one; the notebook must declare ``output_dir``; ``progress`` is False unless given.
-    Raises InputError (one line naming the grid, the run and the key) or MissingFileError.
-    """
+    """The runs of a grid, each checked against the notebook's ``parameters`` cell; a file parameter (a string
+    default naming an image or a file beside the notebook, or ``""`` given an image) must name a file, an image
+    that opens. InputError (one line: the grid, the run, the key) or MissingFileError."""
     spec = _as_spec(spec)
     bad = functools.partial(InputError, where=str(spec.source or "grid"))
     if (total := count_runs(spec)) > max_runs:
@@ -274,11 +243,9 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
                   fix="use fewer or shorter axes, or raise the limit (--max-runs N, max_runs=N) if you mean it")
     try:
         defaults = report.declared_parameters(spec.notebook)
-    except InputError:
-        raise
-    except Exception as exc:  # noqa: BLE001 — any reason it cannot be read is one input error
-        raise bad(f"cannot read the parameters of {spec.notebook} ({exc})",
-                  fix="give a Jupyter notebook with a cell tagged 'parameters'") from exc
+    except (OSError, ValueError) as exc:  # not a notebook (InputError: its parameters cell is not Python)
+        raise bad(f"cannot read the parameters of {spec.notebook}: {getattr(exc, 'what', exc)}",
+                  fix=getattr(exc, "fix", None) or "give a Jupyter notebook with a cell tagged 'parameters'") from exc
     if RESERVED not in defaults:
         raise bad(f"the notebook {spec.notebook.name} has no parameter {RESERVED!r}",
                   fix=f"add `{RESERVED} = \"...\"` to its parameters cell: each run's folder, for its outputs")
@@ -308,49 +275,45 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
         if "progress" not in given and isinstance(defaults.get("progress"), bool):
             values["progress"] = False
         shown = {**{k: defaults[k] for k in varying if k not in parameters and k in defaults}, **parameters}
-        slug = _slug(shown, varying or file_keys, [*file_defaults, *file_keys])
+        slug = "-".join(_short(v, k in file_defaults or k in file_keys) if isinstance(v := shown.get(k), str)
+                        else f"{k}{_short(v)}" for k in varying or file_keys)  # what varies, else the files
+        slug = re.sub(r"[^A-Za-z0-9_.]+", "-", slug)[:48].strip("-.") or "run"
         blob = json.dumps({"notebook": spec.notebook.name, "parameters": parameters}, sort_keys=True)
         run_id = f"{index:0{width}d}-{slug}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
         runs.append(Run(index, run_id, parameters, values, varying, tuple(file_keys)))
     return runs
 
 
-def _metrics(folder: Path) -> dict:
-    try:
+def _metrics(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """``metrics.json``'s ``status`` and each stage's ``final_loss``."""
+    with contextlib.suppress(OSError, ValueError):
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
-
-
-def _losses(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v["final_loss"] for k, v in metrics.items() if isinstance(v, Mapping) and "final_loss" in v}
+        if isinstance(metrics, dict):
+            return metrics.get("status"), {k: v["final_loss"] for k, v in metrics.items()
+                                           if isinstance(v, Mapping) and "final_loss" in v}
+    return None, {}
 
 
 def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str] = DEFAULT_OUTPUTS
                   ) -> str | None:
-    """Why a run folder is not complete, or None when it is (the resume rule): the executed notebook parses
-    and stores no error; ``metrics.json`` has ``"status": "completed"`` and finite final losses; every
-    file in ``outputs`` decodes as an image."""
+    """Why a run folder is not complete, or None: the executed notebook stores no error, ``metrics.json`` is
+    completed with finite final losses, every file in ``outputs`` decodes as an image."""
     import nbformat
     from PIL import Image
-
-    folder = Path(folder)
     try:
-        nb = nbformat.read(folder / notebook_name, as_version=4)
+        nb = nbformat.read(Path(folder, notebook_name), as_version=4)
     except Exception as exc:  # noqa: BLE001 — missing or unreadable: the run is incomplete
         return f"no readable executed notebook {notebook_name} ({type(exc).__name__})"
     errors = [o.get("ename") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     if errors:
         return f"{notebook_name} stores an error ({errors[0]})"
-    metrics = _metrics(folder)
-    losses = _losses(metrics).values()
-    if metrics.get("status") != "completed" or not losses or not all(
-            type(loss) in (int, float) and math.isfinite(loss) for loss in losses):
+    status, losses = _metrics(Path(folder))
+    if status != "completed" or not losses or not all(
+            type(loss) in (int, float) and math.isfinite(loss) for loss in losses.values()):
         return "metrics.json is missing, not completed, or without finite final losses"
     for name in outputs:
         try:
-            with Image.open(folder / name) as image:
+            with Image.open(Path(folder, name)) as image:
                 image.load()
         except Exception as exc:  # noqa: BLE001 — missing, truncated or not an image
             return f"{name} does not open ({type(exc).__name__})"
@@ -365,35 +328,35 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, Any],
-                outputs: Sequence[str]) -> dict[str, Any]:
-    """On a Dask worker: run the notebook with papermill in a temporary folder, then rename that into place.
-    Returns ``{"status": "completed"|"failed", "seconds", "finished", "error"}``,
-    ``error`` None or ``{"ename", "evalue", "cell_index", "cell"}`` (the failing cell in the source notebook)."""
-    notebook, runs_dir = Path(notebook), Path(runs_dir)
-    temp, final = runs_dir / f".{run_id}.tmp-{os.getpid()}", runs_dir / run_id
-    error = None
-    with _LOCK:
-        shutil.rmtree(temp, ignore_errors=True)
-        temp.mkdir(parents=True)
-        start = time.perf_counter()
-        try:
-            report.execute_notebook(notebook, temp / notebook.name, parameters={**values, RESERVED: str(temp)})
-        except report.NotebookError as exc:
-            error = _error(exc.ename, exc.evalue, exc.cell_index, exc.source_line)
-        except NstdreamError as exc:  # no such kernel
-            error = _error(type(exc).__name__, exc)
-        seconds = time.perf_counter() - start
-    if error is None and (problem := check_outputs(temp, notebook_name=notebook.name, outputs=outputs)):
-        error = _error("IncompleteOutputs", f"the notebook ran but {problem}")
-    shutil.rmtree(final, ignore_errors=True)  # an earlier, incomplete attempt
-    os.rename(temp, final)
-    return {"status": "failed" if error else "completed", "seconds": round(seconds, 3), "finished": _now(),
-            "error": error}
+def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, Any], outputs: Sequence[str],
+                retries: int = 0) -> dict[str, Any]:
+    """On a worker: papermill in a temporary folder, up to ``1 + retries`` times, then renamed into place; a dict
+    of ``status`` (completed/failed), ``attempts``, ``seconds``, ``finished``, ``error`` (None or its cell)."""
+    notebook, temp = Path(notebook), Path(runs_dir, f".{run_id}.tmp-{os.getpid()}")
+    for attempt in range(1, retries + 2):
+        with _LOCK:
+            shutil.rmtree(temp, ignore_errors=True)
+            temp.mkdir(parents=True)
+            start, error = time.perf_counter(), None
+            try:
+                report.execute_notebook(notebook, temp / notebook.name, parameters={**values, RESERVED: str(temp)})
+            except report.NotebookError as exc:
+                error = _error(exc.ename, exc.evalue, exc.cell_index, exc.source_line)
+            except NstdreamError as exc:  # no such kernel
+                error = _error(type(exc).__name__, exc)
+            seconds = time.perf_counter() - start
+        if error is None and (problem := check_outputs(temp, notebook_name=notebook.name, outputs=outputs)):
+            error = _error("IncompleteOutputs", f"the notebook ran but {problem}")
+        if error is None:
+            break
+    shutil.rmtree(Path(runs_dir, run_id), ignore_errors=True)  # an earlier, incomplete run
+    os.rename(temp, Path(runs_dir, run_id))
+    return {"status": "failed" if error else "completed", "attempts": attempt, "seconds": round(seconds, 3),
+            "finished": _now(), "error": error}
 
 
 def gpu_ids() -> list[str]:
-    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s (never TensorFlow)."""
+    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is None:
         try:
@@ -405,79 +368,47 @@ def gpu_ids() -> list[str]:
 
 
 def _set_gpu(gpu: str) -> None:
-    """In a worker process: its notebooks' kernels see this one GPU."""
+    """In a worker: its kernels see this one GPU."""
     os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
 def _ignore_sigint() -> None:
-    """In a local worker process: Ctrl-C is the batch's to handle (it closes the cluster)."""
+    """In a local worker: Ctrl-C is the batch's to handle."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
-    """A ``distributed.Client`` on ``scheduler``, or on a LocalCluster of ``workers`` single-threaded
-    processes (one GPU each where there are GPUs); InputError if it cannot connect."""
-    import logging
+    """A Dask client on ``scheduler``, else on its own LocalCluster of ``workers`` processes (a GPU each where
+    there are GPUs, Ctrl-C left to the batch); InputError if it cannot connect."""
+    from distributed import Client
 
-    from distributed import Client, LocalCluster
-
-    cluster = None
     try:
-        if scheduler:
-            return Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                               silence_logs=logging.ERROR)
-        client = Client(cluster)
+        client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
-        if cluster is not None:
-            cluster.close(timeout=CLOSE_TIMEOUT_S)
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
-    client.run(_ignore_sigint)
+    if not scheduler:
+        client.run(_ignore_sigint)
     for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
         client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
     return client
 
 
-def _close(client) -> None:
-    """Close the client, then the LocalCluster it runs on (not a scheduler's), each within CLOSE_TIMEOUT_S."""
-    from distributed import LocalCluster
-
-    cluster = client.cluster if isinstance(client.cluster, LocalCluster) else None
-    with contextlib.suppress(Exception):  # a busy or dead worker must not keep Ctrl-C from ending the batch
-        client.close(timeout=CLOSE_TIMEOUT_S)
-    if cluster is not None:
-        with contextlib.suppress(Exception):
-            cluster.close(timeout=CLOSE_TIMEOUT_S)
-
-
 @dataclass
 class BatchResult:
-    """What :func:`run_batch` returns: the output folder, the runs, their manifest records in run order
-    (``status`` completed/failed/pending/interrupted; ``skipped`` when complete already), the Dask workers."""
+    """The runs and their manifest records (``status`` completed/failed/pending/interrupted, ``skipped``)."""
 
     out: Path
     runs: list[Run]
     records: list[dict[str, Any]]
     workers: int = 1
 
-    def _ids(self, test) -> list[str]:
-        return [r["run_id"] for r in self.records if test(r)]
-
-    skipped = property(lambda self: self._ids(lambda r: r["skipped"]), doc="Runs complete already.")
-    executed = property(lambda self: self._ids(lambda r: r["status"] == "completed" and not r["skipped"]),
-                        doc="Runs that ran in this call and completed.")
-    failed = property(lambda self: self._ids(lambda r: r["status"] in ("failed", "interrupted")),
-                      doc="Runs that failed after their retries, or were interrupted.")
+    skipped = property(lambda self: [r["run_id"] for r in self.records if r["skipped"]])
+    executed = property(lambda self: [r["run_id"] for r in self.records if r["status"] == "completed"
+                                      and not r["skipped"]])
+    failed = property(lambda self: [r["run_id"] for r in self.records if r["status"] in ("failed", "interrupted")])
     ok = property(lambda self: not self.failed)
-
-    def plan(self) -> str:
-        """What ``--dry-run`` prints: a line ``run|skip <run_id>  <what varies>`` per run, then the counts."""
-        lines = [f"{'skip' if r['skipped'] else 'run '} {run.run_id}  {run.label()}"
-                 + ("  (complete)" if r["skipped"] else f"  (failed before: {r['incomplete']})" if r["error"] else "")
-                 for run, r in zip(self.runs, self.records)]
-        return "\n".join([*lines, f"{len(self.runs) - len(self.skipped)} to run, {len(self.skipped)} complete, "
-                                  f"{len(self.runs)} in the grid → {self.out}"])
 
 
 def _read_manifest(out: Path) -> dict[str, dict]:
@@ -488,13 +419,19 @@ def _read_manifest(out: Path) -> dict[str, dict]:
         return {}  # no or damaged manifest: the run folders are the truth
 
 
+def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
+    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs, "updated": _now(),
+                      "workers": result.workers, "runs": result.records}, result.out / "manifest.json")
+
+
 def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
               workers: int | None = None, scheduler: str | None = None, retries: int = 0,
               dry_run: bool = False, progress: bool = True, max_runs: int = MAX_RUNS) -> BatchResult:
-    """Run every incomplete run of a grid on Dask (a ``scheduler`` address, else a LocalCluster of ``workers``
-    processes, default one per GPU or 1), each up to ``1 + retries`` times; write the manifest, summary and
-    contact sheet. ``dry_run``: check and plan, write nothing. Raises InputError or MissingFileError (a bad
-    grid or option, an unreachable scheduler) before writing anything; KeyboardInterrupt after recording."""
+    """Run each incomplete run on Dask (``scheduler``, else ``workers`` local processes: one per GPU or 1), up to
+    ``1 + retries`` times; write the reports (``dry_run``: nothing). InputError or MissingFileError before
+    writing anything; KeyboardInterrupt after recording."""
+    from distributed import as_completed
+    from tqdm.auto import tqdm
     spec = _as_spec(spec_or_path)
     for name, value, least in (("workers", workers, 1), ("retries", retries, 0)):
         if value is not None and (type(value) is not int or value < least):
@@ -504,20 +441,19 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         raise InputError("is not a Dask scheduler address", where=f"--scheduler {scheduler}",
                          fix="give PROTOCOL://HOST:PORT, e.g. tcp://127.0.0.1:8786")
     runs, out = validate(spec, max_runs=max_runs), Path(out)
-    gpus = [] if scheduler else gpu_ids()
-    runs_dir, previous, records = out / "runs", _read_manifest(out), []
+    gpus, runs_dir, previous, records = [] if scheduler else gpu_ids(), out / "runs", _read_manifest(out), []
+    done = functools.partial(check_outputs, notebook_name=spec.notebook.name, outputs=spec.outputs)
     for run in runs:
-        old = previous.get(run.run_id, {})
-        problem = check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name, outputs=spec.outputs)
+        old, problem = previous.get(run.run_id, {}), done(runs_dir / run.run_id)
         records.append({"index": run.index, "run_id": run.run_id, "label": run.label(), "folder": f"runs/{run.run_id}",
                         "parameters": run.parameters, "status": "pending" if problem else "completed",
                         "skipped": not problem, "attempts": old.get("attempts") or 0, "seconds": old.get("seconds"),
                         "finished": old.get("finished"), "error": old.get("error") if problem else None,
                         **({"incomplete": problem} if problem else {})})
     result = BatchResult(out, runs, records, workers=workers or max(1, len(gpus)))
+    todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
     if dry_run:
         return result
-    todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
     client = _connect(result.workers, scheduler, gpus) if todo else None  # unreachable: nothing written
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
@@ -525,85 +461,50 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
             shutil.rmtree(temp, ignore_errors=True)
         _write_manifest(result, spec)
         if client is not None:
-            _execute_all(client, todo, result, spec, retries=retries, progress=progress)
+            result.workers = len(client.scheduler_info().get("workers", {})) or result.workers
+            futures = {client.submit(execute_run, str(spec.notebook), str(runs_dir.resolve()), run.run_id, run.values,
+                                     spec.outputs, retries, pure=False): record for run, record in todo}
+            for future in tqdm(as_completed(futures), total=len(todo), desc="nstdream batch", unit="run",
+                               disable=not progress, file=sys.stderr):
+                try:
+                    outcome = future.result()
+                except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
+                    outcome = {"status": "failed", "attempts": 1, "seconds": None, "finished": _now(),
+                               "error": _error(type(exc).__name__, exc)}
+                futures[future].pop("incomplete", None)
+                futures[future].update(outcome, attempts=futures[future]["attempts"] + outcome["attempts"])
+                _write_manifest(result, spec)
     except BaseException:  # judged on the files: a run that finished before the interruption counts
         for run, record in todo:
-            if record["status"] in ("pending", "running"):
-                done = check_outputs(runs_dir / run.run_id, notebook_name=spec.notebook.name, outputs=spec.outputs)
-                record["status"] = "completed" if done is None else "interrupted"
+            if record["status"] == "pending":
+                record["status"] = "interrupted" if done(runs_dir / run.run_id) else "completed"
         raise
     finally:
         if client is not None:
-            _close(client)
+            with contextlib.suppress(Exception):  # a busy or dead worker must not keep Ctrl-C from ending the batch
+                client.close(timeout=CLOSE_TIMEOUT_S)
         if runs_dir.is_dir():
             _write_reports(result, spec)
     return result
 
 
-def _execute_all(client, todo, result: BatchResult, spec: GridSpec, *, retries: int, progress: bool) -> None:
-    """Submit every run, record each as it completes, resubmit a failed one up to ``retries`` times."""
-    from distributed import as_completed
-    from tqdm.auto import tqdm
-
-    result.workers = len(client.scheduler_info().get("workers", {})) or result.workers
-    runs_dir, owners, left = str((result.out / "runs").resolve()), {}, {run.run_id: retries for run, _ in todo}
-
-    def submit(run: Run, record: dict):
-        record["status"] = "running"
-        future = client.submit(execute_run, str(spec.notebook), runs_dir, run.run_id, run.values, spec.outputs,
-                               pure=False)
-        owners[future] = (run, record)
-        return future
-
-    queue = as_completed([submit(run, record) for run, record in todo])
-    with tqdm(total=len(todo), desc="nstdream batch", unit="run", disable=not progress, file=sys.stderr) as bar:
-        for future in queue:
-            run, record = owners.pop(future)
-            try:
-                outcome = future.result()
-            except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-                outcome = {"status": "failed", "seconds": None, "finished": _now(),
-                           "error": _error(type(exc).__name__, exc)}
-            record.update(outcome, attempts=record["attempts"] + 1)
-            record.pop("incomplete", None)
-            if record["status"] == "failed" and left[run.run_id] > 0:
-                left[run.run_id] -= 1
-                queue.add(submit(run, record))
-                continue
-            bar.update(1)
-            bar.set_postfix_str(f"{len(result.failed)} failed")
-            _write_manifest(result, spec)
-
-
-def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
-    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs, "updated": _now(),
-                      "workers": result.workers, "counts": Counter(r["status"] for r in result.records),
-                      "runs": result.records}, result.out / "manifest.json")
-
-
 def _write_reports(result: BatchResult, spec: GridSpec) -> None:
-    """``manifest.json`` with the final losses, ``summary.csv`` and ``contact_sheet.png`` (atomically)."""
+    """``manifest.json`` with final losses, ``summary.csv``, ``contact_sheet.png`` (each run's last output)."""
+    from PIL import Image, ImageDraw
     for run, record in zip(result.runs, result.records):
         completed = record["status"] == "completed"
-        record["final_losses"] = _losses(_metrics(result.out / "runs" / run.run_id)) if completed else {}
+        record["final_losses"] = _metrics(result.out / "runs" / run.run_id)[1] if completed else {}
     _write_manifest(result, spec)
-    rows = [{**r["parameters"], **{f"{s}_final_loss": v for s, v in r["final_losses"].items()}, **r,
-             "error": f"{r['error']['ename']}: {r['error']['evalue']}" if r["error"] else ""} for r in result.records]
     keys = dict.fromkeys(k for run in result.runs for k in run.parameters)
     stages = dict.fromkeys(f"{s}_final_loss" for r in result.records for s in r["final_losses"])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, ["index", "run_id", "status", *keys, *stages, "seconds", "attempts", "error"],
+    text = io.StringIO()
+    writer = csv.DictWriter(text, ["index", "run_id", "status", *keys, *stages, "seconds", "attempts", "error"],
                             extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
-    files.atomic_write_text(buffer.getvalue(), result.out / "summary.csv")
-    files.atomic_write_bytes(_contact_sheet(result, spec), result.out / "contact_sheet.png")
-
-
-def _contact_sheet(result: BatchResult, spec: GridSpec) -> bytes:
-    """PNG bytes: the last output image of every completed run under its index, status and what varies."""
-    from PIL import Image, ImageDraw
-
+    writer.writerows({**r["parameters"], **{f"{s}_final_loss": v for s, v in r["final_losses"].items()}, **r,
+                      "error": f"{r['error']['ename']}: {r['error']['evalue']}" if r["error"] else ""}
+                     for r in result.records)
+    files.atomic_write_text(text.getvalue(), result.out / "summary.csv")
     side, ncols = 200, min(6, math.ceil(math.sqrt(len(result.runs))))
     head = 14 * (2 + max(len(run.varying) for run in result.runs))
     sheet = Image.new("RGB", (ncols * side, math.ceil(len(result.runs) / ncols) * (head + side)), "white")
@@ -611,39 +512,39 @@ def _contact_sheet(result: BatchResult, spec: GridSpec) -> bytes:
         x, y = slot % ncols * side, slot // ncols * (head + side)
         title = f"#{run.index} {record['status']}\n{run.label(sep=chr(10))}"
         ImageDraw.Draw(sheet).multiline_text((x + 4, y + 4), title, fill="black", font_size=11)
-        try:
-            with Image.open(result.out / "runs" / run.run_id / spec.outputs[-1]) as image:
-                image.thumbnail((side - 8, side - 8))
-                sheet.paste(image.convert("RGB"), (x + 4, y + head))
-        except OSError:  # a failed run: no image
-            pass
-    buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG")
-    return buffer.getvalue()
+        with contextlib.suppress(OSError), Image.open(result.out / "runs" / run.run_id / spec.outputs[-1]) as image:
+            image.thumbnail((side - 8, side - 8))  # a failed run has no image
+            sheet.paste(image.convert("RGB"), (x + 4, y + head))
+    png = io.BytesIO()
+    sheet.save(png, format="PNG")
+    files.atomic_write_bytes(png.getvalue(), result.out / "contact_sheet.png")
 
 
 def main_from_args(args) -> int:
-    """``nstdream batch``: run the grid and print a summary; 0 when every run completed, 1 otherwise, 130 on
-    Ctrl-C (after one line saying what finished). Input errors raise InputError (the CLI exits 2)."""
+    """``nstdream batch``: 0 when every run completed, 1 otherwise, 130 on Ctrl-C (one line says what finished)."""
+    out = Path(args.out)
     try:
-        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
+        result = run_batch(args.grid, out, workers=args.workers, scheduler=args.scheduler,
                            retries=args.retries, dry_run=args.dry_run, max_runs=args.max_runs or MAX_RUNS)
     except KeyboardInterrupt:
-        records = list(_read_manifest(Path(args.out)).values())
+        records = list(_read_manifest(out).values())
         done = sum(r.get("status") == "completed" for r in records)
-        print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in {Path(args.out) / 'manifest.json'}; "
+        print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in {out / 'manifest.json'}; "
               "rerun the same command to go on (complete runs are skipped)" if records else
               "\ninterrupted before the batch started: nothing written", file=sys.stderr)
         return 130
-    if args.dry_run:
-        print(result.plan())
-        return 0
-    for run, record in zip(result.runs, result.records):
-        error = record["error"]
-        if record["status"] != "completed" and error:
+    for run, r in zip(result.runs, result.records):
+        if args.dry_run:
+            print(f"{'skip' if r['skipped'] else 'run '} {run.run_id}  {run.label()}"
+                  + ("  (complete)" if r["skipped"] else f"  (failed before: {r['incomplete']})" if r["error"] else ""))
+        elif r["status"] != "completed" and (error := r["error"]):
             cell = f"cell {error['cell_index']} (`{error['cell']}`) " if error.get("cell_index") is not None else ""
-            print(f"failed {run.run_id} after {record['attempts']} attempt(s): {cell}raised "
+            print(f"failed {run.run_id} after {r['attempts']} attempt(s): {cell}raised "
                   f"{error['ename']}: {error['evalue']}", file=sys.stderr)
+    if args.dry_run:
+        print(f"{len(result.runs) - len(result.skipped)} to run, {len(result.skipped)} complete, "
+              f"{len(result.runs)} in the grid → {out}")
+        return 0
     print(f"{len(result.runs)} runs: {len(result.executed)} ran, {len(result.skipped)} were complete, "
           f"{len(result.failed)} failed — see {result.out / 'summary.csv'} and contact_sheet.png")
     return 0 if result.ok else 1
