@@ -8,6 +8,7 @@ running them (a few seconds each).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -20,9 +21,13 @@ from conftest import require_chromium
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from PIL import Image
 
-from nstdream_utils import notebooks as nbtools
 from nstdream_utils import report
 from nstdream_utils.errors import InputError, NstdreamError
+
+_TOOL = importlib.util.spec_from_file_location(
+    "notebooks_tool", Path(__file__).resolve().parents[1] / "tools" / "notebooks.py")
+nbtools = importlib.util.module_from_spec(_TOOL)  # the maintainer tool, tools/notebooks.py
+_TOOL.loader.exec_module(nbtools)
 
 REPO = Path(__file__).resolve().parents[1]
 # Sphinx's own deprecation notices about the theme and myst-parser: not this project's to fix.
