@@ -1,7 +1,4 @@
-"""Reading, writing and normalising the course notebooks (``NN_snake_case.ipynb``), for the report and batch runs.
-
-The authoring commands (navigation cells, setup cell, contents page, checks) are ``python tools/notebooks.py``.
-"""
+"""Reading, writing and normalising the course notebooks ``NN_*.ipynb`` (authoring: ``tools/notebooks.py``)."""
 
 from __future__ import annotations
 
@@ -23,10 +20,9 @@ STATIC_IMAGES = ("image/png", "image/jpeg", "image/svg+xml")
 # TensorFlow's C++ start-up lines reach a cell's stderr in some kernels and not others: dropped on normalising.
 _TF_LOG_LINE = re.compile(
     r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-    r"|[IWE]\d{4} [\d:. ]+\d+ \S+\.(cc|h):\d+\] .*"
-    r"|.*(oneDNN custom operations are on|rebuild TensorFlow with the appropriate compiler flags"
-    r"|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered"
-    r"|This TensorFlow binary is optimized to use available CPU instructions).*)$")
+    r"|[IWE]\d{4} [\d:. ]+\d+ \S+\.(cc|h):\d+\] .*|.*(oneDNN custom operations are on|Unable to register cu"
+    r"(DNN|FFT|BLAS) factory|rebuild TensorFlow with the appropriate compiler flags|computation placer already "
+    r"registered|This TensorFlow binary is optimized to use available CPU instructions).*)$")
 
 
 def read(path: str | os.PathLike) -> nbformat.NotebookNode:

@@ -270,16 +270,17 @@ def test_pages_show_figures_and_images_from_disk_and_link_each_other(built):
     assert len(images) == 2 and all((built.parent / image).is_file() for image in images)  # figure + ../data/blue.png
     blue = next(image for image in images if "blue" in image)
     assert Image.open(built.parent / blue).getpixel((0, 0)) == (0, 0, 255)
-    # The navigation cells point at the pages and, for README.md (the contents), at the index.
+    # The site's own navigation links the pages; the notebooks' navigation cells and their badges are left out.
     assert 'href="02_scale.html"' in page and 'href="../index.html"' in page
+    assert "colab-badge" not in page and "Contents" not in page
     assert not re.search(r'href="(?!\.\./_sources/)[^"]*\.ipynb', page)  # only the theme's download link
 
 
 def test_docs_are_pages_with_their_links_resolved(built):
     page = (built.parent / "docs" / "notes.html").read_text()
     assert "<table" in page
-    assert 'href="../notebooks/01_red.html"' in page and 'href="../index.html"' in page
-    assert "a script" in page and "x.py" not in page  # a file outside the site: its name stays, unlinked
+    assert 'href="../notebooks/01_red.html"' in page  # myst resolves a link to a page
+    assert "the <a" in page and ">README</span>" in page and ">a script</span>" in page  # no page: the text stays
 
 
 def test_pages_leave_out_tensorflow_start_up_lines(built):
