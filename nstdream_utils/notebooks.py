@@ -53,8 +53,7 @@ def is_nav_cell(cell) -> bool:
 
 
 def clean_outputs(outputs: list) -> list:
-    """``outputs`` (changed in place) without TensorFlow's start-up lines and widget views (widget state is not
-    committed; an output keeps its static image, else goes), adjacent pieces of one stream joined."""
+    """``outputs`` without TensorFlow's start-up lines and widget views (kept: static images), streams joined."""
     kept = []
     for output in outputs:
         data = output.get("data", {})
@@ -73,8 +72,7 @@ def clean_outputs(outputs: list) -> list:
 
 
 def normalized(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``nb`` ready to commit: no papermill or widget metadata, papermill cells, empty cells or
-    volatile cell metadata; outputs cleaned (:func:`clean_outputs`); execution counts 1..n."""
+    """A copy of ``nb`` without papermill's or empty cells and volatile metadata, outputs cleaned, counts 1..n."""
     nb = copy.deepcopy(nb)
     for key in ("papermill", "widgets"):
         nb.metadata.pop(key, None)

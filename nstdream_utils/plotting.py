@@ -32,8 +32,7 @@ def to_display(image: Any) -> np.ndarray:
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, ncols: int | None = None,
                 size: float = 3.0) -> Figure:
-    """Images (see :func:`to_display`) in ``ncols`` columns (default: one row of at most 6) of ``size``-inch
-    panels, one title each, axes hidden. ValueError for no images or a titles list of another length."""
+    """Images (:func:`to_display`) with one title each in ``ncols`` columns (default ≤ 6) of ``size``-inch panels."""
     images = list(images)
     if not images:
         raise ValueError("no images to show; pass a list with at least one image")
@@ -91,8 +90,7 @@ def heatmap(matrix: Any, *, title: str | None = None, ax=None) -> Figure:
 
 
 def save_gif(frames: Sequence[Any], path: str | os.PathLike, *, duration_ms: int = 100):
-    """Frames of one size (e.g. ``NSTResult.frames``) as a looping GIF at ``path``, atomically, ``duration_ms``
-    per frame; returns the Path. ValueError for no frames or frames of different sizes."""
+    """Frames of one size (``NSTResult.frames``) as a looping GIF at ``path``, written atomically; returns the Path."""
     pil = [Image.fromarray(np.rint(to_display(frame) * 255.0).astype(np.uint8)).convert("RGB") for frame in frames]
     if not pil:
         raise ValueError("no frames to save; keep frames with style_transfer(..., frame_every=N)")

@@ -166,8 +166,7 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
 
 def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *, preset: str | None = None,
                 notebooks_dir: str | os.PathLike = "notebooks") -> Path:
-    """Build the site ``report_dir`` from executed notebooks and the course's ``docs/*.md``; return its index.html.
-    Pages show images from the course; notebooks lose TensorFlow's start-up lines and their navigation cells."""
+    """Build the site ``report_dir`` from executed notebooks (no nav cells) and the course's docs; its index.html."""
     from sphinx.cmd.build import build_main
 
     paths, root, report_dir = _existing(executed), Path(notebooks_dir).resolve().parent, Path(report_dir)
@@ -175,14 +174,7 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
     with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(SITE_DIR, src, ignore=shutil.ignore_patterns("index.md", "__pycache__"))
-
-        def copy_images(text: str, folder: str) -> None:
-            for target in _IMAGE.findall(text):
-                file = (root / folder / target).resolve()
-                if file.is_file() and file.is_relative_to(root):
-                    (src / file.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(file, src / file.relative_to(root))
-
+        images = set()  # those the pages show from the course folder: copied in
         (src / notebooks_subdir).mkdir()
         for path in paths:
             nb = nbformat.read(path, as_version=4)
@@ -190,12 +182,15 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     cell.outputs = nbtools.clean_outputs(cell.outputs)
-                copy_images(cell.source, notebooks_subdir)
+                images.update((root / notebooks_subdir / image).resolve() for image in _IMAGE.findall(cell.source))
             nbformat.write(nb, src / notebooks_subdir / path.name)
         (src / "docs").mkdir()
         for doc in docs:
-            copy_images(doc.read_text("utf-8"), "docs")
+            images.update((root / "docs" / image).resolve() for image in _IMAGE.findall(doc.read_text("utf-8")))
             shutil.copyfile(doc, src / "docs" / doc.name)
+        for image in (image for image in images if image.is_file() and image.is_relative_to(root)):
+            (src / image.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image, src / image.relative_to(root))
         (src / "index.md").write_text(string.Template((SITE_DIR / "index.md").read_text("utf-8")).substitute(
             built_with=f"the **{preset}** preset" if preset else "the notebooks' default parameters",
             notebooks="\n".join(f"{notebooks_subdir}/{path.stem}" for path in paths),
