@@ -1,5 +1,4 @@
-"""Figures for the course: image rows, loss curves, heatmaps, GIFs. Each returns a fixed-size Figure and never
-calls ``plt.show()`` (the notebook cell does, so no ``<Figure …>`` text is stored)."""
+"""Figures for the course: image rows, loss curves, heatmaps, GIFs; fixed-size Figures, never ``plt.show()``."""
 
 from __future__ import annotations
 
@@ -20,8 +19,7 @@ DPI = 72  # with 3-inch panels, small enough to keep each notebook well under 2 
 
 
 def to_display(image: Any) -> np.ndarray:
-    """float ``[H, W, 3]``, ``[1, H, W, 3]``, ``[H, W, 1]``, ``[H, W]`` (clipped to [0, 1]) or uint8 → float32
-    ``[H, W, 3]`` or grey ``[H, W]`` in [0, 1]. ValueError for another shape or NaN/Inf."""
+    """float (clipped) or uint8 ``[H, W, 3]``, ``[1, H, W, 3]``, ``[H, W(, 1)]`` → float32 in [0, 1]; ValueError."""
     array = np.asarray(image)
     array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
     array = array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array
@@ -34,20 +32,17 @@ def to_display(image: Any) -> np.ndarray:
 
 def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, ncols: int | None = None,
                 size: float = 3.0) -> Figure:
-    """Images (see :func:`to_display`) in ``ncols`` columns (default: one row of at most 6) of ``size``-inch
-    panels, one title each, axes hidden. ValueError for no images or a titles list of another length."""
+    """Images (:func:`to_display`) with one title each in ``ncols`` columns (default ≤ 6) of ``size``-inch panels."""
     images = list(images)
     if not images:
         raise ValueError("no images to show; pass a list with at least one image")
     titles = [""] * len(images) if titles is None else [str(t) for t in titles]
-    if len(titles) != len(images):
-        raise ValueError(f"got {len(images)} images but {len(titles)} titles; pass one title per image")
     ncols = ncols or min(len(images), 6)
     nrows = math.ceil(len(images) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size), dpi=DPI, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, image, title in zip(axes.ravel(), images, titles):
+    for ax, (image, title) in zip(axes.ravel(), zip(images, titles, strict=True)):
         pixels = to_display(image)
         ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, vmin=0, vmax=1,
                   interpolation="nearest" if max(pixels.shape[:2]) < 64 else "antialiased")
@@ -58,18 +53,15 @@ def show_images(images: Sequence[Any], titles: Sequence[str] | None = None, *, n
 
 def plot_history(histories: Mapping[str, Sequence[float]] | Mapping[str, Mapping[str, Sequence[float]]], *,
                  keys: Sequence[str] | None = None, logy: bool = True, title: str | None = None) -> Figure:
-    """Loss curves against the step (0: before the first update) of ``{label: [loss per step]}`` or of ``keys``
-    (default: all but ``"seconds"``) in ``{run: result.history}``; a log y axis if ``logy`` and every value is
-    > 0. ValueError for nothing to plot or a missing key."""
+    """Loss per step (0: before the first update) of ``{label: losses}`` or of ``keys`` (default: all but
+    ``"seconds"``) in ``{run: result.history}``; log y if ``logy`` and all > 0. ValueError for nothing to plot."""
     series = []
     for run, history in histories.items():
-        if not isinstance(history, Mapping):
+        if isinstance(history, Mapping):
+            series += [(key if len(histories) == 1 else f"{run}: {key}", list(history[key]))
+                       for key in (keys if keys is not None else [k for k in history if k != "seconds"])]
+        else:
             series.append((str(run), list(history)))
-            continue
-        for key in keys if keys is not None else [k for k in history if k != "seconds"]:
-            if key not in history:
-                raise ValueError(f"history {run!r} has no key {key!r}; it has {sorted(history)}")
-            series.append((key if len(histories) == 1 else f"{run}: {key}", list(history[key])))
     series = [(label, values) for label, values in series if values]
     if not series:
         raise ValueError("nothing to plot: the histories are empty")
@@ -86,31 +78,22 @@ def plot_history(histories: Mapping[str, Sequence[float]] | Mapping[str, Mapping
     return fig
 
 
-def heatmap(matrix: Any, *, title: str | None = None, ax=None, colorbar: bool = True) -> Figure:
-    """A matrix, float ``[R, C]`` such as a Gram matrix (or ``[1, R, C]``), as a colour image, drawn into ``ax``
-    or a new figure; returns the figure. ValueError for another shape."""
-    values = np.asarray(matrix, dtype=np.float64)
-    values = values[0] if values.ndim == 3 and values.shape[0] == 1 else values
-    if values.ndim != 2:
-        raise ValueError(f"heatmap needs a 2-D matrix [R, C]; got shape {values.shape}")
+def heatmap(matrix: Any, *, title: str | None = None, ax=None) -> Figure:
+    """A matrix ``[R, C]`` or ``[1, R, C]`` (a Gram matrix) with a colour bar, into ``ax`` or a new figure."""
+    values = np.asarray(matrix, dtype=np.float64).reshape(np.shape(matrix)[-2:])  # [1, R, C] → [R, C]
     fig, ax = plt.subplots(figsize=(4.0, 3.5), dpi=DPI) if ax is None else (ax.figure, ax)
-    shown = ax.imshow(values, cmap="viridis", interpolation="nearest")
-    ax.set_title(title or f"{values.shape[0]}×{values.shape[1]}", fontsize=10)
+    fig.colorbar(ax.imshow(values, cmap="viridis", interpolation="nearest"), ax=ax, fraction=0.046, pad=0.04)
     ax.set(xlabel="channel", ylabel="channel")
-    if colorbar:
-        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title or f"{values.shape[0]}×{values.shape[1]}", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def save_gif(frames: Sequence[Any], path: str | os.PathLike, *, duration_ms: int = 100):
-    """Frames of one size (e.g. ``NSTResult.frames``) as a looping GIF at ``path``, atomically, ``duration_ms``
-    per frame; returns the Path. ValueError for no frames, frames of different sizes or ``duration_ms`` ≤ 0."""
+    """Frames of one size (``NSTResult.frames``) as a looping GIF at ``path``, written atomically; returns the Path."""
     pil = [Image.fromarray(np.rint(to_display(frame) * 255.0).astype(np.uint8)).convert("RGB") for frame in frames]
     if not pil:
         raise ValueError("no frames to save; keep frames with style_transfer(..., frame_every=N)")
-    if duration_ms <= 0:
-        raise ValueError(f"duration_ms must be > 0, got {duration_ms!r}")
     if len(sizes := {image.size for image in pil}) != 1:
         raise ValueError(f"frames have different sizes (width, height) {sorted(sizes)}; resize them to one size")
     buffer = io.BytesIO()

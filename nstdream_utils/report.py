@@ -1,9 +1,7 @@
 """Run the course notebooks with papermill and build the report site from them.
 
-``make report`` runs every ``notebooks/NN_*.ipynb`` in its own folder into ``build/notebooks/``; Sphinx with
-myst-nb turns them and ``docs/*.md`` into ``build/report/``, a site that reads offline (configured in ``site/``).
-``--no-execute`` builds it from the committed notebooks; ``--in-place`` (``make notebooks``) re-executes each
-notebook with its defaults and stores the normalised result. Parameters are passed as literals.
+``make report``: notebooks into ``build/notebooks/``, then they and ``docs/*.md`` into the offline site
+``build/report/`` (Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``.
 """
 
 from __future__ import annotations
@@ -29,18 +27,14 @@ from nstdream_utils import notebooks as nbtools
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
 from nstdream_utils.presets import get_preset
 
-# Figures inline whatever the shell says (the Makefile exports MPLBACKEND=Agg); no debugger warning.
+# Figures inline whatever the shell says (the Makefile exports MPLBACKEND=Agg); no debugger warning; no kernel log.
 KERNEL_ENV = {"MPLBACKEND": "module://matplotlib_inline.backend_inline", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-# The kernel's own log is noise here (unencrypted local sockets, shutdown races); cell errors come anyway.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 SITE_DIR = Path(__file__).resolve().parent.parent / "site"
-_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
-_URL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|/|#)", re.I)  # https:, data:, attachment:, absolute, anchor
+_IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s#]+)")  # a markdown image's target
 
 
 class NotebookError(NstdreamError, RuntimeError):
-    """A cell failed, or the kernel died, while papermill ran ``notebook``: ``cell_index`` (among the source's
-    cells, None if unknown), ``source_line``, ``ename``, ``evalue``, ``output_path`` (partly executed)."""
+    """A cell failed or the kernel died; ``cell_index`` counts the source's cells (None: unknown)."""
 
     def __init__(self, notebook: Path, cell_index: int | None, source_line: str, ename: str, evalue: str,
                  output_path: Path) -> None:
@@ -60,7 +54,7 @@ def shorten(text: str, limit: int) -> str:
 
 
 def _plain(name: str, value: Any) -> Any:
-    """``value`` as a plain literal papermill can write (NumPy scalars become bool, int or float)."""
+    """``value`` as a literal papermill can write (NumPy scalars become Python ones); InputError otherwise."""
     value = value.item() if isinstance(value, np.generic) else value
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
@@ -73,27 +67,24 @@ def _plain(name: str, value: Any) -> Any:
 
 
 def declared_parameters(notebook: str | os.PathLike) -> dict[str, Any]:
-    """Name → default (None if not a literal) of each name the ``parameters`` cell assigns, parsed as Python (papermill
-    skips a line with a second ``=``, as ``size = None  # None = 64``). InputError when it is not valid Python."""
+    """Name → literal default (else None) of each name the ``parameters`` cell assigns; InputError if not Python."""
     cells = nbformat.read(notebook, as_version=4).cells
-    cell = next((cell for cell in cells if "parameters" in cell.metadata.get("tags", [])), None)
     try:
-        tree = ast.parse(cell.source if cell else "")
+        tree = ast.parse(next((c.source for c in cells if "parameters" in c.metadata.get("tags", [])), ""))
     except SyntaxError as exc:
         raise InputError(f"its parameters cell is not valid Python ({exc.msg}, line {exc.lineno})",
                          where=str(notebook), fix="keep one `name = literal  # comment` per line") from exc
     defaults = {}
     for node in (node for node in tree.body if isinstance(node, ast.Assign)):
         for name in (target.id for target in node.targets if isinstance(target, ast.Name)):
-            try:
+            defaults[name] = None  # not a literal: any value goes
+            with contextlib.suppress(ValueError, TypeError):
                 defaults[name] = ast.literal_eval(node.value)
-            except (ValueError, TypeError):
-                defaults[name] = None  # not a literal: any value goes
     return defaults
 
 
 def _failed_cell(output: Path) -> tuple[int | None, str]:
-    """(index among the source's cells, first line) of the last cell papermill started in ``output``, or (None, '')."""
+    """(index in the source, first line) of the last cell papermill started in ``output``, or (None, '')."""
     with contextlib.suppress(Exception):  # no partial notebook: report without a cell
         cells = [c for c in nbformat.read(output, as_version=4).cells
                  if not nbtools.PAPERMILL_TAGS & set(c.metadata.get("tags", []))]
@@ -104,17 +95,13 @@ def _failed_cell(output: Path) -> tuple[int | None, str]:
 
 
 class _KernelManager(AsyncKernelManager):
-    """nbclient's kernel manager, the kernel's environment ``os.environ`` with ``KERNEL_ENV``."""
-
     async def start_kernel(self, **kw: Any) -> None:
         await super().start_kernel(env={**os.environ, **KERNEL_ENV}, **kw)
 
 
 def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str = "python3", *,
-                     run_from: Path | None = None, progress: str = "") -> None:
-    """Run ``source`` (or ``run_from``, a cleaned copy) with papermill into ``output`` in ``source``'s folder, with
-    ``progress`` labelling papermill's progress bar ('' for none): the one place notebooks execute. Raises
-    NotebookError when a cell fails or the kernel dies, NstdreamError when there is no such kernel."""
+                     run_from: nbformat.NotebookNode | None = None, progress: str = "") -> None:
+    """Papermill ``source`` (or ``run_from``, its copy) in its folder into ``output``; NotebookError if a cell fails."""
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
 
@@ -122,9 +109,9 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
-            str(Path(run_from or source).resolve()), str(output.resolve()), parameters=dict(parameters),
+            run_from or str(Path(source).resolve()), str(output.resolve()), parameters=dict(parameters),
             kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
-            progress_bar={"desc": progress} if progress else False, extra_arguments=list(KERNEL_ARGUMENTS),
+            progress_bar={"desc": progress} if progress else False, extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_KernelManager)
     except NoSuchKernel as exc:
         raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
@@ -135,7 +122,6 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
 
 
 def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """``paths`` as Paths. Raises MissingFileError when there are none or one is not a file."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass --notebooks-dir")
@@ -147,9 +133,7 @@ def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
 def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
                   parameters: Mapping[str, Any] | None = None, preset: str | None = None,
                   kernel_name: str = "python3", progress: bool = True) -> list[Path]:
-    """Execute each notebook in its own folder into ``out_dir`` (same names) with the ``parameters`` (and
-    ``preset``, which wins) its ``parameters`` cell defines; return the executed paths. Raises InputError, before
-    anything runs, for a parameter no notebook defines or one that is not plain; NotebookError; MissingFileError."""
+    """Run each notebook into ``out_dir`` with those ``parameters`` (and ``preset``) its parameters cell defines."""
     paths = _existing(notebooks)
     values = {name: _plain(name, value) for name, value in (parameters or {}).items()}
     declared = {path: declared_parameters(path) for path in paths}
@@ -168,15 +152,12 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
 
 def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "python3",
                      progress: bool = True) -> list[Path]:
-    """Re-execute notebooks with their defaults and replace each with its normalised result. Papermill runs a
-    normalised copy (no stray injected-parameters cell) in a temporary folder; on a failure the original is
-    untouched and that folder keeps the partly executed copy."""
+    """Re-execute notebooks (normalised copies) with their defaults and store the normalised results in place."""
     paths = _existing(paths)
     work = Path(tempfile.mkdtemp(prefix="nstdream-notebooks-"))
     for number, path in enumerate(paths, start=1):
-        nbtools.write(nbtools.normalized(nbtools.read(path)), work / f"input-{path.name}")
         execute_notebook(path, work / path.name, parameters={}, kernel_name=kernel_name,
-                         run_from=work / f"input-{path.name}",
+                         run_from=nbtools.normalized(nbtools.read(path)),
                          progress=f"[{number}/{len(paths)}] {path.name}" if progress else "")
         nbtools.write(nbtools.normalized(nbtools.read(work / path.name)), path)
     shutil.rmtree(work)
@@ -184,46 +165,32 @@ def execute_in_place(paths: Sequence[str | os.PathLike], *, kernel_name: str = "
 
 
 def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.PathLike, *, preset: str | None = None,
-                root: str | os.PathLike = ".", notebooks_subdir: str = "notebooks") -> Path:
-    """Build the site ``report_dir`` (replaced whole) from executed notebooks and ``root/docs/*.md``; return its
-    ``index.html``, which names ``preset`` (None: the notebooks' defaults). Pages keep their places in the course
-    folder ``root``: images from it are copied in, links to a README go to the index, links to files that are no
-    page become plain text. Outputs lose TensorFlow's start-up lines, navigation cells their (remote) badges."""
+                notebooks_dir: str | os.PathLike = "notebooks") -> Path:
+    """Build the site ``report_dir`` from executed notebooks (no nav cells) and the course's docs; its index.html."""
     from sphinx.cmd.build import build_main
 
-    paths, root, report_dir = _existing(executed), Path(root).resolve(), Path(report_dir)
-    docs = sorted((root / "docs").glob("*.md"))
-    pages = {f"{notebooks_subdir}/{path.name}" for path in paths} | {f"docs/{doc.name}" for doc in docs}
+    paths, root, report_dir = _existing(executed), Path(notebooks_dir).resolve().parent, Path(report_dir)
+    notebooks_subdir, docs = Path(notebooks_dir).resolve().name, sorted((root / "docs").glob("*.md"))
     with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(SITE_DIR, src, ignore=shutil.ignore_patterns("index.md", "__pycache__"))
-
-        def replace(match: re.Match, folder: str) -> str:
-            bang, label, target = match.groups()
-            rel = Path(os.path.normpath(Path(folder) / target.split("#")[0]))
-            if bang and not _URL.match(target) and rel.parts[0] != ".." and (root / rel).is_file():
-                (src / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(root / rel, src / rel)
-            if bang or _URL.match(target) or rel.as_posix() in pages:
-                return match.group(0)
-            if rel.name == "README.md" and rel.parent.as_posix() in (".", notebooks_subdir, "docs"):
-                return f"[{label}]({os.path.relpath('index.md', folder)})"
-            return label
-
+        images = set()  # those the pages show from the course folder: copied in
+        (src / notebooks_subdir).mkdir()
         for path in paths:
             nb = nbformat.read(path, as_version=4)
+            nb.cells = [cell for cell in nb.cells if not nbtools.is_nav_cell(cell)]
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     cell.outputs = nbtools.clean_outputs(cell.outputs)
-                elif cell.cell_type == "markdown":
-                    source = cell.source.split("\n\n[![")[0] if nbtools.is_nav_cell(cell) else cell.source
-                    cell.source = _LINK.sub(lambda match: replace(match, notebooks_subdir), source)
-            (src / notebooks_subdir).mkdir(exist_ok=True)
+                images.update((root / notebooks_subdir / image).resolve() for image in _IMAGE.findall(cell.source))
             nbformat.write(nb, src / notebooks_subdir / path.name)
         (src / "docs").mkdir()
         for doc in docs:
-            text = _LINK.sub(lambda match: replace(match, "docs"), doc.read_text("utf-8"))
-            (src / "docs" / doc.name).write_text(text, "utf-8")
+            images.update((root / "docs" / image).resolve() for image in _IMAGE.findall(doc.read_text("utf-8")))
+            shutil.copyfile(doc, src / "docs" / doc.name)
+        for image in (image for image in images if image.is_file() and image.is_relative_to(root)):
+            (src / image.relative_to(root)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(image, src / image.relative_to(root))
         (src / "index.md").write_text(string.Template((SITE_DIR / "index.md").read_text("utf-8")).substitute(
             built_with=f"the **{preset}** preset" if preset else "the notebooks' default parameters",
             notebooks="\n".join(f"{notebooks_subdir}/{path.stem}" for path in paths),
@@ -231,8 +198,7 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
         if build_main(["-b", "html", "-q", "-d", str(Path(tmp) / "doctrees"), str(src), str(Path(tmp) / "html")]):
             raise NstdreamError("sphinx-build failed (its messages are above)", where=str(report_dir))
         shutil.rmtree(report_dir, ignore_errors=True)
-        report_dir.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(Path(tmp) / "html", report_dir)
+        shutil.copytree(Path(tmp) / "html", report_dir)
     return report_dir / "index.html"
 
 
@@ -240,28 +206,23 @@ def build_report(*, preset: str = "quick", out: str | os.PathLike = "build", not
                  "notebooks", notebooks: Sequence[str | os.PathLike] | None = None,
                  parameters: Mapping[str, Any] | None = None, kernel_name: str = "python3", execute: bool = True,
                  progress: bool = True) -> Path:
-    """Run every ``NN_*.ipynb`` in ``notebooks_dir`` (or just ``notebooks``) into ``out/notebooks/`` (unless not
-    ``execute``) and build the site ``out/report/``; return its ``index.html``. Raises NotebookError on the first
-    failing cell (no site then), InputError for an unknown preset."""
+    """Run the notebooks into ``out/notebooks/`` (if ``execute``), build ``out/report/``; return its index.html."""
     paths = notebooks or nbtools.notebook_paths(notebooks_dir)
     if execute:
         get_preset(preset)  # before anything runs
         paths = run_notebooks(paths, Path(out) / "notebooks", parameters=parameters, preset=preset,
                               kernel_name=kernel_name, progress=progress)
-    notebooks_dir = Path(notebooks_dir).resolve()
-    return render_site(paths, Path(out) / "report", preset=preset if execute else None,
-                       root=notebooks_dir.parent, notebooks_subdir=notebooks_dir.name)
+    return render_site(paths, Path(out) / "report", preset=preset if execute else None, notebooks_dir=notebooks_dir)
 
 
 def _parameter(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE`` → (name, value); VALUE is a Python literal (``3``, ``0.5``, ``[1, 2]``) or a string."""
+    """``NAME=VALUE`` → (name, value); VALUE a Python literal (``3``, ``[1, 2]``), else the string."""
     name, sep, raw = text.partition("=")
     if not sep or not name.isidentifier():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    try:
+    with contextlib.suppress(ValueError, SyntaxError):
         return name, ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        return name, raw
+    return name, raw
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,3 +18,5 @@ html_theme_options = {"show_toc_level": 2, "navigation_with_keys": False}
 html_sidebars = {"**": ["navbar-logo.html", "sbt-sidebar-nav.html"]}  # the header has the search field
 html_show_sourcelink = False
 exclude_patterns = ["_build"]
+# Links to files that are no page of the site (a README, a script) keep their text, without a target.
+suppress_warnings = ["myst.xref_missing"]

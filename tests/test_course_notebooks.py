@@ -3,6 +3,7 @@ reopening, and no tooling talk. Reads the files only; no kernel, no TensorFlow."
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import stat
@@ -11,7 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nstdream_utils import notebooks as nbtools
+from nstdream_utils import notebooks
+
+_TOOL = importlib.util.spec_from_file_location(
+    "notebooks_tool", Path(__file__).resolve().parents[1] / "tools" / "notebooks.py")
+nbtools = importlib.util.module_from_spec(_TOOL)  # the maintainer tool, tools/notebooks.py
+_TOOL.loader.exec_module(nbtools)
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = nbtools.notebook_paths(REPO / "notebooks")
@@ -54,8 +60,8 @@ def test_no_widget_view_without_a_static_figure(path):
     assert "widgets" not in nb.metadata
     for index, cell in enumerate(nb.cells):
         outputs = cell.get("outputs", [])
-        has_image = any(mime in output.get("data", {}) for output in outputs for mime in nbtools.STATIC_IMAGES)
-        views = [output for output in outputs if nbtools.WIDGET_VIEW in output.get("data", {})]
+        has_image = any(mime in output.get("data", {}) for output in outputs for mime in notebooks.STATIC_IMAGES)
+        views = [output for output in outputs if notebooks.WIDGET_VIEW in output.get("data", {})]
         assert not views or has_image, f"cell {index} holds a widget view and no static image"
 
 

@@ -1,7 +1,8 @@
-"""Notebook tooling (nstdream_utils.notebooks) and the nbval sanitize file. No kernel, no TensorFlow."""
+"""Notebook tooling (tools/notebooks.py, nstdream_utils.notebooks) and the nbval sanitize file. No kernel, no TensorFlow."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -10,7 +11,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from nstdream_utils import notebooks as nbtools
+from nstdream_utils import notebooks
+
+_TOOL = importlib.util.spec_from_file_location(
+    "notebooks_tool", Path(__file__).resolve().parents[1] / "tools" / "notebooks.py")
+nbtools = importlib.util.module_from_spec(_TOOL)  # the maintainer tool, tools/notebooks.py
+_TOOL.loader.exec_module(nbtools)
 
 KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
 LANGUAGE_INFO = {"name": "python", "version": "3.11.7"}
@@ -221,8 +227,8 @@ def test_normalize_drops_widget_views_and_keeps_static_images(tmp_path):
     nb = nbformat.read(path, as_version=4)
     view = {"model_id": "eb5a5fd43e744f27a31c9cb58382741c", "version_major": 2, "version_minor": 0}
     nb.cells[2].outputs = [
-        new_output("display_data", data={nbtools.WIDGET_VIEW: view, "text/plain": "NST:   0%|  | 0/40"}),
-        new_output("display_data", data={nbtools.WIDGET_VIEW: view, "image/png": "iVBORw0KGgo=",
+        new_output("display_data", data={notebooks.WIDGET_VIEW: view, "text/plain": "NST:   0%|  | 0/40"}),
+        new_output("display_data", data={notebooks.WIDGET_VIEW: view, "image/png": "iVBORw0KGgo=",
                                          "text/plain": "<Figure size 640x480 with 1 Axes>"}),
         new_output("stream", name="stdout", text="3\n"),
     ]
@@ -274,7 +280,7 @@ def test_check_flags_missing_outputs_large_files_and_unnormalised_json(tmp_path)
     nb.cells[1].execution_count = 9
     nbformat.write(nb, clean)
     assert nbtools.check(clean) == [
-        f"not normalised — run `python -m nstdream_utils.notebooks normalize {clean}`"]
+        f"not normalised — run `python tools/notebooks.py normalize {clean}`"]
 
 
 def test_cli(course, capsys):

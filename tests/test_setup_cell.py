@@ -1,4 +1,4 @@
-"""The notebooks' setup cell (nstdream_utils.notebooks.SETUP_TEMPLATE), run for real.
+"""The notebooks' setup cell (``SETUP_TEMPLATE`` in tools/notebooks.py), run for real.
 
 Where the course is installed it must do nothing and print nothing. Where it is not, it must install the
 package (from the checkout the notebook sits in, or from a clone of the repository) and fetch the weights,
@@ -10,6 +10,7 @@ running the tests through a folder of links, so pip installs only the package it
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,7 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from nstdream_utils import notebooks as nbtools
+_TOOL = importlib.util.spec_from_file_location(
+    "notebooks_tool", Path(__file__).resolve().parents[1] / "tools" / "notebooks.py")
+nbtools = importlib.util.module_from_spec(_TOOL)  # the maintainer tool, tools/notebooks.py
+_TOOL.loader.exec_module(nbtools)
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHT_FILES = ("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "inception_v3_2015-12-05_notop_keras.h5")
