@@ -1,8 +1,8 @@
 """The ``nstdream`` command: argument parsing and error messages only; the work is in the library.
 
-Everything is checked before TensorFlow loads: a mistake is one line ``error: <where>: <what> — <fix>``, exit 2
-(the traceback with ``--debug``). A NaN/Inf loss writes the last finite image, exit 1; Ctrl-C writes the current
-image and metrics, exit 130, a second Ctrl-C exits at once. See ``docs/robustness.md``.
+A mistake is one line ``error: <where>: <what> — <fix>``, exit 2 (the traceback with ``--debug``); paths and
+options are checked before TensorFlow loads. A NaN/Inf loss writes the last finite image, exit 1; Ctrl-C writes
+the current image and metrics, exit 130, a second Ctrl-C exits at once. See ``docs/robustness.md``.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from .errors import InputError, MissingFileError, NonFiniteLossError, NstdreamEr
 
 EXIT_OK, EXIT_NONFINITE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_FAILURE = 1  # an unexpected error (a bug or an environment failure), as for a NaN run
-#: The largest image side (px) accepted; NST at 4096 px already needs tens of GB. NSTDREAM_MAX_SIZE overrides it.
-MAX_SIZE, MAX_SIZE_VAR = 4096, "NSTDREAM_MAX_SIZE"
+MAX_SIZE = 4096  # the largest image side (px) accepted; NST at 4096 px already needs tens of GB
 
 
 def _arg(cast, expected: str, must=lambda value: None):
@@ -40,16 +39,9 @@ def _arg(cast, expected: str, must=lambda value: None):
     return parse
 
 
-def _too_large(side: int) -> str | None:
-    text = os.environ.get(MAX_SIZE_VAR, "")
-    limit = int(text) if text.isdigit() else MAX_SIZE  # unset or not a number: the default
-    if side > limit:
-        return (f"at most {limit} px, as larger images do not fit in memory (--levels or --tile-size reach large "
-                f"sizes with less; {MAX_SIZE_VAR} raises the cap)")
-
-
 _POSITIVE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None)
-_SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else _too_large(n))
+_SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None if n <= MAX_SIZE else (
+    f"at most {MAX_SIZE} px, as larger images do not fit in memory (--levels or --tile-size reach large sizes with less)"))
 _NONNEGATIVE = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else None)
 _SEED = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else "below 2**32" if n >= 2**32 else None)
 _RATE = _arg(float, "a number", lambda x: None if 0 < x < float("inf") else "a finite number > 0")
@@ -62,22 +54,15 @@ COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient asce
             "weights": "check or fetch the ImageNet weight files", "info": "versions, devices, weights and presets",
             "data": "regenerate the bundled images", "batch": "run a grid of notebook runs (papermill on Dask)"}
 RUNS, NST, DREAM = ("style", "dream", "pipeline"), ("style", "pipeline"), ("dream", "pipeline")
-# Library setting -> the option that sets it, for the errors the library raises.
-_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps", "mask": "--mask",
-                 "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale",
-                 "preserve_color": "--preserve-color", "octaves": "--octaves"}
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``error: <arg>: <what> — <fix>``, exit code 2."""
 
-    examples: dict[str, str] = {}  # option -> an example, for the fix of an error in it (``build_parser``)
-
     def error(self, message: str):  # type: ignore[override]
         where, what, fix = self.prog, message, f"see `{self.prog} --help`"
         if match := re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S):
             where, what = self.prog if match[1] == "command" else match[1], match[2]
-            fix = f"pass e.g. {self.examples[where]}" if where in self.examples else fix
         if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
             what, fix = f"unknown choice {choice[1]}", f"choose one of {choice[2].replace(chr(39), '')}"
         _print_error(f"{where}: {what} — {fix}")
@@ -90,52 +75,50 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     parser.subcommands = {name: sub.add_parser(name, help=text) for name, text in COMMANDS.items()}
 
-    def add(commands, flags: str, example=None, **keywords):  # example: for the fix of an error in this option
+    def add(commands, flags: str, **keywords):
         for name in commands:
             parser.subcommands[name].add_argument(*flags.split(), **keywords)
-        if example is not None:
-            _Parser.examples[flags.replace(" ", "/")] = f"{flags.split()[0]} {example}"
 
     add(NST, "content"), add(NST, "style"), add(("dream",), "image")
-    add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
-    add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
-    add(RUNS, "--size", 256, type=_SIDE, help="longest side in px (default: the preset's; NST's for pipeline)")
+    add(RUNS, "-o --output", required=True, help="output PNG")
+    add(RUNS, "--preset", default="quick", help="paper, tf-tutorial or quick (default)")
+    add(RUNS, "--size", type=_SIDE, help="longest side in px (default: the preset's; NST's for pipeline)")
     add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
-    add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
-    add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
-    add(RUNS, "--seed", 0, type=_SEED, default=0)
-    add(RUNS, "--metrics", "run.json", help="write metrics JSON here")
+    add(RUNS, "--steps", type=_POSITIVE, help="iterations (both stages for pipeline)")
+    add(RUNS, "--lr", type=_RATE, help="learning rate (NST) / step size (dream)")
+    add(RUNS, "--seed", type=_SEED, default=0)
+    add(RUNS, "--metrics", help="write metrics JSON here")
     add(RUNS, "--no-progress", action="store_true", help="no progress bar")
-    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
+    add(RUNS, "--log-every", type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
     add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
         "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
     add(NST, "--optimizer", choices=presets.OPTIMIZERS, help="default: the preset's; lbfgs with --levels")
-    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
-    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first")
+    add(NST, "--levels", type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
+    add(NST, "--level-steps", type=_STEPS, help="with --levels N: steps per level, coarsest first")
     add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
         help="another style image to blend with STYLE (repeatable)")
-    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first")
-    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
+    add(NST, "--style-weights", type=_WEIGHTS, help="one weight per style image, STYLE first")
+    add(NST, "--style-scale", type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
     add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours")
     add(NST, "--mask", help="image, white where the style goes, black where the content stays")
-    add(DREAM, "--layers", "mixed3,mixed5", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
-    add(DREAM, "--octaves", 3, type=_POSITIVE, help="number of octaves ending at full size")
+    add(DREAM, "--layers", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
+    add(DREAM, "--octaves", type=_POSITIVE, help="number of octaves ending at full size")
     add(DREAM, "--guide", help="guide image: dream towards its features instead of the mean activation")
-    add(("dream",), "--tile-size", 512, type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
-    add(("pipeline",), "--nst-steps", 100, type=_POSITIVE), add(("pipeline",), "--dream-steps", 100, type=_POSITIVE)
-    add(("pipeline",), "--dream-size", 299, type=_SIDE, help="DeepDream longest side")
-    add(("pipeline",), "--dream-lr", 0.01, type=_RATE, help="DeepDream step size")
-    add(("pipeline",), "--stylized", "stylized.png", help="where to write the NST image (default: OUTPUT_stylized.png)")
+    add(("dream",), "--tile-size", type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
+    add(("pipeline",), "--nst-steps", type=_POSITIVE), add(("pipeline",), "--dream-steps", type=_POSITIVE)
+    add(("pipeline",), "--dream-size", type=_SIDE, help="DeepDream longest side")
+    add(("pipeline",), "--dream-lr", type=_RATE, help="DeepDream step size")
+    add(("pipeline",), "--stylized", help="where to write the NST image (default: OUTPUT_stylized.png)")
     add(("weights",), "action", choices=["check", "fetch"])
     add(("weights",), "--dir", help="folder to check / to fetch into (default: the Keras cache)")
     add(("data",), "what", choices=["styles", "content"])
     add(("data",), "--out", help="folder (default: data/styles or data/content)")
     add(("batch",), "grid", help="grid YAML file"), add(("batch",), "--out", required=True, help="output folder")
-    add(("batch",), "--workers", 2, type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
+    add(("batch",), "--workers", type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
     add(("batch",), "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    add(("batch",), "--retries", 1, type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
+    add(("batch",), "--retries", type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
     add(("batch",), "--dry-run", action="store_true", help="list the runs, run nothing")
-    add(("batch",), "--max-runs", 20000, type=_POSITIVE, help="refuse a grid of more runs than this (default 10000)")
+    add(("batch",), "--max-runs", type=_POSITIVE, help="refuse a grid of more runs than this (default 10000)")
     # also accepted after the command: SUPPRESS keeps the value given before it
     add(COMMANDS, "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
@@ -146,10 +129,14 @@ def _print_error(line: str) -> None:
 
 
 # ---------------------------------------------------------------- checks before TensorFlow loads
-def _is_input(args, path: str) -> bool:
-    """Whether ``path`` is one of the input images (content, style, image, mask, guide, extra styles)."""
+def _inputs(args) -> list[str]:
+    """The input image paths: content, style, image, mask, guide and the extra styles."""
     paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
-    return os.path.realpath(path) in {os.path.realpath(p) for p in paths + getattr(args, "more_styles", []) if p}
+    return [path for path in paths if path] + getattr(args, "more_styles", [])
+
+
+def _is_input(args, path: str) -> bool:
+    return os.path.realpath(path) in {os.path.realpath(p) for p in _inputs(args)}
 
 
 def _configs(args) -> presets.Preset:
@@ -169,42 +156,31 @@ def _configs(args) -> presets.Preset:
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
                      num_steps=getattr(args, "dream_steps", None) or args.steps,
                      tile_size=getattr(args, "tile_size", None))
-    preset = presets.resolve(args.preset, nst=nst, dream=dream)
-    presets.check_styles(preset.nst, 1 + len(getattr(args, "more_styles", [])))
-    return preset
+    return presets.resolve(args.preset, nst=nst, dream=dream)
 
 
 def _check_inputs(args) -> presets.Preset:
-    """Check image paths, output paths and parameters (milliseconds; no TensorFlow); the resolved preset."""
-    inputs = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
-    for path in [p for p in inputs if p] + getattr(args, "more_styles", []):
+    """Check image paths, output paths and options (milliseconds; no TensorFlow); the resolved preset.
+    The library checks the rest (masks, style weights, level sizes) when the run starts."""
+    for path in _inputs(args):
         images.validate_image_path(path)
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
     if args.command == "pipeline":
-        given, output = args.stylized, Path(args.output)
-        args.stylized = given or str(output.with_name(output.stem + "_stylized.png"))  # from here on, the path
-        if os.path.abspath(files.check_output_path(args.stylized)) == os.path.abspath(output):
-            raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
-                             where=f"--stylized {given}", fix="give the stylised image another name")
-        if given is None and _is_input(args, args.stylized):
-            raise InputError("the stylised image's default name is an input image, which would be overwritten",
-                             where=args.stylized, fix="name the stylised image with --stylized")
+        output = Path(args.output)
+        stylized = args.stylized or str(output.with_name(output.stem + "_stylized.png"))
+        files.check_output_path(stylized)
+        if os.path.realpath(stylized) == os.path.realpath(output) or args.stylized is None and _is_input(args, stylized):
+            raise InputError("is the same file as -o/--output or an input image, which it would overwrite",
+                             where=f"--stylized {stylized}", fix="give the stylised image another name with --stylized")
+        args.stylized = stylized  # from here on, the path
     preset = _configs(args)
-    if (levels := preset.nst.levels) > 1:  # options that a coarse-to-fine run does not take; the level sizes
-        for flag in [flag for flag, on in (("--style", args.more_styles), ("--mask", args.mask)) if on]:
-            raise InputError(f"is not combined with --levels {levels}", where=flag,
-                             fix="drop --levels (one level), or the option")
-        if steps := "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None:
-            raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
-                             "count", where=steps, fix="give the steps of each level, coarsest first, with "
-                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
-        info = images.image_info(args.content)
-        shape = (info["height"], info["width"])[::-1 if info["orientation"] in (5, 6, 7, 8) else 1]
-        presets.level_shapes(presets.full_shape(shape, preset.nst), levels)
-    if getattr(args, "mask", None):
-        presets.check_mask(images.load_image(args.mask))
+    steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+    if preset.nst.levels > 1 and steps:
+        raise InputError(f"counts the NST steps of a one-level run; with --levels {preset.nst.levels} each level has "
+                         "its own count", where=steps, fix="give the steps of each level, coarsest first, with "
+                         "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
     return preset
 
 
@@ -247,11 +223,11 @@ def _stage_metrics(stage) -> dict:
     """The metrics of one stage (a result with ``history``, ``image`` and ``status``)."""
     history = dict(stage.history or {})
     main = "total" if "total" in history else "loss"
-    losses = list(history.get(main, []))
-    return {"loss": losses, "final_loss": losses[-1] if losses else None,
-            "seconds": history["seconds"][-1] if history.get("seconds") else 0.0,
+    losses = list(history.pop(main, []))
+    seconds = history.pop("seconds", None) or [0.0]
+    return {"loss": losses, "final_loss": losses[-1] if losses else None, "seconds": seconds[-1],
             "size": [stage.image.shape[1], stage.image.shape[0]], "steps": len(losses), "status": stage.status,
-            **{k: v for k, v in history.items() if k not in (main, "seconds")}}
+            **history}
 
 
 def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
@@ -287,21 +263,22 @@ def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
 def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossError | None = None) -> int:
     """Write a run's images and metrics (``stages``: name -> a result with ``history``, ``image`` and ``status``,
     None if it did not run); the exit code. A run that did not complete never replaces an input image."""
-    stages, written = {name: stage for name, stage in stages.items() if stage is not None}, []
-    last, unfinished = list(stages.values())[-1], error is not None or list(stages.values())[-1].status != "completed"
+    stages = {name: stage for name, stage in stages.items() if stage is not None}
     parts = {name: _stage_metrics(stage) for name, stage in stages.items()}
+    last, written = list(stages)[-1], []
     if "nst" in parts and preset.nst.levels > 1:
         parts["nst"].update(levels=preset.nst.levels, steps_per_level=list(preset.nst.steps_per_level))
-    metrics = {"preset": args.preset, "precision": args.precision, **parts[list(parts)[-1]]}
+    metrics = {"preset": args.preset, "precision": args.precision, **parts[last]}
     if args.command == "pipeline":
         metrics = {"preset": args.preset, "precision": args.precision, "stylized": args.stylized, **parts,
-                   "seconds": sum(part["seconds"] for part in parts.values()), "size": metrics["size"]}
-    metrics.update(status="nonfinite" if error else last.status)
+                   "seconds": sum(part["seconds"] for part in parts.values()), "size": parts[last]["size"]}
+    metrics.update(status="nonfinite" if error else stages[last].status)
     metrics.update({"step": error.step, "error": error.one_line()} if error else {})
+    unfinished = metrics["status"] != "completed"
     if not (unfinished and _is_input(args, args.output)):
         saves = [(stages["nst"].image, args.stylized)] if args.command == "pipeline" and not (
             unfinished and _is_input(args, args.stylized)) else []
-        for image, path in [*saves, (last.image, args.output)]:
+        for image, path in [*saves, (stages[last].image, args.output)]:
             images.save_image(image, path)
             written.append(path)
         if args.metrics:
@@ -354,9 +331,6 @@ def _run_tool(args) -> int:
 def _report(args, exc: BaseException) -> int:
     """Print the one line for an error that ended the command; its exit code."""
     if isinstance(exc, NstdreamError):
-        if args.command in RUNS and exc.where in _OPTION_NAMES:  # name the options, not the library's settings
-            what = re.sub(rf"\b({'|'.join(_OPTION_NAMES)})\b", lambda m: _OPTION_NAMES[m[1]], exc.what)
-            exc = NstdreamError(what, where=_OPTION_NAMES[exc.where], fix=exc.fix)
         _print_error(exc.one_line())
         return EXIT_ERROR
     if isinstance(exc, KeyboardInterrupt):
