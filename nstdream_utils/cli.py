@@ -1,9 +1,6 @@
-"""The ``nstdream`` command: argument parsing and error messages only; the work is in the library.
-
-A mistake is one line ``error: <where>: <what> — <fix>``, exit 2 (the traceback with ``--debug``); paths and
-options are checked before TensorFlow loads. A NaN/Inf loss writes the last finite image, exit 1; Ctrl-C writes
-the current image and metrics, exit 130, a second Ctrl-C exits at once. See ``docs/robustness.md``.
-"""
+"""The ``nstdream`` command: argument parsing and error messages; the work is in the library. A mistake is one line
+``error: <where>: <what> — <fix>``, exit 2 (paths and options checked before TensorFlow loads). A NaN/Inf loss writes
+the last finite image, exit 1; Ctrl-C writes the current image and metrics, exit 130 (``docs/robustness.md``)."""
 
 from __future__ import annotations
 
@@ -21,8 +18,7 @@ from types import SimpleNamespace
 from . import data, device, files, images, presets, weights
 from .errors import InputError, MissingFileError, NonFiniteLossError, NstdreamError, PerformanceWarning
 
-EXIT_OK, EXIT_NONFINITE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_FAILURE = 1  # an unexpected error (a bug or an environment failure), as for a NaN run
+EXIT_OK, EXIT_NONFINITE, EXIT_FAILURE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 1, 2, 130  # FAILURE: a bug, as NaN
 MAX_SIZE = 4096  # the largest image side (px) accepted; NST at 4096 px already needs tens of GB
 
 
@@ -41,7 +37,7 @@ def _arg(cast, expected: str, must=lambda value: None):
 
 _POSITIVE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None)
 _SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None if n <= MAX_SIZE else (
-    f"at most {MAX_SIZE} px, as larger images do not fit in memory (--levels or --tile-size reach large sizes with less)"))
+    f"at most {MAX_SIZE} px, as larger images do not fit in memory (--levels or --tile-size reach large sizes)"))
 _NONNEGATIVE = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else None)
 _SEED = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else "below 2**32" if n >= 2**32 else None)
 _RATE = _arg(float, "a number", lambda x: None if 0 < x < float("inf") else "a finite number > 0")
@@ -49,8 +45,7 @@ _WEIGHTS = _arg(lambda text: tuple(float(w) for w in text.split(",")), "numbers 
 _STEPS = lambda text: tuple(_POSITIVE(n) for n in text.split(","))  # noqa: E731
 _LAYERS = lambda text: tuple(n.strip() for n in text.split(",") if n.strip())  # noqa: E731
 
-COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient ascent)",
-            "pipeline": "NST, then resize, then DeepDream (the paper's pipeline)",
+COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient ascent)", "pipeline": "NST, then DeepDream",
             "weights": "check or fetch the ImageNet weight files", "info": "versions, devices, weights and presets",
             "data": "regenerate the bundled images", "batch": "run a grid of notebook runs (papermill on Dask)"}
 RUNS, NST, DREAM = ("style", "dream", "pipeline"), ("style", "pipeline"), ("dream", "pipeline")
@@ -90,8 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add(RUNS, "--metrics", help="write metrics JSON here")
     add(RUNS, "--no-progress", action="store_true", help="no progress bar")
     add(RUNS, "--log-every", type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
-    add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
-        "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
+    add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="default: float32 (float16 on "
+        "tensor-core GPUs); bfloat16 is fast on CPUs with AVX512-BF16 or AMX")
     add(NST, "--optimizer", choices=presets.OPTIMIZERS, help="default: the preset's; lbfgs with --levels")
     add(NST, "--levels", type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
     add(NST, "--level-steps", type=_STEPS, help="with --levels N: steps per level, coarsest first")
@@ -128,7 +123,6 @@ def _print_error(line: str) -> None:
     print(f"error: {' '.join(line.split())}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------- checks before TensorFlow loads
 def _inputs(args) -> list[str]:
     """The input image paths: content, style, image, mask, guide and the extra styles."""
     paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
@@ -140,8 +134,7 @@ def _is_input(args, path: str) -> bool:
 
 
 def _configs(args) -> presets.Preset:
-    """The preset with the options applied (``presets.resolve``). ``--size`` is the longest side unless
-    ``--square``; without either, the preset's own size and shape."""
+    """The preset with the options applied; without ``--size`` or ``--square``, the preset's own size and shape."""
     def square(size):
         return True if args.square else None if size is None else False
 
@@ -160,8 +153,7 @@ def _configs(args) -> presets.Preset:
 
 
 def _check_inputs(args) -> presets.Preset:
-    """Check image paths, output paths and options (milliseconds; no TensorFlow); the resolved preset.
-    The library checks the rest (masks, style weights, level sizes) when the run starts."""
+    """Check image paths, output paths and options (no TensorFlow; the library checks the rest); the preset."""
     for path in _inputs(args):
         images.validate_image_path(path)
     files.check_output_path(args.output, suffixes=(".png",))
@@ -171,7 +163,7 @@ def _check_inputs(args) -> presets.Preset:
         output = Path(args.output)
         stylized = args.stylized or str(output.with_name(output.stem + "_stylized.png"))
         files.check_output_path(stylized)
-        if os.path.realpath(stylized) == os.path.realpath(output) or args.stylized is None and _is_input(args, stylized):
+        if os.path.realpath(stylized) == os.path.realpath(output) or not args.stylized and _is_input(args, stylized):
             raise InputError("is the same file as -o/--output or an input image, which it would overwrite",
                              where=f"--stylized {stylized}", fix="give the stylised image another name with --stylized")
         args.stylized = stylized  # from here on, the path
@@ -191,16 +183,14 @@ def _check_weights(names: tuple[str, ...]) -> None:
             weights.resolve(row["name"], download=False)  # raises the WeightsError naming the fix
 
 
-# ---------------------------------------------------------------- runs
 class _Interrupts:
     """Ctrl-C: the first asks the loop to stop after its step (before the loop, it stops at once); the second exits."""
 
     loop_started = requested = False
-    previous = None
 
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._first)
+    def __init__(self) -> None:
+        main_thread = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGINT, self._first) if main_thread else None
 
     def restore(self) -> None:
         if self.previous is not None and not self.requested:
@@ -222,8 +212,7 @@ class _Interrupts:
 def _stage_metrics(stage) -> dict:
     """The metrics of one stage (a result with ``history``, ``image`` and ``status``)."""
     history = dict(stage.history or {})
-    main = "total" if "total" in history else "loss"
-    losses = list(history.pop(main, []))
+    losses = list(history.pop("total" if "total" in history else "loss", []))
     seconds = history.pop("seconds", None) or [0.0]
     return {"loss": losses, "final_loss": losses[-1] if losses else None, "seconds": seconds[-1],
             "size": [stage.image.shape[1], stage.image.shape[0]], "steps": len(losses), "status": stage.status,
@@ -289,12 +278,9 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
             "nothing written, since -o names an input image, which a failed run never replaces"
         _print_error(f"{args.output}: stopped at step {error.step}: {error.what}; {saved} — {error.fix}")
         return EXIT_NONFINITE
-    if not written:
-        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
-              "replaces", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if unfinished:
+    print(f"wrote {', '.join(written)}" if written else f"interrupted: {args.output} not written, since it is an "
+          "input image, which only a finished run replaces", file=sys.stderr)
+    if unfinished and written:
         print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
     return EXIT_INTERRUPTED if unfinished else EXIT_OK
 
@@ -318,8 +304,8 @@ def _run_tool(args) -> int:
         print(*data.write_content(args.out), sep="\n")
     elif args.command == "data":
         if not data.STYLE_SCRIPT.is_file():
-            raise MissingFileError("the style generator is not installed with the package", where=str(data.STYLE_SCRIPT),
-                                   fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
+            raise MissingFileError("the style generator is not installed with the package",
+                                   where=str(data.STYLE_SCRIPT), fix="in a checkout: `python data/make_styles.py`")
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
@@ -354,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a parse error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    interrupts, show_warning = _Interrupts(), warnings.showwarning
+    interrupts, show_warning = None, warnings.showwarning
 
     def one_line_warning(message, category, *rest, **keywords):  # the library's PerformanceWarning: one line
         if not issubclass(category, PerformanceWarning):
@@ -366,14 +352,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in RUNS:
             return _run_tool(args)
         preset = _check_inputs(args)
-        interrupts.install()
+        interrupts = _Interrupts()
         return _run(args, preset, interrupts)
     except (Exception, KeyboardInterrupt) as exc:
         if args.debug:
             raise
         return _report(args, exc)
     finally:
-        interrupts.restore()
+        if interrupts is not None:
+            interrupts.restore()
         warnings.showwarning = show_warning
 
 

@@ -62,8 +62,8 @@ _RULES = {
                     "style weights must be numbers ≥ 0, not all 0, got {value!r}", "pass e.g. 0.7,0.3"),
     "tile_size": (lambda v: not v or v >= 75, "{name} {value} is below Inception v3's 75-pixel minimum",
                   "use 0 (no tiles) or a tile size of at least 75, e.g. 512"),
-    "octaves": (lambda v: v > 0 if _whole(v) else len(v), "{name} must be a positive number or exponents, got {value!r}",
-                "pass e.g. octaves=(0,) or a count such as 3"),
+    "octaves": (lambda v: v > 0 if _whole(v) else len(v), "{name} must be a positive number or exponents, got "
+                "{value!r}", "pass e.g. octaves=(0,) or a count such as 3"),
     "layers": (len, "no layers chosen", "pass e.g. mixed3,mixed5"),
 }
 
@@ -157,10 +157,8 @@ def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
 
 def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
     """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape``: a run's last level."""
-    if cfg.square:
-        return cfg.size, cfg.size
     scale = cfg.size / max(shape)
-    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+    return (cfg.size, cfg.size) if cfg.square else (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
 
 
 class _Config:
@@ -174,13 +172,13 @@ class _Config:
 class NSTConfig(_Config):
     """Settings of one NST run (``nst.style_transfer``; ``pyramid.coarse_to_fine`` for ``levels`` > 1)."""
 
-    # the longest side in px (both when square); optimizer: sgd (paper Eq 2), adam (TF tutorial), lbfgs (scipy), lbfgs-tf
+    # size: the longest side in px (both if square); optimizer: sgd (paper Eq 2), adam (TF tutorial), lbfgs, lbfgs-tf
     size: int = 224
     square: bool = True
     num_steps: int = 1000
     optimizer: str = "sgd"
-    # in units of pixel_scale, × lr_decay_rate^(step / lr_decay_steps); SGD: × H·W / lr_reference_pixels (the keras-io
-    # style loss divides by (H·W)²), an update raising the loss over sgd_guard_factor × (or to NaN) redone at half rate
+    # lr in pixel_scale units × lr_decay_rate^(step/lr_decay_steps), SGD's × H·W/lr_reference_pixels; an SGD update
+    # raising the loss over sgd_guard_factor × (or to NaN) is redone at half rate. The image: pixel_scale × RGB[0, 1]
     learning_rate: float = 10.0
     lr_decay_rate: float | None = 0.96
     lr_decay_steps: int = 100
@@ -188,11 +186,9 @@ class NSTConfig(_Config):
     sgd_guard_factor: float | None = None
     adam_beta1: float = 0.9
     adam_epsilon: float = 1e-7
-    # the image is pixel_scale × RGB[0, 1], clipped to that range if clip; init: content, noise or style
     pixel_scale: float = 255.0
     clip: bool = False
     init: str = "content"
-    # the loss terms (``losses``)
     content_layers: tuple[str, ...] = ("block5_conv2",)
     content_weight: float = 2.5e-8
     content_reduction: str = "sum"
@@ -203,7 +199,7 @@ class NSTConfig(_Config):
     tv_weight: float = 1e-6
     tv_kind: str = "keras"
     tv_power: float = 1.25
-    # controls: a weight per style image, style image size ÷ output size, the masked loss's weight
+    # controls: a weight per style image (style_blend), style image size ÷ output size, the masked loss's weight
     preserve_color: str | None = None
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
@@ -223,12 +219,11 @@ class NSTConfig(_Config):
 class DreamConfig(_Config):
     """Settings of one DeepDream run (``dream.deep_dream``)."""
 
-    # as NST's; num_steps per octave at step_size (pixels in [-1, 1]; per gradient ÷ its std if normalize_gradient)
+    # num_steps per octave at step_size (pixels in [-1, 1]; per gradient ÷ its std); the layers' mean activations summed
     size: int = 299
     square: bool = True
     num_steps: int = 1000
     step_size: float = 0.005
-    # the mean activations of layers are summed
     layers: tuple[str, ...] = ("mixed3", "mixed5")
     # exponents n, each run at size · octave_scale^n (an int N: -(N-1)…0); tile by tile above tile_size (0: never)
     octaves: tuple[int, ...] = (0,)
@@ -257,24 +252,19 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description="The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
-    "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, which diverges "
-    f"at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) retries a step that more "
-    "than doubles the loss at half the rate; None gives exactly keras-io's SGD.",
-    source="NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 per 100 steps, "
-    "content block5_conv2 2.5e-8 with Σ(F−P)², style block1..5_conv1 1e-6 shared, Σ(G−A)²/(4·3²·(HW)²), TV 1e-6 "
-    "power 1.25, caffe pixels); DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb "
-    "(mixed3+mixed5, mean activations, gradient ÷ std, pixels in [-1, 1]).",
+    description="The paper's sizes and steps with the keras-io NST and the TF DeepDream recipes, but learning rate 10 "
+    "(100 diverges at 224²: loss 8.5e5 → inf by step 4); a step that more than doubles the loss is retried at half "
+    "the rate (sgd_guard_factor; None: exactly keras-io's SGD).",
+    source="NST: keras-io examples/generative/neural_style_transfer.py (Σ(F−P)², Σ(G−A)²/(4·3²·(HW)²), caffe pixels); "
+    "DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb (gradient ÷ std, pixels in [-1, 1]).",
     nst=NSTConfig(sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(),
 )
 TF_TUTORIAL = Preset(
     name="tf-tutorial",
     description="The TensorFlow tutorials' recipes: Adam NST at 512 px, DeepDream with octaves.",
-    source="NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (Gram ÷ HW, style weight 1e-2, "
-    "content weight 1e4, mean-squared losses, Adam lr 0.02 β1 0.99 ε 0.1, TV weight 30, longest side 512, 10 epochs "
-    "× 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, scale 1.3, step 0.01, 100 steps per octave, tiles of "
-    "512 with random roll).",
+    source="NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (10 epochs × 100 steps); "
+    "DeepDream: deepdream.ipynb (100 steps per octave, tiles of 512 with random roll).",
     nst=NSTConfig(size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
                   lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
                   content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
@@ -284,9 +274,8 @@ TF_TUTORIAL = Preset(
 )
 QUICK = Preset(
     name="quick",
-    description="The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
-    "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, and it has no "
-    "learning rate (--lr is ignored); in the same time it ends lower than SGD.",
+    description="The paper preset's losses, small and short enough for a 2-core CPU, NST by L-BFGS (Gatys' "
+    "optimiser), which never diverges, has no learning rate (--lr is ignored) and ends lower than SGD in equal time.",
     source="As `paper`, with NST by L-BFGS; size 128 (NST) / 160 (DeepDream) and 100 / 100 steps.",
     nst=NSTConfig(size=128, num_steps=100, optimizer="lbfgs", sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(size=160, num_steps=100, step_size=0.01),
