@@ -90,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(NST, "--optimizer", choices=presets.OPTIMIZERS, help="default: the preset's; lbfgs with --levels")
     add(NST, "--levels", type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
     add(NST, "--level-steps", type=_STEPS, help="with --levels N: steps per level, coarsest first")
-    add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
-        help="another style image to blend with STYLE (repeatable)")
+    add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE", help="one more (repeatable)")
     add(NST, "--style-weights", type=_WEIGHTS, help="one weight per style image, STYLE first")
     add(NST, "--style-scale", type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
     add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours")
@@ -123,14 +122,10 @@ def _print_error(line: str) -> None:
     print(f"error: {' '.join(line.split())}", file=sys.stderr)
 
 
-def _inputs(args) -> list[str]:
-    """The input image paths: content, style, image, mask, guide and the extra styles."""
-    paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
-    return [path for path in paths if path] + getattr(args, "more_styles", [])
-
-
 def _is_input(args, path: str) -> bool:
-    return os.path.realpath(path) in {os.path.realpath(p) for p in _inputs(args)}
+    """Whether ``path`` is an input image (content, style, image, mask, guide or an extra style)."""
+    paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
+    return os.path.realpath(path) in {os.path.realpath(p) for p in paths + getattr(args, "more_styles", []) if p}
 
 
 def _configs(args) -> presets.Preset:
@@ -154,8 +149,6 @@ def _configs(args) -> presets.Preset:
 
 def _check_inputs(args) -> presets.Preset:
     """Check image paths, output paths and options (no TensorFlow; the library checks the rest); the preset."""
-    for path in _inputs(args):
-        images.validate_image_path(path)
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
@@ -220,52 +213,42 @@ def _stage_metrics(stage) -> dict:
 
 
 def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
-    """Load the images, check the weights, run the command, write the images and metrics (:func:`_finish`)."""
-    load = images.load_image
-    first = load(args.image if args.command == "dream" else args.content)
-    styles = [load(path) for path in (args.style, *args.more_styles)] if args.command != "dream" else [None]
+    """Load the images, check the weights, run the command, write the images and metrics; the exit code.
+    A run that did not complete (NaN/Inf, Ctrl-C) never replaces an input image."""
+    load, command, error = images.load_image, args.command, None
+    first = load(args.image if command == "dream" else args.content)
+    styles = [load(path) for path in (args.style, *args.more_styles)] if command != "dream" else [None]
     keywords = {name: load(getattr(args, name)) for name in ("mask", "guide") if getattr(args, name, None)}
     keywords.update(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
                     should_stop=interrupts.should_stop, precision=args.precision)
-    _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
+    _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
-    style, stage = styles if len(styles) > 1 else styles[0], "dream" if args.command == "dream" else "nst"
+    style, stage = styles if len(styles) > 1 else styles[0], "dream" if command == "dream" else "nst"
     try:
-        if args.command == "dream":
-            result = dream.deep_dream(first, config=preset.dream, **keywords)
-        elif args.command == "style":
-            result = pyramid.stylize(first, style, config=preset.nst, **keywords)
+        if command == "dream":
+            stages = {stage: dream.deep_dream(first, config=preset.dream, **keywords)}
+        elif command == "style":
+            stages = {stage: pyramid.stylize(first, style, config=preset.nst, **keywords)}
         else:
             result = pipeline.run_pipeline(first, style, config=preset, **keywords)
-    except NonFiniteLossError as error:
-        failed = SimpleNamespace(history=error.history, image=error.last_image, status="nonfinite")
-        done = getattr(error, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
-        code = _finish(args, preset, {"nst": done, "dream": failed} if done else {stage: failed}, error)
-        if args.debug:
-            raise
-        return code
-    stages = {"nst": result.nst, "dream": result.dream} if args.command == "pipeline" else {stage: result}
-    return _finish(args, preset, stages)
-
-
-def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossError | None = None) -> int:
-    """Write a run's images and metrics (``stages``: name -> a result with ``history``, ``image`` and ``status``,
-    None if it did not run); the exit code. A run that did not complete never replaces an input image."""
-    stages = {name: stage for name, stage in stages.items() if stage is not None}
-    parts = {name: _stage_metrics(stage) for name, stage in stages.items()}
-    last, written = list(stages)[-1], []
+            stages = {"nst": result.nst, **({"dream": result.dream} if result.dream is not None else {})}
+    except NonFiniteLossError as exc:
+        error, failed = exc, SimpleNamespace(history=exc.history, image=exc.last_image, status="nonfinite")
+        done = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
+        stages = {"nst": done, "dream": failed} if done else {stage: failed}
+    parts, last = {name: _stage_metrics(result) for name, result in stages.items()}, list(stages)[-1]
     if "nst" in parts and preset.nst.levels > 1:
         parts["nst"].update(levels=preset.nst.levels, steps_per_level=list(preset.nst.steps_per_level))
     metrics = {"preset": args.preset, "precision": args.precision, **parts[last]}
-    if args.command == "pipeline":
+    if command == "pipeline":
         metrics = {"preset": args.preset, "precision": args.precision, "stylized": args.stylized, **parts,
                    "seconds": sum(part["seconds"] for part in parts.values()), "size": parts[last]["size"]}
     metrics.update(status="nonfinite" if error else stages[last].status)
     metrics.update({"step": error.step, "error": error.one_line()} if error else {})
-    unfinished = metrics["status"] != "completed"
+    unfinished, written = metrics["status"] != "completed", []
     if not (unfinished and _is_input(args, args.output)):
-        saves = [(stages["nst"].image, args.stylized)] if args.command == "pipeline" and not (
+        saves = [(stages["nst"].image, args.stylized)] if command == "pipeline" and not (
             unfinished and _is_input(args, args.stylized)) else []
         for image, path in [*saves, (stages[last].image, args.output)]:
             images.save_image(image, path)
@@ -277,6 +260,8 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
         saved = f"wrote the last finite image to {', '.join(written)}" if written else \
             "nothing written, since -o names an input image, which a failed run never replaces"
         _print_error(f"{args.output}: stopped at step {error.step}: {error.what}; {saved} — {error.fix}")
+        if args.debug:
+            raise error
         return EXIT_NONFINITE
     print(f"wrote {', '.join(written)}" if written else f"interrupted: {args.output} not written, since it is an "
           "input image, which only a finished run replaces", file=sys.stderr)

@@ -163,7 +163,9 @@ def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
 
 class _Config:
     def replace(self, **changes):
-        """A copy with ``changes`` (None keeps a field), checked as it is made."""
+        """A copy with ``changes`` (None keeps a field), checked as it is made; InputError names an unknown field."""
+        for key in changes:
+            _check_name(key, [f.name for f in dataclasses.fields(self)], "setting", type(self).__name__)
         changes = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **changes) if changes else self
 
@@ -305,31 +307,18 @@ def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
     the default ``steps_per_level`` unless given, and above 1 turns SGD or Adam into L-BFGS unless an
     ``optimizer`` is given (the default level steps are L-BFGS steps)."""
     cfg = get_preset(config).nst if isinstance(config, (str, Preset)) else config
-    changes = _known(overrides, cfg)
-    if "levels" in changes:
-        changes.setdefault("steps_per_level", None)
-        if _whole(changes["levels"]) and changes["levels"] > 1 and cfg.optimizer in ("sgd", "adam"):
-            changes.setdefault("optimizer", "lbfgs")
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+    if (levels := overrides.get("levels")) is not None:
+        if _whole(levels) and levels > 1 and cfg.optimizer in ("sgd", "adam"):
+            overrides["optimizer"] = overrides.get("optimizer") or "lbfgs"
+        cfg = dataclasses.replace(cfg, levels=1, steps_per_level=None)  # one level: valid, whatever the overrides
+    return cfg.replace(**overrides)
 
 
 def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
     """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field)."""
-    cfg = get_preset(config).dream if isinstance(config, (str, Preset)) else config
-    return cfg.replace(**_known(overrides, cfg))
-
-
-def _known(overrides: dict, cfg) -> dict:
-    """The ``overrides`` that are not None, or InputError naming a key that is not a field of ``cfg``."""
-    for key in overrides:
-        _check_name(key, [f.name for f in dataclasses.fields(cfg)], "setting", type(cfg).__name__)
-    return {k: v for k, v in overrides.items() if v is not None}
+    return (get_preset(config).dream if isinstance(config, (str, Preset)) else config).replace(**overrides)
 
 
 def describe(preset: Preset) -> str:
     """A preset as readable lines (``nstdream info``)."""
-    lines = [f"[{preset.name}] {preset.description}", f"  source: {preset.source}"]
-    for part in ("nst", "dream"):
-        cfg = getattr(preset, part)
-        lines.append(f"  {part}: " + ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg)))
-    return "\n".join(lines)
+    return f"[{preset.name}] {preset.description}\n  source: {preset.source}\n  {preset.nst}\n  {preset.dream}"

@@ -354,23 +354,19 @@ def test_sigkill_of_the_batch_ends_its_worker(tmp_path):
     assert worker_gone(worker)
 
 
-def test_an_interrupted_run_does_not_overwrite_the_input_named_by_output(tmp_path, capsys):
-    import argparse
-
+def test_an_interrupted_run_does_not_overwrite_the_input_named_by_output(tmp_path, capsys, monkeypatch):
     import numpy as np
 
-    from nstdream_utils import cli
+    from nstdream_utils import cli, dream
 
     content = tmp_path / "photo.png"
     content.write_bytes(CONTENT.read_bytes())
-    from types import SimpleNamespace
-
-    from nstdream_utils import presets
-
-    args = argparse.Namespace(command="dream", image=str(content), output=str(content), metrics=None, preset="quick",
-                              precision=None)
-    stopped = SimpleNamespace(history={"loss": [1.0]}, image=np.zeros((8, 8, 3), np.float32), status="interrupted")
-    code = cli._finish(args, presets.QUICK, {"dream": stopped})
+    stopped = dream.DreamResult(image=np.zeros((8, 8, 3), np.float32), history={"loss": [1.0]}, config=None,
+                                status="interrupted")
+    monkeypatch.setattr(dream, "deep_dream", lambda *args, **keywords: stopped)
+    monkeypatch.setattr(cli, "_check_weights", lambda names: None)
+    capsys.readouterr()
+    code = cli.main(["dream", str(content), "-o", str(content)])
     assert code == cli.EXIT_INTERRUPTED
     assert "not written" in capsys.readouterr().err
     assert content.read_bytes() == CONTENT.read_bytes()
