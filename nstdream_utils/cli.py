@@ -273,12 +273,11 @@ def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
 def _run_tool(args) -> int:
     """``weights``, ``info``, ``data`` and ``batch``."""
     if args.command == "weights" and args.action == "fetch":
-        for name, path in weights.fetch(args.dir).items():
-            print(f"{name}: {path}")
+        print(*(f"{name}: {path}" for name, path in weights.fetch(args.dir).items()), sep="\n")
     elif args.command == "weights":
         rows = weights.check(args.dir)
-        for row in rows:
-            print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'} — {row['message']}")
+        print(*(f"{'ok ' if r['ok'] else 'BAD'} {r['name']}: {r.get('path') or '-'} — {r['message']}" for r in rows),
+              sep="\n")
         return EXIT_OK if all(r["ok"] for r in rows) else EXIT_ERROR
     elif args.command == "info":
         print(device.format_report(), "weights:", sep="\n")
