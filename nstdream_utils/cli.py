@@ -1,9 +1,6 @@
-"""The ``nstdream`` command: argument parsing and error messages only; the work is in the library.
-
-Everything is checked before TensorFlow loads: a mistake is one line ``error: <where>: <what> — <fix>``, exit 2
-(the traceback with ``--debug``). A NaN/Inf loss writes the last finite image, exit 1; Ctrl-C writes the current
-image and metrics, exit 130, a second Ctrl-C exits at once. See ``docs/robustness.md``.
-"""
+"""The ``nstdream`` command: argument parsing and error messages; the work is in the library. A mistake is one line
+``error: <where>: <what> — <fix>``, exit 2 (paths and options checked before TensorFlow loads). A NaN/Inf loss writes
+the last finite image, exit 1; Ctrl-C writes the current image and metrics, exit 130 (``docs/robustness.md``)."""
 
 from __future__ import annotations
 
@@ -21,10 +18,8 @@ from types import SimpleNamespace
 from . import data, device, files, images, presets, weights
 from .errors import InputError, MissingFileError, NonFiniteLossError, NstdreamError, PerformanceWarning
 
-EXIT_OK, EXIT_NONFINITE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
-EXIT_FAILURE = 1  # an unexpected error (a bug or an environment failure), as for a NaN run
-#: The largest image side (px) accepted; NST at 4096 px already needs tens of GB. NSTDREAM_MAX_SIZE overrides it.
-MAX_SIZE, MAX_SIZE_VAR = 4096, "NSTDREAM_MAX_SIZE"
+EXIT_OK, EXIT_NONFINITE, EXIT_FAILURE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 1, 2, 130  # FAILURE: a bug, as NaN
+MAX_SIZE = 4096  # the largest image side (px) accepted; NST at 4096 px already needs tens of GB
 
 
 def _arg(cast, expected: str, must=lambda value: None):
@@ -40,16 +35,9 @@ def _arg(cast, expected: str, must=lambda value: None):
     return parse
 
 
-def _too_large(side: int) -> str | None:
-    text = os.environ.get(MAX_SIZE_VAR, "")
-    limit = int(text) if text.isdigit() else MAX_SIZE  # unset or not a number: the default
-    if side > limit:
-        return (f"at most {limit} px, as larger images do not fit in memory (--levels or --tile-size reach large "
-                f"sizes with less; {MAX_SIZE_VAR} raises the cap)")
-
-
 _POSITIVE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None)
-_SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else _too_large(n))
+_SIDE = _arg(int, "a whole number", lambda n: "> 0" if n <= 0 else None if n <= MAX_SIZE else (
+    f"at most {MAX_SIZE} px, as larger images do not fit in memory (--levels or --tile-size reach large sizes)"))
 _NONNEGATIVE = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else None)
 _SEED = _arg(int, "a whole number", lambda n: "≥ 0" if n < 0 else "below 2**32" if n >= 2**32 else None)
 _RATE = _arg(float, "a number", lambda x: None if 0 < x < float("inf") else "a finite number > 0")
@@ -57,27 +45,19 @@ _WEIGHTS = _arg(lambda text: tuple(float(w) for w in text.split(",")), "numbers 
 _STEPS = lambda text: tuple(_POSITIVE(n) for n in text.split(","))  # noqa: E731
 _LAYERS = lambda text: tuple(n.strip() for n in text.split(",") if n.strip())  # noqa: E731
 
-COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient ascent)",
-            "pipeline": "NST, then resize, then DeepDream (the paper's pipeline)",
+COMMANDS = {"style": "neural style transfer", "dream": "DeepDream (gradient ascent)", "pipeline": "NST, then DeepDream",
             "weights": "check or fetch the ImageNet weight files", "info": "versions, devices, weights and presets",
             "data": "regenerate the bundled images", "batch": "run a grid of notebook runs (papermill on Dask)"}
 RUNS, NST, DREAM = ("style", "dream", "pipeline"), ("style", "pipeline"), ("dream", "pipeline")
-# Library setting -> the option that sets it, for the errors the library raises.
-_OPTION_NAMES = {"layers": "--layers", "levels": "--levels", "steps_per_level": "--level-steps", "mask": "--mask",
-                 "tile_size": "--tile-size", "style_blend": "--style-weights", "style_scale": "--style-scale",
-                 "preserve_color": "--preserve-color", "octaves": "--octaves"}
 
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line ``error: <arg>: <what> — <fix>``, exit code 2."""
 
-    examples: dict[str, str] = {}  # option -> an example, for the fix of an error in it (``build_parser``)
-
     def error(self, message: str):  # type: ignore[override]
         where, what, fix = self.prog, message, f"see `{self.prog} --help`"
         if match := re.fullmatch(r"argument (\S+): (.*)", message, flags=re.S):
             where, what = self.prog if match[1] == "command" else match[1], match[2]
-            fix = f"pass e.g. {self.examples[where]}" if where in self.examples else fix
         if choice := re.fullmatch(r"invalid choice: (.*) \(choose from (.*)\)", what, flags=re.S):
             what, fix = f"unknown choice {choice[1]}", f"choose one of {choice[2].replace(chr(39), '')}"
         _print_error(f"{where}: {what} — {fix}")
@@ -90,52 +70,49 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     parser.subcommands = {name: sub.add_parser(name, help=text) for name, text in COMMANDS.items()}
 
-    def add(commands, flags: str, example=None, **keywords):  # example: for the fix of an error in this option
+    def add(commands, flags: str, **keywords):
         for name in commands:
             parser.subcommands[name].add_argument(*flags.split(), **keywords)
-        if example is not None:
-            _Parser.examples[flags.replace(" ", "/")] = f"{flags.split()[0]} {example}"
 
     add(NST, "content"), add(NST, "style"), add(("dream",), "image")
-    add(RUNS, "-o --output", "out.png", required=True, help="output PNG")
-    add(RUNS, "--preset", "quick", default="quick", help="paper, tf-tutorial or quick (default)")
-    add(RUNS, "--size", 256, type=_SIDE, help="longest side in px (default: the preset's; NST's for pipeline)")
+    add(RUNS, "-o --output", required=True, help="output PNG")
+    add(RUNS, "--preset", default="quick", help="paper, tf-tutorial or quick (default)")
+    add(RUNS, "--size", type=_SIDE, help="longest side in px (default: the preset's; NST's for pipeline)")
     add(RUNS, "--square", action="store_true", help="resize to SIZE × SIZE (the paper's square images)")
-    add(RUNS, "--steps", 100, type=_POSITIVE, help="iterations (both stages for pipeline)")
-    add(RUNS, "--lr", 0.01, type=_RATE, help="learning rate (NST) / step size (dream)")
-    add(RUNS, "--seed", 0, type=_SEED, default=0)
-    add(RUNS, "--metrics", "run.json", help="write metrics JSON here")
+    add(RUNS, "--steps", type=_POSITIVE, help="iterations (both stages for pipeline)")
+    add(RUNS, "--lr", type=_RATE, help="learning rate (NST) / step size (dream)")
+    add(RUNS, "--seed", type=_SEED, default=0)
+    add(RUNS, "--metrics", help="write metrics JSON here")
     add(RUNS, "--no-progress", action="store_true", help="no progress bar")
-    add(RUNS, "--log-every", 10, type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
-    add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="what the networks compute in "
-        "(default: float32; float16 on tensor-core GPUs); bfloat16 is faster on CPUs with AVX512-BF16 or AMX")
+    add(RUNS, "--log-every", type=_NONNEGATIVE, default=0, help="print `step N | loss x` every N steps (0: never)")
+    add(RUNS, "--precision", choices=("float32", "bfloat16", "float16"), help="default: float32 (float16 on "
+        "tensor-core GPUs); bfloat16 is fast on CPUs with AVX512-BF16 or AMX")
     add(NST, "--optimizer", choices=presets.OPTIMIZERS, help="default: the preset's; lbfgs with --levels")
-    add(NST, "--levels", 3, type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
-    add(NST, "--level-steps", "200,100,100", type=_STEPS, help="with --levels N: steps per level, coarsest first")
-    add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE",
-        help="another style image to blend with STYLE (repeatable)")
-    add(NST, "--style-weights", "0.7,0.3", type=_WEIGHTS, help="one weight per style image, STYLE first")
-    add(NST, "--style-scale", 0.5, type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
+    add(NST, "--levels", type=_POSITIVE, default=1, help="coarse-to-fine NST from 1/2^(N-1) of the size")
+    add(NST, "--level-steps", type=_STEPS, help="with --levels N: steps per level, coarsest first")
+    add(NST, "--style", action="append", default=[], dest="more_styles", metavar="IMAGE", help="one more (repeatable)")
+    add(NST, "--style-weights", type=_WEIGHTS, help="one weight per style image, STYLE first")
+    add(NST, "--style-scale", type=_RATE, help="style image at F × the output size (F > 1: larger patterns)")
     add(NST, "--preserve-color", choices=presets.PRESERVE_COLORS, help="keep the content's colours")
     add(NST, "--mask", help="image, white where the style goes, black where the content stays")
-    add(DREAM, "--layers", "mixed3,mixed5", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
-    add(DREAM, "--octaves", 3, type=_POSITIVE, help="number of octaves ending at full size")
+    add(DREAM, "--layers", type=_LAYERS, help="Inception layers, e.g. mixed3,mixed5")
+    add(DREAM, "--octaves", type=_POSITIVE, help="number of octaves ending at full size")
     add(DREAM, "--guide", help="guide image: dream towards its features instead of the mean activation")
-    add(("dream",), "--tile-size", 512, type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
-    add(("pipeline",), "--nst-steps", 100, type=_POSITIVE), add(("pipeline",), "--dream-steps", 100, type=_POSITIVE)
-    add(("pipeline",), "--dream-size", 299, type=_SIDE, help="DeepDream longest side")
-    add(("pipeline",), "--dream-lr", 0.01, type=_RATE, help="DeepDream step size")
-    add(("pipeline",), "--stylized", "stylized.png", help="where to write the NST image (default: OUTPUT_stylized.png)")
+    add(("dream",), "--tile-size", type=_NONNEGATIVE, help="dream tile by tile above this size (0: never)")
+    add(("pipeline",), "--nst-steps", type=_POSITIVE), add(("pipeline",), "--dream-steps", type=_POSITIVE)
+    add(("pipeline",), "--dream-size", type=_SIDE, help="DeepDream longest side")
+    add(("pipeline",), "--dream-lr", type=_RATE, help="DeepDream step size")
+    add(("pipeline",), "--stylized", help="where to write the NST image (default: OUTPUT_stylized.png)")
     add(("weights",), "action", choices=["check", "fetch"])
     add(("weights",), "--dir", help="folder to check / to fetch into (default: the Keras cache)")
     add(("data",), "what", choices=["styles", "content"])
     add(("data",), "--out", help="folder (default: data/styles or data/content)")
     add(("batch",), "grid", help="grid YAML file"), add(("batch",), "--out", required=True, help="output folder")
-    add(("batch",), "--workers", 2, type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
+    add(("batch",), "--workers", type=_POSITIVE, help="local Dask processes (default: 1 on a CPU, one per GPU)")
     add(("batch",), "--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    add(("batch",), "--retries", 1, type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
+    add(("batch",), "--retries", type=_NONNEGATIVE, default=0, help="rerun a failing run up to N times")
     add(("batch",), "--dry-run", action="store_true", help="list the runs, run nothing")
-    add(("batch",), "--max-runs", 20000, type=_POSITIVE, help="refuse a grid of more runs than this (default 10000)")
+    add(("batch",), "--max-runs", type=_POSITIVE, help="refuse a grid of more runs than this (default 10000)")
     # also accepted after the command: SUPPRESS keeps the value given before it
     add(COMMANDS, "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     return parser
@@ -145,16 +122,14 @@ def _print_error(line: str) -> None:
     print(f"error: {' '.join(line.split())}", file=sys.stderr)
 
 
-# ---------------------------------------------------------------- checks before TensorFlow loads
 def _is_input(args, path: str) -> bool:
-    """Whether ``path`` is one of the input images (content, style, image, mask, guide, extra styles)."""
+    """Whether ``path`` is an input image (content, style, image, mask, guide or an extra style)."""
     paths = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
     return os.path.realpath(path) in {os.path.realpath(p) for p in paths + getattr(args, "more_styles", []) if p}
 
 
 def _configs(args) -> presets.Preset:
-    """The preset with the options applied (``presets.resolve``). ``--size`` is the longest side unless
-    ``--square``; without either, the preset's own size and shape."""
+    """The preset with the options applied; without ``--size`` or ``--square``, the preset's own size and shape."""
     def square(size):
         return True if args.square else None if size is None else False
 
@@ -169,42 +144,28 @@ def _configs(args) -> presets.Preset:
         dream = dict(size=size, square=square(size), layers=args.layers, step_size=lr, octaves=args.octaves,
                      num_steps=getattr(args, "dream_steps", None) or args.steps,
                      tile_size=getattr(args, "tile_size", None))
-    preset = presets.resolve(args.preset, nst=nst, dream=dream)
-    presets.check_styles(preset.nst, 1 + len(getattr(args, "more_styles", [])))
-    return preset
+    return presets.resolve(args.preset, nst=nst, dream=dream)
 
 
 def _check_inputs(args) -> presets.Preset:
-    """Check image paths, output paths and parameters (milliseconds; no TensorFlow); the resolved preset."""
-    inputs = [getattr(args, attr, None) for attr in ("content", "style", "image", "mask", "guide")]
-    for path in [p for p in inputs if p] + getattr(args, "more_styles", []):
-        images.validate_image_path(path)
+    """Check image paths, output paths and options (no TensorFlow; the library checks the rest); the preset."""
     files.check_output_path(args.output, suffixes=(".png",))
     if args.metrics:
         files.check_output_path(args.metrics, suffixes=(".json",))
     if args.command == "pipeline":
-        given, output = args.stylized, Path(args.output)
-        args.stylized = given or str(output.with_name(output.stem + "_stylized.png"))  # from here on, the path
-        if os.path.abspath(files.check_output_path(args.stylized)) == os.path.abspath(output):
-            raise InputError("is the same file as -o/--output, so the DeepDream image would overwrite it",
-                             where=f"--stylized {given}", fix="give the stylised image another name")
-        if given is None and _is_input(args, args.stylized):
-            raise InputError("the stylised image's default name is an input image, which would be overwritten",
-                             where=args.stylized, fix="name the stylised image with --stylized")
+        output = Path(args.output)
+        stylized = args.stylized or str(output.with_name(output.stem + "_stylized.png"))
+        files.check_output_path(stylized)
+        if os.path.realpath(stylized) == os.path.realpath(output) or not args.stylized and _is_input(args, stylized):
+            raise InputError("is the same file as -o/--output or an input image, which it would overwrite",
+                             where=f"--stylized {stylized}", fix="give the stylised image another name with --stylized")
+        args.stylized = stylized  # from here on, the path
     preset = _configs(args)
-    if (levels := preset.nst.levels) > 1:  # options that a coarse-to-fine run does not take; the level sizes
-        for flag in [flag for flag, on in (("--style", args.more_styles), ("--mask", args.mask)) if on]:
-            raise InputError(f"is not combined with --levels {levels}", where=flag,
-                             fix="drop --levels (one level), or the option")
-        if steps := "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None:
-            raise InputError(f"counts the NST steps of a one-level run; with --levels {levels} each level has its own "
-                             "count", where=steps, fix="give the steps of each level, coarsest first, with "
-                             "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
-        info = images.image_info(args.content)
-        shape = (info["height"], info["width"])[::-1 if info["orientation"] in (5, 6, 7, 8) else 1]
-        presets.level_shapes(presets.full_shape(shape, preset.nst), levels)
-    if getattr(args, "mask", None):
-        presets.check_mask(images.load_image(args.mask))
+    steps = "--nst-steps" if getattr(args, "nst_steps", None) else "--steps" if args.steps else None
+    if preset.nst.levels > 1 and steps:
+        raise InputError(f"counts the NST steps of a one-level run; with --levels {preset.nst.levels} each level has "
+                         "its own count", where=steps, fix="give the steps of each level, coarsest first, with "
+                         "--level-steps" + ", and DeepDream's with --dream-steps" * (args.command == "pipeline"))
     return preset
 
 
@@ -215,16 +176,14 @@ def _check_weights(names: tuple[str, ...]) -> None:
             weights.resolve(row["name"], download=False)  # raises the WeightsError naming the fix
 
 
-# ---------------------------------------------------------------- runs
 class _Interrupts:
     """Ctrl-C: the first asks the loop to stop after its step (before the loop, it stops at once); the second exits."""
 
     loop_started = requested = False
-    previous = None
 
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._first)
+    def __init__(self) -> None:
+        main_thread = threading.current_thread() is threading.main_thread()
+        self.previous = signal.signal(signal.SIGINT, self._first) if main_thread else None
 
     def restore(self) -> None:
         if self.previous is not None and not self.requested:
@@ -246,62 +205,52 @@ class _Interrupts:
 def _stage_metrics(stage) -> dict:
     """The metrics of one stage (a result with ``history``, ``image`` and ``status``)."""
     history = dict(stage.history or {})
-    main = "total" if "total" in history else "loss"
-    losses = list(history.get(main, []))
-    return {"loss": losses, "final_loss": losses[-1] if losses else None,
-            "seconds": history["seconds"][-1] if history.get("seconds") else 0.0,
+    losses = list(history.pop("total" if "total" in history else "loss", []))
+    seconds = history.pop("seconds", None) or [0.0]
+    return {"loss": losses, "final_loss": losses[-1] if losses else None, "seconds": seconds[-1],
             "size": [stage.image.shape[1], stage.image.shape[0]], "steps": len(losses), "status": stage.status,
-            **{k: v for k, v in history.items() if k not in (main, "seconds")}}
+            **history}
 
 
 def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
-    """Load the images, check the weights, run the command, write the images and metrics (:func:`_finish`)."""
-    load = images.load_image
-    first = load(args.image if args.command == "dream" else args.content)
-    styles = [load(path) for path in (args.style, *args.more_styles)] if args.command != "dream" else [None]
+    """Load the images, check the weights, run the command, write the images and metrics; the exit code.
+    A run that did not complete (NaN/Inf, Ctrl-C) never replaces an input image."""
+    load, command, error = images.load_image, args.command, None
+    first = load(args.image if command == "dream" else args.content)
+    styles = [load(path) for path in (args.style, *args.more_styles)] if command != "dream" else [None]
     keywords = {name: load(getattr(args, name)) for name in ("mask", "guide") if getattr(args, name, None)}
     keywords.update(seed=args.seed, progress=not args.no_progress, log_every=args.log_every,
                     should_stop=interrupts.should_stop, precision=args.precision)
-    _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(args.command, ("vgg19", "inception_v3")))
+    _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
 
-    style, stage = styles if len(styles) > 1 else styles[0], "dream" if args.command == "dream" else "nst"
+    style, stage = styles if len(styles) > 1 else styles[0], "dream" if command == "dream" else "nst"
     try:
-        if args.command == "dream":
-            result = dream.deep_dream(first, config=preset.dream, **keywords)
-        elif args.command == "style":
-            result = pyramid.stylize(first, style, config=preset.nst, **keywords)
+        if command == "dream":
+            stages = {stage: dream.deep_dream(first, config=preset.dream, **keywords)}
+        elif command == "style":
+            stages = {stage: pyramid.stylize(first, style, config=preset.nst, **keywords)}
         else:
             result = pipeline.run_pipeline(first, style, config=preset, **keywords)
-    except NonFiniteLossError as error:
-        failed = SimpleNamespace(history=error.history, image=error.last_image, status="nonfinite")
-        done = getattr(error, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
-        code = _finish(args, preset, {"nst": done, "dream": failed} if done else {stage: failed}, error)
-        if args.debug:
-            raise
-        return code
-    stages = {"nst": result.nst, "dream": result.dream} if args.command == "pipeline" else {stage: result}
-    return _finish(args, preset, stages)
-
-
-def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossError | None = None) -> int:
-    """Write a run's images and metrics (``stages``: name -> a result with ``history``, ``image`` and ``status``,
-    None if it did not run); the exit code. A run that did not complete never replaces an input image."""
-    stages, written = {name: stage for name, stage in stages.items() if stage is not None}, []
-    last, unfinished = list(stages.values())[-1], error is not None or list(stages.values())[-1].status != "completed"
-    parts = {name: _stage_metrics(stage) for name, stage in stages.items()}
+            stages = {"nst": result.nst, **({"dream": result.dream} if result.dream is not None else {})}
+    except NonFiniteLossError as exc:
+        error, failed = exc, SimpleNamespace(history=exc.history, image=exc.last_image, status="nonfinite")
+        done = getattr(exc, "nst_result", None)  # pipeline: NST finished, DeepDream blew up
+        stages = {"nst": done, "dream": failed} if done else {stage: failed}
+    parts, last = {name: _stage_metrics(result) for name, result in stages.items()}, list(stages)[-1]
     if "nst" in parts and preset.nst.levels > 1:
         parts["nst"].update(levels=preset.nst.levels, steps_per_level=list(preset.nst.steps_per_level))
-    metrics = {"preset": args.preset, "precision": args.precision, **parts[list(parts)[-1]]}
-    if args.command == "pipeline":
+    metrics = {"preset": args.preset, "precision": args.precision, **parts[last]}
+    if command == "pipeline":
         metrics = {"preset": args.preset, "precision": args.precision, "stylized": args.stylized, **parts,
-                   "seconds": sum(part["seconds"] for part in parts.values()), "size": metrics["size"]}
-    metrics.update(status="nonfinite" if error else last.status)
+                   "seconds": sum(part["seconds"] for part in parts.values()), "size": parts[last]["size"]}
+    metrics.update(status="nonfinite" if error else stages[last].status)
     metrics.update({"step": error.step, "error": error.one_line()} if error else {})
+    unfinished, written = metrics["status"] != "completed", []
     if not (unfinished and _is_input(args, args.output)):
-        saves = [(stages["nst"].image, args.stylized)] if args.command == "pipeline" and not (
+        saves = [(stages["nst"].image, args.stylized)] if command == "pipeline" and not (
             unfinished and _is_input(args, args.stylized)) else []
-        for image, path in [*saves, (last.image, args.output)]:
+        for image, path in [*saves, (stages[last].image, args.output)]:
             images.save_image(image, path)
             written.append(path)
         if args.metrics:
@@ -311,13 +260,12 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
         saved = f"wrote the last finite image to {', '.join(written)}" if written else \
             "nothing written, since -o names an input image, which a failed run never replaces"
         _print_error(f"{args.output}: stopped at step {error.step}: {error.what}; {saved} — {error.fix}")
+        if args.debug:
+            raise error
         return EXIT_NONFINITE
-    if not written:
-        print(f"interrupted: {args.output} not written, since it is an input image, which only a finished run "
-              "replaces", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if unfinished:
+    print(f"wrote {', '.join(written)}" if written else f"interrupted: {args.output} not written, since it is an "
+          "input image, which only a finished run replaces", file=sys.stderr)
+    if unfinished and written:
         print("interrupted: the files hold the image and metrics at that step", file=sys.stderr)
     return EXIT_INTERRUPTED if unfinished else EXIT_OK
 
@@ -325,12 +273,11 @@ def _finish(args, preset: presets.Preset, stages: dict, error: NonFiniteLossErro
 def _run_tool(args) -> int:
     """``weights``, ``info``, ``data`` and ``batch``."""
     if args.command == "weights" and args.action == "fetch":
-        for name, path in weights.fetch(args.dir).items():
-            print(f"{name}: {path}")
+        print(*(f"{name}: {path}" for name, path in weights.fetch(args.dir).items()), sep="\n")
     elif args.command == "weights":
         rows = weights.check(args.dir)
-        for row in rows:
-            print(f"{'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'} — {row['message']}")
+        print(*(f"{'ok ' if r['ok'] else 'BAD'} {r['name']}: {r.get('path') or '-'} — {r['message']}" for r in rows),
+              sep="\n")
         return EXIT_OK if all(r["ok"] for r in rows) else EXIT_ERROR
     elif args.command == "info":
         print(device.format_report(), "weights:", sep="\n")
@@ -341,8 +288,8 @@ def _run_tool(args) -> int:
         print(*data.write_content(args.out), sep="\n")
     elif args.command == "data":
         if not data.STYLE_SCRIPT.is_file():
-            raise MissingFileError("the style generator is not installed with the package", where=str(data.STYLE_SCRIPT),
-                                   fix="run it in a checkout: git clone the repository, then `python data/make_styles.py`")
+            raise MissingFileError("the style generator is not installed with the package",
+                                   where=str(data.STYLE_SCRIPT), fix="in a checkout: `python data/make_styles.py`")
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
@@ -354,9 +301,6 @@ def _run_tool(args) -> int:
 def _report(args, exc: BaseException) -> int:
     """Print the one line for an error that ended the command; its exit code."""
     if isinstance(exc, NstdreamError):
-        if args.command in RUNS and exc.where in _OPTION_NAMES:  # name the options, not the library's settings
-            what = re.sub(rf"\b({'|'.join(_OPTION_NAMES)})\b", lambda m: _OPTION_NAMES[m[1]], exc.what)
-            exc = NstdreamError(what, where=_OPTION_NAMES[exc.where], fix=exc.fix)
         _print_error(exc.one_line())
         return EXIT_ERROR
     if isinstance(exc, KeyboardInterrupt):
@@ -380,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.subcommands.get(args.command, parser).error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a parse error (2), already printed
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
-    interrupts, show_warning = _Interrupts(), warnings.showwarning
+    interrupts, show_warning = None, warnings.showwarning
 
     def one_line_warning(message, category, *rest, **keywords):  # the library's PerformanceWarning: one line
         if not issubclass(category, PerformanceWarning):
@@ -392,14 +336,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in RUNS:
             return _run_tool(args)
         preset = _check_inputs(args)
-        interrupts.install()
+        interrupts = _Interrupts()
         return _run(args, preset, interrupts)
     except (Exception, KeyboardInterrupt) as exc:
         if args.debug:
             raise
         return _report(args, exc)
     finally:
-        interrupts.restore()
+        if interrupts is not None:
+            interrupts.restore()
         warnings.showwarning = show_warning
 
 

@@ -1,6 +1,5 @@
-"""Named recipes (``paper``, ``tf-tutorial``, ``quick``; ``nstdream info`` prints them) and the one way a
-run's settings are made: :func:`resolve` turns a preset plus overrides into frozen configs. A config is
-checked when it is made, so every config that exists is valid. TensorFlow-free: the CLI resolves first.
+"""Named recipes (``paper``, ``tf-tutorial``, ``quick``) and :func:`resolve`, the one way a preset plus overrides
+becomes a run's frozen configs, checked when made (so every config is valid). TensorFlow-free: the CLI resolves first.
 """
 
 from __future__ import annotations
@@ -21,12 +20,11 @@ INITS = ("content", "noise", "style")
 SGD_GUARD_FACTOR = 2.0  # paper's and quick's: an SGD update that more than doubles the loss is redone at half rate
 
 KERAS_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+# Keras names of VGG-19's 16 convolution and 5 pooling layers (``block{b}_conv{i}`` = paper's conv{b}_{i})
 VGG19_LAYERS: tuple[str, ...] = tuple(
     [f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1)]
     + [f"block{b}_pool" for b in range(1, 6)])
-"""Keras names of VGG-19's 16 convolution and 5 pooling layers (``block{b}_conv{i}`` = paper's conv{b}_{i})."""
-INCEPTION_LAYERS: tuple[str, ...] = tuple(f"mixed{i}" for i in range(11))
-"""Inception v3's mixed (inception-module) outputs usable for DeepDream (mixed0…mixed10)."""
+INCEPTION_LAYERS: tuple[str, ...] = tuple(f"mixed{i}" for i in range(11))  # Inception v3's mixed0…mixed10 outputs
 
 MIN_LEVEL_SIDE = 16  # the smallest side of a coarse-to-fine level: VGG-19 halves it 4 times before block5
 COARSE_STEPS = 100  # default L-BFGS steps at half size, doubling at each coarser level
@@ -49,48 +47,55 @@ def _one_of(*choices):
     return lambda v: v in choices, "unknown {name} '{value}'", f"choose one of {', '.join(c for c in choices if c)}"
 
 
-# field -> (test, what is wrong, fix); {name} and {value} are filled in. The InputError's ``where`` is the field.
 _POSITIVE = (lambda v: _real(v) and v > 0, "{name} must be a positive number, got {value!r}", "pass {name} > 0")
 _COUNT = (lambda v: _real(v) and v > 0 and float(v).is_integer(), "{name} must be a whole number > 0, got {value!r}",
           "pass a whole number as {name}")
-_NST_RULES = {
-    "size": _COUNT, "num_steps": _COUNT, "learning_rate": _POSITIVE, "style_scale": _POSITIVE,
-    "mask_weight": _POSITIVE,
+# field -> (test, what is wrong, fix), for both configs; {name} and {value} are filled in, ``where`` is the field
+_RULES = {
+    "size": _COUNT, "num_steps": _COUNT, "levels": _COUNT, "learning_rate": _POSITIVE, "style_scale": _POSITIVE,
+    "mask_weight": _POSITIVE, "step_size": _POSITIVE, "octave_scale": _POSITIVE,
     "sgd_guard_factor": (lambda v: v is None or (_real(v) and v >= 1),
                          "{name} must be None or a number ≥ 1, got {value!r}",
                          f"pass None (no guard) or a factor such as {SGD_GUARD_FACTOR}"),
     "optimizer": _one_of(*OPTIMIZERS), "init": _one_of(*INITS), "preserve_color": _one_of(None, *PRESERVE_COLORS),
     "style_blend": (lambda b: not b or (isinstance(b, tuple) and all(_real(w) and w >= 0 for w in b) and sum(b) > 0),
                     "style weights must be numbers ≥ 0, not all 0, got {value!r}", "pass e.g. 0.7,0.3"),
-}
-_DREAM_RULES = {
-    "size": _COUNT, "num_steps": _COUNT, "step_size": _POSITIVE, "octave_scale": _POSITIVE,
     "tile_size": (lambda v: not v or v >= 75, "{name} {value} is below Inception v3's 75-pixel minimum",
                   "use 0 (no tiles) or a tile size of at least 75, e.g. 512"),
-    "octaves": (len, "no octaves chosen", "pass e.g. octaves=(0,) or a count such as 3"),
+    "octaves": (lambda v: v > 0 if _whole(v) else len(v), "{name} must be a positive number or exponents, got "
+                "{value!r}", "pass e.g. octaves=(0,) or a count such as 3"),
     "layers": (len, "no layers chosen", "pass e.g. mixed3,mixed5"),
 }
 
 
-def _check(cfg, rules: dict) -> None:
-    for name, (test, what, fix) in rules.items():
-        value = getattr(cfg, name)
+def _check(cfg) -> None:
+    """Check ``cfg``'s fields by :data:`_RULES`; whole numbers become ints."""
+    for name in [f.name for f in dataclasses.fields(cfg) if f.name in _RULES]:
+        (test, what, fix), value = _RULES[name], getattr(cfg, name)
         if not test(value):
             _fail(what.format(name=name, value=value), name, fix.format(name=name))
+        if _RULES[name] is _COUNT:
+            object.__setattr__(cfg, name, int(value))
+
+
+def _check_name(name, valid, kind: str, where: str) -> None:
+    """InputError unless ``name`` is in ``valid``, suggesting a close match and listing the valid names."""
+    if name not in valid:
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        _fail(f"unknown {kind} '{name}'", where, f"{hint}valid {kind}s: {', '.join(valid)}")
 
 
 def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
     """Raise InputError for a layer name not in ``valid``, listing the valid ones and a close match."""
     for name in layers:
-        if name not in valid:
-            close = difflib.get_close_matches(name, valid, n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            _fail(f"unknown layer '{name}'", where, f"{hint}valid layers: {', '.join(valid)}")
+        _check_name(name, valid, "layer", where)
 
 
 def validate_nst(cfg: NSTConfig) -> NSTConfig:
-    """Check an NST config (done when one is made); return it. InputError names the field, the fault and the fix."""
-    _check(cfg, _NST_RULES)
+    """Check an NST config and normalise its fields (done when one is made); return it. InputError names the fault."""
+    _check(cfg)
+    object.__setattr__(cfg, "steps_per_level", _level_steps(cfg.steps_per_level, cfg.levels))
     check_layers(cfg.content_layers, VGG19_LAYERS, where="content_layers")
     check_layers(cfg.style_layers, VGG19_LAYERS, where="style_layers")
     controls = [name for name, on in (("preserve_color", cfg.preserve_color), ("style_blend", cfg.style_blend),
@@ -109,8 +114,7 @@ def check_styles(cfg: NSTConfig, num_styles: int) -> None:
 
 
 def check_mask(mask) -> np.ndarray:
-    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, black: content kept; RGB is averaged).
-    InputError for another shape, or a mask all black or all white."""
+    """A mask image as ``[H, W]`` float32 in [0, 1] (white: styled, RGB averaged); InputError if all black or white."""
     m = np.asarray(mask, np.float32)
     m = m.mean(axis=-1) if m.ndim == 3 else m
     if m.ndim != 2 or not np.isfinite(m).all():
@@ -122,12 +126,8 @@ def check_mask(mask) -> np.ndarray:
     return np.clip(m, 0.0, 1.0)
 
 
-# ---------------------------------------------------------------- coarse-to-fine schedule
-def _level_steps(steps, levels) -> tuple[int, ...] | None:
-    """``steps_per_level`` as one count per level (None for one level), checked with ``levels``."""
-    if not (_whole(levels) and levels >= 1):
-        _fail(f"levels must be a whole number ≥ 1, got {levels!r}", "levels",
-              "pass e.g. levels=3 (quarter, half and full size)")
+def _level_steps(steps, levels: int) -> tuple[int, ...] | None:
+    """``steps_per_level`` as one count per level, coarsest first (None for one level)."""
     if levels == 1 and steps is not None:
         _fail("steps_per_level needs levels ≥ 2", "steps_per_level", "use it with two or more levels")
     if levels == 1:
@@ -146,9 +146,8 @@ def default_steps(levels: int) -> list[int]:
 
 
 def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
-    """``(height, width)`` per level, coarsest first: ``shape`` divided by 2^k, rounded;
-    ``level_shapes((512, 384), 3) == [(128, 96), (256, 192), (512, 384)]``. InputError if the coarsest
-    level's shorter side is below :data:`MIN_LEVEL_SIDE`."""
+    """``(height, width)`` per level, coarsest first: ``shape`` ÷ 2^k, rounded (``((512, 384), 3)`` → 128×96,
+    256×192, 512×384); InputError if the coarsest level's shorter side is below :data:`MIN_LEVEL_SIDE`."""
     out = [(max(1, round(shape[0] / 2 ** k)), max(1, round(shape[1] / 2 ** k))) for k in range(levels - 1, -1, -1)]
     if min(out[0]) < MIN_LEVEL_SIDE:
         _fail(f"the coarsest level would be {out[0][0]}×{out[0][1]} px with levels={levels}, below {MIN_LEVEL_SIDE} px",
@@ -158,39 +157,30 @@ def level_shapes(shape: tuple[int, int], levels: int) -> list[tuple[int, int]]:
 
 def full_shape(shape: tuple[int, int], cfg: NSTConfig) -> tuple[int, int]:
     """The ``(height, width)`` that ``nst.prepare_images`` gives an image of ``shape``: a run's last level."""
-    if cfg.square:
-        return cfg.size, cfg.size
     scale = cfg.size / max(shape)
-    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+    return (cfg.size, cfg.size) if cfg.square else (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
 
 
 class _Config:
     def replace(self, **changes):
-        """A copy with ``changes`` (None keeps a field), checked as it is made."""
+        """A copy with ``changes`` (None keeps a field), checked as it is made; InputError names an unknown field."""
+        for key in changes:
+            _check_name(key, [f.name for f in dataclasses.fields(self)], "setting", type(self).__name__)
         changes = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **changes) if changes else self
-
-    def _set(self, **values) -> None:  # normalise fields of a frozen dataclass while it is made
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
 
 
 @dataclass(frozen=True)
 class NSTConfig(_Config):
-    """Settings of one NST run. ``size``: the longest side in px (both when ``square``). ``optimizer``: ``sgd``
-    (paper Eq 2), ``adam`` (TF tutorial), ``lbfgs`` (scipy) or ``lbfgs-tf``. ``learning_rate``: in units of
-    ``pixel_scale`` (the image is ``pixel_scale × RGB[0, 1]``), × ``lr_decay_rate^(step / lr_decay_steps)``;
-    for SGD × ``H·W / lr_reference_pixels`` (the keras-io style loss divides by (H·W)²). ``sgd_guard_factor``:
-    an SGD update that raises the loss more than this (or to NaN) is redone at half the rate (None: never).
-    ``init``: ``content``, ``noise`` or ``style``. ``content_*``, ``style_*``, ``gram_normalize``, ``tv_*``:
-    the loss terms (``losses``). Controls: ``preserve_color``, ``style_blend`` (a weight per style image),
-    ``style_scale`` (style image size ÷ output size), ``mask_weight``. ``levels``: coarse to fine from
-    1/2^(levels−1) of the size, ``steps_per_level`` coarsest first (an int: each; None: :func:`default_steps`)."""
+    """Settings of one NST run (``nst.style_transfer``; ``pyramid.coarse_to_fine`` for ``levels`` > 1)."""
 
+    # size: the longest side in px (both if square); optimizer: sgd (paper Eq 2), adam (TF tutorial), lbfgs, lbfgs-tf
     size: int = 224
     square: bool = True
     num_steps: int = 1000
     optimizer: str = "sgd"
+    # lr in pixel_scale units × lr_decay_rate^(step/lr_decay_steps), SGD's × H·W/lr_reference_pixels; an SGD update
+    # raising the loss over sgd_guard_factor × (or to NaN) is redone at half rate. The image: pixel_scale × RGB[0, 1]
     learning_rate: float = 10.0
     lr_decay_rate: float | None = 0.96
     lr_decay_steps: int = 100
@@ -211,47 +201,44 @@ class NSTConfig(_Config):
     tv_weight: float = 1e-6
     tv_kind: str = "keras"
     tv_power: float = 1.25
+    # controls: a weight per style image (style_blend), style image size ÷ output size, the masked loss's weight
     preserve_color: str | None = None
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     mask_weight: float = 1e4
+    # coarse to fine from 1/2^(levels−1) of the size; steps_per_level coarsest first (int: each; None: default_steps)
     levels: int = 1
     steps_per_level: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         blend = self.style_blend
-        self._set(content_layers=tuple(self.content_layers),
-                  style_blend=tuple(blend) if isinstance(blend, (Sequence, np.ndarray)) else blend,
-                  steps_per_level=_level_steps(self.steps_per_level, self.levels))
+        object.__setattr__(self, "content_layers", tuple(self.content_layers))
+        object.__setattr__(self, "style_blend", tuple(blend) if isinstance(blend, (Sequence, np.ndarray)) else blend)
         validate_nst(self)
-        self._set(size=int(self.size), num_steps=int(self.num_steps))
 
 
 @dataclass(frozen=True)
 class DreamConfig(_Config):
-    """Settings of one DeepDream run (``dream.deep_dream``): ``size`` as NST's; ``num_steps`` per octave at
-    ``step_size`` (pixels in [-1, 1], per gradient ÷ its std when ``normalize_gradient``); the mean
-    activations of ``layers`` are summed; ``octaves``: exponents n, each run at ``size · octave_scale^n``
-    (an int N: ``-(N-1)…0``); ``tile_size``: gradients tile by tile above this size (0: never)."""
+    """Settings of one DeepDream run (``dream.deep_dream``)."""
 
+    # num_steps per octave at step_size (pixels in [-1, 1]; per gradient ÷ its std); the layers' mean activations summed
     size: int = 299
     square: bool = True
     num_steps: int = 1000
     step_size: float = 0.005
     layers: tuple[str, ...] = ("mixed3", "mixed5")
+    # exponents n, each run at size · octave_scale^n (an int N: -(N-1)…0); tile by tile above tile_size (0: never)
     octaves: tuple[int, ...] = (0,)
     octave_scale: float = 1.3
     tile_size: int = 0
     normalize_gradient: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", tuple(self.layers))
+        _check(self)
         if _whole(self.octaves):
-            _check(self, {"octaves": _POSITIVE})
-            self._set(octaves=tuple(range(1 - self.octaves, 1)))
-        self._set(layers=tuple(self.layers))
-        _check(self, _DREAM_RULES)
+            object.__setattr__(self, "octaves", tuple(range(1 - self.octaves, 1)))
         check_layers(self.layers, INCEPTION_LAYERS, where="layers")
-        self._set(size=int(self.size), num_steps=int(self.num_steps))
 
 
 @dataclass(frozen=True)
@@ -267,24 +254,19 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description="The paper's sizes and steps (NST 224×224, 1000 iterations; DeepDream 299×299, step 0.005, 1000 "
-    "steps) with the keras-io NST recipe and the TF DeepDream recipe, but learning rate 10, not 100, which diverges "
-    f"at 224² (loss 8.5e5 → inf by step 4). A guard (sgd_guard_factor={SGD_GUARD_FACTOR}) retries a step that more "
-    "than doubles the loss at half the rate; None gives exactly keras-io's SGD.",
-    source="NST: keras-io examples/generative/neural_style_transfer.py (SGD, ExponentialDecay ×0.96 per 100 steps, "
-    "content block5_conv2 2.5e-8 with Σ(F−P)², style block1..5_conv1 1e-6 shared, Σ(G−A)²/(4·3²·(HW)²), TV 1e-6 "
-    "power 1.25, caffe pixels); DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb "
-    "(mixed3+mixed5, mean activations, gradient ÷ std, pixels in [-1, 1]).",
+    description="The paper's sizes and steps with the keras-io NST and the TF DeepDream recipes, but learning rate 10 "
+    "(100 diverges at 224²: loss 8.5e5 → inf by step 4); a step that more than doubles the loss is retried at half "
+    "the rate (sgd_guard_factor; None: exactly keras-io's SGD).",
+    source="NST: keras-io examples/generative/neural_style_transfer.py (Σ(F−P)², Σ(G−A)²/(4·3²·(HW)²), caffe pixels); "
+    "DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb (gradient ÷ std, pixels in [-1, 1]).",
     nst=NSTConfig(sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(),
 )
 TF_TUTORIAL = Preset(
     name="tf-tutorial",
     description="The TensorFlow tutorials' recipes: Adam NST at 512 px, DeepDream with octaves.",
-    source="NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (Gram ÷ HW, style weight 1e-2, "
-    "content weight 1e4, mean-squared losses, Adam lr 0.02 β1 0.99 ε 0.1, TV weight 30, longest side 512, 10 epochs "
-    "× 100 steps); DeepDream: deepdream.ipynb (octaves -2..2, scale 1.3, step 0.01, 100 steps per octave, tiles of "
-    "512 with random roll).",
+    source="NST: tensorflow/docs site/en/tutorials/generative/style_transfer.ipynb (10 epochs × 100 steps); "
+    "DeepDream: deepdream.ipynb (100 steps per octave, tiles of 512 with random roll).",
     nst=NSTConfig(size=512, square=False, num_steps=1000, optimizer="adam", learning_rate=0.02, lr_decay_rate=None,
                   lr_reference_pixels=None, adam_beta1=0.99, adam_epsilon=0.1, pixel_scale=1.0, clip=True,
                   content_weight=1e4, content_reduction="mean", style_weight=1e-2, style_reduction="mean",
@@ -294,9 +276,8 @@ TF_TUTORIAL = Preset(
 )
 QUICK = Preset(
     name="quick",
-    description="The paper preset's networks and losses, small and short enough for a 2-core CPU, NST by L-BFGS "
-    "(Gatys' optimiser): its line search accepts no step that raises the loss, so it never diverges, and it has no "
-    "learning rate (--lr is ignored); in the same time it ends lower than SGD.",
+    description="The paper preset's losses, small and short enough for a 2-core CPU, NST by L-BFGS (Gatys' "
+    "optimiser), which never diverges, has no learning rate (--lr is ignored) and ends lower than SGD in equal time.",
     source="As `paper`, with NST by L-BFGS; size 128 (NST) / 160 (DeepDream) and 100 / 100 steps.",
     nst=NSTConfig(size=128, num_steps=100, optimizer="lbfgs", sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(size=160, num_steps=100, step_size=0.01),
@@ -308,11 +289,8 @@ def get_preset(name: str | Preset) -> Preset:
     """The preset called ``name`` (or ``name`` itself if a Preset); InputError suggests a close name."""
     if isinstance(name, Preset):
         return name
-    if name in PRESETS:
-        return PRESETS[name]
-    close = difflib.get_close_matches(str(name), PRESETS, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"choose one of {', '.join(PRESETS)}"
-    raise InputError(f"unknown preset '{name}'", where="--preset", fix=hint)
+    _check_name(name, PRESETS, "preset", "--preset")
+    return PRESETS[name]
 
 
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
@@ -329,35 +307,18 @@ def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
     the default ``steps_per_level`` unless given, and above 1 turns SGD or Adam into L-BFGS unless an
     ``optimizer`` is given (the default level steps are L-BFGS steps)."""
     cfg = get_preset(config).nst if isinstance(config, (str, Preset)) else config
-    changes = _known({k: v for k, v in overrides.items() if v is not None}, cfg)
-    if "levels" in changes:
-        changes.setdefault("steps_per_level", None)
-        if isinstance(changes["levels"], int) and changes["levels"] > 1 and cfg.optimizer in ("sgd", "adam"):
-            changes.setdefault("optimizer", "lbfgs")
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+    if (levels := overrides.get("levels")) is not None:
+        if _whole(levels) and levels > 1 and cfg.optimizer in ("sgd", "adam"):
+            overrides["optimizer"] = overrides.get("optimizer") or "lbfgs"
+        cfg = dataclasses.replace(cfg, levels=1, steps_per_level=None)  # one level: valid, whatever the overrides
+    return cfg.replace(**overrides)
 
 
 def dream_config(config: DreamConfig | str = "quick", **overrides) -> DreamConfig:
     """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field)."""
-    cfg = get_preset(config).dream if isinstance(config, (str, Preset)) else config
-    return cfg.replace(**_known(overrides, cfg))
-
-
-def _known(overrides: dict, cfg) -> dict:
-    """``overrides``, or InputError naming a key that is not a field of ``cfg`` (with a close match)."""
-    fields = [f.name for f in dataclasses.fields(cfg)]
-    for key in overrides:
-        if key not in fields:
-            close = difflib.get_close_matches(key, fields, n=1)
-            _fail(f"unknown setting '{key}'", type(cfg).__name__,
-                  f"did you mean '{close[0]}'?" if close else f"settings: {', '.join(fields)}")
-    return overrides
+    return (get_preset(config).dream if isinstance(config, (str, Preset)) else config).replace(**overrides)
 
 
 def describe(preset: Preset) -> str:
     """A preset as readable lines (``nstdream info``)."""
-    lines = [f"[{preset.name}] {preset.description}", f"  source: {preset.source}"]
-    for part in ("nst", "dream"):
-        cfg = getattr(preset, part)
-        lines.append(f"  {part}: " + ", ".join(f"{f.name}={getattr(cfg, f.name)!r}" for f in dataclasses.fields(cfg)))
-    return "\n".join(lines)
+    return f"[{preset.name}] {preset.description}\n  source: {preset.source}\n  {preset.nst}\n  {preset.dream}"

@@ -46,9 +46,11 @@ def one_line(err: str) -> str:
                 "`nstdream style --help`"),
     (["dream", "a.png"], "error: nstdream dream: the following arguments are required: -o/--output — see "
                          "`nstdream dream --help`"),
-    (["style", "a", "b", "-o"], "error: -o/--output: expected one argument — pass e.g. -o out.png"),
-    (["style", "a", "b", "-o", "x.png", "--steps", "0"], "error: --steps: must be > 0, got 0 — pass e.g. --steps 100"),
-    (["style", "a", "b", "-o", "x.png", "--size", "-5"], "error: --size: must be > 0, got -5 — pass e.g. --size 256"),
+    (["style", "a", "b", "-o"], "error: -o/--output: expected one argument — see `nstdream style --help`"),
+    (["style", "a", "b", "-o", "x.png", "--steps", "0"],
+     "error: --steps: must be > 0, got 0 — see `nstdream style --help`"),
+    (["style", "a", "b", "-o", "x.png", "--size", "-5"],
+     "error: --size: must be > 0, got -5 — see `nstdream style --help`"),
     (["style", "a", "b", "-o", "x.png", "--optimizer", "rmsprop"],
      "error: --optimizer: unknown choice 'rmsprop' — choose one of sgd, adam, lbfgs, lbfgs-tf"),
     (["style", "a", "b", "-o", "x.png", "--precision", "half"],
@@ -58,9 +60,10 @@ def one_line(err: str) -> str:
     (["style", "a", "b", "c", "-o", "x.png"],
      "error: nstdream style: unrecognized arguments: c — see `nstdream style --help`"),
     (["weights", "download"], "error: action: unknown choice 'download' — choose one of check, fetch"),
-    (["style", "a", "b", "-o", "x.png", "--levels", "0"], "error: --levels: must be > 0, got 0 — pass e.g. --levels 3"),
+    (["style", "a", "b", "-o", "x.png", "--levels", "0"],
+     "error: --levels: must be > 0, got 0 — see `nstdream style --help`"),
     (["pipeline", "a", "b", "-o", "x.png", "--level-steps", "50,x"],
-     "error: --level-steps: expected a whole number, got 'x' — pass e.g. --level-steps 200,100,100"),
+     "error: --level-steps: expected a whole number, got 'x' — see `nstdream pipeline --help`"),
 ])
 def test_argparse_errors_are_one_line_with_a_fix(argv, line, capsys):
     code, out, err = run_cli(argv, capsys)
@@ -124,22 +127,28 @@ def test_levels_choose_lbfgs_unless_an_optimizer_is_given():
 
 
 @pytest.mark.parametrize("options, line", [
-    (["--level-steps", "10,10"], "error: --level-steps: --level-steps needs --levels ≥ 2 — use it with two or more "
+    (["--level-steps", "10,10"], "error: steps_per_level: steps_per_level needs levels ≥ 2 — use it with two or more "
                                  "levels"),
-    (["--levels", "3", "--level-steps", "10,10"], "error: --level-steps: --level-steps must be 3 whole numbers ≥ 1, "
-                                                  "one per level, got (10, 10) — give one count per level, coarsest "
-                                                  "first, e.g. 200,100,100"),
+    (["--levels", "3", "--level-steps", "10,10"], "error: steps_per_level: steps_per_level must be 3 whole numbers ≥ "
+                                                  "1, one per level, got (10, 10) — give one count per level, "
+                                                  "coarsest first, e.g. 200,100,100"),
     (["--levels", "2", "--steps", "5"], "error: --steps: counts the NST steps of a one-level run; with --levels 2 "
                                         "each level has its own count — give the steps of each level, coarsest "
                                         "first, with --level-steps"),
-    (["--levels", "3", "--size", "48"], "error: --levels: the coarsest level would be 8×12 px with --levels=3, below "
-                                        "16 px — use fewer levels or a larger size (the coarsest side must be at "
-                                        "least 16 px)"),
 ])
 def test_level_options_fail_before_tensorflow_with_one_line(options, line, tmp_path, capsys):
     code, out, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / "o.png", *options], capsys)
     assert (code, out) == (2, "")
     assert one_line(err) == line
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_too_many_levels_for_the_size_fail_in_one_line(tmp_path, capsys, weights_dir):
+    code, out, err = run_cli(["style", CONTENT, STYLE, "-o", tmp_path / "o.png", "--levels", "3", "--size", "48"],
+                             capsys)
+    assert (code, out) == (2, "")
+    assert one_line(err) == ("error: levels: the coarsest level would be 8×12 px with levels=3, below 16 px — use "
+                             "fewer levels or a larger size (the coarsest side must be at least 16 px)")
     assert not (tmp_path / "o.png").exists()
 
 
