@@ -1,12 +1,10 @@
-"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by ``data/make_styles.py``
-and photos from scikit-image (:func:`write_content`, its only use of scikit-image)."""
+"""The bundled images in ``data/`` (or ``$NSTDREAM_DATA_DIR``): styles drawn by ``make_styles.py``, skimage photos."""
 
 import difflib
 import io
 import os
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
@@ -23,13 +21,11 @@ _FIXES = {"style": "run `nstdream data styles` in a checkout of the repository",
 
 def data_dir() -> Path:
     """``$NSTDREAM_DATA_DIR`` if set (read at each call), else ``data/`` at the repository root."""
-    override = os.environ.get("NSTDREAM_DATA_DIR")
-    return Path(override).expanduser() if override else STYLE_SCRIPT.parent
+    return Path(os.environ.get("NSTDREAM_DATA_DIR") or STYLE_SCRIPT.parent).expanduser()
 
 
 def course_path(value: str | os.PathLike) -> Path:
-    """A path as the notebooks write it, relative to ``notebooks/`` (``../data/...``), made absolute; an absolute
-    path stays."""
+    """A path relative to ``notebooks/`` (as the notebooks write it: ``../data/...``) made absolute."""
     path = Path(value).expanduser()
     return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
 
@@ -59,18 +55,16 @@ def content_path(name: str) -> Path:
 
 
 def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
-    """Write the :data:`CONTENT_NAMES` photos as RGB PNGs, shrunk (Lanczos) to at most 512 px on the longest side,
-    atomically to ``directory`` (default ``data_dir()/content``); their paths. NstdreamError without scikit-image."""
+    """Write :data:`CONTENT_NAMES` as RGB PNGs of ≤ 512 px into ``directory`` (default ``data_dir()/content``)."""
     try:
         import skimage.data
     except ImportError as error:
-        raise NstdreamError("scikit-image is not installed", where="write_content",
-                            fix="pip install 'nstdream[data]' (or scikit-image), then run it again") from error
+        raise NstdreamError("scikit-image is not installed", fix="pip install 'nstdream[data]'") from error
     folder = data_dir() / "content" if directory is None else Path(directory).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in CONTENT_NAMES:
-        photo = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)).convert("RGB")
+        photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")  # uint8
         photo.thumbnail((512, 512), Image.Resampling.LANCZOS, reducing_gap=None)
         buffer = io.BytesIO()
         photo.save(buffer, format="PNG", compress_level=9)
