@@ -15,8 +15,6 @@ GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")  # least
 STYLE_NAMES = PAPER_STYLES + GRADED_STYLES
 CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")  # from skimage.data; data/LICENSES.md
 STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"  # in a checkout only
-_FIXES = {"style": "run `nstdream data styles` in a checkout of the repository",
-          "content": "run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'"}
 
 
 def data_dir() -> Path:
@@ -40,7 +38,8 @@ def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
         raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path", fix=f"{hint}valid names: {', '.join(names)}")
     path = data_dir() / ("styles" if kind == "style" else kind) / f"{name}.png"
     if not path.is_file():
-        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path), fix=_FIXES[kind])
+        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path),
+                               fix=f"run `nstdream data {path.parent.name}` in a checkout of the repository")
     return path
 
 

@@ -1,6 +1,5 @@
 """Path checks and atomic writes (a hidden ``.<name>.<8 hex>.tmp`` beside the target, fsynced, then os.replace)."""
 
-import errno
 import json
 import math
 import os
@@ -35,8 +34,7 @@ def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes
     except FileNotFoundError:
         raise MissingFileError(f"no such {what}", where=where, fix="check the spelling and the folder") from None
     except OSError as exc:
-        raise error("is a symbolic link loop (it leads back to itself)" if exc.errno == errno.ELOOP else
-                    f"cannot be examined ({exc.strerror or exc})", where=where,
+        raise error(f"cannot be examined ({exc.strerror or exc})", where=where,  # a link loop, a folder we cannot enter
                     fix="check the path, its links and the permissions of its folders") from None
     if not stat.S_ISREG(info.st_mode):
         kind = _KINDS.get(stat.filemode(info.st_mode)[0], "something else")  # by the mode's first letter

