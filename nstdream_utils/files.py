@@ -90,17 +90,16 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def check_output_path(path: str | os.PathLike, *, suffixes: tuple[str, ...] | None = (".png",)) -> Path:
-    """``path`` if a file with a suffix in ``suffixes`` (any case; None: any) can be written; else InputError."""
+    """``path`` if a file can be written there with its suffix (any case) in ``suffixes`` (lower case; None: any)."""
     target = _as_path(path, what="output path")
     where, folder = str(target), target.parent
-    allowed = None if suffixes is None else tuple(s.lower() for s in suffixes)
     if target.is_dir():
         raise InputError("is a folder, not a file", where=where,
-                         fix=f"give a file name inside it, e.g. '{target / ('output' + (allowed or ('',))[0])}'")
-    if allowed is not None and target.suffix.lower() not in allowed:
+                         fix=f"give a file name inside it, e.g. '{target / ('output' + (suffixes or ('',))[0])}'")
+    if suffixes is not None and target.suffix.lower() not in suffixes:
         got = f"'{target.suffix}'" if target.suffix else "no suffix"
-        raise InputError(f"wrong file type {got}, expected {' or '.join(allowed)}", where=where,
-                         fix=f"name the file with {allowed[0]}, e.g. '{target.with_suffix(allowed[0]).name}'")
+        raise InputError(f"wrong file type {got}, expected {' or '.join(suffixes)}", where=where,
+                         fix=f"name the file with {suffixes[0]}, e.g. '{target.with_suffix(suffixes[0]).name}'")
     if not folder.is_dir():
         raise InputError(f"the output folder '{folder}' " + ("is a file" if folder.exists() else "does not exist"),
                          where=where, fix=f"choose an existing folder, or create it (mkdir -p '{folder}')")

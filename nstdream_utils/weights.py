@@ -183,10 +183,8 @@ def _inception_layers() -> list[str]:
     """The layer names of Keras' ``InceptionV3(include_top=False)`` in its order, numbered as in a fresh session."""
     import keras
     names = [layer.name for layer in keras.applications.InceptionV3(include_top=False, weights=None).layers]
-    kinds = []  # Keras numbers automatic names per process (conv2d_95 after another model): renumber from 0
-    for name in names:
-        base, number = (name, None) if name.startswith("mixed") else re.fullmatch(r"(.+?)(?:_(\d+))?", name).groups()
-        kinds.append((base, int(number or 0)))
+    # Keras numbers automatic names per process (conv2d_95 after another model): renumber from 0; mixed* are fixed
+    kinds = [(m[1], int(m[2] or 0)) for m in (re.fullmatch(r"(mixed\w*|.+?)(?:_(\d+))?", name) for name in names)]
     numbers = {base: sorted(n for b, n in kinds if b == base) for base, _ in kinds}
     return [base + (f"_{rank}" if (rank := numbers[base].index(n)) else "") for base, n in kinds]
 
