@@ -23,9 +23,8 @@ def data_dir() -> Path:
 
 
 def course_path(value: str | os.PathLike) -> Path:
-    """A path relative to ``notebooks/`` (as the notebooks write it: ``../data/...``) made absolute."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
+    """A path relative to ``notebooks/`` (as the notebooks write it: ``../data/...``) made absolute; absolute stays."""
+    return (STYLE_SCRIPT.parent.parent / "notebooks" / Path(value).expanduser()).resolve()
 
 
 def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:

@@ -1,13 +1,10 @@
 """Path checks and atomic writes (a hidden ``.<name>.<8 hex>.tmp`` beside the target, fsynced, then os.replace)."""
 
 import json
-import math
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,20 +25,19 @@ def check_regular_file(path: str | os.PathLike, *, what: str = "file", max_bytes
                        error: type[NstdreamError] = InputError, fix: str = "give the path of a regular file"):
     """The ``os.stat`` of a regular file of at most ``max_bytes``, unopened; MissingFileError, else ``error``."""
     target = _as_path(path, what=f"{what} path")
-    where = str(target)
     try:
         info = target.stat()
     except FileNotFoundError:
-        raise MissingFileError(f"no such {what}", where=where, fix="check the spelling and the folder") from None
-    except OSError as exc:
-        raise error(f"cannot be examined ({exc.strerror or exc})", where=where,  # a link loop, a folder we cannot enter
+        raise MissingFileError(f"no such {what}", where=str(target), fix="check the spelling and the folder") from None
+    except OSError as exc:  # a link loop, a folder we cannot enter
+        raise error(f"cannot be examined ({exc.strerror or exc})", where=str(target),
                     fix="check the path, its links and the permissions of its folders") from None
     if not stat.S_ISREG(info.st_mode):
         kind = _KINDS.get(stat.filemode(info.st_mode)[0], "something else")  # by the mode's first letter
-        raise error(f"is {kind}, not a regular {what}", where=where, fix=fix)
+        raise error(f"is {kind}, not a regular {what}", where=str(target), fix=fix)
     if max_bytes is not None and info.st_size > max_bytes:
         raise error(f"is {info.st_size:_} bytes, over the limit of {max_bytes:_} bytes for a {what}",
-                    where=where, fix=f"check that this is the right file; {fix}")
+                    where=str(target), fix=f"check that this is the right file; {fix}")
     return info
 
 
@@ -68,22 +64,22 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     return atomic_write_bytes(text.encode(), path)
 
 
-def to_jsonable(obj: Any, where: str = "obj") -> Any:
+def to_jsonable(obj: object, where: str = "obj") -> object:
     """``obj`` in JSON types (NumPy as lists, NaN/±Inf as None); TypeError naming ``where`` if not."""
     if hasattr(obj, "__array__") and np.asarray(obj).dtype.kind in "biufU":  # NumPy scalars and arrays
         obj = np.asarray(obj).tolist()
     if obj is None or isinstance(obj, (bool, int, float, str)):
-        return None if isinstance(obj, float) and not math.isfinite(obj) else obj
+        return None if isinstance(obj, float) and not np.isfinite(obj) else obj
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if isinstance(obj, Mapping):
+    if isinstance(obj, dict):
         return {str(key): to_jsonable(value, f"{where}[{key!r}]") for key, value in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(value, f"{where}[{i}]") for i, value in enumerate(obj)]
     raise TypeError(f"{where} has type {type(obj).__name__}, which JSON cannot hold — convert it first")
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> Path:
+def write_json(obj: object, path: str | os.PathLike) -> Path:
     """Write :func:`to_jsonable` of ``obj`` atomically: sorted keys, ASCII, a trailing newline (stable bytes)."""
     text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False, ensure_ascii=True)
     return atomic_write_text(text + "\n", path)

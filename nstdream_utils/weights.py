@@ -14,7 +14,6 @@ import tempfile
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
@@ -64,9 +63,8 @@ def keras_cache_dir() -> Path:
 def _file(name: str) -> str:
     """The weight file name for ``name``; InputError suggesting a close name."""
     if name not in FILES:
-        close = difflib.get_close_matches(str(name), NAMES, n=1)
-        raise InputError(f"unknown weights name {name!r}", where="weights",
-                         fix=f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(NAMES)}")
+        close = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(str(name), NAMES, n=1))
+        raise InputError(f"unknown weights name {name!r}", where="weights", fix=f"{close}use one of {', '.join(NAMES)}")
     return FILES[name]
 
 
@@ -113,7 +111,7 @@ def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: 
                        fix=_BAD_FILE_FIX)
 
 
-def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
+def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, object]]:
     """A row per name, without downloading: name, file, path (None if not found), found, md5, ok, message."""
     rows = []
     for name in NAMES:
@@ -129,7 +127,7 @@ def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any
     return rows
 
 
-def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
+def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: object):
     """NumPy ``torch._utils._rebuild_tensor_v2``: a copy of the strided view; NumPy refuses one outside the storage."""
     item = storage.itemsize
     return np.ndarray(size, storage.dtype, storage, offset * item, [s * item for s in stride]).copy()
@@ -144,7 +142,7 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
 
-    def find_class(self, module: str, name: str) -> Any:
+    def find_class(self, module: str, name: str) -> object:
         found = SimpleNamespace if module.startswith("__torch__") else self._GLOBALS.get((module, name))
         if found is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
@@ -168,7 +166,7 @@ def read_torchscript(path: str | os.PathLike[str]) -> dict:
     return _tensors("", root)
 
 
-def _tensors(prefix: str, value: Any) -> dict:
+def _tensors(prefix: str, value: object) -> dict:
     """The arrays in ``value`` (namespaces, dicts, lists) by dotted path, depth first."""
     if type(value).__name__ == "ndarray":
         return {prefix: value}
@@ -193,10 +191,7 @@ def _write_inception_h5(path: Path, tensors: dict) -> None:
     """The 94 conv layers as Keras' legacy h5 file (``[O, I, kH, kW]`` → ``[kH, kW, I, O]``), byte for byte."""
     import h5py
     convs = [key[:-len(".weight")] for key in tensors if key.endswith(".weight")]  # one per conv layer, in order
-    if len(convs) != 94:
-        raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
-                           where="inception_v3 source", fix="run `nstdream weights fetch` again")
-    layers = {}
+    layers = {}  # any other source than the 94 convs gives another md5, which fetch() refuses
     for index, conv in enumerate(convs):
         suffix = f"_{index}" if index else ""
         layers[f"conv2d{suffix}"] = {"kernel": tensors[f"{conv}.weight"].transpose(2, 3, 1, 0)}
