@@ -1,12 +1,10 @@
-"""The bundled images in ``<repo>/data`` (or ``$NSTDREAM_DATA_DIR``): style images drawn by ``data/make_styles.py``
-and photos from scikit-image (:func:`write_content`, its only use of scikit-image)."""
+"""The bundled images in ``data/`` (or ``$NSTDREAM_DATA_DIR``): styles drawn by ``make_styles.py``, skimage photos."""
 
 import difflib
 import io
 import os
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
@@ -17,21 +15,16 @@ GRADED_STYLES = ("smooth_gradient", "stripes", "checkerboard", "noise")  # least
 STYLE_NAMES = PAPER_STYLES + GRADED_STYLES
 CONTENT_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "camera")  # from skimage.data; data/LICENSES.md
 STYLE_SCRIPT = Path(__file__).resolve().parent.parent / "data" / "make_styles.py"  # in a checkout only
-_FIXES = {"style": "run `nstdream data styles` in a checkout of the repository",
-          "content": "run `nstdream data content`; it needs scikit-image: pip install 'nstdream[data]'"}
 
 
 def data_dir() -> Path:
     """``$NSTDREAM_DATA_DIR`` if set (read at each call), else ``data/`` at the repository root."""
-    override = os.environ.get("NSTDREAM_DATA_DIR")
-    return Path(override).expanduser() if override else STYLE_SCRIPT.parent
+    return Path(os.environ.get("NSTDREAM_DATA_DIR") or STYLE_SCRIPT.parent).expanduser()
 
 
 def course_path(value: str | os.PathLike) -> Path:
-    """A path as the notebooks write it, relative to ``notebooks/`` (``../data/...``), made absolute; an absolute
-    path stays."""
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (STYLE_SCRIPT.parent.parent / "notebooks" / path).resolve()
+    """A path relative to ``notebooks/`` (as the notebooks write it: ``../data/...``) made absolute; absolute stays."""
+    return (STYLE_SCRIPT.parent.parent / "notebooks" / Path(value).expanduser()).resolve()
 
 
 def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
@@ -44,7 +37,8 @@ def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
         raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path", fix=f"{hint}valid names: {', '.join(names)}")
     path = data_dir() / ("styles" if kind == "style" else kind) / f"{name}.png"
     if not path.is_file():
-        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path), fix=_FIXES[kind])
+        raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path),
+                               fix=f"run `nstdream data {path.parent.name}` in a checkout of the repository")
     return path
 
 
@@ -59,18 +53,16 @@ def content_path(name: str) -> Path:
 
 
 def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
-    """Write the :data:`CONTENT_NAMES` photos as RGB PNGs, shrunk (Lanczos) to at most 512 px on the longest side,
-    atomically to ``directory`` (default ``data_dir()/content``); their paths. NstdreamError without scikit-image."""
+    """Write :data:`CONTENT_NAMES` as RGB PNGs of ≤ 512 px into ``directory`` (default ``data_dir()/content``)."""
     try:
         import skimage.data
     except ImportError as error:
-        raise NstdreamError("scikit-image is not installed", where="write_content",
-                            fix="pip install 'nstdream[data]' (or scikit-image), then run it again") from error
+        raise NstdreamError("scikit-image is not installed", fix="pip install 'nstdream[data]'") from error
     folder = data_dir() / "content" if directory is None else Path(directory).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in CONTENT_NAMES:
-        photo = Image.fromarray(np.asarray(getattr(skimage.data, name)(), dtype=np.uint8)).convert("RGB")
+        photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")  # uint8
         photo.thumbnail((512, 512), Image.Resampling.LANCZOS, reducing_gap=None)
         buffer = io.BytesIO()
         photo.save(buffer, format="PNG", compress_level=9)

@@ -1,6 +1,4 @@
-"""The device that runs the networks. :func:`setup` turns on GPU memory growth and, where every GPU has tensor cores
-(compute capability ≥ 7.0), Keras' ``mixed_float16`` policy. ``NSTDREAM_CPU_DEFAULTS=1`` gives any machine the
-CPU's defaults (:func:`pick`, no mixed precision), so a GPU reproduces the committed notebook outputs."""
+"""The device: GPU set-up, the CPU's 16-bit instructions; ``NSTDREAM_CPU_DEFAULTS=1`` gives any machine CPU defaults."""
 
 import contextlib
 import functools
@@ -12,10 +10,6 @@ from collections import namedtuple
 NATIVE_CPU_FLAGS = {"bfloat16": ("avx512_bf16", "amx_bf16"), "float16": ("amx_fp16",)}
 #: CPU time of an NST step ÷ float32's on a CPU without those flags (``benchmarks/nst_precision.py``).
 CPU_EMULATION_COST = {"bfloat16": 10.0, "float16": 3.0}
-#: A flag giving the precision instructions of its own that still leave it slower than float32, and that cost.
-PARTIAL_CPU_FLAGS = {"float16": ("avx512_fp16", 1.3)}
-
-
 #: What :func:`setup` found and did; ``kind`` is ``"gpu"`` or ``"cpu"``.
 DeviceInfo = namedtuple("DeviceInfo", "kind gpus mixed_precision memory_growth")
 
@@ -23,7 +17,6 @@ DeviceInfo = namedtuple("DeviceInfo", "kind gpus mixed_precision memory_growth")
 def gpus() -> list:
     """The physical GPUs TensorFlow sees."""
     import tensorflow as tf
-
     return tf.config.list_physical_devices("GPU")
 
 
@@ -51,40 +44,28 @@ def cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
-def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None,
-                   gpu: bool | None = None) -> str | None:
-    """Why ``precision`` would run slower than float32 on this CPU; None on a GPU, for float32 or None, with the
-    instructions, or with the flags unknown. ``flags`` default :func:`cpu_flags`, ``gpu`` :func:`is_gpu`."""
+def slow_precision(precision: str | None, *, flags: frozenset[str] | None = None, gpu: bool | None = None):
+    """Why ``precision`` would be emulated (slower than float32) here; None on a GPU, natively or if flags unknown."""
     flags = cpu_flags() if flags is None else flags
-    if precision not in NATIVE_CPU_FLAGS or not flags or set(NATIVE_CPU_FLAGS[precision]) & flags:
+    native = NATIVE_CPU_FLAGS.get(precision)
+    if not native or not flags or set(native) & flags or (is_gpu() if gpu is None else gpu):
         return None
-    if is_gpu() if gpu is None else gpu:
-        return None
-    native = " or ".join(NATIVE_CPU_FLAGS[precision])
-    partial, cost = PARTIAL_CPU_FLAGS.get(precision, (None, None))
-    if partial in flags:
-        return (f"this CPU has {partial} but no {native}, so TensorFlow runs {precision} slower than float32 "
-                f"here: measured about {cost:g}× the CPU time of float32 per NST step on such a CPU")
-    return (f"this CPU has no {precision} instructions ({native}), so TensorFlow emulates them: measured "
+    return (f"this CPU has no {precision} instructions ({' or '.join(native)}), so TensorFlow emulates them: measured "
             f"about {CPU_EMULATION_COST[precision]:g}× the CPU time of float32 per NST step on such a CPU")
 
 
 @functools.cache
 def setup() -> DeviceInfo:
-    """Configure TensorFlow once: GPU memory growth, and Keras' ``mixed_float16`` policy where every GPU has compute
-    capability ≥ 7.0 (unless ``NSTDREAM_CPU_DEFAULTS=1``). Later calls return the first result."""
+    """Once: GPU memory growth, and ``mixed_float16`` where every GPU has tensor cores (compute capability ≥ 7.0)."""
     import tensorflow as tf
-
     found = gpus()
     for gpu in found:
         with contextlib.suppress(RuntimeError):  # already initialised: growth can no longer change
             tf.config.experimental.set_memory_growth(gpu, True)
-    mixed = bool(found) and os.environ.get("NSTDREAM_CPU_DEFAULTS") != "1" and all(
-        tuple(tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0)) >= (7, 0)
-        for g in found)
+    capabilities = [tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0) for g in found]
+    mixed = pick(False, all(tuple(c) >= (7, 0) for c in capabilities))
     if mixed:
         import keras
-
         keras.mixed_precision.set_global_policy("mixed_float16")
     return DeviceInfo("gpu" if found else "cpu", tuple(g.name for g in found), mixed, bool(found))
 
@@ -92,7 +73,6 @@ def setup() -> DeviceInfo:
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow (``keras.utils.set_random_seed`` seeds all three)."""
     import keras
-
     keras.utils.set_random_seed(seed)
 
 
@@ -100,11 +80,9 @@ def report() -> dict:
     """Versions, devices, threads, mixed precision, and whether the CPU computes bfloat16 and float16 natively."""
     import keras
     import tensorflow as tf
-
     info, flags, details = setup(), cpu_flags(), tf.config.experimental.get_device_details
-    whys = {p: slow_precision(p, flags=flags, gpu=False) for p in NATIVE_CPU_FLAGS}
-    speeds = [f"{p} " + ("native" if why is None else "emulated (slower than float32)" if "emulates" in why
-                         else "slower than float32") for p, why in whys.items()]
+    speeds = [f"{p} " + ("native" if slow_precision(p, flags=flags, gpu=False) is None else "emulated (slower than "
+                         "float32)") for p in NATIVE_CPU_FLAGS]
     return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
             "device": info.kind, "gpus": [f"{g.name} {details(g).get('device_name', '')}".strip() for g in gpus()],
             "mixed_precision": info.mixed_precision, "memory_growth": info.memory_growth, "cpu_count": os.cpu_count(),

@@ -3,13 +3,11 @@
 
 class NstdreamError(Exception):
     """``what`` is wrong with ``where`` (a file, a parameter); ``fix`` says what to do."""
-
     def __init__(self, what: str, *, where: str | None = None, fix: str | None = None) -> None:
         self.what, self.where, self.fix = what, where, fix
-        super().__init__(self.one_line())
+        super().__init__((f"{where}: " if where else "") + what + (f" — {fix}" if fix else ""))
 
-    def one_line(self) -> str:
-        return (f"{self.where}: " if self.where else "") + self.what + (f" — {self.fix}" if self.fix else "")
+    one_line = Exception.__str__  # the message: ``<where>: <what> — <fix>``
 
 
 class InputError(NstdreamError, ValueError):
@@ -26,7 +24,6 @@ class WeightsError(NstdreamError, FileNotFoundError):
 
 class NonFiniteLossError(NstdreamError, FloatingPointError):
     """The loss or image became NaN or Inf at ``step``; ``last_image`` is the last finite image."""
-
     def __init__(self, what: str, *, step: int, last_image=None, history=None, fix: str | None = None):
         self.step, self.last_image, self.history = step, last_image, history
         super().__init__(what, where=f"step {step}", fix=fix)

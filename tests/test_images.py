@@ -7,6 +7,7 @@ import os
 import struct
 import subprocess
 import sys
+import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -223,13 +224,6 @@ def test_missing_file(tmp_path):
         images.load_image(path)
     assert isinstance(excinfo.value, FileNotFoundError)
     assert_names_path_and_fix(excinfo.value, path)
-
-
-def test_missing_file_suggests_a_close_name(tmp_path):
-    save(Image.new("RGB", (2, 2)), tmp_path / "content.png")
-    with pytest.raises(MissingFileError) as excinfo:
-        images.load_image(tmp_path / "contnet.png")
-    assert "did you mean" in excinfo.value.fix and "content.png" in excinfo.value.fix
 
 
 def test_missing_folder(tmp_path):
@@ -591,7 +585,10 @@ def test_save_refuses_read_only_folder(tmp_path, monkeypatch):
     folder.chmod(0o555)
     try:
         if os.access(folder, os.W_OK):  # root: simulate the read-only folder instead
-            monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+            def denied(*args, **kwargs):
+                raise PermissionError(13, "Permission denied")
+
+            monkeypatch.setattr(tempfile, "TemporaryFile", denied)
         path = folder / "out.png"
         with pytest.raises(InputError) as excinfo:
             images.save_image(np.zeros((2, 2, 3), np.float32), path)
