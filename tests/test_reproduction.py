@@ -197,11 +197,13 @@ def test_committed_paper_runs_carry_provenance_and_recompute(weights_dir):
 def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
     """docs/reproduction.md is exactly what `reproduction markdown` renders from the committed results."""
     monkeypatch.chdir(REPO)
-    assert reproduction.main(["markdown", "--doc", str(tmp_path / "reproduction.md")]) == 0
-    text = (tmp_path / "reproduction.md").read_text()
+    text = reproduction.write_docs("results/paper", tmp_path / "reproduction.md").read_text()
     for phrase in ("**H1** NST loss(distorted) > NST loss(clear)", "Stability rule", reproduction.COMMAND,
                    "10,431.64", "3.6324", "ours, paper's Eq 6", "16,950", "our quick runs (results/claim): 40 runs",
                    "Made by commit `08c33dac31`"):
         assert phrase in text, phrase
     assert text == (REPO / "docs" / "reproduction.md").read_text(), \
         "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
+    written = []
+    monkeypatch.setattr(reproduction, "write_docs", lambda out: written.append(out) or "docs/reproduction.md")
+    assert reproduction.main(["markdown"]) == 0 and written == ["results/paper"]
