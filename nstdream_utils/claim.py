@@ -1,6 +1,5 @@
-"""The paper's claim, tested as it states it: the "distorted" styles (circular, spiral) give a higher NST loss
-(H1) and a lower DeepDream loss (H2) than the "clear" ones (triangle, 3D squares); then distortion scores of the
-style images (:data:`SCORES`) against both losses. Taught in notebook 07."""
+"""The paper's claim as it states it (:data:`HYPOTHESES`), then distortion scores of the style images against both
+losses. Taught in notebook 07."""
 
 from __future__ import annotations
 
@@ -16,39 +15,29 @@ from scipy import ndimage, stats
 from . import data, images
 from .errors import InputError
 
-DISTORTED = ("circular", "spiral")
-CLEAR = ("triangle", "3d_squares")
-HYPOTHESES = {  # name → (loss, claimed sign of log distorted − log clear, statement)
-    "H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),
-    "H2": ("dream", -1, "dream loss(distorted) < dream loss(clear)"),
-}
+DISTORTED, CLEAR = ("circular", "spiral"), ("triangle", "3d_squares")  # the paper's labels of its styles
+# name → (loss, claimed sign of log distorted − log clear, statement)
+HYPOTHESES = {"H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),
+              "H2": ("dream", -1, "dream loss(distorted) < dream loss(clear)")}
 ALPHA = 0.05
-STABILITY_FACTOR = 1.5
-STABILITY_TAIL = 0.1
+STABILITY_FACTOR, STABILITY_TAIL = 1.5, 0.1
 STABILITY_RULE = (f"a run is unstable when its NST loss anywhere in the last {STABILITY_TAIL:.0%} of its "
                   f"iterations exceeds {STABILITY_FACTOR}× the smallest loss there (or is not finite)")
-_EXACT_MAX = 1_000_000  # label test: every arrangement up to this many, else _SAMPLES seeded ones
-_SAMPLES = 20_000
+_EXACT_MAX, _SAMPLES = 1_000_000, 20_000  # label test: every arrangement up to _EXACT_MAX, else _SAMPLES seeded ones
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> dict:
-    """Spearman's ρ of the pairs without a None: ``rho``, ``p_value`` (scipy's), ``p_permutation`` (share of all n!
-    pairings, or of 20,000 seeded ones for n > 8, with |ρ| as large), ``n``; None values when n < 3 or no spread."""
+    """Spearman's ``rho`` and scipy's ``p_value`` of the ``n`` pairs without a None; None values if n < 3 or no spread."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
     x, y = np.array(pairs, np.float64).reshape(-1, 2).T
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": None, "p_value": None, "p_permutation": None, "n": len(x)}
-    result, rank_y = stats.spearmanr(x, y), stats.rankdata(y)
-    permuted = stats.permutation_test(
-        (x,), lambda xs, axis: np.abs(stats.pearsonr(stats.rankdata(xs, axis=-1), rank_y, axis=-1).statistic),
-        permutation_type="pairings", vectorized=True, alternative="greater", rng=0,
-        n_resamples=math.factorial(len(x)) if len(x) <= 8 else _SAMPLES)
-    return {"rho": float(result.statistic), "p_value": float(result.pvalue),
-            "p_permutation": float(permuted.pvalue), "n": len(x)}
+        return {"rho": None, "p_value": None, "n": len(x)}
+    result = stats.spearmanr(x, y)
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": len(x)}
 
 
 def _luminance(image: object, where: str) -> np.ndarray:
-    """The BT.601 luminance resampled to about 256×256 px (aspect kept), float64 in ``[0, 1]``."""
+    """The BT.601 luminance resampled to about 256×256 px (aspect kept), float64 in [0, 1]."""
     array = np.asarray(image)
     array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
@@ -70,21 +59,18 @@ def _luminance(image: object, where: str) -> np.ndarray:
     scale = math.sqrt(256 * 256 / (height * width))  # keeps the aspect ratio; PIL's BOX anti-aliases
     shape = (max(4, round(width * scale)), max(4, round(height * scale)))
     resample = Image.Resampling.BOX if shape[0] * shape[1] < height * width else Image.Resampling.BILINEAR
-    resized = Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample)
-    return np.asarray(resized, dtype=np.float64)
+    return np.asarray(Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample), np.float64)
 
 
 def distortion_score(image: object) -> float:
-    """Edge density: the mean Sobel gradient magnitude ÷ 8 of the luminance at ~256×256 px (0 flat, 1/255 for a
-    ramp of 1/255 per pixel). ``image``: float ``[H, W, 3]``, ``[1, H, W, 3]`` or ``[H, W]`` in ``[0, 1]``, or
-    uint8; InputError for another shape or dtype, NaN/Inf, values outside ``[0, 1]`` or under 4×4 pixels."""
+    """Edge density: the mean Sobel magnitude ÷ 8 of the luminance at ~256×256 px (0 flat, 1/255 for a 1/255 ramp).
+    ``image``: float [H, W, 3], [1, H, W, 3] or [H, W] in [0, 1], or uint8, ≥ 4×4 px; else InputError."""
     luminance = _luminance(image, "distortion_score")
     return float(np.mean(ndimage.generic_gradient_magnitude(luminance, ndimage.sobel, mode="reflect")) / 8.0)
 
 
 def spectral_entropy(image: object) -> float:
-    """Normalised entropy of the luminance power spectrum (mean removed, Hann window, no constant term), in
-    ``[0, 1]``: 0 flat or one frequency, 1 white noise. Images and errors as :func:`distortion_score`."""
+    """Normalised entropy of the luminance power spectrum (Hann window, no DC) in [0, 1]; images as distortion_score."""
     luminance = _luminance(image, "spectral_entropy")
     window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
     power = np.abs(np.fft.fft2((luminance - np.sum(luminance * window) / np.sum(window)) * window)) ** 2
@@ -107,8 +93,7 @@ def agrees_with_labels(scores: dict[str, float]) -> bool | None:
 
 
 def stable(curve: Sequence[float | None] | None) -> bool | None:
-    """False when, over the last :data:`STABILITY_TAIL` of the NST loss curve (at least 2 values), the largest
-    loss exceeds :data:`STABILITY_FACTOR` × the smallest or one is not finite; None without a curve."""
+    """Whether an NST loss curve passes :data:`STABILITY_RULE` (over its last 2 values at least); None if empty."""
     if not curve:
         return None
     tail = [math.inf if v is None or not math.isfinite(v) else float(v)
@@ -118,29 +103,25 @@ def stable(curve: Sequence[float | None] | None) -> bool | None:
 
 def _loss(record: dict, *keys: str) -> float | None:
     """The first of ``keys`` in ``record`` that holds a finite positive loss."""
-    values = [float(record[k]) for k in keys if record.get(k) is not None]
-    return next((v for v in values if math.isfinite(v) and v > 0), None)
+    return next((float(record[k]) for k in keys if 0 < (record.get(k) or 0) < math.inf), None)
 
 
 def table(records: Iterable[dict]) -> dict:
-    """``{"cells": {content: {style: {"nst", "dream"}}}, "unstable": [run names], "runs": runs used}``: each
-    cell the mean log losses over its completed, stable runs (e.g. seeds); ``original`` runs are ignored."""
+    """``{"cells": {content: {style: {"nst", "dream"}}}, "unstable", "runs"}``: mean log losses of stable runs."""
     groups, unstable = collections.defaultdict(list), []
     for record in records:
         content, style = str(record.get("content", "")), record.get("style")
-        nst = _loss(record, "nst_loss_1000", "nst_loss_final")
-        dream = _loss(record, "dream_loss_900", "dream_loss_final")
+        nst, dream = _loss(record, "nst_loss_1000", "nst_loss_final"), _loss(record, "dream_loss_900", "dream_loss_final")
         if style in (None, "original") or record.get("status", "completed") != "completed" or None in (nst, dream):
             continue
         if stable(record.get("nst_loss")) is False:
             unstable.append(f"{content}__{style}" + (f" (seed {record['seed']})" if "seed" in record else ""))
         else:
             groups[content, style].append((math.log(nst), math.log(dream)))
-    cells: dict[str, dict[str, dict[str, float]]] = {}
+    cells = collections.defaultdict(dict)
     for (content, style), values in sorted(groups.items()):
-        nst, dream = np.mean(values, axis=0)
-        cells.setdefault(content, {})[style] = {"nst": float(nst), "dream": float(dream)}
-    return {"cells": cells, "unstable": unstable, "runs": sum(map(len, groups.values()))}
+        cells[content][style] = dict(zip(("nst", "dream"), np.mean(values, axis=0).tolist()))
+    return {"cells": dict(cells), "unstable": unstable, "runs": sum(map(len, groups.values()))}
 
 
 _UNTESTABLE = {"photos": 0, "p": None, "p_opposite": None, "p_min": None,
@@ -148,8 +129,7 @@ _UNTESTABLE = {"photos": 0, "p": None, "p_opposite": None, "p_min": None,
 
 
 def _test(statistic: float, photos: int, null: np.ndarray, sign: int, sampled: bool, tol: float) -> dict:
-    """One-sided ``p`` in the claimed ``sign`` ((k + 1) / (N + 1) for a ``sampled`` null), ``p_opposite``, ``p_min``
-    (the smallest p ``null`` allows), the verdict."""
+    """One-sided ``p`` (``sampled``: (k + 1) / (N + 1)), ``p_opposite``, ``p_min`` (the least p possible), verdict."""
     p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + sampled) / (len(null) + sampled)
                      for d in (sign, -sign))
     p_min = float(np.mean(sign * null >= (sign * null).max() - tol))
@@ -163,9 +143,7 @@ def _test(statistic: float, photos: int, null: np.ndarray, sign: int, sampled: b
 
 
 def label_test(cells: dict, loss: str, sign: int) -> dict:
-    """Permutation test, stratified by photo, of log ``loss`` distorted − clear in ``cells``, one-sided in the claimed
-    ``sign``: ``effect`` (mean log difference), ``ratio`` (its exp), ``ci`` (bootstrap 95 %; None for one photo),
-    ``arrangements``, ``exact`` and :func:`_test`'s ``photos``, ``p``, ``p_opposite``, ``p_min``, ``verdict``."""
+    """Photo-stratified permutation test of log ``loss`` distorted − clear: ``effect``, ``ratio``, ``ci``, :func:`_test`."""
     observed, nulls = [], []  # per photo with both labels: its statistic, and its value for every "distorted" pick
     for styles in cells.values():
         names = [s for s in styles if s in DISTORTED + CLEAR]
@@ -180,17 +158,15 @@ def label_test(cells: dict, loss: str, sign: int) -> dict:
     rng, exact, observed = np.random.default_rng(0), math.prod(map(len, nulls)) <= _EXACT_MAX, np.array(observed)
     null = (sum(np.ix_(*nulls)).ravel() / len(nulls) if exact  # every combination of the photos' picks
             else np.mean([rng.choice(e, _SAMPLES) for e in nulls], axis=0))
-    effect, ci = float(observed.mean()), None
-    if len(observed) >= 2:
-        interval = stats.bootstrap((observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng)
-        ci = tuple(math.exp(bound) for bound in interval.confidence_interval)
+    effect = float(observed.mean())
+    ci = None if len(observed) < 2 else tuple(math.exp(bound) for bound in stats.bootstrap(
+        (observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng).confidence_interval)
     return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "arrangements": len(null), "exact": exact,
             **_test(effect, len(observed), null, sign, not exact, 1e-9 * max(1.0, abs(effect)))}
 
 
 def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int) -> dict:
-    """Mean within-photo Spearman ρ of ``scores`` with ``loss`` (photos with ≥ 3 scored styles) against 20,000 seeded
-    shuffles per photo: ``rho`` (None without such a photo) and :func:`_test`'s keys."""
+    """Mean Spearman ``rho`` of ``scores`` with ``loss`` in photos of ≥ 3 styles against 20,000 shuffles; :func:`_test`."""
     rng, rhos = np.random.default_rng(0), []
     for styles in cells.values():
         if len(names := [s for s in styles if s in scores]) >= 3:  # row 0: the observed order, then the shuffles
@@ -205,8 +181,7 @@ def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int) -> d
 
 
 def evaluate(records: Iterable[dict]) -> dict:
-    """H1, H2 and each of :data:`SCORES` on run records: ``{"runs", "photos", "unstable", "hypotheses": {name:
-    label_test + "statement"}, "scores": {name: {"values", "agrees_with_labels", "nst", "dream"}}}``."""
+    """:func:`label_test` of each hypothesis and :func:`score_test` of each of :data:`SCORES` on run records."""
     used = table(records)
     cells = used["cells"]
     styles = sorted({s for styles in cells.values() for s in styles})

@@ -54,7 +54,7 @@ def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, drea
     return chosen.nst, chosen.dream
 
 
-def _made(parameters: dict, command: str | None) -> dict:
+def _made(preset: str, seed: int, nst_cfg, dream_cfg, command: str | None) -> dict:
     """The parameters, weights (file, md5) and provenance (commit, versions, machine, command) of every record."""
     import keras
     import tensorflow as tf
@@ -68,7 +68,8 @@ def _made(parameters: dict, command: str | None) -> dict:
                   "pyproject.toml")
     flags = device.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_fp16"}
     paths = {name: weights.resolve(name) for name in ("vgg19", "inception_v3")}
-    return {"parameters": parameters, "provenance": {
+    parameters = {"preset": preset, "seed": seed, "nst": dataclasses.asdict(nst_cfg), "dream": dataclasses.asdict(dream_cfg)}
+    return {"parameters": files.to_jsonable(parameters), "provenance": {
         "commit": git("rev-parse", "HEAD"), "dirty": None if changed is None else bool(changed),
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__, "nstdream": __version__},
@@ -95,15 +96,12 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper", s
               contents: Sequence[str] = ("astronaut",), recompute: bool = False, seed: int = 0,
               log: Callable[[str], None] | None = print, workers: int | None = None, scheduler: str | None = None,
               command: str | None = None, **overrides) -> dict:
-    """Every content × style as a batch of notebook 06 in ``<out_dir>/batch`` (complete runs kept unless ``recompute``)
-    and a dream on each content, as records, PNGs and ``summary.json``; ``overrides`` go to :func:`resolve_configs`.
-    Returns the summary with ``ran`` (computed now) and ``failed`` (name → the batch's error)."""
+    """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed."""
     from .dream import deep_dream
 
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
-    made = _made(files.to_jsonable({"preset": preset, "seed": seed, "nst": dataclasses.asdict(nst_cfg),
-                                    "dream": dataclasses.asdict(dream_cfg)}), command)
+    made = _made(preset, seed, nst_cfg, dream_cfg, command)
     pairs = [(c, s) for c in contents for s in styles]
     given = {} if overrides.get("learning_rate") is None else {"learning_rate": float(nst_cfg.learning_rate)}
     spec = batch.GridSpec.from_dict({"notebook": "notebooks/06_nst_to_deepdream.ipynb", "parameters": {
@@ -135,23 +133,22 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper", s
                                     seconds=metrics["nst"]["seconds"] + metrics["dream"]["seconds"])
             ran.extend([] if entry.get("skipped") else [name])
     for content in contents:
-        name = run_name(content, ORIGINAL)
-        if not recompute and name in old and (out / f"{name}__dreamed.png").is_file():
-            records[name] = old[name]
-            continue
-        dreamed = deep_dream(images.load_image(data.content_path(content)), config=dream_cfg, seed=seed,
-                             progress=False)
-        images.save_image(dreamed.image, out / f"{name}__dreamed.png")
-        records[name] = _record(out, content, ORIGINAL, made, dreamed.history["loss"], status=dreamed.status,
-                                seconds=dreamed.history["seconds"][-1], images={"dreamed": f"{name}__dreamed.png"})
-        ran.append(name)
+        name, png = run_name(content, ORIGINAL), f"{content}__{ORIGINAL}__dreamed.png"
+        if recompute or name not in old or not (out / png).is_file():
+            dreamed = deep_dream(images.load_image(data.content_path(content)), config=dream_cfg, seed=seed,
+                                 progress=False)
+            images.save_image(dreamed.image, out / png)
+            old[name] = _record(out, content, ORIGINAL, made, dreamed.history["loss"], status=dreamed.status,
+                                seconds=dreamed.history["seconds"][-1], images={"dreamed": png})
+            ran.append(name)
+        records[name] = old[name]
     # the first content's losses per style (None: failed), also at the top level (summary["triangle"])
-    first = {r["style"]: r for r in records.values() if r["content"] == contents[0]}
     keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final")
-    per_style = {s: {k: first.get(s, {}).get(k) for k in keys} for s in styles}
+    first = {s: records.get(run_name(contents[0], s), {}) for s in (*styles, ORIGINAL)}
+    per_style = {s: {k: first[s].get(k) for k in keys} for s in styles}
     summary = files.to_jsonable({
         **{s: {k: entry[k] for k in ("nst_loss_1000", "dream_loss_900")} for s, entry in per_style.items()},
-        **{f"original_{k}": first.get(ORIGINAL, {}).get(k) for k in keys[3:]}, **made, "preset": preset,
+        **{f"original_{k}": first[ORIGINAL].get(k) for k in keys[3:]}, **made, "preset": preset,
         "versions": made["provenance"]["versions"], "content": contents[0], "contents": list(contents),
         "styles": per_style, "runs": sorted(records)})
     files.write_json(summary, out / "summary.json")
@@ -191,8 +188,7 @@ def ranks(values: Sequence[float | None]) -> list[int | None]:
 
 def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000",
                    ours_key_dream: str = "dream_loss_900") -> tuple[list[dict], list[dict]]:
-    """Table 1 (NST loss) and Table 2 (dream loss, with ``original``): per paper style ``style``, ``paper``,
-    ``ours`` (``ours_key_*``), ``ratio`` (ours ÷ paper; Table 1 only after 10,000 iterations), ``eq6``, ranks."""
+    """Tables 1 (NST) and 2 (dream, with original): style, paper, ours, ratio, eq6, paper_rank, our_rank per row."""
     ours = {**summary.get("styles", {}), ORIGINAL: {k[9:]: v for k, v in summary.items() if k.startswith("original_")}}
     like_for_like = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000
 
@@ -221,13 +217,12 @@ def text_table(rows: list[dict], paper_label: str = "paper", ours_label: str = "
                      for row in table)
 
 
-def recipe_comparison(*, recipes: Sequence[str] = ("paper", "tf-tutorial"), styles: Sequence[str] = data.PAPER_STYLES,
-                      content: str = "astronaut", size: int = 64, num_steps: int = 20, seed: int = 0) -> dict:
-    """Each recipe's NST on ``styles`` (square ``size``, ``num_steps``): final ``losses``, ``log10_median``,
-    ``magnitude_gap`` (decades from the paper's), ``spearman`` with the paper's; ``closest_scale``, ``best_order``."""
+def recipe_comparison(*, size: int = 64, num_steps: int = 20, seed: int = 0) -> dict:
+    """The paper's and the TF tutorial's NST on the astronaut: losses, log10 medians, gaps, ρ; the closest recipes."""
     from . import nst
 
-    photo, paper = images.load_image(data.content_path(content)), [PAPER_NST_LOSS_10000[s] for s in styles]
+    recipes, styles = ("paper", "tf-tutorial"), data.PAPER_STYLES
+    photo, paper = images.load_image(data.content_path("astronaut")), [PAPER_NST_LOSS_10000[s] for s in styles]
     paper_median, found = float(np.log10(np.median(paper))), {}
     for recipe in recipes:
         cfg = get_preset(recipe).nst.replace(size=size, num_steps=num_steps, square=True)
