@@ -1,5 +1,4 @@
-"""The paper's claim as it states it (:data:`HYPOTHESES`), then distortion scores of the style images against both
-losses. Taught in notebook 07."""
+"""The paper's claim (:data:`HYPOTHESES`) tested as it states it, then style-image scores against both losses."""
 
 from __future__ import annotations
 
@@ -16,8 +15,7 @@ from . import data, images
 from .errors import InputError
 
 DISTORTED, CLEAR = ("circular", "spiral"), ("triangle", "3d_squares")  # the paper's labels of its styles
-# name → (loss, claimed sign of log distorted − log clear, statement)
-HYPOTHESES = {"H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),
+HYPOTHESES = {"H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),  # (loss, claimed sign, statement)
               "H2": ("dream", -1, "dream loss(distorted) < dream loss(clear)")}
 ALPHA = 0.05
 STABILITY_FACTOR, STABILITY_TAIL = 1.5, 0.1
@@ -27,7 +25,7 @@ _EXACT_MAX, _SAMPLES = 1_000_000, 20_000  # label test: every arrangement up to 
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> dict:
-    """Spearman's ``rho`` and scipy's ``p_value`` of the ``n`` pairs without a None; None values if n < 3 or no spread."""
+    """Spearman's ``rho``, scipy's ``p_value`` and ``n`` of the pairs without a None; None if n < 3 or no spread."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
     x, y = np.array(pairs, np.float64).reshape(-1, 2).T
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -55,10 +53,9 @@ def _luminance(image: object, where: str) -> np.ndarray:
                          where=where, fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1); "
                          "for NaN or Inf, check what made the image")
     luminance = array if array.ndim == 2 else array @ np.array([0.299, 0.587, 0.114])
-    height, width = luminance.shape
-    scale = math.sqrt(256 * 256 / (height * width))  # keeps the aspect ratio; PIL's BOX anti-aliases
-    shape = (max(4, round(width * scale)), max(4, round(height * scale)))
-    resample = Image.Resampling.BOX if shape[0] * shape[1] < height * width else Image.Resampling.BILINEAR
+    scale = math.sqrt(256 * 256 / luminance.size)  # keeps the aspect ratio; PIL's BOX anti-aliases
+    shape = (max(4, round(luminance.shape[1] * scale)), max(4, round(luminance.shape[0] * scale)))
+    resample = Image.Resampling.BOX if shape[0] * shape[1] < luminance.size else Image.Resampling.BILINEAR
     return np.asarray(Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample), np.float64)
 
 
@@ -101,17 +98,14 @@ def stable(curve: Sequence[float | None] | None) -> bool | None:
     return max(tail) <= STABILITY_FACTOR * min(tail)
 
 
-def _loss(record: dict, *keys: str) -> float | None:
-    """The first of ``keys`` in ``record`` that holds a finite positive loss."""
-    return next((float(record[k]) for k in keys if 0 < (record.get(k) or 0) < math.inf), None)
-
-
 def table(records: Iterable[dict]) -> dict:
     """``{"cells": {content: {style: {"nst", "dream"}}}, "unstable", "runs"}``: mean log losses of stable runs."""
     groups, unstable = collections.defaultdict(list), []
     for record in records:
         content, style = str(record.get("content", "")), record.get("style")
-        nst, dream = _loss(record, "nst_loss_1000", "nst_loss_final"), _loss(record, "dream_loss_900", "dream_loss_final")
+        # each loss: the first finite positive one of its two keys
+        nst, dream = (next((float(record[k]) for k in keys if 0 < (record.get(k) or 0) < math.inf), None)
+                      for keys in (("nst_loss_1000", "nst_loss_final"), ("dream_loss_900", "dream_loss_final")))
         if style in (None, "original") or record.get("status", "completed") != "completed" or None in (nst, dream):
             continue
         if stable(record.get("nst_loss")) is False:
@@ -143,7 +137,7 @@ def _test(statistic: float, photos: int, null: np.ndarray, sign: int, sampled: b
 
 
 def label_test(cells: dict, loss: str, sign: int) -> dict:
-    """Photo-stratified permutation test of log ``loss`` distorted − clear: ``effect``, ``ratio``, ``ci``, :func:`_test`."""
+    """Photo-stratified permutation test of log ``loss`` distorted − clear: effect, ratio, ci; :func:`_test`'s."""
     observed, nulls = [], []  # per photo with both labels: its statistic, and its value for every "distorted" pick
     for styles in cells.values():
         names = [s for s in styles if s in DISTORTED + CLEAR]
@@ -166,7 +160,7 @@ def label_test(cells: dict, loss: str, sign: int) -> dict:
 
 
 def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int) -> dict:
-    """Mean Spearman ``rho`` of ``scores`` with ``loss`` in photos of ≥ 3 styles against 20,000 shuffles; :func:`_test`."""
+    """Mean Spearman ``rho`` of ``scores`` and ``loss`` in photos of ≥ 3 styles vs 20,000 shuffles; :func:`_test`'s."""
     rng, rhos = np.random.default_rng(0), []
     for styles in cells.values():
         if len(names := [s for s in styles if s in scores]) >= 3:  # row 0: the observed order, then the shuffles

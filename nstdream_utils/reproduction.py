@@ -1,5 +1,4 @@
-"""Reproduce the paper's numbers (Al-Khazraji, Abbas & Jamil 2022) beside ours: notebook 06 over content × style
-photos as a batch grid, a dream on each unstylised photo, a summary and ``docs/reproduction.md``. Notebook 07."""
+"""The numbers of Al-Khazraji, Abbas & Jamil (2022) beside ours, from notebook 06 run as a batch. Notebook 07."""
 
 from __future__ import annotations
 
@@ -55,7 +54,7 @@ def resolve_configs(preset: str = "paper", *, nst_steps: int | None = None, drea
 
 
 def _made(preset: str, seed: int, nst_cfg, dream_cfg, command: str | None) -> dict:
-    """The parameters, weights (file, md5) and provenance (commit, versions, machine, command) of every record."""
+    """The parameters, weights and provenance (commit, dirty: files differ from it, versions, machine) of a run."""
     import keras
     import tensorflow as tf
 
@@ -63,13 +62,13 @@ def _made(preset: str, seed: int, nst_cfg, dream_cfg, command: str | None) -> di
         done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True) if shutil.which("git") else None
         return done.stdout.strip() if done and done.returncode == 0 else None
 
-    # dirty: the package, notebooks or data differ from the commit
     changed = git("status", "--porcelain", "--untracked-files=no", "--", "nstdream_utils", "notebooks", "data",
                   "pyproject.toml")
     flags = device.cpu_flags() & {"avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_fp16"}
     paths = {name: weights.resolve(name) for name in ("vgg19", "inception_v3")}
-    parameters = {"preset": preset, "seed": seed, "nst": dataclasses.asdict(nst_cfg), "dream": dataclasses.asdict(dream_cfg)}
-    return {"parameters": files.to_jsonable(parameters), "provenance": {
+    parameters = files.to_jsonable({"preset": preset, "seed": seed, "nst": dataclasses.asdict(nst_cfg),
+                                    "dream": dataclasses.asdict(dream_cfg)})
+    return {"parameters": parameters, "provenance": {
         "commit": git("rev-parse", "HEAD"), "dirty": None if changed is None else bool(changed),
         "versions": {"python": sys.version.split()[0], "numpy": np.__version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__, "nstdream": __version__},
@@ -92,10 +91,10 @@ def _record(out: Path, content: str, style: str, made: dict, dream: list, nst: d
     return record
 
 
-def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper", styles: Sequence[str] = data.PAPER_STYLES,
-              contents: Sequence[str] = ("astronaut",), recompute: bool = False, seed: int = 0,
-              log: Callable[[str], None] | None = print, workers: int | None = None, scheduler: str | None = None,
-              command: str | None = None, **overrides) -> dict:
+def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
+              styles: Sequence[str] = data.PAPER_STYLES, contents: Sequence[str] = ("astronaut",),
+              recompute: bool = False, seed: int = 0, log: Callable | None = print, workers: int | None = None,
+              scheduler: str | None = None, command: str | None = None, **overrides) -> dict:
     """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed."""
     from .dream import deep_dream
 
@@ -112,7 +111,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper", s
     for run in batch.validate(spec) if recompute else ():  # these runs afresh
         shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
     result = batch.run_batch(spec, out / "batch", workers=workers, scheduler=scheduler, progress=log is not None)
-    old = {run_name(r["content"], r["style"]): r for r in load_records(out) if r["parameters"] == made["parameters"]}
+    old = {run_name(r["content"], r["style"]): r for r in load_records(out, made["parameters"])}
     records, ran, failed = {}, [], {}
     for (content, style), entry in zip(pairs, result.records):
         name, run_id = run_name(content, style), entry["run_id"]
@@ -161,10 +160,10 @@ def load_summary(out_dir: str | Path = "results/paper") -> dict:
     return json.loads((Path(out_dir) / "summary.json").read_text(encoding="utf-8"))
 
 
-def load_records(out_dir: str | Path = "results/paper") -> list[dict]:
-    """Every completed run record (``<content>__<style>.json``, originals included) in ``out_dir``."""
+def load_records(out_dir: str | Path = "results/paper", parameters: dict | None = None) -> list[dict]:
+    """Every completed run record (originals included) in ``out_dir``; only those of ``parameters`` if given."""
     records = [json.loads(path.read_text(encoding="utf-8")) for path in sorted(Path(out_dir).glob("*__*.json"))]
-    return [r for r in records if r.get("status") == "completed"]
+    return [r for r in records if r.get("status") == "completed" and parameters in (None, r["parameters"])]
 
 
 def paper_records() -> list[dict]:
@@ -181,38 +180,32 @@ def sig(value: float | None, digits: int = 4) -> str:
     return f"{rounded:,.0f}" if abs(rounded) >= 10 ** (digits - 1) else f"{rounded:.{digits}g}"
 
 
-def ranks(values: Sequence[float | None]) -> list[int | None]:
-    """Rank of each value, 1 = highest (ties share the lower rank); None stays None."""
-    return [None if v is None else 1 + sum(o is not None and o > v for o in values) for v in values]
-
-
 def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000",
                    ours_key_dream: str = "dream_loss_900") -> tuple[list[dict], list[dict]]:
     """Tables 1 (NST) and 2 (dream, with original): style, paper, ours, ratio, eq6, paper_rank, our_rank per row."""
     ours = {**summary.get("styles", {}), ORIGINAL: {k[9:]: v for k, v in summary.items() if k.startswith("original_")}}
-    like_for_like = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000
-
-    def rows(paper: dict, key: str, ratio: bool, eq6: str | None = None) -> list[dict]:
+    nst_ratio = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000  # like for like
+    tables, dream = [], {**PAPER_DREAM_LOSS_900, ORIGINAL: PAPER_ORIGINAL_DREAM_LOSS_900}
+    for paper, key, ratio, eq6 in ((PAPER_NST_LOSS_10000, ours_key_nst, nst_ratio, "nst_loss_eq6_1000"),
+                                   (dream, ours_key_dream, True, None)):
         names = [n for n in paper if n in ours]
         values = [ours[n].get(key) for n in names]
-        return [{"style": n, "paper": paper[n], "ours": o, "ratio": o / paper[n] if ratio and o is not None else None,
-                 "eq6": ours[n].get(eq6), "paper_rank": p, "our_rank": r}
-                for n, o, p, r in zip(names, values, ranks([paper[n] for n in names]), ranks(values))]
-
-    return (rows(PAPER_NST_LOSS_10000, ours_key_nst, like_for_like, "nst_loss_eq6_1000"),
-            rows({**PAPER_DREAM_LOSS_900, ORIGINAL: PAPER_ORIGINAL_DREAM_LOSS_900}, ours_key_dream, True))
+        tables.append([{"style": n, "paper": paper[n], "ours": o, "eq6": ours[n].get(eq6),
+                        "ratio": o / paper[n] if ratio and o is not None else None,
+                        "paper_rank": 1 + sum(paper[m] > paper[n] for m in names),  # 1 = highest; ties share
+                        "our_rank": None if o is None else 1 + sum(v is not None and v > o for v in values)}
+                       for n, o in zip(names, values)])
+    return tables[0], tables[1]
 
 
 def text_table(rows: list[dict], paper_label: str = "paper", ours_label: str = "ours") -> str:
     """:func:`summary_tables` rows as fixed-width text; the Eq 6 and ratio columns only where they have values."""
-    columns = [("style", lambda r: r["style"]), (paper_label, lambda r: f"{r['paper']:,}"),
-               (ours_label, lambda r: sig(r["ours"])), ("ours, paper's Eq 6", lambda r: sig(r["eq6"])),
-               ("ours ÷ paper", lambda r: sig(r["ratio"], 3)), ("paper rank", lambda r: str(r["paper_rank"])),
-               ("our rank", lambda r: str(r["our_rank"] or "n/a"))]
-    table = [[name for name, cell in columns if name not in ("ours, paper's Eq 6", "ours ÷ paper")
-              or any(cell(r) != "n/a" for r in rows)]]
-    table += [[cell(r) for name, cell in columns if name in table[0]] for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    columns = {"style": ("style", str), "paper": (paper_label, "{:,}".format), "ours": (ours_label, sig),
+               "eq6": ("ours, paper's Eq 6", sig), "ratio": ("ours ÷ paper", lambda v: sig(v, 3)),
+               "paper_rank": ("paper rank", str), "our_rank": ("our rank", lambda v: str(v or "n/a"))}
+    keys = [k for k in columns if k not in ("eq6", "ratio") or any(r[k] is not None for r in rows)]
+    table = [[columns[k][0] for k in keys]] + [[columns[k][1](r[k]) for k in keys] for r in rows]
+    widths = [max(map(len, column)) for column in zip(*table)]
     return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      for row in table)
 
@@ -242,29 +235,25 @@ def recipe_comparison(*, size: int = 64, num_steps: int = 20, seed: int = 0) -> 
 def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/reproduction.md") -> Path:
     """Render ``path`` from the runs in ``out_dir`` and :data:`CLAIM_DIR`: every number comes from their files."""
     summary, claimed = load_summary(out_dir), load_summary(CLAIM_DIR)
-    records = [r for r in load_records(out_dir) if r["parameters"] == summary["parameters"]]
-    claims = {f"our {claimed['preset']} runs ({CLAIM_DIR})": [r for r in load_records(CLAIM_DIR)
-                                                            if r["parameters"] == claimed["parameters"]],
-              f"our {summary['preset']} runs ({out_dir})": records, "the paper's printed numbers": paper_records()}
-    tables, nst_steps = summary_tables(summary), summary["parameters"]["nst"]["num_steps"]
-    made = [f"- `{command}`: photos {', '.join(run['contents'])}, preset `{p['preset']}`, seed {p['seed']}; NST "
-            f"{p['nst']['size']} px × {p['nst']['num_steps']:,} steps of {p['nst']['optimizer']}, "
-            f"DeepDream {p['dream']['size']} px × {p['dream']['num_steps']:,} steps."
-            for run, command in ((summary, COMMAND), (claimed, CLAIM_COMMAND)) for p in [run["parameters"]]]
-    made.append("- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
-                + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU.")
+    ours = {f"our {s['preset']} runs ({folder})": load_records(folder, s["parameters"])
+            for s, folder in ((claimed, CLAIM_DIR), (summary, out_dir))}
+    claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
+    table1, table2 = summary_tables(summary)
+    table1 = text_table(table1, "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)")
+    made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
+            + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "
                           f"{p['machine']['cpu']} ({p['machine']['cores']} cores): `{p['command']}`."
-                          for p in (r["provenance"] for r in records))
+                          for p in (r["provenance"] for runs in ours.values() for r in runs))
     sections = [
         "# Reproducing the paper's numbers",
         "<!-- Generated by `python -m nstdream_utils.reproduction markdown`; edit nstdream_utils/reproduction.py. -->",
         "## The claim: *distorted* styles (circular, spiral) against *clear* ones (triangle, 3D squares)",
         "\n".join([*(f"- **{name}** {text}." for name, (_, _, text) in claim.HYPOTHESES.items()),
                    f"- **Stability rule:** {claim.STABILITY_RULE}; such runs are left out."]),
-        "```text\n" + "\n".join(claim.claim_text(label, claim.evaluate(runs)) for label, runs in claims.items()) + "\n```",
+        "\n".join(["```text", *(claim.claim_text(label, claim.evaluate(runs)) for label, runs in claims), "```"]),
         "## Tables 1 and 2 · NST loss, DeepDream loss at step 900",
-        f"```text\n{text_table(tables[0], 'paper (10,000 it)', f'ours ({nst_steps:,} it)')}\n\n{text_table(tables[1])}\n```",
+        "\n".join(["```text", table1, "", text_table(table2), "```"]),
         "## How our numbers were made", "\n".join(made)]
     return files.atomic_write_text("\n\n".join(sections) + "\n", path)
 

@@ -126,7 +126,11 @@ def test_sig_and_ranks():
     assert reproduction.sig(10431.64) == "10,430"
     assert reproduction.sig(3.81662) == "3.817"
     assert reproduction.sig(None) == "n/a" and reproduction.sig(float("nan")) == "n/a"
-    assert reproduction.ranks([3.0, None, 5.0, 1.0]) == [2, None, 1, 3]
+    losses = dict(zip(PAPER_STYLES, (3.0, None, 5.0, 3.0)))
+    _, table2 = reproduction.summary_tables({"styles": {s: {"dream_loss_900": v} for s, v in losses.items()}})
+    ranks = {r["style"]: (r["paper_rank"], r["our_rank"]) for r in table2}  # 1 = highest, ties share, None stays
+    assert ranks == {"triangle": (1, 2), "circular": (4, None), "spiral": (5, 1), "3d_squares": (3, 2),
+                     "original": (2, None)}
 
 
 def test_resolve_configs_applies_overrides():
