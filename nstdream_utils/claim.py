@@ -1,9 +1,8 @@
-"""The paper's claim, tested as it states it: the "distorted" styles (circular, spiral) give a higher NST loss
-(H1) and a lower DeepDream loss (H2) than the "clear" ones (triangle, 3D squares); then distortion scores of the
-style images (:data:`SCORES`) against both losses. Taught in notebook 07."""
+"""The paper's claim (:data:`HYPOTHESES`) tested as it states it, then style-image scores against both losses."""
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
 from collections.abc import Iterable, Sequence
@@ -15,40 +14,28 @@ from scipy import ndimage, stats
 from . import data, images
 from .errors import InputError
 
-DISTORTED = ("circular", "spiral")
-CLEAR = ("triangle", "3d_squares")
-HYPOTHESES = {  # name → (loss, claimed sign of log distorted − log clear, statement)
-    "H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),
-    "H2": ("dream", -1, "dream loss(distorted) < dream loss(clear)"),
-}
+DISTORTED, CLEAR = ("circular", "spiral"), ("triangle", "3d_squares")  # the paper's labels of its styles
+HYPOTHESES = {"H1": ("nst", +1, "NST loss(distorted) > NST loss(clear)"),  # (loss, claimed sign, statement)
+              "H2": ("dream", -1, "dream loss(distorted) < dream loss(clear)")}
 ALPHA = 0.05
-STABILITY_FACTOR = 1.5
-STABILITY_TAIL = 0.1
+STABILITY_FACTOR, STABILITY_TAIL = 1.5, 0.1
 STABILITY_RULE = (f"a run is unstable when its NST loss anywhere in the last {STABILITY_TAIL:.0%} of its "
                   f"iterations exceeds {STABILITY_FACTOR}× the smallest loss there (or is not finite)")
-_EXACT_MAX = 1_000_000  # label test: every arrangement up to this many, else _SAMPLES seeded ones
-_SAMPLES = 20_000
+_EXACT_MAX, _SAMPLES = 1_000_000, 20_000  # label test: every arrangement up to _EXACT_MAX, else _SAMPLES seeded ones
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> dict:
-    """Spearman's ρ of the pairs without a None: ``{"rho", "p_value"`` (scipy's t approximation),
-    ``"p_permutation"`` (share of pairings with |ρ| as large: all n! for n ≤ 8, else (k + 1) / 20,001 of 20,000
-    seeded ones), ``"n"}``; None values when n < 3 or no spread."""
+    """Spearman's ``rho``, scipy's ``p_value`` and ``n`` of the pairs without a None; None if n < 3 or no spread."""
     pairs = [(a, b) for a, b in zip(x, y, strict=True) if a is not None and b is not None]
     x, y = np.array(pairs, np.float64).reshape(-1, 2).T
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return {"rho": None, "p_value": None, "p_permutation": None, "n": len(x)}
-    result, rank_y = stats.spearmanr(x, y), stats.rankdata(y)
-    permuted = stats.permutation_test(
-        (x,), lambda xs, axis: np.abs(stats.pearsonr(stats.rankdata(xs, axis=-1), rank_y, axis=-1).statistic),
-        permutation_type="pairings", vectorized=True, alternative="greater", rng=0,
-        n_resamples=math.factorial(len(x)) if len(x) <= 8 else _SAMPLES)
-    return {"rho": float(result.statistic), "p_value": float(result.pvalue),
-            "p_permutation": float(permuted.pvalue), "n": len(x)}
+        return {"rho": None, "p_value": None, "n": len(x)}
+    result = stats.spearmanr(x, y)
+    return {"rho": float(result.statistic), "p_value": float(result.pvalue), "n": len(x)}
 
 
 def _luminance(image: object, where: str) -> np.ndarray:
-    """The luminance (BT.601) of an image resampled to about 256×256 px, float64 in ``[0, 1]``."""
+    """The BT.601 luminance resampled to about 256×256 px (aspect kept), float64 in [0, 1]."""
     array = np.asarray(image)
     array = array[0] if array.ndim == 4 and array.shape[0] == 1 else array
     if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 3)):
@@ -66,27 +53,21 @@ def _luminance(image: object, where: str) -> np.ndarray:
                          where=where, fix="divide by 255 if it holds 0–255 values, or np.clip(image, 0, 1); "
                          "for NaN or Inf, check what made the image")
     luminance = array if array.ndim == 2 else array @ np.array([0.299, 0.587, 0.114])
-    height, width = luminance.shape
-    scale = math.sqrt(256 * 256 / (height * width))  # keeps the aspect ratio; PIL's BOX anti-aliases
-    shape = (max(4, round(width * scale)), max(4, round(height * scale)))
-    resample = Image.Resampling.BOX if shape[0] * shape[1] < height * width else Image.Resampling.BILINEAR
-    resized = Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample)
-    return np.asarray(resized, dtype=np.float64)
+    scale = math.sqrt(256 * 256 / luminance.size)  # keeps the aspect ratio; PIL's BOX anti-aliases
+    shape = (max(4, round(luminance.shape[1] * scale)), max(4, round(luminance.shape[0] * scale)))
+    resample = Image.Resampling.BOX if shape[0] * shape[1] < luminance.size else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(np.clip(luminance, 0, 1).astype(np.float32)).resize(shape, resample), np.float64)
 
 
 def distortion_score(image: object) -> float:
-    """Edge density: the mean Sobel gradient magnitude ÷ 8 of the luminance resampled to ~256×256 px; 0 for a
-    flat image, 1/255 for a ramp of 1/255 per pixel. ``image``: float ``[H, W, 3]`` (or ``[1, H, W, 3]``, or
-    greyscale ``[H, W]``) in ``[0, 1]``, or uint8. InputError for another shape or dtype, NaN/Inf, values
-    outside ``[0, 1]`` or fewer than 4×4 pixels."""
+    """Edge density: the mean Sobel magnitude ÷ 8 of the luminance at ~256×256 px (0 flat, 1/255 for a 1/255 ramp).
+    ``image``: float [H, W, 3], [1, H, W, 3] or [H, W] in [0, 1], or uint8, ≥ 4×4 px; else InputError."""
     luminance = _luminance(image, "distortion_score")
     return float(np.mean(ndimage.generic_gradient_magnitude(luminance, ndimage.sobel, mode="reflect")) / 8.0)
 
 
 def spectral_entropy(image: object) -> float:
-    """Normalised entropy of the luminance power spectrum (mean removed, Hann window, no constant term), in
-    ``[0, 1]``: 0 for a flat image or one frequency, 1 for white noise. Images and errors as :func:`distortion_score`.
-    """
+    """Normalised entropy of the luminance power spectrum (Hann window, no DC) in [0, 1]; images as distortion_score."""
     luminance = _luminance(image, "spectral_entropy")
     window = np.outer(np.hanning(luminance.shape[0]), np.hanning(luminance.shape[1]))
     power = np.abs(np.fft.fft2((luminance - np.sum(luminance * window) / np.sum(window)) * window)) ** 2
@@ -109,8 +90,7 @@ def agrees_with_labels(scores: dict[str, float]) -> bool | None:
 
 
 def stable(curve: Sequence[float | None] | None) -> bool | None:
-    """False when, over the last :data:`STABILITY_TAIL` of the NST loss curve (at least 2 values), the largest
-    loss exceeds :data:`STABILITY_FACTOR` × the smallest or one is not finite; None without a curve."""
+    """Whether an NST loss curve passes :data:`STABILITY_RULE` (over its last 2 values at least); None if empty."""
     if not curve:
         return None
     tail = [math.inf if v is None or not math.isfinite(v) else float(v)
@@ -118,109 +98,88 @@ def stable(curve: Sequence[float | None] | None) -> bool | None:
     return max(tail) <= STABILITY_FACTOR * min(tail)
 
 
-def _loss(record: dict, *keys: str) -> float | None:
-    values = [float(record[k]) for k in keys if record.get(k) is not None]
-    return next((v for v in values if math.isfinite(v) and v > 0), None)
-
-
 def table(records: Iterable[dict]) -> dict:
-    """``{"cells": {content: {style: {"nst", "dream"}}}, "unstable": [run names], "runs": runs used}``: each
-    cell the mean log losses over its completed, stable runs (e.g. seeds); ``original`` runs are ignored."""
-    groups: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    unstable = []
+    """``{"cells": {content: {style: {"nst", "dream"}}}, "unstable", "runs"}``: mean log losses of stable runs."""
+    groups, unstable = collections.defaultdict(list), []
     for record in records:
         content, style = str(record.get("content", "")), record.get("style")
-        nst = _loss(record, "nst_loss_1000", "nst_loss_final")
-        dream = _loss(record, "dream_loss_900", "dream_loss_final")
+        # each loss: the first finite positive one of its two keys
+        nst, dream = (next((float(record[k]) for k in keys if 0 < (record.get(k) or 0) < math.inf), None)
+                      for keys in (("nst_loss_1000", "nst_loss_final"), ("dream_loss_900", "dream_loss_final")))
         if style in (None, "original") or record.get("status", "completed") != "completed" or None in (nst, dream):
             continue
         if stable(record.get("nst_loss")) is False:
             unstable.append(f"{content}__{style}" + (f" (seed {record['seed']})" if "seed" in record else ""))
         else:
-            groups.setdefault((content, style), []).append((math.log(nst), math.log(dream)))
-    cells: dict[str, dict[str, dict[str, float]]] = {}
+            groups[content, style].append((math.log(nst), math.log(dream)))
+    cells = collections.defaultdict(dict)
     for (content, style), values in sorted(groups.items()):
-        nst, dream = np.mean(values, axis=0)
-        cells.setdefault(content, {})[style] = {"nst": float(nst), "dream": float(dream)}
-    return {"cells": cells, "unstable": unstable, "runs": sum(map(len, groups.values()))}
+        cells[content][style] = dict(zip(("nst", "dream"), np.mean(values, axis=0).tolist()))
+    return {"cells": dict(cells), "unstable": unstable, "runs": sum(map(len, groups.values()))}
 
 
-def _tested(statistic: float, null: np.ndarray, sign: int, extra: int, tol: float, p_min: float = 0.0) -> dict:
-    """One-sided ``p`` of ``statistic`` in the claimed ``sign`` against ``null``, ``p_opposite``, and the verdict
-    (``extra`` 1 for a sampled null: (k + 1) / (N + 1), never 0)."""
-    p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + extra) / (len(null) + extra)
+_UNTESTABLE = {"photos": 0, "p": None, "p_opposite": None, "p_min": None,
+               "verdict": "cannot be tested: no photo has both a distorted and a clear style"}
+
+
+def _test(statistic: float, photos: int, null: np.ndarray, sign: int, sampled: bool, tol: float) -> dict:
+    """One-sided ``p`` (``sampled``: (k + 1) / (N + 1)), ``p_opposite``, ``p_min`` (the least p possible), verdict."""
+    p, p_opposite = ((int(np.sum(d * null >= d * statistic - tol)) + sampled) / (len(null) + sampled)
                      for d in (sign, -sign))
+    p_min = float(np.mean(sign * null >= (sign * null).max() - tol))
     verdicts = ((p < ALPHA, f"supported (p = {p:.2g} < {ALPHA})"),
                 (p_opposite < ALPHA, f"contradicted at p < {ALPHA} (p = {p_opposite:.2g} the other way)"),
                 (p_min >= ALPHA and p <= p_opposite,
                  f"not supported: the claimed direction, but these data cannot reach p < {ALPHA} (p = {p:.2g})"),
                 (True, f"not supported (p = {p:.2g})"))
-    return {"p": p, "p_opposite": p_opposite, "verdict": next(text for holds, text in verdicts if holds)}
-
-
-_UNTESTABLE = {"p": None, "p_opposite": None,
-               "verdict": "cannot be tested: no photo has both a distorted and a clear style"}
+    return {"photos": photos, "p": p, "p_opposite": p_opposite, "p_min": p_min,
+            "verdict": next(text for holds, text in verdicts if holds)}
 
 
 def label_test(cells: dict, loss: str, sign: int) -> dict:
-    """Stratified one-sided permutation test of log ``loss`` (``"nst"``/``"dream"``) distorted − clear on
-    :func:`table`'s ``cells``; ``sign`` +1 when the claim says distorted is higher, −1 lower. Returns ``{"effect"``
-    (mean over photos of the log difference), ``"ratio"`` (its exponential), ``"ci"`` (bootstrap 95 % interval
-    of the ratio; None with one photo), ``"p"``, ``"p_opposite"``, ``"p_min"`` (the smallest p these data
-    allow), ``"arrangements"``, ``"exact"``, ``"photos"``, ``"verdict"}``."""
-    strata = []  # each photo with both labels: (observed statistic, its value for every choice of "distorted")
+    """Photo-stratified permutation test of log ``loss`` distorted − clear: effect, ratio, ci; :func:`_test`'s."""
+    observed, nulls = [], []  # per photo with both labels: its statistic, and its value for every "distorted" pick
     for styles in cells.values():
         names = [s for s in styles if s in DISTORTED + CLEAR]
         values, distorted = np.array([styles[s][loss] for s in names]), np.array([s in DISTORTED for s in names])
         k, n = int(distorted.sum()), len(names)
         if 0 < k < n:
             picks = np.array([values[list(c)].sum() for c in itertools.combinations(range(n), k)])
-            observed = values[distorted].mean() - values[~distorted].mean()
-            strata.append((observed, picks / k - (values.sum() - picks) / (n - k)))
-    if not strata:
-        return {"effect": None, "ratio": None, "ci": None, "arrangements": 0, "exact": True, "photos": 0, **_UNTESTABLE}
-    observed, per_stratum = np.array([s[0] for s in strata]), [s[1] for s in strata]
-    effect, rng = float(observed.mean()), np.random.default_rng(0)
-    exact = math.prod(map(len, per_stratum)) <= _EXACT_MAX
-    null = (sum(np.ix_(*per_stratum)).ravel() / len(per_stratum) if exact  # every combination of the photos'
-            else np.mean([rng.choice(e, _SAMPLES) for e in per_stratum], axis=0))
-    tol = 1e-9 * max(1.0, abs(effect))
-    p_min = float(np.mean(sign * null >= (sign * null).max() - tol))
-    ci = None
-    if len(observed) >= 2:
-        ci = stats.bootstrap((observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng)
-        ci = (math.exp(ci.confidence_interval.low), math.exp(ci.confidence_interval.high))
-    return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "p_min": p_min, "arrangements": len(null),
-            "exact": exact, "photos": len(observed), **_tested(effect, null, sign, 0 if exact else 1, tol, p_min)}
+            observed.append(values[distorted].mean() - values[~distorted].mean())
+            nulls.append(picks / k - (values.sum() - picks) / (n - k))
+    if not nulls:
+        return {"effect": None, "ratio": None, "ci": None, "arrangements": 0, "exact": True, **_UNTESTABLE}
+    rng, exact, observed = np.random.default_rng(0), math.prod(map(len, nulls)) <= _EXACT_MAX, np.array(observed)
+    null = (sum(np.ix_(*nulls)).ravel() / len(nulls) if exact  # every combination of the photos' picks
+            else np.mean([rng.choice(e, _SAMPLES) for e in nulls], axis=0))
+    effect = float(observed.mean())
+    ci = None if len(observed) < 2 else tuple(math.exp(bound) for bound in stats.bootstrap(
+        (observed,), np.mean, n_resamples=10_000, method="percentile", rng=rng).confidence_interval)
+    return {"effect": effect, "ratio": math.exp(effect), "ci": ci, "arrangements": len(null), "exact": exact,
+            **_test(effect, len(observed), null, sign, not exact, 1e-9 * max(1.0, abs(effect)))}
 
 
 def score_test(cells: dict, scores: dict[str, float], loss: str, sign: int) -> dict:
-    """Spearman's ρ of a style score with ``loss`` within each photo with ≥ 3 scored styles, averaged; the
-    one-sided p in the claimed ``sign`` from 20,000 shuffles of the losses within each photo.
-    Returns ``{"rho", "photos", "p", "p_opposite", "verdict"}`` (``rho`` None when no photo has 3 styles)."""
-    strata = [(stats.rankdata([scores[s] for s in names]), stats.rankdata([styles[s][loss] for s in names]))
-              for styles in cells.values() if len(names := [s for s in styles if s in scores]) >= 3]
-    if not strata:
-        return {"rho": None, "photos": 0, **_UNTESTABLE}
-    rng, total = np.random.default_rng(0), 0.0
-    for x, y in strata:  # row 0: the observed order, then _SAMPLES shuffles
-        ys = np.vstack([y, rng.permuted(np.tile(y, (_SAMPLES, 1)), axis=1)])
-        cx, cy = x - x.mean(), ys - ys.mean(axis=1, keepdims=True)
-        total = total + (cy @ cx) / (np.linalg.norm(cx) * np.linalg.norm(cy, axis=1) + 1e-300)
-    rho = float(total[0] / len(strata))
-    return {"rho": rho, "photos": len(strata), **_tested(rho, total[1:] / len(strata), sign, 1, 1e-12)}
+    """Mean Spearman ``rho`` of ``scores`` and ``loss`` in photos of ≥ 3 styles vs 20,000 shuffles; :func:`_test`'s."""
+    rng, rhos = np.random.default_rng(0), []
+    for styles in cells.values():
+        if len(names := [s for s in styles if s in scores]) >= 3:  # row 0: the observed order, then the shuffles
+            x, y = stats.rankdata([scores[s] for s in names]), stats.rankdata([styles[s][loss] for s in names])
+            ys = np.vstack([y, rng.permuted(np.tile(y, (_SAMPLES, 1)), axis=1)])
+            cx, cy = x - x.mean(), ys - ys.mean(axis=1, keepdims=True)
+            rhos.append((cy @ cx) / (np.linalg.norm(cx) * np.linalg.norm(cy, axis=1) + 1e-300))
+    if not rhos:
+        return {"rho": None, **_UNTESTABLE}
+    mean = np.mean(rhos, axis=0)
+    return {"rho": float(mean[0]), **_test(float(mean[0]), len(rhos), mean[1:], sign, True, 1e-12)}
 
 
-def evaluate(records: Iterable[dict], *, scores: dict[str, dict[str, float]] | None = None) -> dict:
-    """H1 and H2 on run records (``content``, ``style``, the loss keys, the NST curve ``nst_loss``), then each
-    score (default: :data:`SCORES` of the style images in the records). Returns ``{"runs", "photos",
-    "unstable", "hypotheses": {"H1", "H2"}`` (:func:`label_test` plus ``"statement"``), ``"scores": {name:
-    {"values", "agrees_with_labels", "nst", "dream"}}`` (:func:`score_test`)}."""
+def evaluate(records: Iterable[dict]) -> dict:
+    """:func:`label_test` of each hypothesis and :func:`score_test` of each of :data:`SCORES` on run records."""
     used = table(records)
     cells = used["cells"]
-    if scores is None:
-        styles = sorted({s for styles in cells.values() for s in styles})
-        scores = {name: style_scores(styles, function) for name, function in SCORES.items()}
+    styles = sorted({s for styles in cells.values() for s in styles})
+    scores = {name: style_scores(styles, function) for name, function in SCORES.items()}
     return {"runs": used["runs"], "photos": len(cells), "unstable": used["unstable"],
             "hypotheses": {name: {"statement": text, **label_test(cells, loss, sign)}
                            for name, (loss, sign, text) in HYPOTHESES.items()},
@@ -230,8 +189,7 @@ def evaluate(records: Iterable[dict], *, scores: dict[str, dict[str, float]] | N
 
 
 def claim_text(label: str, result: dict) -> str:
-    """An :func:`evaluate` result as a few lines: each hypothesis's ratio [95 % interval], p and verdict, then
-    the scores."""
+    """An :func:`evaluate` result as lines: each hypothesis's ratio [95 % interval] and verdict, then the scores."""
     unstable = result["unstable"]
     lines = [f"{label}: {result['runs']} runs on {result['photos']} photo(s); {len(unstable)} unstable left out"
              + (f" ({', '.join(unstable)})" if unstable else "")]

@@ -126,7 +126,11 @@ def test_sig_and_ranks():
     assert reproduction.sig(10431.64) == "10,430"
     assert reproduction.sig(3.81662) == "3.817"
     assert reproduction.sig(None) == "n/a" and reproduction.sig(float("nan")) == "n/a"
-    assert reproduction.ranks([3.0, None, 5.0, 1.0]) == [2, None, 1, 3]
+    losses = dict(zip(PAPER_STYLES, (3.0, None, 5.0, 3.0)))
+    _, table2 = reproduction.summary_tables({"styles": {s: {"dream_loss_900": v} for s, v in losses.items()}})
+    ranks = {r["style"]: (r["paper_rank"], r["our_rank"]) for r in table2}  # 1 = highest, ties share, None stays
+    assert ranks == {"triangle": (1, 2), "circular": (4, None), "spiral": (5, 1), "3d_squares": (3, 2),
+                     "original": (2, None)}
 
 
 def test_resolve_configs_applies_overrides():
@@ -197,11 +201,13 @@ def test_committed_paper_runs_carry_provenance_and_recompute(weights_dir):
 def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
     """docs/reproduction.md is exactly what `reproduction markdown` renders from the committed results."""
     monkeypatch.chdir(REPO)
-    assert reproduction.main(["markdown", "--doc", str(tmp_path / "reproduction.md")]) == 0
-    text = (tmp_path / "reproduction.md").read_text()
+    text = reproduction.write_docs("results/paper", tmp_path / "reproduction.md").read_text()
     for phrase in ("**H1** NST loss(distorted) > NST loss(clear)", "Stability rule", reproduction.COMMAND,
                    "10,431.64", "3.6324", "ours, paper's Eq 6", "16,950", "our quick runs (results/claim): 40 runs",
                    "Made by commit `08c33dac31`"):
         assert phrase in text, phrase
     assert text == (REPO / "docs" / "reproduction.md").read_text(), \
         "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
+    written = []
+    monkeypatch.setattr(reproduction, "write_docs", lambda out: written.append(out) or "docs/reproduction.md")
+    assert reproduction.main(["markdown"]) == 0 and written == ["results/paper"]
