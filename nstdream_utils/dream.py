@@ -1,9 +1,6 @@
-"""DeepDream: gradient *ascent* on an image to maximise Inception v3's mean layer activations.
-As in the TensorFlow tutorial: the loss is the sum over layers of each one's mean activation
-(``losses.dream_loss``); each step adds ``step_size`` × the gradient ÷ its standard deviation to the image,
-kept in [-1, 1] (Inception's input range). Octaves repeat the ascent at growing scales; tiles with a random
-roll compute a large image's gradient piece by piece, so memory stays bounded. Taught in notebook 05.
-"""
+"""DeepDream as in the TensorFlow tutorial: gradient *ascent* of Inception v3's mean layer activations
+(``losses.dream_loss``), each step adding ``step_size`` × the gradient ÷ its std to the image in [-1, 1]; octaves
+at growing scales; tiles with a random roll bound the memory. Taught in notebook 05."""
 
 from __future__ import annotations
 
@@ -16,14 +13,12 @@ from .presets import DreamConfig, dream_config
 
 resolve_config = dream_config  # a preset name or DreamConfig plus overrides (None keeps) → a DreamConfig
 
-INCEPTION_MIN_SIZE = 75
-"""Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
+INCEPTION_MIN_SIZE = 75  # Inception v3 needs at least 75×75 pixels; smaller images are upscaled first
 
 
 class DreamResult(RunResult):
-    """What :func:`deep_dream` returns (``image`` at the working size, ``history``, ``config``, ``frames``,
-    ``status``, ``final_loss``: :class:`_loop.RunResult`). ``history["loss"][i]`` is the loss before
-    update ``i`` (``loss[900]`` is what the TF tutorial prints at "step 900"); ``seconds``: elapsed."""
+    """What :func:`deep_dream` returns (:class:`_loop.RunResult`, ``image`` at the working size);
+    ``history["loss"][i]``: the loss before update ``i``; ``seconds``: elapsed."""
 
     main_key = "loss"
 
@@ -35,21 +30,17 @@ def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
     return images.ensure_min_size(x, INCEPTION_MIN_SIZE)
 
 
-FLOAT16_LOSS_SCALE = 2.0 ** 12
-"""The dream loss is multiplied by this before differentiating through a float16 Inception v3 (the gradient
-divided after): its gradient, ≈ 10⁻³ per pixel at 299 px, underflows float16 without it."""
+FLOAT16_LOSS_SCALE = 2.0 ** 12  # the loss × this through a float16 network: its gradient (≈ 10⁻³) would underflow
 
 
 def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) -> dict[str, tf.Tensor]:
-    """The guide image's features at each dream layer, ``[Q, C]`` (positions × channels), computed
-    once at the dream's size (for :func:`losses.guided_dream_loss`)."""
+    """The guide image's features at each dream layer and the dream's size, ``[Q, C]`` (positions × channels)."""
     features = extractor(prepare_image(guide, cfg)[np.newaxis])
     return {n: tf.reshape(tf.cast(f, tf.float32), [-1, f.shape[-1]]) for n, f in features.items()}
 
 
 def _gradient_fn(extractor: models.FeatureExtractor, guides: dict | None):
-    """``gradient(x, crop) -> (loss, d loss / d x)``: the loss to maximise (:func:`losses.dream_loss`, or
-    :func:`losses.guided_dream_loss` with a guide) of ``crop(x)``, ``x`` ``[H, W, 3]`` in [-1, 1]."""
+    """``gradient(x, crop) -> (loss, d loss / d x)`` of the (guided) dream loss of ``crop(x)``, x in [-1, 1]."""
     scale = FLOAT16_LOSS_SCALE if getattr(extractor, "compute_dtype", None) == "float16" else 1.0
 
     def gradient(x, crop=tf.identity):
@@ -110,17 +101,13 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
     """Dream on ``image`` by gradient ascent of Inception v3's mean activations, octave by octave.
 
     Args:
-        image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
-        config: a preset name or a :class:`DreamConfig`; ``**overrides``: its fields (``size``, ``num_steps``,
-            ``step_size``, ``layers``, ``octaves`` — exponents or a count —, ``tile_size``, …; None keeps).
-        seed: seeds the random rolls of the tiles; same seed, same result.
-        progress, log_every, frame_every, callback, should_stop, weights, precision: as in
-            ``nst.style_transfer``; the loss is float32 whatever the precision.
-        guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
-            image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
+        image: float ``[H, W, 3]`` in [0, 1], any size. config: a preset name or a :class:`DreamConfig`;
+            ``**overrides``: its fields (None keeps). seed: seeds the tiles' random rolls; same seed, same result.
+        progress, log_every, frame_every, callback, should_stop, weights, precision: as ``nst.style_transfer``.
+        guide: float ``[H, W, 3]`` in [0, 1] or None: maximise the match with its features instead.
 
-    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad
-    parameter (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
+    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. InputError for a bad parameter
+    (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
     """
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
