@@ -25,8 +25,7 @@ class DreamResult(RunResult):
 
 def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
     """Resize to the configured size (exact square or longest side), at least 75 px on each side."""
-    x = np.asarray(image, np.float32)
-    x = images.resize(x, exact=(cfg.size, cfg.size)) if cfg.square else images.resize(x, longest_side=cfg.size)
+    x = images.resize(np.asarray(image, np.float32), size=(cfg.size,) * 2 if cfg.square else cfg.size)
     return images.ensure_min_size(x, INCEPTION_MIN_SIZE)
 
 
@@ -100,14 +99,10 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
                precision: str | None = None, guide=None, **overrides) -> DreamResult:
     """Dream on ``image`` by gradient ascent of Inception v3's mean activations, octave by octave.
 
-    Args:
-        image: float ``[H, W, 3]`` in [0, 1], any size. config: a preset name or a :class:`DreamConfig`;
-            ``**overrides``: its fields (None keeps). seed: seeds the tiles' random rolls; same seed, same result.
-        progress, log_every, frame_every, callback, should_stop, weights, precision: as ``nst.style_transfer``.
-        guide: float ``[H, W, 3]`` in [0, 1] or None: maximise the match with its features instead.
-
-    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. InputError for a bad parameter
-    (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
+    ``image``: float ``[H, W, 3]`` in [0, 1], any size. ``config``: a preset name or a :class:`DreamConfig`,
+    ``**overrides`` its fields (None keeps). ``seed``: the tiles' rolls. ``guide``: float ``[H, W, 3]`` in [0, 1]:
+    maximise the match with its features (:func:`losses.guided_dream_loss`). The rest, the result's status and
+    the errors as ``nst.style_transfer``.
     """
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
@@ -123,25 +118,24 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
     recorder = Recorder(num_steps=cfg.num_steps * len(cfg.octaves), get_image=lambda: (state["img"].numpy() + 1) / 2,
                         progress=progress, desc="DeepDream", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="loss")
-    base_hw = np.array(base.shape[:2], np.float64)
-    for n in cfg.octaves:
-        hw = np.maximum(np.round(base_hw * cfg.octave_scale ** n), INCEPTION_MIN_SIZE).astype(int)
-        state["img"] = tf.image.resize(state["img"], hw)
-        use_tiles = cfg.tile_size and max(hw) > cfg.tile_size
 
-        def step(i: int) -> dict:
-            if use_tiles:
-                shift = rng.integers(-cfg.tile_size, cfg.tile_size, size=2).astype(np.int32)
-                loss, state["img"] = tiled_step(state["img"], tf.constant(shift))
-            else:
-                loss, state["img"] = whole_step(state["img"])
-            return {"loss": loss}
+    def step(i: int) -> dict:
+        if state["tiles"]:
+            shift = rng.integers(-cfg.tile_size, cfg.tile_size, size=2).astype(np.int32)
+            loss, state["img"] = tiled_step(state["img"], tf.constant(shift))
+        else:
+            loss, state["img"] = whole_step(state["img"])
+        return {"loss": loss}
 
-        run_steps(step, recorder, num_steps=cfg.num_steps, should_stop=should_stop,
-                  image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(state["img"]))))
-        if recorder.status != "completed":
-            break
-    recorder.close()
+    def octaves() -> None:
+        for n in cfg.octaves:
+            hw = np.maximum(np.round(np.array(base.shape[:2], np.float64) * cfg.octave_scale ** n),
+                            INCEPTION_MIN_SIZE).astype(int)
+            state["img"], state["tiles"] = tf.image.resize(state["img"], hw), cfg.tile_size and max(hw) > cfg.tile_size
+            run_steps(step, recorder, num_steps=cfg.num_steps, should_stop=should_stop,
+                      image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(state["img"]))))
+
+    recorder.run(octaves)
     out = tf.image.resize(state["img"], base.shape[:2]) if len(cfg.octaves) > 1 else state["img"]
     return DreamResult(image=np.clip((out.numpy() + 1) / 2, 0, 1).astype(np.float32), history=recorder.history,
                        config=cfg, frames=recorder.frames, status=recorder.status)

@@ -1,5 +1,4 @@
-"""Images in and out: float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1]; tensors via ``np.asarray``.
-No TensorFlow here, so the command line checks a path in milliseconds. Refusals are InputErrors with a fix."""
+"""Images in and out, float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1], without TensorFlow."""
 
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEF
 
 
 def image_info(path: str | os.PathLike) -> dict[str, Any]:
-    """An image file's header, no pixel cap: ``format``, ``mode``, ``size`` (as stored), ``width``, ``height``,
-    ``frames``, EXIF ``orientation`` (1 upright; 5–8: :func:`load_image` swaps W and H)."""
+    """An image file's header, no pixel cap: format, mode, size (as stored), width, height, frames, orientation."""
     with _open(path, None)[1] as pil:
         try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
             orientation = int(pil.getexif().get(0x0112, 1))
@@ -73,9 +71,8 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file as float32 ``[H, W, 3]`` in [0, 1]: EXIF-upright, transparency over white, 16-bit grey ÷ 65535,
-    an animation's first frame. ``max_pixels`` (W × H; None: Pillow's limit) is checked from the header.
-    MissingFileError, or InputError for a folder, a non-image, a damaged or truncated, zero or oversized file."""
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], EXIF-upright, transparency over white, 16-bit grey ÷ 65535.
+    ``max_pixels`` (W × H; None: Pillow's limit) is checked from the header."""
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
@@ -126,9 +123,7 @@ def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
 
 def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_side: int | None = None,
            exact: tuple[int, int] | None = None, method: str = "lanczos") -> np.ndarray:
-    """``image`` (float in [0, 1] or uint8, ``[H, W, 3]`` or ``[1, H, W, 3]``) resized per channel in Pillow's
-    float mode to a new float32 array of its rank, clipped to [0, 1]. One of ``longest_side`` (keeps the aspect),
-    ``exact`` ``(height, width)`` or ``size`` (int: longest side; pair: exact); ``method``: :data:`RESIZE_METHODS`."""
+    """``image`` resized to ``longest_side``, ``exact`` ``(height, width)`` or ``size`` (either), float32 in [0, 1]."""
     given = {k: v for k, v in (("size", size), ("longest_side", longest_side), ("exact", exact)) if v is not None}
     if len(given) != 1:
         raise InputError(f"got {', '.join(given) or 'no size'}", where="resize",
@@ -182,8 +177,8 @@ def keep_colors(stylized: Any, content: Any) -> np.ndarray:
 
 
 def match_colors(source: Any, reference: Any) -> np.ndarray:
-    """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1] (Gatys et al.
-    2016): :math:`x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`. ``[H, W, 3]`` in [0, 1], any sizes."""
+    """``source`` with ``reference``'s RGB mean and covariance (Gatys et al. 2016), clipped to [0, 1]:
+    :math:`\\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`."""
     def stats(image):  # the pixels, their mean and Σ^power from Σ's eigendecomposition
         pixels = np.asarray(image, np.float64).reshape(-1, 3)
         values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3))

@@ -26,12 +26,7 @@ def _gram_flat(flat: tf.Tensor):
 def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
     """Gram matrix (Eq 4): :math:`G_{cc'} = \\sum_p F_{pc} F_{pc'}`, ``FᵀF`` with F positions × channels.
     ``features``: float ``[P, C]``, ``[H, W, C]`` or ``[B, H, W, C]``; ``normalize``: None (Eq 4), ``"hw"``
-    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1).
-
-    >>> gram_matrix([[1., 2.], [3., 4.]]).numpy()  # the paper's worked example
-    array([[10., 14.],
-           [14., 20.]], dtype=float32)
-    """
+    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1)."""
     _check("normalize", normalize, (None, "hw", "chw"))
     f = tf.cast(tf.convert_to_tensor(features), tf.float32)
     if f.shape.rank not in (2, 3, 4):

@@ -77,14 +77,10 @@ class LossScale:
     """Dynamic loss scaling of an image's gradient through a float16 network (as Keras' ``LossScaleOptimizer``):
     on a non-finite gradient divide the scale by FACTOR and retry, RETRIES times; double it after GROWTH_INTERVAL."""
 
-    INITIAL = 1.0
-    FACTOR = 2.0 ** 4
-    RETRIES = 8
-    GROWTH_INTERVAL = 100
-    MAXIMUM = 2.0 ** 15
+    FACTOR, RETRIES, GROWTH_INTERVAL, MAXIMUM = 2.0 ** 4, 8, 100, 2.0 ** 15
 
     def __init__(self) -> None:
-        self.scale = tf.Variable(self.INITIAL, trainable=False, dtype=tf.float32)
+        self.scale = tf.Variable(1.0, trainable=False, dtype=tf.float32)
         self.finite_run = tf.Variable(0, trainable=False, dtype=tf.int32)
 
     def value_and_gradient(self, loss_fn, image: tf.Tensor):

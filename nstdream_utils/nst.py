@@ -28,10 +28,8 @@ class NSTResult(RunResult):
 def prepare_images(content_image, style_image, cfg: NSTConfig):
     """The content resized to ``cfg.size``, the style (or each of a list) to ``cfg.style_scale ×`` its shape, float32
     ``[H, W, 3]`` in [0, 1], ≥ 32 px a side; ``preserve_color="histogram"`` matches the styles' colours to it."""
-    content = np.asarray(content_image, np.float32)
-    content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
-        else images.resize(content, longest_side=cfg.size)
-    content = images.ensure_min_size(content, VGG19_MIN_SIZE)  # VGG-19's 4 poolings before block5
+    content = images.resize(np.asarray(content_image, np.float32), size=(cfg.size,) * 2 if cfg.square else cfg.size)
+    content = images.ensure_min_size(content, VGG19_MIN_SIZE)
     shape = tuple(max(VGG19_MIN_SIZE, round(side * cfg.style_scale)) for side in content.shape[:2])
     styles = []
     for style in style_image if isinstance(style_image, (list, tuple)) else [style_image]:
@@ -169,12 +167,11 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
         return terms if guard is None else {**terms, "retries": tf.cast(retry, tf.float32)}
 
     done = checkpoint.restore(cfg, state, optimizer, recorder) if checkpoint else 0
-    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps - done, should_stop=should_stop,
-              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(shown))),
-              on_sync=checkpoint.maybe_save if checkpoint else None)
-    recorder.close()
-    if checkpoint:
-        checkpoint.finish()
+    recorder.run(lambda: run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps - done, should_stop=should_stop,
+                                   image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(shown))),
+                                   on_sync=checkpoint.maybe_save if checkpoint else None))
+    if checkpoint and recorder.status == "completed":
+        checkpoint.path.unlink(missing_ok=True)
     recorder.traces = step.experimental_get_tracing_count()
     if guard is not None and recorder.steps_done:  # check the last update once; undo it if it blew up
         if bool(blew_up(loss_fn(image)["total"])):
@@ -194,18 +191,14 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    checkpoint_every: int = 500, **overrides) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST), at full size in one level.
 
-    Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1], any sizes; ``style_image`` may be a list,
-            blended by ``style_blend``. config: a preset name or an :class:`NSTConfig`; ``**overrides``: its
-            fields (None keeps). seed: seeds the noise init and TensorFlow; same seed, same result.
-        progress, log_every, frame_every: a progress bar; a ``step N | loss x`` line and a frame every N steps
-            (0: never). callback: ``callback(step, losses, image)``; should_stop: True ends the run.
-        weights: VGG-19's file or folder. precision: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None.
-        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes (:class:`NSTLoss`).
-        checkpoint: a ``.npz`` path (SGD and Adam), saved every ``checkpoint_every`` steps, resumed if it exists.
-
-    Returns an :class:`NSTResult`, status ``"interrupted"`` after Ctrl-C or ``should_stop``. InputError for a bad
-    parameter (before any network is built) or ``levels`` > 1 (``pyramid``); NonFiniteLossError for a NaN/Inf loss.
+    ``content_image``, ``style_image`` (or a list, blended by ``style_blend``): float ``[H, W, 3]`` in [0, 1], any
+    sizes. ``config``: a preset name or an :class:`NSTConfig`, ``**overrides`` its fields (None keeps). ``seed``:
+    same seed, same result. ``log_every``, ``frame_every``: a log line, a frame every N steps (0: never).
+    ``callback(step, losses, image)``; ``should_stop()``: True ends the run. ``weights``: VGG-19's file or folder.
+    ``mask``: ``[H, W]`` or ``[H, W, 3]`` in [0, 1]: white where the style goes. ``checkpoint``: a ``.npz`` path
+    (SGD, Adam) saved every ``checkpoint_every`` steps, resumed if it exists. Returns an :class:`NSTResult`, status
+    ``"interrupted"`` after Ctrl-C or a stop. InputError for a bad parameter (before any network is built) or
+    ``levels`` > 1 (``pyramid``); NonFiniteLossError for a NaN/Inf loss or image.
     """
     cfg = resolve_config(config, **overrides)
     styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]

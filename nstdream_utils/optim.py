@@ -1,6 +1,4 @@
-"""Checkpoints and the L-BFGS loops behind ``nst.style_transfer``: ``(loss_fn, x0, cfg, recorder, should_stop)``,
-``x0`` float32 ``[1, H, W, 3]`` in ``[0, pixel_scale]``, recording each iterate's loss (x0 first); they return
-``[H, W, 3]`` ÷ pixel_scale."""
+"""Checkpoints and the L-BFGS loops of ``nst.style_transfer`` (same arguments and result as its gradient loop)."""
 
 from __future__ import annotations
 
@@ -14,14 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from . import files
-from ._loop import Recorder
+from ._loop import Recorder, Stop
 from .errors import InputError
 from .presets import NSTConfig
 
 
 class Checkpoint:
-    """A gradient loop's variables, optimiser state, history and config in a ``.npz`` saved every ``every`` steps,
-    removed on completion. InputError: ``every`` not an int ≥ 1, or a file made with another configuration."""
+    """A gradient loop's variables, optimiser state, history and config in a ``.npz``, saved every ``every`` steps."""
 
     def __init__(self, path: str | os.PathLike, every: int = 500) -> None:
         if not isinstance(every, int) or every < 1:
@@ -53,38 +50,15 @@ class Checkpoint:
             files.atomic_write_bytes(buffer.getvalue(), self.path)
             self.saved_at = self.recorder.steps_done
 
-    def finish(self) -> None:
-        """Remove the file if the run completed."""
-        if self.recorder.status == "completed":
-            self.path.unlink(missing_ok=True)
-
-
-class _Stop(Exception):
-    """Ends an L-BFGS loop; ``args[0]``: the status."""
-
 
 def _record(recorder: Recorder, terms, cfg: NSTConfig, should_stop, image_ok: bool = True) -> None:
-    """Record one iterate; _Stop once ``cfg.num_steps`` are recorded, or when ``should_stop()``."""
-    recorder.record([terms], image_ok=image_ok, frame=recorder.wants_frame(recorder.steps_done))
+    """Record one iterate; Stop once ``cfg.num_steps`` are recorded, or when ``should_stop()``."""
+    recorder.record([terms], image_ok=image_ok,
+                    frame=bool(recorder.frame_every) and recorder.steps_done % recorder.frame_every == 0)
     if recorder.steps_done >= cfg.num_steps:
-        raise _Stop("completed")
+        raise Stop("completed")
     if should_stop is not None and should_stop():
-        raise _Stop("interrupted")
-
-
-def _run(recorder: Recorder, iterate) -> np.ndarray:
-    """``iterate()`` until it returns (completed), stops or meets Ctrl-C (interrupted), then the bar closed."""
-    status = "interrupted"
-    try:
-        iterate()
-        status = "completed"
-    except _Stop as stop:
-        status = stop.args[0]
-    except KeyboardInterrupt:
-        pass
-    finally:
-        recorder.close(status)
-    return recorder.get_image()
+        raise Stop("interrupted")
 
 
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
@@ -114,15 +88,15 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
         scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
                                 callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
 
-    return _run(recorder, iterate)
+    recorder.run(iterate)
+    return recorder.get_image()
 
 
 LBFGS_TF_MEMORY = 10  # (s, y) pairs kept by lbfgs_tf_loop: 2·m·n float32 (1 GiB at 2048² with m = 10)
 
 
 def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: float) -> tf.Tensor:
-    """The two-loop recursion's direction ``-H·g`` on the ``free`` (1, else 0) pixels of ``g`` ``[1, H, W, 3]``;
-    ``pairs``: ``(s, y, 1 / sᵀy)``, oldest first; ``first_scale``: the step's scale without history."""
+    """The two-loop recursion's ``-H·g`` on the ``free`` (1) pixels; ``pairs``: ``(s, y, 1 / sᵀy)``, oldest first."""
     q = g * free
     alphas = []
     for s, y, rho in reversed(pairs):
@@ -140,8 +114,7 @@ def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: flo
 
 def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None, *,
                   memory: int = LBFGS_TF_MEMORY) -> np.ndarray:
-    """L-BFGS in TensorFlow; the box ``[0, pixel_scale]`` by freezing pixels pushed out of it and clipping; Armijo
-    backtracking from t = 1, at most 20 halvings; the first step moves no pixel more than 0.05 (in [0, 1] units)."""
+    """L-BFGS in TensorFlow: pixels pushed out of the box frozen, trial points clipped, Armijo backtracking."""
     shape, first_step = x0.shape, 0.05 * cfg.pixel_scale
     low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
     spec = tf.TensorSpec(shape, tf.float32)
@@ -183,4 +156,5 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
             state["x"], g, f = x_new, g_new, f_new
             _record(recorder, terms_new, cfg, should_stop)
 
-    return _run(recorder, iterate)
+    recorder.run(iterate)
+    return recorder.get_image()
