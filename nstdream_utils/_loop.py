@@ -102,10 +102,8 @@ class Recorder:
         try:
             iterate()
             status = "completed"
-        except Stop as stop:
-            status = stop.args[0]
-        except KeyboardInterrupt:
-            pass
+        except (Stop, KeyboardInterrupt) as stop:  # Ctrl-C: interrupted
+            status = stop.args[0] if isinstance(stop, Stop) else status
         finally:
             self.close(status)
 

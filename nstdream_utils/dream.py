@@ -1,6 +1,5 @@
-"""DeepDream as in the TensorFlow tutorial: gradient *ascent* of Inception v3's mean layer activations
-(``losses.dream_loss``), each step adding ``step_size`` × the gradient ÷ its std to the image in [-1, 1]; octaves
-at growing scales; tiles with a random roll bound the memory. Taught in notebook 05."""
+"""DeepDream (TF tutorial): gradient *ascent* of Inception v3's mean activations, each step adding ``step_size`` ×
+the gradient ÷ its std to the image in [-1, 1]; octaves at growing scales; tiles bound the memory. Notebook 05."""
 
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ INCEPTION_MIN_SIZE = 75  # Inception v3 needs at least 75×75 pixels; smaller im
 
 
 class DreamResult(RunResult):
-    """What :func:`deep_dream` returns (:class:`_loop.RunResult`, ``image`` at the working size);
-    ``history["loss"][i]``: the loss before update ``i``; ``seconds``: elapsed."""
+    """What :func:`deep_dream` returns: ``image`` at the working size; ``history["loss"][i]``: before update i."""
 
     main_key = "loss"
 
@@ -72,8 +70,7 @@ def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict
 
 
 def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
-    """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial):
-    ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size."""
+    """The ascent step with the gradient tile by tile after a random roll: ``step(img, shift) -> (loss, img)``."""
     tile, gradient = cfg.tile_size, _gradient_fn(extractor, guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
@@ -97,13 +94,8 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides
 def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, progress: bool = True,
                log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None, weights=None,
                precision: str | None = None, guide=None, **overrides) -> DreamResult:
-    """Dream on ``image`` by gradient ascent of Inception v3's mean activations, octave by octave.
-
-    ``image``: float ``[H, W, 3]`` in [0, 1], any size. ``config``: a preset name or a :class:`DreamConfig`,
-    ``**overrides`` its fields (None keeps). ``seed``: the tiles' rolls. ``guide``: float ``[H, W, 3]`` in [0, 1]:
-    maximise the match with its features (:func:`losses.guided_dream_loss`). The rest, the result's status and
-    the errors as ``nst.style_transfer``.
-    """
+    """Dream on ``image`` (float ``[H, W, 3]`` in [0, 1], any size), octave by octave; ``guide`` (the same or None):
+    maximise the match with its features. ``seed``: the tiles' rolls. The rest as ``nst.style_transfer``."""
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()

@@ -71,8 +71,7 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file as float32 ``[H, W, 3]`` in [0, 1], EXIF-upright, transparency over white, 16-bit grey ÷ 65535.
-    ``max_pixels`` (W × H; None: Pillow's limit) is checked from the header."""
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], EXIF-upright, over white; ``max_pixels`` checked first."""
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
@@ -158,8 +157,7 @@ def ensure_min_size(image: Any, min_side: int, *, method: str = "bicubic") -> np
 
 def to_pil(image: Any) -> Image.Image:
     """An 8-bit RGB PIL image, ``round(255 · clip(x, 0, 1))``, from float or uint8 ``[H, W, 3]``/``[1, H, W, 3]``."""
-    array, _ = _as_image_array(image)
-    return Image.fromarray(np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8))
+    return Image.fromarray(np.rint(np.clip(_as_image_array(image)[0], 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)

@@ -74,8 +74,7 @@ def check_precision(precision: str | None) -> str | None:
 
 
 class LossScale:
-    """Dynamic loss scaling of an image's gradient through a float16 network (as Keras' ``LossScaleOptimizer``):
-    on a non-finite gradient divide the scale by FACTOR and retry, RETRIES times; double it after GROWTH_INTERVAL."""
+    """Keras' dynamic loss scaling for an image's gradient through a float16 network (``LossScaleOptimizer``)."""
 
     FACTOR, RETRIES, GROWTH_INTERVAL, MAXIMUM = 2.0 ** 4, 8, 100, 2.0 ** 15
 
@@ -149,8 +148,7 @@ def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
 
 def inception_features(layers: Sequence[str], *, weights: str | Path | None = None,
                        precision: str | None = None) -> FeatureExtractor:
-    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``), for images of at least
-    75×75 pixels; arguments and errors as :func:`vgg19_features`."""
+    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``); as :func:`vgg19_features`."""
     return _extractor("inception_v3", layers, INCEPTION_LAYERS, weights, precision, inception_preprocess)
 
 

@@ -1,6 +1,5 @@
-"""Neural style transfer (Gatys et al. 2016; the paper's Eqs 2–6): optimise an image so its VGG-19 features match a
-content image's and its Gram matrices a style image's, by ``"sgd"`` (Eq 2, ``x ← x − η_t ∇L(x)``), ``"adam"``,
-``"lbfgs"`` or ``"lbfgs-tf"``. Taught in notebooks 03 and 04."""
+"""Neural style transfer (Gatys et al. 2016, Eqs 2–6): an image whose VGG-19 features match a content image's and
+whose Gram matrices match a style image's, by SGD (Eq 2, ``x ← x − η_t ∇L(x)``), Adam or L-BFGS. Notebooks 03, 04."""
 
 from __future__ import annotations
 
@@ -19,15 +18,13 @@ VGG19_MIN_SIZE = 32  # smallest side fed to VGG-19: 2×2 positions at block5 aft
 
 
 class NSTResult(RunResult):
-    """What :func:`style_transfer` returns (:class:`_loop.RunResult`); ``history``: the weighted ``total``,
-    ``content``, ``style``, ``tv`` before each update, ``seconds``; guarded SGD adds ``retries`` (1 or 0)."""
+    """What :func:`style_transfer` returns; ``history``: ``total``, ``content``, ``style``, ``tv`` (, ``retries``)."""
 
     main_key = "total"
 
 
 def prepare_images(content_image, style_image, cfg: NSTConfig):
-    """The content resized to ``cfg.size``, the style (or each of a list) to ``cfg.style_scale ×`` its shape, float32
-    ``[H, W, 3]`` in [0, 1], ≥ 32 px a side; ``preserve_color="histogram"`` matches the styles' colours to it."""
+    """The content at ``cfg.size``, the style(s) at ``cfg.style_scale ×`` its shape: ``[H, W, 3]``, ≥ 32 px a side."""
     content = images.resize(np.asarray(content_image, np.float32), size=(cfg.size,) * 2 if cfg.square else cfg.size)
     content = images.ensure_min_size(content, VGG19_MIN_SIZE)
     shape = tuple(max(VGG19_MIN_SIZE, round(side * cfg.style_scale)) for side in content.shape[:2])
@@ -54,8 +51,7 @@ class NSTLoss:
         content_features = self.extractor(content[np.newaxis])
         self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
         styles = style if isinstance(style, (list, tuple)) else [style]
-        self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers} \
-            if mask is not None else {}
+        self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers if mask is not None}
         self.content_image = tf.constant(content[np.newaxis])
         self.outside = tf.constant(1.0 - mask[np.newaxis, ..., np.newaxis], tf.float32) if mask is not None else None
         self.blend = []  # (w_k, {layer: target Gram of style k})
@@ -191,15 +187,12 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    checkpoint_every: int = 500, **overrides) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST), at full size in one level.
 
-    ``content_image``, ``style_image`` (or a list, blended by ``style_blend``): float ``[H, W, 3]`` in [0, 1], any
-    sizes. ``config``: a preset name or an :class:`NSTConfig`, ``**overrides`` its fields (None keeps). ``seed``:
-    same seed, same result. ``log_every``, ``frame_every``: a log line, a frame every N steps (0: never).
-    ``callback(step, losses, image)``; ``should_stop()``: True ends the run. ``weights``: VGG-19's file or folder.
-    ``mask``: ``[H, W]`` or ``[H, W, 3]`` in [0, 1]: white where the style goes. ``checkpoint``: a ``.npz`` path
-    (SGD, Adam) saved every ``checkpoint_every`` steps, resumed if it exists. Returns an :class:`NSTResult`, status
-    ``"interrupted"`` after Ctrl-C or a stop. InputError for a bad parameter (before any network is built) or
-    ``levels`` > 1 (``pyramid``); NonFiniteLossError for a NaN/Inf loss or image.
-    """
+    ``content_image``, ``style_image`` (or a list, blended by ``style_blend``): float ``[H, W, 3]`` in [0, 1].
+    ``config``: a preset or an :class:`NSTConfig`, ``**overrides`` its fields. ``log_every``, ``frame_every``: every
+    N steps (0: never); ``callback(step, losses, image)``; ``should_stop()``: True ends the run. ``mask``: ``[H, W]``
+    in [0, 1], white where the style goes. ``checkpoint``: a ``.npz`` (SGD, Adam) saved every ``checkpoint_every``
+    steps, resumed if it exists. Status ``"interrupted"`` after Ctrl-C or a stop. InputError before any network
+    is built; NonFiniteLossError for a NaN/Inf loss or image."""
     cfg = resolve_config(config, **overrides)
     styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
     check_styles(cfg, len(styles))

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.optimize
 import tensorflow as tf
 
 from . import files
@@ -63,8 +64,6 @@ def _record(recorder: Recorder, terms, cfg: NSTConfig, should_stop, image_ok: bo
 
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
     """scipy's L-BFGS-B, memory 20, in the box ``[0, pixel_scale]`` when ``cfg.clip``."""
-    import scipy.optimize
-
     shape, current, evaluated = x0.shape, {"x": x0.ravel().astype(np.float64)}, {}
     recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
     value_and_grad = tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
