@@ -1,6 +1,4 @@
-"""Bookkeeping shared by the NST and DeepDream loops: history, progress bar, log lines, frames, NaN guard.
-A step's losses are evaluated *before* its update; a run that blows up still returns the last finite image.
-"""
+"""Bookkeeping of the NST and DeepDream loops: history, progress bar, log lines, frames, the NaN guard."""
 
 from __future__ import annotations
 
@@ -18,10 +16,13 @@ from .errors import NonFiniteLossError
 SYNC_EVERY = 10
 
 
+class Stop(Exception):
+    """Ends a :meth:`Recorder.run`; ``args[0]``: the status."""
+
+
 @dataclass
 class RunResult:
-    """A loop's result: ``image`` float32 ``[H, W, 3]`` in [0, 1]; ``history`` per-step losses and ``seconds``;
-    ``config``; ``frames`` kept every ``frame_every`` steps; ``status`` ``"completed"`` or ``"interrupted"``."""
+    """``image`` float32 ``[H, W, 3]`` in [0, 1], per-step ``history``, ``config``, ``frames`` and ``status``."""
     main_key: ClassVar[str] = "loss"
     image: np.ndarray
     history: dict[str, list[float]]
@@ -35,22 +36,17 @@ class RunResult:
 
 
 class Recorder:
-    """Per-step history, a tqdm bar of ``num_steps`` if ``progress``, a ``step N | loss x.xxxxe+yy`` line every
-    ``log_every`` steps, frames (``get_image()``, float32 in [0, 1]) every ``frame_every`` (0: never),
-    ``callback(step, losses, image)`` at each record, and the NaN guard. ``main_key``: the loss shown and
-    checked (``"total"`` for NST, ``"loss"`` for DeepDream); ``step_offset`` is added to step numbers."""
+    """A run's history (each step's losses before its update), bar, log lines, frames, callback and NaN guard."""
 
     def __init__(self, *, num_steps: int, get_image: Callable[[], np.ndarray], progress: bool = True,
                  desc: str = "", log_every: int = 0, frame_every: int = 0, callback=None,
                  main_key: str = "total", step_offset: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        self.history: dict[str, list[float]] = {}
-        self.frames: list[np.ndarray] = []
+        self.history, self.frames = {}, []
         self.get_image, self.main_key, self.callback = get_image, main_key, callback
         self.log_every, self.frame_every, self.step_offset = log_every, frame_every, step_offset
-        self.last_good, self.status, self._handle = get_image(), "running", None
-        self._start = time.perf_counter()
+        self.last_good, self.status, self._handle, self._start = get_image(), "running", None, time.perf_counter()
         # tqdm.auto imported tqdm.notebook only if it picked the ipywidgets bar: no widget import elsewhere
         notebook = sys.modules.get("tqdm.notebook")
         widget = progress and notebook is not None and issubclass(tqdm, notebook.tqdm)  # a live notebook's bar
@@ -73,12 +69,8 @@ class Recorder:
     def steps_done(self) -> int:
         return len(self.history.get(self.main_key, []))
 
-    def wants_frame(self, step: int) -> bool:
-        return bool(self.frame_every) and step % self.frame_every == 0
-
     def record(self, losses_per_step: list[dict], *, image_ok: bool = True, frame: bool = False) -> None:
-        """Append the steps' losses (floats or scalar tensors), check and keep the image (and a frame if
-        ``frame``); NonFiniteLossError, carrying the last finite image, when a loss or the image is NaN/Inf."""
+        """Append the steps' losses; keep the image (and a frame); NonFiniteLossError for a NaN/Inf loss or image."""
         seconds = time.perf_counter() - self._start
         for losses in losses_per_step:
             values = {k: float(v) for k, v in losses.items()}
@@ -95,8 +87,7 @@ class Recorder:
         if frame:
             self.frames.append(self.last_good.copy())
         self._bar.update(len(losses_per_step))
-        if self.history.get(self.main_key):
-            self._bar.set_postfix_str(f"loss {self.history[self.main_key][-1]:.4g}")
+        self._bar.set_postfix_str(f"loss {self.history[self.main_key][-1]:.4g}")
         if self.callback is not None:
             self.callback(self.step_offset + self.steps_done, {k: v[-1] for k, v in self.history.items()},
                           self.last_good)
@@ -104,6 +95,17 @@ class Recorder:
     def _blown_up(self, what: str, step: int, also: str = "") -> None:
         raise NonFiniteLossError(what, step=step, last_image=self.last_good, history=self.history,
                                  fix=f"lower the learning rate (--lr){also}")
+
+    def run(self, iterate: Callable[[], Any]) -> None:
+        """``iterate()``, then the bar closed: ``"completed"``, a :class:`Stop`'s status, or ``"interrupted"``."""
+        status = "interrupted"
+        try:
+            iterate()
+            status = "completed"
+        except (Stop, KeyboardInterrupt) as stop:  # Ctrl-C: interrupted
+            status = stop.args[0] if isinstance(stop, Stop) else status
+        finally:
+            self.close(status)
 
     def close(self, status: str | None = None) -> None:
         """Close the progress bar, leaving an empty widget view in a notebook; set the final status if given."""
@@ -117,25 +119,21 @@ class Recorder:
 
 def run_steps(step: Callable[[int], dict], recorder: Recorder, *, num_steps: int, image_ok: Callable[[], bool],
               should_stop: Callable[[], bool] | None = None, on_sync: Callable[[], None] | None = None) -> None:
-    """Call ``step(i)`` ``num_steps`` times, recording its losses every :data:`SYNC_EVERY` steps (and at log
-    and frame steps), then ``on_sync()``. Ctrl-C or ``should_stop()`` ends the run with status
-    ``"interrupted"``, keeping the steps done. NonFiniteLossError when a loss or the image becomes NaN/Inf."""
+    """``step(i)`` for i < ``num_steps`` in a :meth:`Recorder.run`, recorded every :data:`SYNC_EVERY` steps."""
     pending: list[dict] = []
-    recorder.status = "completed"
     try:
         for i in range(num_steps):
             if should_stop is not None and should_stop():
-                recorder.status = "interrupted"
-                break
+                raise Stop("interrupted")
             pending.append(step(i))
-            frame = recorder.wants_frame(i) or (bool(recorder.frame_every) and i == num_steps - 1)
+            frame = bool(recorder.frame_every) and (i % recorder.frame_every == 0 or i == num_steps - 1)
             if (i + 1) % SYNC_EVERY == 0 or i == num_steps - 1 or frame or \
                     (recorder.log_every and i % recorder.log_every == 0):
-                recorder.record(pending, image_ok=image_ok(), frame=frame)
-                pending = []
+                done, pending = pending, []
+                recorder.record(done, image_ok=image_ok(), frame=frame)
                 if on_sync is not None:
                     on_sync()
-    except KeyboardInterrupt:
-        recorder.status = "interrupted"
-    if pending:
-        recorder.record(pending, image_ok=image_ok())
+    except (KeyboardInterrupt, Stop):
+        if pending:
+            recorder.record(pending, image_ok=image_ok())
+        raise

@@ -1,9 +1,5 @@
-"""DeepDream: gradient *ascent* on an image to maximise Inception v3's mean layer activations.
-As in the TensorFlow tutorial: the loss is the sum over layers of each one's mean activation
-(``losses.dream_loss``); each step adds ``step_size`` × the gradient ÷ its standard deviation to the image,
-kept in [-1, 1] (Inception's input range). Octaves repeat the ascent at growing scales; tiles with a random
-roll compute a large image's gradient piece by piece, so memory stays bounded. Taught in notebook 05.
-"""
+"""DeepDream (TF tutorial): gradient *ascent* of Inception v3's mean activations, each step adding ``step_size`` ×
+the gradient ÷ its std to the image in [-1, 1]; octaves at growing scales; tiles bound the memory. Notebook 05."""
 
 from __future__ import annotations
 
@@ -16,40 +12,32 @@ from .presets import DreamConfig, dream_config
 
 resolve_config = dream_config  # a preset name or DreamConfig plus overrides (None keeps) → a DreamConfig
 
-INCEPTION_MIN_SIZE = 75
-"""Inception v3 needs at least 75×75 pixels; smaller images are upscaled first."""
+INCEPTION_MIN_SIZE = 75  # Inception v3 needs at least 75×75 pixels; smaller images are upscaled first
 
 
 class DreamResult(RunResult):
-    """What :func:`deep_dream` returns (``image`` at the working size, ``history``, ``config``, ``frames``,
-    ``status``, ``final_loss``: :class:`_loop.RunResult`). ``history["loss"][i]`` is the loss before
-    update ``i`` (``loss[900]`` is what the TF tutorial prints at "step 900"); ``seconds``: elapsed."""
+    """What :func:`deep_dream` returns: ``image`` at the working size; ``history["loss"][i]``: before update i."""
 
     main_key = "loss"
 
 
 def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
     """Resize to the configured size (exact square or longest side), at least 75 px on each side."""
-    x = np.asarray(image, np.float32)
-    x = images.resize(x, exact=(cfg.size, cfg.size)) if cfg.square else images.resize(x, longest_side=cfg.size)
+    x = images.resize(np.asarray(image, np.float32), size=(cfg.size,) * 2 if cfg.square else cfg.size)
     return images.ensure_min_size(x, INCEPTION_MIN_SIZE)
 
 
-FLOAT16_LOSS_SCALE = 2.0 ** 12
-"""The dream loss is multiplied by this before differentiating through a float16 Inception v3 (the gradient
-divided after): its gradient, ≈ 10⁻³ per pixel at 299 px, underflows float16 without it."""
+FLOAT16_LOSS_SCALE = 2.0 ** 12  # the loss × this through a float16 network: its gradient (≈ 10⁻³) would underflow
 
 
 def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) -> dict[str, tf.Tensor]:
-    """The guide image's features at each dream layer, ``[Q, C]`` (positions × channels), computed
-    once at the dream's size (for :func:`losses.guided_dream_loss`)."""
+    """The guide image's features at each dream layer and the dream's size, ``[Q, C]`` (positions × channels)."""
     features = extractor(prepare_image(guide, cfg)[np.newaxis])
     return {n: tf.reshape(tf.cast(f, tf.float32), [-1, f.shape[-1]]) for n, f in features.items()}
 
 
 def _gradient_fn(extractor: models.FeatureExtractor, guides: dict | None):
-    """``gradient(x, crop) -> (loss, d loss / d x)``: the loss to maximise (:func:`losses.dream_loss`, or
-    :func:`losses.guided_dream_loss` with a guide) of ``crop(x)``, ``x`` ``[H, W, 3]`` in [-1, 1]."""
+    """``gradient(x, crop) -> (loss, d loss / d x)`` of the (guided) dream loss of ``crop(x)``, x in [-1, 1]."""
     scale = FLOAT16_LOSS_SCALE if getattr(extractor, "compute_dtype", None) == "float16" else 1.0
 
     def gradient(x, crop=tf.identity):
@@ -82,8 +70,7 @@ def make_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict
 
 
 def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides: dict | None = None):
-    """An ascent step that computes the gradient tile by tile after a random roll (TF tutorial):
-    ``step(img, shift [2] int32) -> (mean tile loss, new img)``; memory is bounded by the tile size."""
+    """The ascent step with the gradient tile by tile after a random roll: ``step(img, shift) -> (loss, img)``."""
     tile, gradient = cfg.tile_size, _gradient_fn(extractor, guides)
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32), tf.TensorSpec([2], tf.int32)])
@@ -107,21 +94,8 @@ def make_tiled_step(extractor: models.FeatureExtractor, cfg: DreamConfig, guides
 def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, progress: bool = True,
                log_every: int = 0, frame_every: int = 0, callback=None, should_stop=None, weights=None,
                precision: str | None = None, guide=None, **overrides) -> DreamResult:
-    """Dream on ``image`` by gradient ascent of Inception v3's mean activations, octave by octave.
-
-    Args:
-        image: float ``[H, W, 3]`` in [0, 1] (any size; resized to ``size``).
-        config: a preset name or a :class:`DreamConfig`; ``**overrides``: its fields (``size``, ``num_steps``,
-            ``step_size``, ``layers``, ``octaves`` — exponents or a count —, ``tile_size``, …; None keeps).
-        seed: seeds the random rolls of the tiles; same seed, same result.
-        progress, log_every, frame_every, callback, should_stop, weights, precision: as in
-            ``nst.style_transfer``; the loss is float32 whatever the precision.
-        guide: float ``[H, W, 3]`` in [0, 1] or None: maximise each position's match with the guide
-            image's features (:func:`losses.guided_dream_loss`) instead of the mean activation.
-
-    Returns a :class:`DreamResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad
-    parameter (before any network is built), NonFiniteLossError when the loss or image becomes NaN/Inf.
-    """
+    """Dream on ``image`` (float ``[H, W, 3]`` in [0, 1], any size), octave by octave; ``guide`` (the same or None):
+    maximise the match with its features. ``seed``: the tiles' rolls. The rest as ``nst.style_transfer``."""
     cfg = resolve_config(config, **overrides)
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
@@ -136,25 +110,24 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
     recorder = Recorder(num_steps=cfg.num_steps * len(cfg.octaves), get_image=lambda: (state["img"].numpy() + 1) / 2,
                         progress=progress, desc="DeepDream", log_every=log_every, frame_every=frame_every,
                         callback=callback, main_key="loss")
-    base_hw = np.array(base.shape[:2], np.float64)
-    for n in cfg.octaves:
-        hw = np.maximum(np.round(base_hw * cfg.octave_scale ** n), INCEPTION_MIN_SIZE).astype(int)
-        state["img"] = tf.image.resize(state["img"], hw)
-        use_tiles = cfg.tile_size and max(hw) > cfg.tile_size
 
-        def step(i: int) -> dict:
-            if use_tiles:
-                shift = rng.integers(-cfg.tile_size, cfg.tile_size, size=2).astype(np.int32)
-                loss, state["img"] = tiled_step(state["img"], tf.constant(shift))
-            else:
-                loss, state["img"] = whole_step(state["img"])
-            return {"loss": loss}
+    def step(i: int) -> dict:
+        if state["tiles"]:
+            shift = rng.integers(-cfg.tile_size, cfg.tile_size, size=2).astype(np.int32)
+            loss, state["img"] = tiled_step(state["img"], tf.constant(shift))
+        else:
+            loss, state["img"] = whole_step(state["img"])
+        return {"loss": loss}
 
-        run_steps(step, recorder, num_steps=cfg.num_steps, should_stop=should_stop,
-                  image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(state["img"]))))
-        if recorder.status != "completed":
-            break
-    recorder.close()
+    def octaves() -> None:
+        for n in cfg.octaves:
+            hw = np.maximum(np.round(np.array(base.shape[:2], np.float64) * cfg.octave_scale ** n),
+                            INCEPTION_MIN_SIZE).astype(int)
+            state["img"], state["tiles"] = tf.image.resize(state["img"], hw), cfg.tile_size and max(hw) > cfg.tile_size
+            run_steps(step, recorder, num_steps=cfg.num_steps, should_stop=should_stop,
+                      image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(state["img"]))))
+
+    recorder.run(octaves)
     out = tf.image.resize(state["img"], base.shape[:2]) if len(cfg.octaves) > 1 else state["img"]
     return DreamResult(image=np.clip((out.numpy() + 1) / 2, 0, 1).astype(np.float32), history=recorder.history,
                        config=cfg, frames=recorder.frames, status=recorder.status)

@@ -1,10 +1,7 @@
-"""Images in and out: float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1]; tensors via ``np.asarray``.
-No TensorFlow here, so the command line checks a path in milliseconds. Refusals are InputErrors with a fix.
-"""
+"""Images in and out, float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1], without TensorFlow."""
 
 from __future__ import annotations
 
-import difflib
 import io
 import os
 import warnings
@@ -12,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps
 
 from nstdream_utils.errors import InputError
 from nstdream_utils.files import _as_path, atomic_write_bytes, check_output_path, check_regular_file
@@ -25,7 +22,6 @@ RESIZE_METHODS = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampli
 _RESAVE = "open it in an image viewer and re-save it as PNG or JPEG, or re-download it"
 _BOMB = ("shrink the image first (e.g. to 2000 px on the longest side), or, if you trust the file, pass a "
          "larger max_pixels= (beyond Pillow's own limit, also raise PIL.Image.MAX_IMAGE_PIXELS)")
-_WHY_BOMB = " (a guard against decompression bombs: tiny files that declare huge images)"
 
 
 def _positive_int(value: Any, name: str, *, example: int = 512) -> int:
@@ -39,27 +35,20 @@ def _open(path: str | os.PathLike, max_pixels: int | None) -> tuple[Path, Image.
     """The checked path and the image opened lazily, header only (the caller closes it)."""
     max_pixels = None if max_pixels is None else _positive_int(max_pixels, "max_pixels", example=100_000_000)
     source = _as_path(path, what="image path")
-    size = check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")
+    check_regular_file(source, max_bytes=MAX_IMAGE_BYTES, fix="give the path of one image file (PNG, JPEG, ...)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # max_pixels decides, below
             pil = Image.open(source)
-    except (Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as error:
-        what, fix = f"cannot be opened as an image ({error})", _RESAVE
-        if isinstance(error, Image.DecompressionBombError):
-            what, fix = f"is over Pillow's limit PIL.Image.MAX_IMAGE_PIXELS ({error}){_WHY_BOMB}", _BOMB
-        elif isinstance(error, UnidentifiedImageError):
-            what = "is empty (0 bytes)" if size.st_size == 0 else "is not an image Pillow can read (unknown " \
-                "format, or a damaged, truncated or zero-size header)"
-        elif isinstance(error, PermissionError):
-            what = "cannot be read (permission denied)"
-            fix = f"make it readable (chmod u+r '{source}') or copy it somewhere you can read"
-        raise InputError(what, where=str(source), fix=fix) from error
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as error:
+        raise InputError(f"cannot be read: not an image Pillow can open, or unreadable ({error})", where=str(source),
+                         fix=_BOMB if isinstance(error, Image.DecompressionBombError) else _RESAVE) from error
     width, height = pil.size  # never 0: Pillow refuses a zero size as an unidentified image
     if max_pixels is not None and width * height > max_pixels:
         pil.close()
         raise InputError(f"{width}×{height} = {width * height / 1e6:.1f} megapixels is over the limit of "
-                         f"{max_pixels / 1e6:g} megapixels{_WHY_BOMB}", where=str(source), fix=_BOMB)
+                         f"{max_pixels / 1e6:g} megapixels (a guard against decompression bombs)", where=str(source),
+                         fix=_BOMB)
     return source, pil
 
 
@@ -71,8 +60,7 @@ def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEF
 
 
 def image_info(path: str | os.PathLike) -> dict[str, Any]:
-    """An image file's header, with no pixel cap: ``format``, ``mode``, ``size`` (as stored), ``width``,
-    ``height``, ``frames`` and the EXIF ``orientation`` (1 upright; 5–8: :func:`load_image` swaps W and H)."""
+    """An image file's header, no pixel cap: format, mode, size (as stored), width, height, frames, orientation."""
     with _open(path, None)[1] as pil:
         try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
             orientation = int(pil.getexif().get(0x0112, 1))
@@ -83,41 +71,28 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """An image file as float32 ``[H, W, 3]`` in [0, 1], C-contiguous: upright by its EXIF orientation,
-    transparency over white, greyscale as three channels (16/32-bit ÷ 65535, float as [0, 1], or [0, 255] if a
-    value exceeds 1), an animation's first frame. ``max_pixels`` (W × H; None: Pillow's limit) is checked from
-    the header. MissingFileError for no such file; InputError for a folder, a non-image, a truncated or damaged
-    file (never padded) or a zero or oversized one."""
+    """An image file as float32 ``[H, W, 3]`` in [0, 1], EXIF-upright, over white; ``max_pixels`` checked first."""
     source, pil = _open(path, max_pixels)
     with pil:
         saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False  # never pad with grey
         try:
             pil.load()
-            upright, alpha = ImageOps.exif_transpose(pil), None
-            if pil.mode in ("I", "F") or pil.mode.startswith("I;16"):  # greyscale beyond 8 bits
-                grey = np.nan_to_num(np.asarray(upright, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-                scale = 65535.0 if pil.mode != "F" else 255.0 if grey.max() > 1.0 else 1.0
-                rgb = np.repeat(grey[..., None] / scale, 3, axis=-1)
-                if isinstance(key := upright.info.get("transparency"), int):
-                    alpha = (np.asarray(upright) != key).astype(np.float32)
-            elif upright.has_transparency_data:  # an alpha channel, or a tRNS colour or palette entry
+            upright = ImageOps.exif_transpose(pil)
+            if upright.mode.startswith("I"):  # greyscale beyond 8 bits
+                rgb = np.repeat(np.asarray(upright, np.float32)[..., None] / 65535.0, 3, axis=-1)
+            else:  # any transparency (alpha, a tRNS colour or palette entry) over white
                 rgba = np.asarray(upright.convert("RGBA"), np.float32) / 255.0
-                rgb, alpha = rgba[..., :3], rgba[..., 3]
-            else:
-                rgb = np.asarray(upright.convert("RGB"), np.float32) / 255.0
+                rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
         except Exception as error:  # noqa: BLE001 — any decoder failure means a damaged file
             raise InputError(f"cannot be decoded: the file is truncated or damaged, or its colour mode {pil.mode} "
                              f"has no RGB ({error})", where=str(source), fix=_RESAVE) from error
         finally:
             ImageFile.LOAD_TRUNCATED_IMAGES = saved
-    if alpha is not None:  # over white
-        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
     return np.ascontiguousarray(np.clip(rgb, 0.0, 1.0), dtype=np.float32)
 
 
 def save_image(image: Any, path: str | os.PathLike) -> Path:
-    """Save ``image`` as an 8-bit RGB PNG (:func:`to_pil`), atomically: on failure an old file stays.
-    InputError for a bad image or path (``files.check_output_path``)."""
+    """Save ``image`` as an 8-bit RGB PNG (:func:`to_pil`), atomically; InputError for a bad image or path."""
     target = check_output_path(path, suffixes=(".png",))
     buffer = io.BytesIO()
     to_pil(image).save(buffer, format="PNG")
@@ -125,8 +100,7 @@ def save_image(image: Any, path: str | os.PathLike) -> Path:
 
 
 def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
-    """``image`` as float32 ``[H, W, 3]`` (uint8 ÷ 255; not clipped; a view where possible) and whether it
-    was a batch of one. InputError for another shape, a larger batch, NaN/Inf or another dtype."""
+    """``image`` as float32 ``[H, W, 3]`` (uint8 ÷ 255, not clipped) and whether it was a batch of one."""
     array = np.asarray(image)
     batched = array.ndim == 4
     if batched and array.shape[0] != 1:
@@ -136,12 +110,10 @@ def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
     if array.ndim != 3 or array.shape[-1] != 3 or min(array.shape[:2]) < 1:
         raise InputError(f"has shape {tuple(np.shape(image))}; expected [H, W, 3] or [1, H, W, 3] with H, W ≥ 1",
                          where="image", fix="pass an RGB image (greyscale: np.repeat(gray[..., None], 3, axis=-1))")
-    if array.dtype == np.uint8:
-        return array.astype(np.float32) / 255.0, batched
-    if array.dtype.kind != "f":
+    if array.dtype != np.uint8 and array.dtype.kind != "f":
         raise InputError(f"has dtype {array.dtype}; expected float in [0, 1] or uint8 in [0, 255]", where="image",
                          fix="convert it, e.g. image.astype(np.float32) / 255")
-    array = array.astype(np.float32, copy=False)
+    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32, copy=False)
     if not np.isfinite(array).all():
         raise InputError("contains NaN or Inf values", where="image",
                          fix="check the step that produced it (e.g. a diverging optimisation: lower the learning rate)")
@@ -150,10 +122,7 @@ def _as_image_array(image: Any) -> tuple[np.ndarray, bool]:
 
 def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_side: int | None = None,
            exact: tuple[int, int] | None = None, method: str = "lanczos") -> np.ndarray:
-    """``image`` (float in [0, 1] or uint8, ``[H, W, 3]`` or ``[1, H, W, 3]``) resized channel by channel in
-    Pillow's float mode to a new float32 array of the same rank, clipped to [0, 1]. Give one of ``longest_side``
-    (keeps the aspect ratio), ``exact`` ``(height, width)`` or ``size`` (an int: ``longest_side``; a pair:
-    ``exact``); ``method`` from :data:`RESIZE_METHODS`."""
+    """``image`` resized to ``longest_side``, ``exact`` ``(height, width)`` or ``size`` (either), float32 in [0, 1]."""
     given = {k: v for k, v in (("size", size), ("longest_side", longest_side), ("exact", exact)) if v is not None}
     if len(given) != 1:
         raise InputError(f"got {', '.join(given) or 'no size'}", where="resize",
@@ -169,9 +138,8 @@ def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_sid
     else:
         height, width = _positive_int(value[0], f"{name}[0] (height)"), _positive_int(value[1], f"{name}[1] (width)")
     if not isinstance(method, str) or method not in RESIZE_METHODS:
-        hint = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(str(method), RESIZE_METHODS, n=1))
         raise InputError(f"unknown resize method {method!r}", where="method",
-                         fix=f"{hint}use one of {', '.join(map(repr, RESIZE_METHODS))}")
+                         fix=f"use one of {', '.join(RESIZE_METHODS)}")
     planes = [Image.fromarray(np.ascontiguousarray(array[..., c])).resize((width, height), RESIZE_METHODS[method])
               for c in range(3)] if array.shape[:2] != (height, width) else [array[..., c] for c in range(3)]
     out = np.clip(np.stack([np.asarray(p) for p in planes], axis=-1), 0.0, 1.0)  # Lanczos rings at sharp edges
@@ -179,48 +147,41 @@ def resize(image: Any, *, size: int | tuple[int, int] | None = None, longest_sid
 
 
 def ensure_min_size(image: Any, min_side: int, *, method: str = "bicubic") -> np.ndarray:
-    """``image`` as float32 of the same rank, upscaled keeping its aspect ratio so that ``min(H, W) >= min_side``
-    (Inception v3 needs 75); one large enough is returned as it is (float32: not copied)."""
+    """``image`` as float32 of its rank, upscaled keeping its aspect so that ``min(H, W) >= min_side``, or as it is."""
     min_side = _positive_int(min_side, "min_side")
     array, batched = _as_image_array(image)
-    if min(array.shape[:2]) >= min_side:
+    if (scale := min_side / min(array.shape[:2])) <= 1:
         return array[None] if batched else array
-    scale = min_side / min(array.shape[:2])
-    return resize(array[None] if batched else array, method=method,
-                  exact=tuple(max(min_side, round(side * scale)) for side in array.shape[:2]))
+    return resize(image, method=method, exact=tuple(max(min_side, round(side * scale)) for side in array.shape[:2]))
 
 
 def to_pil(image: Any) -> Image.Image:
     """An 8-bit RGB PIL image, ``round(255 · clip(x, 0, 1))``, from float or uint8 ``[H, W, 3]``/``[1, H, W, 3]``."""
-    array, _ = _as_image_array(image)
-    return Image.fromarray(np.rint(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8))
+    return Image.fromarray(np.rint(np.clip(_as_image_array(image)[0], 0.0, 1.0) * 255.0).astype(np.uint8))
 
 
-# RGB → YCbCr (JPEG's full-range BT.601; Cb and Cr centred on 0), for NST's colour preservation.
 _YCBCR = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float32)
 
 
 def rgb_to_ycbcr(image: Any) -> np.ndarray:
-    """``[H, W, 3]`` RGB in [0, 1] → Y in [0, 1], Cb and Cr in [-0.5, 0.5] (float32)."""
+    """``[H, W, 3]`` RGB in [0, 1] → Y in [0, 1], Cb and Cr in [-0.5, 0.5] (float32; JPEG's full-range BT.601)."""
     return np.asarray(image, np.float32) @ _YCBCR.T
 
 
 def keep_colors(stylized: Any, content: Any) -> np.ndarray:
-    """The stylised image's luminance Y with the content's Cb, Cr, clipped to [0, 1] (Gatys et al. 2016's
-    luminance-only transfer); both ``[H, W, 3]`` in [0, 1], one shape."""
+    """The stylised image's Y with the content's Cb, Cr, in [0, 1] (Gatys et al. 2016); ``[H, W, 3]``, one shape."""
     y, cbcr = rgb_to_ycbcr(stylized)[..., :1], rgb_to_ycbcr(content)[..., 1:]
     return np.clip(np.concatenate([y, cbcr], axis=-1) @ np.linalg.inv(_YCBCR).T, 0.0, 1.0)
 
 
 def match_colors(source: Any, reference: Any) -> np.ndarray:
-    """``source`` with the mean and covariance of ``reference``'s RGB colours, clipped to [0, 1] (Gatys et al.
-    2016): :math:`x' = \\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`. ``[H, W, 3]`` in [0, 1], any sizes."""
+    """``source`` with ``reference``'s RGB mean and covariance (Gatys et al. 2016), clipped to [0, 1]:
+    :math:`\\Sigma_r^{1/2} \\Sigma_s^{-1/2} (x - \\mu_s) + \\mu_r`."""
     def stats(image):  # the pixels, their mean and Σ^power from Σ's eigendecomposition
         pixels = np.asarray(image, np.float64).reshape(-1, 3)
         values, vectors = np.linalg.eigh(np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3))
         return pixels, pixels.mean(0), lambda power: vectors @ np.diag(values ** power) @ vectors.T
 
-    pixels, mu_s, sigma_s = stats(source)
-    _, mu_r, sigma_r = stats(reference)
+    (pixels, mu_s, sigma_s), (_, mu_r, sigma_r) = stats(source), stats(reference)
     out = (pixels - mu_s) @ (sigma_r(0.5) @ sigma_s(-0.5)).T + mu_r
     return np.clip(out, 0.0, 1.0).reshape(np.shape(source)).astype(np.float32)

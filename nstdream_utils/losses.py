@@ -1,16 +1,5 @@
-"""Losses of neural style transfer and DeepDream, pure functions of channels-last float32 tensors.
-
-The paper's equations (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016):
-
-* Eq 3, content: :math:`L_{content} = \\tfrac12 \\sum_{i,j} (F^l_{ij} - P^l_{ij})^2`
-* Eq 4, Gram matrix: :math:`G^l_{ij} = \\sum_k F^l_{ik} F^l_{jk}` (channels i, j; positions k)
-* Eq 5, style: :math:`E_l = \\frac{1}{4 N_l^2 M_l^2} \\sum_{i,j} (G^l_{ij} - A^l_{ij})^2`,
-  :math:`L_{style} = \\sum_l w_l E_l`
-* Eq 6, total: :math:`L = \\alpha L_{content} + \\beta L_{style}` (+ total variation)
-* DeepDream: :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised.
-
-Taught in notebooks 01 (Gram matrices), 02 (content and style), 05 (DeepDream) and 08 (total variation, masks).
-"""
+"""Losses of neural style transfer (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016: Eqs 3–6) and
+DeepDream, pure functions of channels-last float32 tensors. Taught in notebooks 01, 02, 05 and 08."""
 
 from __future__ import annotations
 
@@ -26,8 +15,7 @@ def _check(name: str, value, choices) -> None:
 
 @tf.custom_gradient
 def _gram_flat(flat: tf.Tensor):
-    """``Fᵀ F`` for ``[P, C]`` (or ``[B, P, C]``); its gradient ``F (dG + dGᵀ)`` is one matrix product, not
-    autodiff's two (``benchmarks/gram_gradient.py``)."""
+    """``FᵀF`` of ``[P, C]`` or ``[B, P, C]``, with the gradient ``F (dG + dGᵀ)`` in one matrix product."""
 
     def grad(d_gram):
         return tf.matmul(flat, d_gram + tf.linalg.matrix_transpose(d_gram))
@@ -36,15 +24,9 @@ def _gram_flat(flat: tf.Tensor):
 
 
 def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
-    """Gram matrix (Eq 4): :math:`G_{cc'} = \\sum_p F_{pc} F_{pc'}`, i.e. ``FᵀF`` with F positions × channels.
-
+    """Gram matrix (Eq 4): :math:`G_{cc'} = \\sum_p F_{pc} F_{pc'}`, ``FᵀF`` with F positions × channels.
     ``features``: float ``[P, C]``, ``[H, W, C]`` or ``[B, H, W, C]``; ``normalize``: None (Eq 4), ``"hw"``
-    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1).
-
-    >>> gram_matrix([[1., 2.], [3., 4.]]).numpy()  # the paper's worked example
-    array([[10., 14.],
-           [14., 20.]], dtype=float32)
-    """
+    (÷ H·W, TF tutorial) or ``"chw"`` (÷ C·H·W, d2l). Returns float32 ``[C, C]`` (``[B, C, C]`` for B > 1)."""
     _check("normalize", normalize, (None, "hw", "chw"))
     f = tf.cast(tf.convert_to_tensor(features), tf.float32)
     if f.shape.rank not in (2, 3, 4):
@@ -63,10 +45,8 @@ def gram_matrix(features, *, normalize: str | None = None) -> tf.Tensor:
 
 
 def content_loss(features, target, *, reduction: str = "half_sum") -> tf.Tensor:
-    """Content loss (Eq 3) between features F and target P, both float ``[..., H, W, C]``; float32 scalar ≥ 0.
-
-    ``reduction``: ``"half_sum"`` ½Σ(F−P)² (the paper), ``"sum"`` Σ(F−P)² (keras-io), ``"mean"`` (TF tutorial).
-    """
+    """Content loss (Eq 3) between features F and target P, float ``[..., H, W, C]``; float32 scalar ≥ 0.
+    ``reduction``: ``"half_sum"`` ½Σ(F−P)² (the paper), ``"sum"`` Σ(F−P)² (keras-io), ``"mean"`` (TF tutorial)."""
     _check("reduction", reduction, ("half_sum", "sum", "mean"))
     diff = tf.square(tf.cast(features, tf.float32) - tf.cast(target, tf.float32))
     if reduction == "mean":
@@ -77,11 +57,9 @@ def content_loss(features, target, *, reduction: str = "half_sum") -> tf.Tensor:
 
 def style_layer_loss(gram, target_gram, *, reduction: str = "gatys", num_positions=None,
                      num_channels=None) -> tf.Tensor:
-    """One layer's style loss (Eq 5) between Gram matrices G and A, both float32 ``[C, C]``; float32 scalar ≥ 0.
-
-    ``reduction``: ``"gatys"`` Σ(G−A)² / (4 N² M²), N = ``num_channels`` (default: C), M = ``num_positions``
-    (H·W of the layer); ``"keras"`` Σ(G−A)² / (4·3²·M²), M the *image's* H·W (keras-io); ``"sum"``; ``"mean"``.
-    """
+    """One layer's style loss (Eq 5) between Gram matrices G and A ``[C, C]``; float32 scalar ≥ 0. ``reduction``:
+    ``"gatys"`` Σ(G−A)² / (4 N² M²), N = ``num_channels`` (default: C), M = ``num_positions`` (the layer's H·W);
+    ``"keras"`` Σ(G−A)² / (4·3²·M²), M the *image's* H·W (keras-io); ``"sum"``; ``"mean"``."""
     _check("reduction", reduction, ("sum", "mean", "gatys", "keras"))
     sq = tf.square(tf.cast(gram, tf.float32) - tf.cast(target_gram, tf.float32))
     if reduction == "mean":
@@ -101,31 +79,25 @@ def style_loss(features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.
                layer_weights: Mapping[str, float], *, reduction: str = "gatys",
                gram_normalize: str | None = None, image_positions=None) -> tf.Tensor:
     """Style loss :math:`L_{style} = \\sum_l w_l E_l` (Eq 5) over ``layer_weights`` (layer → w_l); float32 ≥ 0.
-
-    ``features``: layer → float ``[1, H, W, C]``; ``target_grams``: layer → ``[C, C]``, normalised as
-    ``gram_normalize`` says; ``image_positions``: the input image's H·W (``reduction="keras"`` needs it).
-    """
+    ``features``: layer → float ``[1, H, W, C]``; ``target_grams``: layer → ``[C, C]`` (``gram_normalize``d);
+    ``image_positions``: the input image's H·W (``reduction="keras"`` needs it)."""
     if reduction == "keras" and image_positions is None:
         raise ValueError('reduction="keras" needs image_positions (H·W of the input image)')
     total = tf.constant(0.0)
     for name, weight in layer_weights.items():
-        f = features[name]
-        shape = tf.shape(f)
-        e = style_layer_loss(gram_matrix(f, normalize=gram_normalize), target_grams[name],
-                             reduction=reduction,
-                             num_positions=image_positions if reduction == "keras" else shape[-3] * shape[-2],
-                             num_channels=shape[-1])
+        shape = tf.shape(features[name])
+        e = style_layer_loss(gram_matrix(features[name], normalize=gram_normalize), target_grams[name],
+                             reduction=reduction, num_channels=shape[-1],
+                             num_positions=image_positions if reduction == "keras" else shape[-3] * shape[-2])
         total = total + float(weight) * e
     return total
 
 
 def total_variation_loss(image, *, kind: str = "keras", power: float = 1.25) -> tf.Tensor:
     """Total variation of an image, float ``[B, H, W, C]`` or ``[H, W, C]``; float32 scalar ≥ 0, 0 if constant.
-
     ``kind="keras"``: :math:`\\sum_{i,j} ((x_{i,j}-x_{i+1,j})^2 + (x_{i,j}-x_{i,j+1})^2)^{power}` (keras-io);
     ``kind="tf"``: :math:`\\sum |\\Delta_y x| + \\sum |\\Delta_x x|` (``tf.image.total_variation``).
-    Gradients by hand (:func:`total_variation_by_slices` is the autodiff reference).
-    """
+    Gradients by hand (:func:`total_variation_by_slices` is the autodiff reference)."""
     x = _tv_batch(image, kind)
     return _tf_tv(x) if kind == "tf" else _keras_tv(x, tf.constant(power, tf.float32))
 
@@ -148,8 +120,7 @@ def _tv_batch(image, kind: str) -> tf.Tensor:
 
 @tf.custom_gradient
 def _tf_tv(x: tf.Tensor):
-    """Σ|Δy| + Σ|Δx| of ``[B, H, W, C]``; pixel (i, j) gets ``sign`` of the difference ending at it minus that
-    of the one starting at it: padded maps instead of autodiff's scatters (``StridedSliceGrad``)."""
+    """Σ|Δy| + Σ|Δx| of ``[B, H, W, C]``, its gradient from padded sign maps, not autodiff's scatters."""
     dy, dx = x[:, 1:] - x[:, :-1], x[:, :, 1:] - x[:, :, :-1]
     loss = tf.reduce_sum(tf.abs(dy)) + tf.reduce_sum(tf.abs(dx))
 
@@ -163,9 +134,7 @@ def _tf_tv(x: tf.Tensor):
 
 @tf.custom_gradient
 def _keras_tv(x: tf.Tensor, power: tf.Tensor):
-    """Σ (dy² + dx²)^power of ``[B, H, W, C]``, ``dy = x[i,j]−x[i+1,j]``, ``dx = x[i,j]−x[i,j+1]``. With
-    ``g = 2·power·(dy²+dx²)^(power−1)``, pixel (i, j) gets ``g·(dy+dx)`` as the corner, ``−g·dy`` from the
-    pixel above and ``−g·dx`` from the one to its left."""
+    """Σ (dy² + dx²)^power of ``[B, H, W, C]``; with g = 2·power·(dy²+dx²)^(power−1) a pixel gets g·(dy+dx)."""
     corner = x[:, :-1, :-1, :]
     dy, dx = corner - x[:, 1:, :-1, :], corner - x[:, :-1, 1:, :]
     s = tf.square(dy) + tf.square(dx)
@@ -193,27 +162,23 @@ def total_loss(content: tf.Tensor, style: tf.Tensor, *, content_weight: float, s
 
 def dream_loss(activations: Sequence[tf.Tensor] | Mapping[str, tf.Tensor]) -> tf.Tensor:
     """DeepDream loss :math:`L_{dream} = \\sum_l \\operatorname{mean}(a^l)`, maximised (TF DeepDream tutorial).
-
-    ``activations``: a list or dict of float ``[1, H, W, C]`` (e.g. Inception v3's ``mixed3``); float32 scalar.
-    """
+    ``activations``: a list or dict of float ``[1, H, W, C]`` (e.g. Inception v3's ``mixed3``); float32 scalar."""
     values = activations.values() if isinstance(activations, Mapping) else activations
     return tf.add_n([tf.reduce_mean(tf.cast(a, tf.float32)) for a in values])
 
 
 def resize_mask(mask, features) -> tf.Tensor:
-    """A mask ``[H0, W0]`` in [0, 1] resized (bilinear) to the positions of ``features`` ``[1, H, W, C]``:
-    ``[1, H, W, 1]``. The Gram matrix of ``features * mask`` is :math:`\\sum_p m_p^2 F_{pc} F_{pc'}` (Gatys 2017)."""
+    """A mask ``[H0, W0]`` in [0, 1] resized (bilinear) to the positions of ``features`` ``[1, H, W, C]``."""
     m = tf.cast(mask, tf.float32)[tf.newaxis, ..., tf.newaxis]
     return tf.image.resize(m, tf.shape(features)[1:3])
 
 
 def guided_dream_loss(activations: Mapping[str, tf.Tensor], guides: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Guided DeepDream: each position's dot product with the guide's best-matching feature vector, maximised.
+    """Guided DeepDream, maximised: each position's dot product with the guide's best-matching feature vector.
+    ``activations``: layer → float ``[1, H, W, C]``; ``guides``: layer → float ``[Q, C]``; ``q*`` not differentiated.
 
     .. math:: L = \\sum_l \\operatorname{mean}_p\\, a^l_p \\cdot g^l_{q^*(p)},
               \\quad q^*(p) = \\arg\\max_q a^l_p \\cdot g^l_q
-
-    ``activations``: layer → float ``[1, H, W, C]``; ``guides``: layer → float ``[Q, C]``; ``q*`` not differentiated.
     """
     total = tf.constant(0.0)
     for name, guide in guides.items():

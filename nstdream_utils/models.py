@@ -1,10 +1,5 @@
-"""Frozen ImageNet feature extractors: VGG-19 for style transfer, Inception v3 for DeepDream.
-
-Both take images in [0, 1], preprocess them themselves and return ``{Keras layer name: feature map}``;
-each network is built once per weights file and precision. VGG-19's paper names ``conv{b}_{i}``,
-``pool{b}`` are Keras' ``block{b}_conv{i}``, ``block{b}_pool`` (:data:`PAPER_NAMES`); Inception v3's
-modules are ``mixed0`` … ``mixed10``. Taught in notebook 00.
-"""
+"""Frozen ImageNet feature extractors, VGG-19 for style transfer and Inception v3 for DeepDream: images in [0, 1]
+in, ``{Keras layer name: feature map}`` out; each network built once per weights file and precision. Notebook 00."""
 
 from __future__ import annotations
 
@@ -23,10 +18,8 @@ from .presets import INCEPTION_LAYERS, VGG19_LAYERS, check_layers
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)  # ImageNet's mean BGR pixel (vgg19.preprocess_input)
 
-PAPER_NAMES = {
-    **{f"block{b}_conv{i}": f"conv{b}_{i}" for b in range(1, 6) for i in range(1, 5)},
-    **{f"block{b}_pool": f"pool{b}" for b in range(1, 6)},
-}
+PAPER_NAMES = {**{f"block{b}_conv{i}": f"conv{b}_{i}" for b in range(1, 6) for i in range(1, 5)},
+               **{f"block{b}_pool": f"pool{b}" for b in range(1, 6)}}
 """Keras layer name → the paper's name (VGG-19)."""
 
 
@@ -45,15 +38,12 @@ class FeatureExtractor:
     """A frozen ``model`` returning the outputs of ``layers``."""
 
     def __init__(self, model: keras.Model, layers: Sequence[str], preprocess) -> None:
-        self.model = model
-        self.layers = tuple(layers)
-        self.preprocess = preprocess
+        self.model, self.layers, self.preprocess = model, tuple(layers), preprocess
 
     def __call__(self, images) -> dict[str, tf.Tensor]:
         """``{layer: float32 [B, h, w, c]}`` for ``images`` ``[B, H, W, 3]`` (or ``[H, W, 3]``) in [0, 1]."""
         x = tf.convert_to_tensor(images, tf.float32)
-        if x.shape.rank == 3:
-            x = x[tf.newaxis]
+        x = x[tf.newaxis] if x.shape.rank == 3 else x
         outputs = self.model(self.preprocess(x), training=False)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
@@ -72,8 +62,7 @@ _WARNED: set[str] = set()  # precisions already warned about in this process
 
 
 def check_precision(precision: str | None) -> str | None:
-    """The Keras dtype policy for ``precision``; warns once per process (:class:`errors.PerformanceWarning`)
-    where it would be emulated, so slower than float32 (``device.slow_precision``). InputError if unknown."""
+    """The Keras dtype policy for ``precision``, warning once where it is slower than float32; InputError if unknown."""
     if not (precision is None or isinstance(precision, str)) or precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}", where="precision",
                          fix="use float32, bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or float16 (GPUs)")
@@ -85,18 +74,12 @@ def check_precision(precision: str | None) -> str | None:
 
 
 class LossScale:
-    """Dynamic loss scaling of an image's gradient through a float16 network, as Keras' ``LossScaleOptimizer``:
-    the gradient of ``scale × loss`` is ``scale ×`` the gradient; on a non-finite gradient divide the scale by
-    :attr:`FACTOR` and retry (at most :attr:`RETRIES` times); after :attr:`GROWTH_INTERVAL` finite ones, double it."""
+    """Keras' dynamic loss scaling for an image's gradient through a float16 network (``LossScaleOptimizer``)."""
 
-    INITIAL = 1.0
-    FACTOR = 2.0 ** 4
-    RETRIES = 8
-    GROWTH_INTERVAL = 100
-    MAXIMUM = 2.0 ** 15
+    FACTOR, RETRIES, GROWTH_INTERVAL, MAXIMUM = 2.0 ** 4, 8, 100, 2.0 ** 15
 
     def __init__(self) -> None:
-        self.scale = tf.Variable(self.INITIAL, trainable=False, dtype=tf.float32)
+        self.scale = tf.Variable(1.0, trainable=False, dtype=tf.float32)
         self.finite_run = tf.Variable(0, trainable=False, dtype=tf.int32)
 
     def value_and_gradient(self, loss_fn, image: tf.Tensor):
@@ -109,8 +92,7 @@ class LossScale:
             return terms, tape.gradient(scaled, image) / scale
 
         def retry(scale, terms, grad, tries):
-            scale = scale / self.FACTOR
-            return (scale, *attempt(scale), tries + 1)
+            return (scale / self.FACTOR, *attempt(scale / self.FACTOR), tries + 1)
 
         def again(scale, terms, grad, tries):
             return tf.logical_and(tf.logical_not(tf.reduce_all(tf.math.is_finite(grad))), tries < self.RETRIES)
@@ -158,19 +140,15 @@ def _extractor(name: str, layers: Sequence[str], valid, weights, precision, prep
 
 def vgg19_features(layers: Sequence[str], *, weights: str | Path | None = None,
                    precision: str | None = None) -> FeatureExtractor:
-    """A frozen ImageNet VGG-19 returning ``layers`` (names from :data:`presets.VGG19_LAYERS`).
-
-    ``weights``: a file or folder (default: ``weights.resolve("vgg19")``). ``precision``: what the convolutions
-    compute in, ``"float32"``, ``"bfloat16"``, ``"float16"`` (features stay float32) or None (Keras' global policy).
-    InputError for an unknown layer or precision, WeightsError for no verified weights file.
-    """
+    """A frozen ImageNet VGG-19 returning ``layers`` (:data:`presets.VGG19_LAYERS`); ``weights``: file or folder
+    (default ``weights.resolve("vgg19")``); ``precision``: ``"float32"``, ``"bfloat16"``, ``"float16"`` or None
+    (Keras' policy) for the convolutions. InputError: bad layer or precision; WeightsError: no verified weights."""
     return _extractor("vgg19", layers, VGG19_LAYERS, weights, precision, vgg_preprocess)
 
 
 def inception_features(layers: Sequence[str], *, weights: str | Path | None = None,
                        precision: str | None = None) -> FeatureExtractor:
-    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``), for images of at least
-    75×75 pixels; arguments and errors as :func:`vgg19_features`."""
+    """A frozen ImageNet Inception v3 returning ``layers`` (``mixed0`` … ``mixed10``); as :func:`vgg19_features`."""
     return _extractor("inception_v3", layers, INCEPTION_LAYERS, weights, precision, inception_preprocess)
 
 

@@ -1,8 +1,5 @@
-"""Neural style transfer: optimise an image so its VGG-19 features match a content image's and its
-Gram matrices match a style image's (Gatys et al. 2016; the paper's Eqs 2–6). Taught in notebooks 03 and 04.
-:func:`style_transfer` resizes the images, computes the targets once (:class:`NSTLoss`), then runs
-``"sgd"`` (Eq 2, ``x ← x − η_t ∇L(x)``) or ``"adam"`` (:func:`_gradient_loop`), ``"lbfgs"`` or ``"lbfgs-tf"``.
-"""
+"""Neural style transfer (Gatys et al. 2016, Eqs 2–6): an image whose VGG-19 features match a content image's and
+whose Gram matrices match a style image's, by SGD (Eq 2, ``x ← x − η_t ∇L(x)``), Adam or L-BFGS. Notebooks 03, 04."""
 
 from __future__ import annotations
 
@@ -17,28 +14,19 @@ from .presets import NSTConfig, check_mask, check_styles, nst_config
 
 resolve_config = nst_config  # a preset name or NSTConfig plus overrides (None keeps) → an NSTConfig
 
-VGG19_MIN_SIZE = 32
-"""Smallest side fed to VGG-19: its four 2× poolings leave 1/16 of each side at block5, so 32 px keeps 2×2
-positions there; smaller images are upscaled."""
+VGG19_MIN_SIZE = 32  # smallest side fed to VGG-19: 2×2 positions at block5 after four 2× poolings
 
 
 class NSTResult(RunResult):
-    """What :func:`style_transfer` returns (``image``, ``history``, ``config``, ``frames``, ``status``,
-    ``final_loss``: :class:`_loop.RunResult`). ``history``: ``total``, ``content``, ``style``, ``tv`` (the
-    weighted terms before each step's update, as keras-io prints them), ``seconds``; guarded SGD adds
-    ``retries`` (1 at a step that undid the previous update, else 0)."""
+    """What :func:`style_transfer` returns; ``history``: ``total``, ``content``, ``style``, ``tv`` (, ``retries``)."""
 
     main_key = "total"
 
 
 def prepare_images(content_image, style_image, cfg: NSTConfig):
-    """The content resized to ``cfg.size`` and the style image (or each of a list) to ``cfg.style_scale ×``
-    the content's shape, both float32 ``[H, W, 3]`` in [0, 1], at least 32 px per side; with
-    ``preserve_color="histogram"`` the styles' colours matched to the content's (``images.match_colors``)."""
-    content = np.asarray(content_image, np.float32)
-    content = images.resize(content, exact=(cfg.size, cfg.size)) if cfg.square \
-        else images.resize(content, longest_side=cfg.size)
-    content = images.ensure_min_size(content, VGG19_MIN_SIZE)  # VGG-19's 4 poolings before block5
+    """The content at ``cfg.size``, the style(s) at ``cfg.style_scale ×`` its shape: ``[H, W, 3]``, ≥ 32 px a side."""
+    content = images.resize(np.asarray(content_image, np.float32), size=(cfg.size,) * 2 if cfg.square else cfg.size)
+    content = images.ensure_min_size(content, VGG19_MIN_SIZE)
     shape = tuple(max(VGG19_MIN_SIZE, round(side * cfg.style_scale)) for side in content.shape[:2])
     styles = []
     for style in style_image if isinstance(style_image, (list, tuple)) else [style_image]:
@@ -48,17 +36,12 @@ def prepare_images(content_image, style_image, cfg: NSTConfig):
 
 
 class NSTLoss:
-    """The total loss of Eq 6 for one content/style pair, with the targets computed once.
-
-    Called on the optimised image (``[1, H, W, 3]``, ``pixel_scale`` × RGB in [0, 1]) it returns the
-    weighted terms ``{"total", "content", "style", "tv"}``, float32 scalars whatever ``precision``
-    VGG-19 computes in. With several content layers the content term is their mean (the paper and the
-    presets use one layer). The TV term is keras-io's, not in Eq 6 (``tv_weight=0`` drops it). A list of styles is blended, ``L_style = Σ_k w_k L_style(x, style_k)``; a style
-    of another size than the content has its plain-sum Gram matrices rescaled by ``M_content / M_style``.
-    A ``mask`` ``[H, W]`` in [0, 1] at the content's size (Gatys et al. 2017) multiplies the output's
-    features by the mask at each style layer, ``F ⊙ m_l``, and each target by ``mean(m_l²)``; where it is
-    black, ``mask_weight · mean((1 − m)(x − c)²)`` keeps the content (part of the ``"content"`` term).
-    """
+    """The total loss of Eq 6 (+ keras-io's TV) for one content/style pair, targets computed once. Called on the
+    image ``[1, H, W, 3]`` (``pixel_scale`` × RGB in [0, 1]): the weighted terms ``{"total", "content", "style",
+    "tv"}``, float32 scalars. Several content layers: their mean. Styles blend as ``Σ_k w_k L_style(x, style_k)``;
+    plain-sum Gram targets are rescaled by ``M_content / M_style``. A ``mask`` ``[H, W]`` in [0, 1] (Gatys et al.
+    2017) gives features ``F ⊙ m_l`` and targets × ``mean(m_l²)``, and adds ``mask_weight · mean((1 − m)(x − c)²)``
+    to the content term."""
 
     def __init__(self, content: np.ndarray, style, cfg: NSTConfig, *, mask: np.ndarray | None = None,
                  weights=None, precision: str | None = None) -> None:
@@ -68,8 +51,7 @@ class NSTLoss:
         content_features = self.extractor(content[np.newaxis])
         self.content_targets = {n: tf.constant(content_features[n]) for n in cfg.content_layers}
         styles = style if isinstance(style, (list, tuple)) else [style]
-        self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers} \
-            if mask is not None else {}
+        self.masks = {n: losses.resize_mask(mask, content_features[n]) for n in cfg.style_layers if mask is not None}
         self.content_image = tf.constant(content[np.newaxis])
         self.outside = tf.constant(1.0 - mask[np.newaxis, ..., np.newaxis], tf.float32) if mask is not None else None
         self.blend = []  # (w_k, {layer: target Gram of style k})
@@ -108,9 +90,7 @@ class NSTLoss:
         return {"total": terms["content"] + terms["style"] + terms["tv"], **terms}
 
     def value_and_gradient(self, image: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        """The weighted terms (as ``__call__``) and ``d total / d image`` (float32, ``image``'s shape).
-        In float16, whose range (65,504) the TF tutorial's losses (≈ 10¹⁰) overflow, the gradient
-        takes a dynamic loss scale (:class:`models.LossScale`). Call it inside a ``tf.function``."""
+        """The terms and ``d total / d image`` (float32), by a loss scale in float16; call it in a ``tf.function``."""
         if self.loss_scale is None:
             with tf.GradientTape() as tape:
                 tape.watch(image)
@@ -139,21 +119,15 @@ def effective_learning_rate(cfg: NSTConfig, num_pixels: int) -> float:
 
 def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder,
                    should_stop=None, checkpoint: optim.Checkpoint | None = None) -> np.ndarray:
-    """SGD or Adam on a ``tf.Variable`` ``x`` (``x0``: ``[1, H, W, 3]`` in ``[0, pixel_scale]``), one
-    traced step ``x ← x − η_t ∇L(x)`` for SGD (keras-io's recipe), clipped to ``[0, pixel_scale]`` when
-    ``cfg.clip``. Returns the last finite image, ``[H, W, 3]`` in [0, 1].
-
-    The SGD guard (``cfg.sgd_guard_factor``): if the previous update raised the loss more than
-    ``factor ×`` (or to NaN/Inf), the step goes back to the kept image (with its loss and gradient)
-    and halves the rate for the rest of the run; the history records the kept images' losses and
-    ``retries``. While no update blows up, the steps are the plain loop's.
-    """
+    """SGD (keras-io's Eq 2 step) or Adam, clipped when ``cfg.clip``; the last finite image ÷ pixel_scale."""
+    # The SGD guard: after an update that raised the loss over factor × (or to NaN), go back to the kept image,
+    # its loss and gradient, and halve the rate for the rest of the run. Until then, the plain loop's steps.
     guard = cfg.sgd_guard_factor if cfg.optimizer == "sgd" else None
     image = tf.Variable(x0)
     state = {"image": image}  # what a checkpoint saves
     if guard is not None:
         state.update(kept_image=tf.Variable(x0), kept_grad=tf.Variable(tf.zeros_like(x0)), rate=tf.Variable(1.0),
-                     **{f"kept_{k}": tf.Variable(np.inf, dtype=tf.float32) for k in ("total", "content", "style", "tv")})
+                     **{f"kept_{k}": tf.Variable(np.float32(np.inf)) for k in ("total", "content", "style", "tv")})
     shown = state.get("kept_image", image)  # the image returned: with the guard, the last one kept
     recorder.get_image = lambda: shown.numpy()[0] / cfg.pixel_scale
     lr = effective_learning_rate(cfg, x0.shape[1] * x0.shape[2])
@@ -189,12 +163,11 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
         return terms if guard is None else {**terms, "retries": tf.cast(retry, tf.float32)}
 
     done = checkpoint.restore(cfg, state, optimizer, recorder) if checkpoint else 0
-    run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps - done, should_stop=should_stop,
-              image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(shown))),
-              on_sync=checkpoint.maybe_save if checkpoint else None)
-    recorder.close()
-    if checkpoint:
-        checkpoint.finish()
+    recorder.run(lambda: run_steps(lambda i: step(), recorder, num_steps=cfg.num_steps - done, should_stop=should_stop,
+                                   image_ok=lambda: bool(tf.reduce_all(tf.math.is_finite(shown))),
+                                   on_sync=checkpoint.maybe_save if checkpoint else None))
+    if checkpoint and recorder.status == "completed":
+        checkpoint.path.unlink(missing_ok=True)
     recorder.traces = step.experimental_get_tracing_count()
     if guard is not None and recorder.steps_done:  # check the last update once; undo it if it blew up
         if bool(blew_up(loss_fn(image)["total"])):
@@ -204,7 +177,7 @@ def _gradient_loop(loss_fn: NSTLoss, x0: np.ndarray, cfg: NSTConfig, recorder: R
 
 
 def loop_for(optimizer: str):
-    """The loop that runs ``optimizer``: ``optim.lbfgs_loop``, ``optim.lbfgs_tf_loop`` or :func:`_gradient_loop`."""
+    """The loop that runs ``optimizer``: ``optim.lbfgs_loop``, ``optim.lbfgs_tf_loop`` or ``_gradient_loop``."""
     return {"lbfgs": optim.lbfgs_loop, "lbfgs-tf": optim.lbfgs_tf_loop}.get(optimizer, _gradient_loop)
 
 
@@ -214,25 +187,12 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
                    checkpoint_every: int = 500, **overrides) -> NSTResult:
     """Stylise ``content_image`` with ``style_image`` (the paper's NST), at full size in one level.
 
-    Args:
-        content_image, style_image: float ``[H, W, 3]`` in [0, 1], any sizes (resized here); ``style_image``
-            may be a list, blended with the weights ``style_blend``.
-        config: a preset name (``"paper"``, ``"tf-tutorial"``, ``"quick"``) or an :class:`NSTConfig`;
-            ``**overrides``: its fields (``size``, ``num_steps``, ``optimizer``, …; None keeps).
-        seed: seeds NumPy/TensorFlow (noise init); same seed, same result.
-        progress, log_every, frame_every: a progress bar; a ``step N | loss x`` line and a frame in
-            ``result.frames`` every N steps (0: never). callback: ``callback(step, losses, image)`` every
-            10 steps; should_stop: polled every step, True ends the run (status ``"interrupted"``).
-        weights: VGG-19's file or folder (``weights.resolve``). precision: what VGG-19 computes in,
-            ``"float32"``, ``"bfloat16"``, ``"float16"`` or None (the Keras policy); losses are float32.
-        mask: ``[H, W]`` or ``[H, W, 3]`` in [0, 1], any size: white where the style goes (:class:`NSTLoss`).
-        checkpoint: a ``.npz`` path (SGD and Adam) where the state is saved every ``checkpoint_every``
-            steps, and from which a run continues when it exists (``optim.Checkpoint``).
-
-    Returns an :class:`NSTResult`, status ``"interrupted"`` after Ctrl-C. Raises InputError for a bad parameter
-    (before any network is built) or ``levels`` > 1 (see ``pyramid``); NonFiniteLossError when the loss
-    becomes NaN/Inf (``.last_image``: the last finite image).
-    """
+    ``content_image``, ``style_image`` (or a list, blended by ``style_blend``): float ``[H, W, 3]`` in [0, 1].
+    ``config``: a preset or an :class:`NSTConfig`, ``**overrides`` its fields. ``log_every``, ``frame_every``: every
+    N steps (0: never); ``callback(step, losses, image)``; ``should_stop()``: True ends the run. ``mask``: ``[H, W]``
+    in [0, 1], white where the style goes. ``checkpoint``: a ``.npz`` (SGD, Adam) saved every ``checkpoint_every``
+    steps, resumed if it exists. Status ``"interrupted"`` after Ctrl-C or a stop. InputError before any network
+    is built; NonFiniteLossError for a NaN/Inf loss or image."""
     cfg = resolve_config(config, **overrides)
     styles = list(style_image) if isinstance(style_image, (list, tuple)) else [style_image]
     check_styles(cfg, len(styles))

@@ -1,9 +1,4 @@
-"""The optimiser machinery behind ``nst.style_transfer`` that the course does not teach.
-
-:func:`lbfgs_loop` (``"lbfgs"``, scipy's L-BFGS-B) and :func:`lbfgs_tf_loop` (``"lbfgs-tf"``, in TensorFlow) take
-``(loss_fn, x0, cfg, recorder, should_stop=None)``, ``x0`` float32 ``[1, H, W, 3]`` in ``[0, cfg.pixel_scale]``,
-record the loss at each iterate (the initial image first) and return float32 ``[H, W, 3]`` in [0, 1], not clipped.
-"""
+"""Checkpoints and the L-BFGS loops of ``nst.style_transfer`` (same arguments and result as its gradient loop)."""
 
 from __future__ import annotations
 
@@ -14,18 +9,17 @@ import os
 from pathlib import Path
 
 import numpy as np
+import scipy.optimize
 import tensorflow as tf
 
 from . import files
-from ._loop import Recorder
+from ._loop import Recorder, Stop
 from .errors import InputError
 from .presets import NSTConfig
 
 
 class Checkpoint:
-    """A gradient loop's variables, optimiser state, history and config in one ``.npz`` file, saved every
-    ``every`` steps and removed on completion: a resumed run ends with the uninterrupted run's history.
-    InputError: ``every`` not an int ≥ 1, or a file made with another configuration."""
+    """A gradient loop's variables, optimiser state, history and config in a ``.npz``, saved every ``every`` steps."""
 
     def __init__(self, path: str | os.PathLike, every: int = 500) -> None:
         if not isinstance(every, int) or every < 1:
@@ -57,35 +51,19 @@ class Checkpoint:
             files.atomic_write_bytes(buffer.getvalue(), self.path)
             self.saved_at = self.recorder.steps_done
 
-    def finish(self) -> None:
-        if self.recorder.status == "completed":
-            self.path.unlink(missing_ok=True)
 
-
-class _StopLBFGS(Exception):
-    pass
-
-
-def _record(recorder: Recorder, terms, image_ok: bool = True) -> None:
-    recorder.record([terms], image_ok=image_ok, frame=recorder.wants_frame(recorder.steps_done))
-
-
-def _run(recorder: Recorder, iterate) -> np.ndarray:
-    """``iterate()`` (its status, or None: completed; Ctrl-C: interrupted), then the bar closed; the image."""
-    status = "interrupted"
-    try:
-        status = iterate() or "completed"
-    except KeyboardInterrupt:
-        pass
-    finally:
-        recorder.close(status)
-    return recorder.get_image()
+def _record(recorder: Recorder, terms, cfg: NSTConfig, should_stop, image_ok: bool = True) -> None:
+    """Record one iterate; Stop once ``cfg.num_steps`` are recorded, or when ``should_stop()``."""
+    recorder.record([terms], image_ok=image_ok,
+                    frame=bool(recorder.frame_every) and recorder.steps_done % recorder.frame_every == 0)
+    if recorder.steps_done >= cfg.num_steps:
+        raise Stop("completed")
+    if should_stop is not None and should_stop():
+        raise Stop("interrupted")
 
 
 def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None) -> np.ndarray:
     """scipy's L-BFGS-B, memory 20, in the box ``[0, pixel_scale]`` when ``cfg.clip``."""
-    import scipy.optimize
-
     shape, current, evaluated = x0.shape, {"x": x0.ravel().astype(np.float64)}, {}
     recorder.get_image = lambda: (current["x"].reshape(shape)[0] / cfg.pixel_scale).astype(np.float32)
     value_and_grad = tf.function(loss_fn.value_and_gradient, input_signature=[tf.TensorSpec(shape, tf.float32)])
@@ -100,31 +78,24 @@ def lbfgs_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, shou
         if not np.array_equal(evaluated.get("x"), x):
             fun(x)
         current["x"] = x.copy()
-        if recorder.steps_done < cfg.num_steps:
-            _record(recorder, evaluated["terms"], image_ok=bool(np.isfinite(x).all()))
-        if recorder.steps_done >= cfg.num_steps or (should_stop is not None and should_stop()):
-            raise _StopLBFGS
+        _record(recorder, evaluated["terms"], cfg, should_stop, image_ok=bool(np.isfinite(x).all()))
 
     def iterate():
-        try:
-            on_iterate(current["x"])  # the initial image is iteration 0
-            n = current["x"].size  # bounds as arrays: a list of n pairs is converted pixel by pixel
-            bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
-            scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
-                                    callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
-        except _StopLBFGS:
-            return "interrupted" if recorder.steps_done < cfg.num_steps else "completed"
+        on_iterate(current["x"])  # the initial image is iteration 0
+        n = current["x"].size  # bounds as arrays: a list of n pairs is converted pixel by pixel
+        bounds = scipy.optimize.Bounds(np.zeros(n), np.full(n, float(cfg.pixel_scale))) if cfg.clip else None
+        scipy.optimize.minimize(fun, current["x"], jac=True, method="L-BFGS-B", bounds=bounds,
+                                callback=on_iterate, options={"maxiter": cfg.num_steps, "maxcor": 20})
 
-    return _run(recorder, iterate)
+    recorder.run(iterate)
+    return recorder.get_image()
 
 
 LBFGS_TF_MEMORY = 10  # (s, y) pairs kept by lbfgs_tf_loop: 2·m·n float32 (1 GiB at 2048² with m = 10)
 
 
 def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: float) -> tf.Tensor:
-    """L-BFGS's two-loop recursion on the free pixels: the search direction ``-H·g``. ``g``: float32
-    ``[1, H, W, 3]``; ``free``: 1 where a pixel may move, 0 where pinned; ``pairs``: the ``(s, y, 1 / sᵀy)``
-    history, oldest first; ``first_scale``: the step's scale without history."""
+    """The two-loop recursion's ``-H·g`` on the ``free`` (1) pixels; ``pairs``: ``(s, y, 1 / sᵀy)``, oldest first."""
     q = g * free
     alphas = []
     for s, y, rho in reversed(pairs):
@@ -142,9 +113,7 @@ def lbfgs_direction(g: tf.Tensor, free: tf.Tensor, pairs: list, first_scale: flo
 
 def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, should_stop=None, *,
                   memory: int = LBFGS_TF_MEMORY) -> np.ndarray:
-    """L-BFGS in TensorFlow, the ``[0, pixel_scale]`` box by projection: pixels at a bound whose gradient pushes
-    outwards are frozen for the step, the trial point is clipped into the box, Armijo backtracking from t = 1
-    (at most 20 halvings) accepts the step; the first step moves no pixel more than 0.05 (in [0, 1] units)."""
+    """L-BFGS in TensorFlow: pixels pushed out of the box frozen, trial points clipped, Armijo backtracking."""
     shape, first_step = x0.shape, 0.05 * cfg.pixel_scale
     low, high = (0.0, float(cfg.pixel_scale)) if cfg.clip else (-np.inf, np.inf)
     spec = tf.TensorSpec(shape, tf.float32)
@@ -161,10 +130,8 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
     def iterate():
         terms, g = value_and_grad(state["x"])
         f, pairs = float(terms["total"]), []
-        _record(recorder, terms)
-        while recorder.steps_done < cfg.num_steps:
-            if should_stop is not None and should_stop():
-                return "interrupted"
+        _record(recorder, terms, cfg, should_stop)
+        while True:
             x = state["x"]
             free = free_mask(x, g)
             d = lbfgs_direction(g, free, pairs, first_step)
@@ -180,12 +147,13 @@ def lbfgs_tf_loop(loss_fn, x0: np.ndarray, cfg: NSTConfig, recorder: Recorder, s
                     break
                 t *= 0.5
             else:
-                return None  # no decrease along the direction: converged as far as float32 allows
+                return  # no decrease along the direction: converged as far as float32 allows
             s, y = x_new - x, g_new - g
             sy = float(tf.reduce_sum(s * y))
             if sy > 1e-10 * float(tf.reduce_sum(y * y)):
                 pairs = (pairs + [(s, y, 1.0 / sy)])[-memory:]
             state["x"], g, f = x_new, g_new, f_new
-            _record(recorder, terms_new)
+            _record(recorder, terms_new, cfg, should_stop)
 
-    return _run(recorder, iterate)
+    recorder.run(iterate)
+    return recorder.get_image()

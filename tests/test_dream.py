@@ -52,7 +52,7 @@ def test_unknown_layer_lists_the_valid_layers_before_model_loads(monkeypatch):
     message = str(info.value)
     for name in presets.INCEPTION_LAYERS:
         assert name in message
-    with pytest.raises(InputError, match="positive"):
+    with pytest.raises(InputError, match="whole number > 0"):
         dream.deep_dream(tiny, num_steps=0, progress=False)
     with pytest.raises(InputError, match="no layers"):
         dream.deep_dream(tiny, layers=[], progress=False)

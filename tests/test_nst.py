@@ -72,9 +72,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     ("overrides", "expected"),
     [
         ({"optimizer": "rmsprop"}, "unknown optimizer 'rmsprop'"),
-        ({"num_steps": 0}, "num_steps must be a positive number"),
+        ({"num_steps": 0}, "num_steps must be a whole number > 0"),
         ({"learning_rate": -1.0}, "learning_rate must be a positive number"),
-        ({"size": 0}, "size must be a positive number"),
+        ({"size": 0}, "size must be a whole number > 0"),
         ({"precision": "half"}, "unknown precision 'half'"),
     ],
 )
