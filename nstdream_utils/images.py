@@ -59,17 +59,6 @@ def validate_image_path(path: str | os.PathLike, *, max_pixels: int | None = DEF
     return source
 
 
-def image_info(path: str | os.PathLike) -> dict[str, Any]:
-    """An image file's header, no pixel cap: format, mode, size (as stored), width, height, frames, orientation."""
-    with _open(path, None)[1] as pil:
-        try:  # a PNG's getexif() decodes the pixels to reach an eXIf chunk after them
-            orientation = int(pil.getexif().get(0x0112, 1))
-        except Exception:  # noqa: BLE001 — pixel data missing or damaged: no orientation to read
-            orientation = 1
-        return {"format": pil.format, "mode": pil.mode, "size": pil.size, "width": pil.width,
-                "height": pil.height, "frames": int(getattr(pil, "n_frames", 1)), "orientation": orientation}
-
-
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """An image file as float32 ``[H, W, 3]`` in [0, 1], EXIF-upright, over white; ``max_pixels`` checked first."""
     source, pil = _open(path, max_pixels)
