@@ -11,7 +11,6 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import math
 import os
 import re
@@ -97,13 +96,12 @@ class GridSpec:
                       fix="e.g. outputs: [stylized.png, dreamed.png]")
         if not parameters and not runs:
             raise bad("the grid defines no runs", fix="add `parameters:` (lists expand into runs) or `runs:`")
-        notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where,
-                              fix="give `notebook:` a path relative to the grid file or the repository")
+        notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where)
         return cls(notebook, dict(parameters), tuple(map(dict, runs)), tuple(outputs or DEFAULT_OUTPUTS), base,
                    Path(source) if source else None)
 
 
-def _find_file(value: str, base: Path, *, where: str, fix: str) -> Path:
+def _find_file(value: str, base: Path, *, where: str) -> Path:
     """The first file among ``base``'s, the repository's, the notebooks' and the working folder's ``value``."""
     path = Path(value).expanduser()  # an absolute path stays itself below
     candidates = [folder / path for folder in (base, REPO_ROOT, REPO_ROOT / "notebooks", Path.cwd())]
@@ -111,20 +109,18 @@ def _find_file(value: str, base: Path, *, where: str, fix: str) -> Path:
         if candidate.is_file():
             return candidate.resolve()
     looked = ", ".join(dict.fromkeys(str(c.resolve().parent) for c in candidates))
-    raise MissingFileError(f"no such file {value!r} (looked in {looked})", where=where, fix=fix)
+    raise MissingFileError(f"no such file {value!r} (looked in {looked})", where=where,
+                           fix="give a path relative to the grid file or the repository, or an absolute path")
 
 
-def load_grid(path: str | os.PathLike) -> GridSpec:
-    """A grid YAML file as a :class:`GridSpec` (dates as strings; anchors, aliases, duplicate keys refused)."""
+def load_grid(path: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
+    """A grid as a :class:`GridSpec`: a mapping checked, a YAML file read (dates as strings; no anchors, aliases
+    or duplicate keys)."""
+    if isinstance(path, (GridSpec, Mapping)):
+        return path if isinstance(path, GridSpec) else GridSpec.from_dict(path)
     import yaml
     path, bad = Path(path), functools.partial(InputError, where=str(path))
-    files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES,
-                             fix="give a YAML file, e.g. examples/grid_small.yaml")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad(f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
-                  fix="save the grid as UTF-8 text") from None
+    files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES, fix="give a YAML file")
 
     class Loader(yaml.SafeLoader):
         def construct_mapping(self, node, deep=False):
@@ -138,11 +134,14 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
 
     Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_scalar)
     try:
+        text = path.read_bytes().decode("utf-8")
         for event in yaml.parse(text, Loader=Loader):  # before composing: an alias bomb is never expanded
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise bad(f"line {event.start_mark.line + 1} has a YAML anchor or alias",
                           fix="write the values out: a grid needs no anchors (&name) or aliases (*name)")
         grid = yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise bad(f"is not UTF-8 (byte {exc.start} is {exc.object[exc.start]:#04x})", fix="save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise bad(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}: "
@@ -152,25 +151,18 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
     return GridSpec.from_dict({} if grid is None else grid, base_dir=path.parent, source=path)
 
 
-def _as_spec(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
-    if isinstance(spec, GridSpec):
-        return spec
-    return GridSpec.from_dict(spec) if isinstance(spec, Mapping) else load_grid(spec)
-
-
 def count_runs(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> int:
     """How many runs a grid has, without expanding it: the product of its axis lengths times its ``runs``."""
-    spec = _as_spec(spec)
+    spec = load_grid(spec)
     return math.prod(len(v) for v in spec.parameters.values() if isinstance(v, list)) * max(1, len(spec.runs))
 
 
 def expand_grid(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[dict[str, Any]]:
     """The runs, unchecked: each combination of the list-valued parameters (the last fastest) × ``runs``."""
-    spec = _as_spec(spec)
+    spec = load_grid(spec)
     axes = [key for key, value in spec.parameters.items() if isinstance(value, list)]
-    combos = [{**spec.parameters, **dict(zip(axes, values))}
-              for values in itertools.product(*(spec.parameters[k] for k in axes))]
-    return [{**combo, **run} for combo in combos for run in spec.runs or [{}]]
+    return [{**spec.parameters, **dict(zip(axes, values)), **run}
+            for values in itertools.product(*(spec.parameters[k] for k in axes)) for run in spec.runs or [{}]]
 
 
 @dataclass(frozen=True)
@@ -224,7 +216,7 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
 
 def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs: int = MAX_RUNS) -> list[Run]:
     """The runs, checked against the notebook's ``parameters`` cell, files found: InputError naming the run."""
-    spec = _as_spec(spec)
+    spec = load_grid(spec)
     bad = functools.partial(InputError, where=str(spec.source or "grid"))
     if (total := count_runs(spec)) > max_runs:
         raise bad(f"the grid has {total:_} runs, over the limit of {max_runs:_}",
@@ -242,9 +234,10 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
     grid = expand_grid(spec)
     keys = dict.fromkeys(key for run in grid for key in run)
     varying = tuple(k for k in keys if len({json.dumps(run.get(k), sort_keys=True) for run in grid}) > 1)
+    quiet = {"progress": False} if isinstance(defaults.get("progress"), bool) else {}  # no progress bars in a batch
     runs, width = [], max(3, len(str(len(grid) - 1)))
     for index, given in enumerate(grid):
-        parameters, values, file_keys, key = {}, {}, [], None
+        parameters, values, file_keys = {}, dict(quiet), []
         try:
             for key, value in given.items():
                 parameters[key] = values[key] = value = _check(key, value, defaults, spec.notebook)
@@ -252,16 +245,13 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
                 image = isinstance(default, str) and Path(default or value).suffix.lower() in IMAGE_SUFFIXES
                 if key in file_defaults or (default == "" and image):
                     file_keys.append(key)
-                    values[key] = str(_find_file(value, spec.base_dir, where="", fix=""))
+                    values[key] = str(_find_file(value, spec.base_dir, where=""))
                     if image:
                         images.validate_image_path(values[key])
         except NstdreamError as exc:
             label = ", ".join(f"{k}={given.get(k)!r}" for k in varying or given)
             what = exc.what if exc.where is None else f"parameter {key!r}: {exc.what}"
-            raise bad(f"run {index} ({label}): {what}", fix=exc.fix or
-                      "give a path relative to the grid file or the repository, or an absolute path") from exc
-        if "progress" not in given and isinstance(defaults.get("progress"), bool):
-            values["progress"] = False
+            raise bad(f"run {index} ({label}): {what}", fix=exc.fix) from exc
         shown = {**{k: defaults[k] for k in varying if k not in parameters and k in defaults}, **parameters}
         slug = "-".join(_short(v, k in file_defaults or k in file_keys) if isinstance(v := shown.get(k), str)
                         else f"{k}{_short(v)}" for k in varying or file_keys)  # what varies, else the files
@@ -272,8 +262,7 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
     return runs
 
 
-def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str]
-                  ) -> tuple[str | None, dict[str, float]]:
+def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str]) -> tuple[str | None, dict]:
     """(why the run folder is incomplete, {}) or (None, each stage's final loss from ``metrics.json``)."""
     import nbformat
     from PIL import Image
@@ -281,19 +270,16 @@ def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Seq
         nb = nbformat.read(Path(folder, notebook_name), as_version=4)
         metrics = json.loads(Path(folder, "metrics.json").read_text(encoding="utf-8"))
         losses = {k: v["final_loss"] for k, v in metrics.items() if isinstance(v, Mapping) and "final_loss" in v}
-    except Exception as exc:  # noqa: BLE001 — missing or unreadable: the run is incomplete
-        return f"no readable {notebook_name} or metrics.json ({type(exc).__name__})", {}
+        for name in outputs:
+            with Image.open(Path(folder, name)) as image:
+                image.load()  # a truncated image fails here
+    except Exception as exc:  # noqa: BLE001 — missing, unreadable or truncated: the run is incomplete
+        return f"{type(exc).__name__}: {report.shorten(str(exc), 200)}", {}
     if errors := [o.get("ename") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]:
         return f"{notebook_name} stores an error ({errors[0]})", {}
     if metrics.get("status") != "completed" or not losses or not all(
             type(loss) in (int, float) and math.isfinite(loss) for loss in losses.values()):
         return "metrics.json is not completed, or without finite final losses", {}
-    for name in outputs:
-        try:
-            with Image.open(Path(folder, name)) as image:
-                image.load()
-        except Exception as exc:  # noqa: BLE001 — missing, truncated or not an image
-            return f"{name} does not open ({type(exc).__name__})", {}
     return None, losses
 
 
@@ -331,8 +317,7 @@ def gpu_ids() -> list[str]:
     """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else one per ``nvidia-smi -L`` GPU."""
     if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [gpu.strip() for gpu in visible.split(",") if gpu.strip() not in ("", "-1")]
-    smi = shutil.which("nvidia-smi")
-    listed = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else ""
+    listed = subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout  # "" without one
     return [str(index) for index in range(len(re.findall(r"^GPU \d+:", listed, re.M)))]
 
 
@@ -349,7 +334,7 @@ def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
 
     try:
         client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="ERROR")
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
         where = f"--scheduler {scheduler}" if scheduler else "LocalCluster"
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=where,
@@ -389,7 +374,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
     write the reports (``dry_run``: nothing). InputError, MissingFileError before writing; Ctrl-C after recording."""
     from distributed import as_completed
     from tqdm.auto import tqdm
-    spec = _as_spec(spec_or_path)
+    spec = load_grid(spec_or_path)
     runs, out = validate(spec, max_runs=max_runs), Path(out)
     gpus, runs_dir, previous, records = [] if scheduler else gpu_ids(), out / "runs", _read_manifest(out), []
     done = functools.partial(check_outputs, notebook_name=spec.notebook.name, outputs=spec.outputs)
@@ -449,16 +434,14 @@ def _write_reports(result: BatchResult, spec: GridSpec, *, final: bool = True) -
         return
     keys = dict.fromkeys(k for run in result.runs for k in run.parameters)
     stages = dict.fromkeys(f"{s}_final_loss" for r in result.records for s in r["final_losses"])
-    text = io.StringIO()
-    writer = csv.DictWriter(text, ["index", "run_id", "status", *keys, *stages, "seconds", "attempts", "error"],
-                            extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(text := io.StringIO(), ["index", "run_id", "status", *keys, *stages, "seconds",
+                                                    "attempts", "error"], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({**r["parameters"], **{f"{s}_final_loss": v for s, v in r["final_losses"].items()}, **r,
                       "error": f"{r['error']['ename']}: {r['error']['evalue']}" if r["error"] else ""}
                      for r in result.records)
     files.atomic_write_text(text.getvalue(), result.out / "summary.csv")
-    side, ncols = 200, min(6, math.ceil(math.sqrt(len(result.runs))))
-    head = 14 * (2 + max(len(run.varying) for run in result.runs))
+    side, ncols, head = 200, min(6, math.ceil(math.sqrt(len(result.runs)))), 14 * (2 + len(result.runs[0].varying))
     sheet = Image.new("RGB", (ncols * side, math.ceil(len(result.runs) / ncols) * (head + side)), "white")
     for slot, (run, record) in enumerate(zip(result.runs, result.records)):
         x, y = slot % ncols * side, slot // ncols * (head + side)
@@ -467,8 +450,7 @@ def _write_reports(result: BatchResult, spec: GridSpec, *, final: bool = True) -
         with contextlib.suppress(OSError), Image.open(result.out / "runs" / run.run_id / spec.outputs[-1]) as image:
             image.thumbnail((side - 8, side - 8))  # a failed run has no image
             sheet.paste(image.convert("RGB"), (x + 4, y + head))
-    png = io.BytesIO()
-    sheet.save(png, format="PNG")
+    sheet.save(png := io.BytesIO(), format="PNG")
     files.atomic_write_bytes(png.getvalue(), result.out / "contact_sheet.png")
 
 
@@ -479,10 +461,9 @@ def main_from_args(args) -> int:
         result = run_batch(args.grid, out, workers=args.workers, scheduler=args.scheduler,
                            retries=args.retries, dry_run=args.dry_run, max_runs=args.max_runs or MAX_RUNS)
     except KeyboardInterrupt:
-        records = list(_read_manifest(out).values())
-        done = sum(r.get("status") == "completed" for r in records)
-        print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in {out / 'manifest.json'}; "
-              "rerun the same command to go on (complete runs are skipped)" if records else
+        done = [r.get("status") == "completed" for r in _read_manifest(out).values()]
+        print(f"\ninterrupted: {sum(done)} of {len(done)} runs complete, recorded in {out / 'manifest.json'}; "
+              "rerun the same command to go on (complete runs are skipped)" if done else
               "\ninterrupted before the batch started: nothing written", file=sys.stderr)
         return 130
     for run, r in zip(result.runs, result.records):
