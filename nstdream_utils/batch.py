@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from PIL import Image, ImageDraw
+
 from . import files, images, presets, report
 from .errors import InputError, MissingFileError, NstdreamError
 
@@ -57,7 +59,7 @@ class GridSpec:
 
     @classmethod
     def from_dict(cls, grid: Any, *, base_dir: str | os.PathLike | None = None,
-                  source: str | os.PathLike | None = None) -> GridSpec:
+                  source: Path | None = None) -> GridSpec:
         """Check a grid's shape (not its values) and find its notebook: InputError, MissingFileError."""
         where, base = str(source or "grid"), Path(base_dir or Path.cwd()).resolve()
         bad = functools.partial(InputError, where=where)
@@ -97,8 +99,7 @@ class GridSpec:
         if not parameters and not runs:
             raise bad("the grid defines no runs", fix="add `parameters:` (lists expand into runs) or `runs:`")
         notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where)
-        return cls(notebook, dict(parameters), tuple(map(dict, runs)), tuple(outputs or DEFAULT_OUTPUTS), base,
-                   Path(source) if source else None)
+        return cls(notebook, dict(parameters), tuple(map(dict, runs)), tuple(outputs or DEFAULT_OUTPUTS), base, source)
 
 
 def _find_file(value: str, base: Path, *, where: str) -> Path:
@@ -114,8 +115,7 @@ def _find_file(value: str, base: Path, *, where: str) -> Path:
 
 
 def load_grid(path: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
-    """A grid as a :class:`GridSpec`: a mapping checked, a YAML file read (dates as strings; no anchors, aliases
-    or duplicate keys)."""
+    """A grid as a :class:`GridSpec`: a mapping checked, a YAML file read (no anchors, aliases, duplicate keys)."""
     if isinstance(path, (GridSpec, Mapping)):
         return path if isinstance(path, GridSpec) else GridSpec.from_dict(path)
     import yaml
@@ -265,7 +265,6 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
 def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str]) -> tuple[str | None, dict]:
     """(why the run folder is incomplete, {}) or (None, each stage's final loss from ``metrics.json``)."""
     import nbformat
-    from PIL import Image
     try:
         nb = nbformat.read(Path(folder, notebook_name), as_version=4)
         metrics = json.loads(Path(folder, "metrics.json").read_text(encoding="utf-8"))
@@ -426,7 +425,6 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
 
 def _write_reports(result: BatchResult, spec: GridSpec, *, final: bool = True) -> None:
     """``manifest.json``; if ``final``, also ``summary.csv`` and ``contact_sheet.png`` (each run's last output)."""
-    from PIL import Image, ImageDraw
     files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs,
                       "updated": time.strftime(_ISO), "workers": result.workers, "runs": result.records},
                      result.out / "manifest.json")
@@ -456,27 +454,26 @@ def _write_reports(result: BatchResult, spec: GridSpec, *, final: bool = True) -
 
 def main_from_args(args) -> int:
     """``nstdream batch``: 0 when every run completed, 1 otherwise, 130 on Ctrl-C (one line says what finished)."""
-    out = Path(args.out)
     try:
-        result = run_batch(args.grid, out, workers=args.workers, scheduler=args.scheduler,
+        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
                            retries=args.retries, dry_run=args.dry_run, max_runs=args.max_runs or MAX_RUNS)
     except KeyboardInterrupt:
-        done = [r.get("status") == "completed" for r in _read_manifest(out).values()]
-        print(f"\ninterrupted: {sum(done)} of {len(done)} runs complete, recorded in {out / 'manifest.json'}; "
+        done = [r.get("status") == "completed" for r in _read_manifest(Path(args.out)).values()]
+        print(f"\ninterrupted: {sum(done)} of {len(done)} runs complete, see {Path(args.out, 'manifest.json')}; "
               "rerun the same command to go on (complete runs are skipped)" if done else
               "\ninterrupted before the batch started: nothing written", file=sys.stderr)
         return 130
-    for run, r in zip(result.runs, result.records):
+    for r in result.records:  # as the manifest records them
         if args.dry_run:
-            print(f"{'skip' if r['skipped'] else 'run '} {run.run_id}  {run.label()}"
+            print(f"{'skip' if r['skipped'] else 'run '} {r['run_id']}  {r['label']}"
                   + ("  (complete)" if r["skipped"] else f"  (failed before: {r['incomplete']})" if r["error"] else ""))
         elif r["status"] != "completed" and (error := r["error"]):
             cell = f"cell {error['cell_index']} (`{error['cell']}`) " if error.get("cell_index") is not None else ""
-            print(f"failed {run.run_id} after {r['attempts']} attempt(s): {cell}raised "
+            print(f"failed {r['run_id']} after {r['attempts']} attempt(s): {cell}raised "
                   f"{error['ename']}: {error['evalue']}", file=sys.stderr)
     if args.dry_run:
         print(f"{len(result.runs) - len(result.skipped)} to run, {len(result.skipped)} complete, "
-              f"{len(result.runs)} in the grid → {out}")
+              f"{len(result.runs)} in the grid → {result.out}")
         return 0
     print(f"{len(result.runs)} runs: {len(result.executed)} ran, {len(result.skipped)} were complete, "
           f"{len(result.failed)} failed — see {result.out / 'summary.csv'} and contact_sheet.png")
