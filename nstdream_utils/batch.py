@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import nbformat
 from PIL import Image, ImageDraw
 
 from . import files, images, presets, report
@@ -114,12 +115,12 @@ def _find_file(value: str, base: Path, *, where: str) -> Path:
                            fix="give a path relative to the grid file or the repository, or an absolute path")
 
 
-def load_grid(path: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
+def load_grid(grid: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
     """A grid as a :class:`GridSpec`: a mapping checked, a YAML file read (no anchors, aliases, duplicate keys)."""
-    if isinstance(path, (GridSpec, Mapping)):
-        return path if isinstance(path, GridSpec) else GridSpec.from_dict(path)
+    if isinstance(grid, (GridSpec, Mapping)):
+        return grid if isinstance(grid, GridSpec) else GridSpec.from_dict(grid)
     import yaml
-    path, bad = Path(path), functools.partial(InputError, where=str(path))
+    path, bad = Path(grid), functools.partial(InputError, where=str(grid))
     files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES, fix="give a YAML file")
 
     class Loader(yaml.SafeLoader):
@@ -264,7 +265,6 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
 
 def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str]) -> tuple[str | None, dict]:
     """(why the run folder is incomplete, {}) or (None, each stage's final loss from ``metrics.json``)."""
-    import nbformat
     try:
         nb = nbformat.read(Path(folder, notebook_name), as_version=4)
         metrics = json.loads(Path(folder, "metrics.json").read_text(encoding="utf-8"))
