@@ -1,6 +1,5 @@
-"""Run a notebook over a grid of parameters with papermill on Dask (``nstdream batch``, notebook 09): each run in
-``OUT/runs/<run_id>/`` (made in a temporary folder, then renamed), complete runs skipped on a rerun, and
-``OUT/manifest.json``, ``summary.csv``, ``contact_sheet.png``."""
+"""A notebook over a grid of parameters, papermill on Dask (``nstdream batch``): ``OUT/runs/<run_id>/`` (made in a
+temporary folder, then renamed; complete ones skipped), ``manifest.json``, ``summary.csv``, ``contact_sheet.png``."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import hashlib
 import io
 import itertools
 import json
-import logging
 import math
 import os
 import re
@@ -26,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import data, files, images, presets, report
+import nbformat
+from PIL import Image, ImageDraw
+
+from . import files, images, presets, report
 from .errors import InputError, MissingFileError, NstdreamError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,11 +39,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_GRID_BYTES = 1 << 20
 MAX_DEPTH = 10  # of lists and mappings in a grid
 MAX_RUNS = 10_000  # unless max_runs= (--max-runs) allows more
-#: What the notebook's own checks need (one step shows no trend; Inception v3 needs 75 px).
-MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}
+MINIMUMS = {"nst_steps": 2, "dream_steps": 2, "dream_size": 75, "seed": 0}  # the notebook's own checks need these
 SCHEDULER_TIMEOUT_S = 30
-CLOSE_TIMEOUT_S = 10
-_SCHEDULER = re.compile(r"(?:(?:tcp|tls|ws|wss|ucx|inproc)://)?(?:[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?")
+_ISO = "%Y-%m-%dT%H:%M:%S%z"  # local time and its UTC offset
 _TYPES = {bool: "a bool (true/false)", int: "an int", float: "a float", str: "a string", list: "a list",
           dict: "a mapping"}
 _LOCK = threading.Lock()  # papermill changes the process's working folder: one run at a time per process
@@ -61,7 +60,7 @@ class GridSpec:
 
     @classmethod
     def from_dict(cls, grid: Any, *, base_dir: str | os.PathLike | None = None,
-                  source: str | os.PathLike | None = None) -> GridSpec:
+                  source: Path | None = None) -> GridSpec:
         """Check a grid's shape (not its values) and find its notebook: InputError, MissingFileError."""
         where, base = str(source or "grid"), Path(base_dir or Path.cwd()).resolve()
         bad = functools.partial(InputError, where=where)
@@ -83,11 +82,10 @@ class GridSpec:
             raise bad(f"a grid must be a mapping with `parameters:` (got {type(grid).__name__})",
                       fix="see examples/grid_small.yaml")
         walk(grid, "grid", 0)
-        for key in grid:
-            if key not in GRID_KEYS:
-                close = difflib.get_close_matches(key, GRID_KEYS, n=1)
-                raise bad(f"unknown top-level key {key!r}",
-                          fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
+        if unknown := [key for key in grid if key not in GRID_KEYS]:
+            close = difflib.get_close_matches(unknown[0], GRID_KEYS, n=1)
+            raise bad(f"unknown top-level key {unknown[0]!r}",
+                      fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
         parameters, runs, outputs = grid.get("parameters") or {}, grid.get("runs") or [], grid.get("outputs")
         if not isinstance(parameters, Mapping) or not isinstance(runs, list) or not all(
                 isinstance(r, Mapping) for r in runs):
@@ -101,45 +99,31 @@ class GridSpec:
                       fix="e.g. outputs: [stylized.png, dreamed.png]")
         if not parameters and not runs:
             raise bad("the grid defines no runs", fix="add `parameters:` (lists expand into runs) or `runs:`")
-        notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where,
-                              fix="give `notebook:` a path relative to the grid file or the repository")
-        return cls(notebook, dict(grid.get("parameters") or {}), tuple(dict(r) for r in grid.get("runs") or ()),
-                   tuple(grid.get("outputs") or DEFAULT_OUTPUTS), base, Path(source) if source else None)
+        notebook = _find_file(str(grid.get("notebook") or DEFAULT_NOTEBOOK), base, where=where)
+        return cls(notebook, dict(parameters), tuple(map(dict, runs)), tuple(outputs or DEFAULT_OUTPUTS), base, source)
 
 
-def _find_file(value: str, base: Path, *, where: str, fix: str) -> Path:
+def _find_file(value: str, base: Path, *, where: str) -> Path:
     """The first file among ``base``'s, the repository's, the notebooks' and the working folder's ``value``."""
-    path = Path(value).expanduser()
-    candidates = [path] if path.is_absolute() else [base / path, REPO_ROOT / path, data.course_path(path),
-                                                    Path.cwd() / path]
+    path = Path(value).expanduser()  # an absolute path stays itself below
+    candidates = [folder / path for folder in (base, REPO_ROOT, REPO_ROOT / "notebooks", Path.cwd())]
     for candidate in candidates:
         if candidate.is_file():
             return candidate.resolve()
     looked = ", ".join(dict.fromkeys(str(c.resolve().parent) for c in candidates))
-    raise MissingFileError(f"no such file {value!r} (looked in {looked})", where=where, fix=fix)
+    raise MissingFileError(f"no such file {value!r} (looked in {looked})", where=where,
+                           fix="give a path relative to the grid file or the repository, or an absolute path")
 
 
-def load_grid(path: str | os.PathLike) -> GridSpec:
-    """A grid YAML file (plain YAML, dates as strings) as a :class:`GridSpec`. MissingFileError; InputError: not a
-    regular file, over MAX_GRID_BYTES, not UTF-8, not YAML, an anchor or alias, a duplicate key, a bad grid."""
+def load_grid(grid: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
+    """A grid as a :class:`GridSpec`: a mapping checked, a YAML file read (no anchors, aliases, duplicate keys)."""
+    if isinstance(grid, (GridSpec, Mapping)):
+        return grid if isinstance(grid, GridSpec) else GridSpec.from_dict(grid)
     import yaml
-    path, bad = Path(path), functools.partial(InputError, where=str(path))
-    files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES,
-                             fix="give a YAML file, e.g. examples/grid_small.yaml")
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise bad(f"is not UTF-8 text (byte {exc.start} is {exc.object[exc.start]:#04x})",
-                  fix="save the grid as UTF-8 text") from None
+    path, bad = Path(grid), functools.partial(InputError, where=str(grid))
+    files.check_regular_file(path, what="grid file", max_bytes=MAX_GRID_BYTES, fix="give a YAML file")
 
     class Loader(yaml.SafeLoader):
-        def compose_node(self, parent, index):
-            event = self.peek_event()
-            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
-                raise bad(f"line {event.start_mark.line + 1} has a YAML anchor or alias",
-                          fix="write the values out: a grid needs no anchors (&name) or aliases (*name)")
-            return super().compose_node(parent, index)
-
         def construct_mapping(self, node, deep=False):
             lines: dict[str, int] = {}
             for key in (key for key, _ in node.value if isinstance(key, yaml.ScalarNode)):
@@ -151,7 +135,14 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
 
     Loader.add_constructor("tag:yaml.org,2002:timestamp", Loader.construct_scalar)
     try:
+        text = path.read_bytes().decode("utf-8")
+        for event in yaml.parse(text, Loader=Loader):  # before composing: an alias bomb is never expanded
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise bad(f"line {event.start_mark.line + 1} has a YAML anchor or alias",
+                          fix="write the values out: a grid needs no anchors (&name) or aliases (*name)")
         grid = yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader
+    except UnicodeDecodeError as exc:
+        raise bad(f"is not UTF-8 (byte {exc.start} is {exc.object[exc.start]:#04x})", fix="save it as UTF-8") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise bad(f"not valid YAML{f' at line {mark.line + 1}' if mark else ''}: "
@@ -161,25 +152,18 @@ def load_grid(path: str | os.PathLike) -> GridSpec:
     return GridSpec.from_dict({} if grid is None else grid, base_dir=path.parent, source=path)
 
 
-def _as_spec(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpec:
-    if isinstance(spec, GridSpec):
-        return spec
-    return GridSpec.from_dict(spec) if isinstance(spec, Mapping) else load_grid(spec)
-
-
 def count_runs(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> int:
     """How many runs a grid has, without expanding it: the product of its axis lengths times its ``runs``."""
-    spec = _as_spec(spec)
+    spec = load_grid(spec)
     return math.prod(len(v) for v in spec.parameters.values() if isinstance(v, list)) * max(1, len(spec.runs))
 
 
 def expand_grid(spec: GridSpec | Mapping[str, Any] | str | os.PathLike) -> list[dict[str, Any]]:
     """The runs, unchecked: each combination of the list-valued parameters (the last fastest) × ``runs``."""
-    spec = _as_spec(spec)
+    spec = load_grid(spec)
     axes = [key for key, value in spec.parameters.items() if isinstance(value, list)]
-    combos = [{**spec.parameters, **dict(zip(axes, values))}
-              for values in itertools.product(*(spec.parameters[k] for k in axes))]
-    return [{**combo, **run} for combo in combos for run in spec.runs or [{}]]
+    return [{**spec.parameters, **dict(zip(axes, values)), **run}
+            for values in itertools.product(*(spec.parameters[k] for k in axes)) for run in spec.runs or [{}]]
 
 
 @dataclass(frozen=True)
@@ -217,8 +201,7 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
                          f"defined parameters: {', '.join(defaults)}")
     default = defaults[key]
     kind = list if isinstance(default, tuple) else type(default)
-    if kind is float and type(value) is int:
-        value = float(value)
+    value = float(value) if kind is float and type(value) is int else value
     if kind in _TYPES and not (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))):
         number = isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+(e[-+]?\d+)?\s*", value, re.I)
         raise InputError(f"parameter {key!r} must be {_TYPES[kind]} like the notebook's default {default!r}, got "
@@ -233,10 +216,8 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
 
 
 def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs: int = MAX_RUNS) -> list[Run]:
-    """The runs of a grid, each checked against the notebook's ``parameters`` cell; a file parameter (a string
-    default naming an image or a file beside the notebook, or ``""`` given an image) must name a file, an image
-    that opens. InputError (one line: the grid, the run, the key) or MissingFileError."""
-    spec = _as_spec(spec)
+    """The runs, checked against the notebook's ``parameters`` cell, files found: InputError naming the run."""
+    spec = load_grid(spec)
     bad = functools.partial(InputError, where=str(spec.source or "grid"))
     if (total := count_runs(spec)) > max_runs:
         raise bad(f"the grid has {total:_} runs, over the limit of {max_runs:_}",
@@ -254,9 +235,10 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
     grid = expand_grid(spec)
     keys = dict.fromkeys(key for run in grid for key in run)
     varying = tuple(k for k in keys if len({json.dumps(run.get(k), sort_keys=True) for run in grid}) > 1)
+    quiet = {"progress": False} if isinstance(defaults.get("progress"), bool) else {}  # no progress bars in a batch
     runs, width = [], max(3, len(str(len(grid) - 1)))
     for index, given in enumerate(grid):
-        parameters, values, file_keys, key = {}, {}, [], None
+        parameters, values, file_keys = {}, dict(quiet), []
         try:
             for key, value in given.items():
                 parameters[key] = values[key] = value = _check(key, value, defaults, spec.notebook)
@@ -264,16 +246,13 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
                 image = isinstance(default, str) and Path(default or value).suffix.lower() in IMAGE_SUFFIXES
                 if key in file_defaults or (default == "" and image):
                     file_keys.append(key)
-                    values[key] = str(_find_file(value, spec.base_dir, where="", fix=""))
+                    values[key] = str(_find_file(value, spec.base_dir, where=""))
                     if image:
                         images.validate_image_path(values[key])
         except NstdreamError as exc:
             label = ", ".join(f"{k}={given.get(k)!r}" for k in varying or given)
             what = exc.what if exc.where is None else f"parameter {key!r}: {exc.what}"
-            raise bad(f"run {index} ({label}): {what}", fix=exc.fix or
-                      "give a path relative to the grid file or the repository, or an absolute path") from exc
-        if "progress" not in given and isinstance(defaults.get("progress"), bool):
-            values["progress"] = False
+            raise bad(f"run {index} ({label}): {what}", fix=exc.fix) from exc
         shown = {**{k: defaults[k] for k in varying if k not in parameters and k in defaults}, **parameters}
         slug = "-".join(_short(v, k in file_defaults or k in file_keys) if isinstance(v := shown.get(k), str)
                         else f"{k}{_short(v)}" for k in varying or file_keys)  # what varies, else the files
@@ -284,114 +263,83 @@ def validate(spec: GridSpec | Mapping[str, Any] | str | os.PathLike, *, max_runs
     return runs
 
 
-def _metrics(folder: Path) -> tuple[Any, dict[str, Any]]:
-    """``metrics.json``'s ``status`` and each stage's ``final_loss``."""
-    with contextlib.suppress(OSError, ValueError):
-        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
-        if isinstance(metrics, dict):
-            return metrics.get("status"), {k: v["final_loss"] for k, v in metrics.items()
-                                           if isinstance(v, Mapping) and "final_loss" in v}
-    return None, {}
-
-
-def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str] = DEFAULT_OUTPUTS
-                  ) -> str | None:
-    """Why a run folder is not complete, or None: the executed notebook stores no error, ``metrics.json`` is
-    completed with finite final losses, every file in ``outputs`` decodes as an image."""
-    import nbformat
-    from PIL import Image
+def check_outputs(folder: str | os.PathLike, *, notebook_name: str, outputs: Sequence[str]) -> tuple[str | None, dict]:
+    """(why the run folder is incomplete, {}) or (None, each stage's final loss from ``metrics.json``)."""
     try:
         nb = nbformat.read(Path(folder, notebook_name), as_version=4)
-    except Exception as exc:  # noqa: BLE001 — missing or unreadable: the run is incomplete
-        return f"no readable executed notebook {notebook_name} ({type(exc).__name__})"
-    errors = [o.get("ename") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    if errors:
-        return f"{notebook_name} stores an error ({errors[0]})"
-    status, losses = _metrics(Path(folder))
-    if status != "completed" or not losses or not all(
-            type(loss) in (int, float) and math.isfinite(loss) for loss in losses.values()):
-        return "metrics.json is missing, not completed, or without finite final losses"
-    for name in outputs:
-        try:
+        metrics = json.loads(Path(folder, "metrics.json").read_text(encoding="utf-8"))
+        losses = {k: v["final_loss"] for k, v in metrics.items() if isinstance(v, Mapping) and "final_loss" in v}
+        for name in outputs:
             with Image.open(Path(folder, name)) as image:
-                image.load()
-        except Exception as exc:  # noqa: BLE001 — missing, truncated or not an image
-            return f"{name} does not open ({type(exc).__name__})"
-    return None
+                image.load()  # a truncated image fails here
+    except Exception as exc:  # noqa: BLE001 — missing, unreadable or truncated: the run is incomplete
+        return f"{type(exc).__name__}: {report.shorten(str(exc), 200)}", {}
+    if errors := [o.get("ename") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]:
+        return f"{notebook_name} stores an error ({errors[0]})", {}
+    if metrics.get("status") != "completed" or not losses or not all(
+            type(loss) in (int, float) and math.isfinite(loss) for loss in losses.values()):
+        return "metrics.json is not completed, or without finite final losses", {}
+    return None, losses
 
 
 def _error(ename: str, evalue: Any, cell_index: int | None = None, cell: str = "") -> dict[str, Any]:
     return {"ename": ename, "evalue": report.shorten(evalue, 300), "cell_index": cell_index, "cell": cell}
 
 
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
 def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, Any], outputs: Sequence[str],
                 retries: int = 0) -> dict[str, Any]:
-    """On a worker: papermill in a temporary folder, up to ``1 + retries`` times, then renamed into place; a dict
-    of ``status`` (completed/failed), ``attempts``, ``seconds``, ``finished``, ``error`` (None or its cell)."""
+    """On a worker: papermill in a temporary folder, up to ``1 + retries`` times, renamed into place: the record."""
     notebook, temp = Path(notebook), Path(runs_dir, f".{run_id}.tmp-{os.getpid()}")
     for attempt in range(1, retries + 2):
         with _LOCK:
             shutil.rmtree(temp, ignore_errors=True)
             temp.mkdir(parents=True)
-            start, error = time.perf_counter(), None
+            start, losses = time.perf_counter(), {}
             try:
                 report.execute_notebook(notebook, temp / notebook.name, parameters={**values, RESERVED: str(temp)})
+                problem, losses = check_outputs(temp, notebook_name=notebook.name, outputs=outputs)
+                error = problem and _error("IncompleteOutputs", f"the notebook ran but {problem}")
             except report.NotebookError as exc:
                 error = _error(exc.ename, exc.evalue, exc.cell_index, exc.source_line)
             except NstdreamError as exc:  # no such kernel
                 error = _error(type(exc).__name__, exc)
             seconds = time.perf_counter() - start
-        if error is None and (problem := check_outputs(temp, notebook_name=notebook.name, outputs=outputs)):
-            error = _error("IncompleteOutputs", f"the notebook ran but {problem}")
-        if error is None:
+        if not error:
             break
     shutil.rmtree(Path(runs_dir, run_id), ignore_errors=True)  # an earlier, incomplete run
     os.rename(temp, Path(runs_dir, run_id))
     return {"status": "failed" if error else "completed", "attempts": attempt, "seconds": round(seconds, 3),
-            "finished": _now(), "error": error}
+            "finished": time.strftime(_ISO), "error": error, "final_losses": losses}
 
 
 def gpu_ids() -> list[str]:
-    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else ``nvidia-smi``'s."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is None:
-        try:
-            visible = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], timeout=20,
-                                     capture_output=True, text=True, check=True).stdout.replace("\n", ",")
-        except (OSError, subprocess.SubprocessError):
-            return []
-    return [gpu.strip() for gpu in visible.split(",") if gpu.strip() not in ("", "-1")]
+    """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else one per ``nvidia-smi -L`` GPU."""
+    if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
+        return [gpu.strip() for gpu in visible.split(",") if gpu.strip() not in ("", "-1")]
+    listed = subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout  # "" without one
+    return [str(index) for index in range(len(re.findall(r"^GPU \d+:", listed, re.M)))]
 
 
-def _set_gpu(gpu: str) -> None:
-    """In a worker: its kernels see this one GPU."""
-    os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
-
-
-def _ignore_sigint() -> None:
-    """In a local worker: Ctrl-C is the batch's to handle."""
+def _local_worker(gpu: str | None) -> None:
+    """In a local worker: Ctrl-C is the batch's to handle; its kernels see only ``gpu`` (None: all GPUs)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu
 
 
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
-    """A Dask client on ``scheduler``, else on its own LocalCluster of ``workers`` processes (a GPU each where
-    there are GPUs, Ctrl-C left to the batch); InputError if it cannot connect."""
+    """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` processes: InputError if it fails."""
     from distributed import Client
 
     try:
         client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR)
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="ERROR")
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
-        raise InputError(f"cannot reach the Dask scheduler ({exc})", where=scheduler or "LocalCluster",
+        where = f"--scheduler {scheduler}" if scheduler else "LocalCluster"
+        raise InputError(f"cannot reach the Dask scheduler ({exc})", where=where,
                          fix="check the address (tcp://HOST:8786) and that `dask scheduler` runs") from exc
-    if not scheduler:
-        client.run(_ignore_sigint)
-    for slot, address in enumerate(sorted(client.scheduler_info()["workers"]) if gpus else ()):
-        client.run(_set_gpu, gpus[slot % len(gpus)], workers=[address])
+    for slot, address in enumerate([] if scheduler else sorted(client.scheduler_info()["workers"])):
+        client.run(_local_worker, gpus[slot % len(gpus)] if gpus else None, workers=[address])
     return client
 
 
@@ -412,44 +360,30 @@ class BatchResult:
 
 
 def _read_manifest(out: Path) -> dict[str, dict]:
-    try:
-        manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-        return {r["run_id"]: r for r in manifest.get("runs", []) if isinstance(r, dict) and "run_id" in r}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}  # no or damaged manifest: the run folders are the truth
-
-
-def _write_manifest(result: BatchResult, spec: GridSpec) -> None:
-    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs, "updated": _now(),
-                      "workers": result.workers, "runs": result.records}, result.out / "manifest.json")
+    """The manifest's records by run id; none if it is missing or damaged (the run folders are the truth)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+        return {r["run_id"]: r for r in json.loads((out / "manifest.json").read_text(encoding="utf-8"))["runs"]}
+    return {}
 
 
 def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, out: str | os.PathLike, *,
               workers: int | None = None, scheduler: str | None = None, retries: int = 0,
               dry_run: bool = False, progress: bool = True, max_runs: int = MAX_RUNS) -> BatchResult:
-    """Run each incomplete run on Dask (``scheduler``, else ``workers`` local processes: one per GPU or 1), up to
-    ``1 + retries`` times; write the reports (``dry_run``: nothing). InputError or MissingFileError before
-    writing anything; KeyboardInterrupt after recording."""
+    """Run the incomplete runs on Dask (``scheduler``, else ``workers`` local processes: one per GPU or 1), then
+    write the reports (``dry_run``: nothing). InputError, MissingFileError before writing; Ctrl-C after recording."""
     from distributed import as_completed
     from tqdm.auto import tqdm
-    spec = _as_spec(spec_or_path)
-    for name, value, least in (("workers", workers, 1), ("retries", retries, 0)):
-        if value is not None and (type(value) is not int or value < least):
-            raise InputError(f"{name} must be a whole number ≥ {least}, got {value!r}", where=f"--{name}",
-                             fix=f"e.g. --{name} {least + 1}")
-    if scheduler is not None and not _SCHEDULER.fullmatch(str(scheduler)):
-        raise InputError("is not a Dask scheduler address", where=f"--scheduler {scheduler}",
-                         fix="give PROTOCOL://HOST:PORT, e.g. tcp://127.0.0.1:8786")
+    spec = load_grid(spec_or_path)
     runs, out = validate(spec, max_runs=max_runs), Path(out)
     gpus, runs_dir, previous, records = [] if scheduler else gpu_ids(), out / "runs", _read_manifest(out), []
     done = functools.partial(check_outputs, notebook_name=spec.notebook.name, outputs=spec.outputs)
     for run in runs:
-        old, problem = previous.get(run.run_id, {}), done(runs_dir / run.run_id)
+        old, (problem, losses) = previous.get(run.run_id, {}), done(runs_dir / run.run_id)
         records.append({"index": run.index, "run_id": run.run_id, "label": run.label(), "folder": f"runs/{run.run_id}",
                         "parameters": run.parameters, "status": "pending" if problem else "completed",
                         "skipped": not problem, "attempts": old.get("attempts") or 0, "seconds": old.get("seconds"),
-                        "finished": old.get("finished"), "error": old.get("error") if problem else None,
-                        **({"incomplete": problem} if problem else {})})
+                        "finished": old.get("finished"), "error": problem and old.get("error"),
+                        "final_losses": losses, "incomplete": problem})
     result = BatchResult(out, runs, records, workers=workers or max(1, len(gpus)))
     todo = [(run, record) for run, record in zip(runs, records) if not record["skipped"]]
     if dry_run:
@@ -459,7 +393,7 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
         runs_dir.mkdir(parents=True, exist_ok=True)
         for temp in runs_dir.glob(".*.tmp-*"):  # left by killed runs
             shutil.rmtree(temp, ignore_errors=True)
-        _write_manifest(result, spec)
+        _write_reports(result, spec, final=False)
         if client is not None:
             result.workers = len(client.scheduler_info().get("workers", {})) or result.workers
             futures = {client.submit(execute_run, str(spec.notebook), str(runs_dir.resolve()), run.run_id, run.values,
@@ -469,81 +403,77 @@ def run_batch(spec_or_path: GridSpec | Mapping[str, Any] | str | os.PathLike, ou
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 — a worker died or the scheduler went away
-                    outcome = {"status": "failed", "attempts": 1, "seconds": None, "finished": _now(),
-                               "error": _error(type(exc).__name__, exc)}
-                futures[future].pop("incomplete", None)
-                futures[future].update(outcome, attempts=futures[future]["attempts"] + outcome["attempts"])
-                _write_manifest(result, spec)
+                    outcome = {"status": "failed", "attempts": 1, "seconds": None, "finished": time.strftime(_ISO),
+                               "error": _error(type(exc).__name__, exc), "final_losses": {}}
+                record = futures[future]
+                record.update(outcome, incomplete=None, attempts=record["attempts"] + outcome["attempts"])
+                _write_reports(result, spec, final=False)
     except BaseException:  # judged on the files: a run that finished before the interruption counts
         for run, record in todo:
             if record["status"] == "pending":
-                record["status"] = "interrupted" if done(runs_dir / run.run_id) else "completed"
+                problem, record["final_losses"] = done(runs_dir / run.run_id)
+                record["status"] = "interrupted" if problem else "completed"
         raise
     finally:
         if client is not None:
             with contextlib.suppress(Exception):  # a busy or dead worker must not keep Ctrl-C from ending the batch
-                client.close(timeout=CLOSE_TIMEOUT_S)
+                client.close(timeout=10)
         if runs_dir.is_dir():
             _write_reports(result, spec)
     return result
 
 
-def _write_reports(result: BatchResult, spec: GridSpec) -> None:
-    """``manifest.json`` with final losses, ``summary.csv``, ``contact_sheet.png`` (each run's last output)."""
-    from PIL import Image, ImageDraw
-    for run, record in zip(result.runs, result.records):
-        completed = record["status"] == "completed"
-        record["final_losses"] = _metrics(result.out / "runs" / run.run_id)[1] if completed else {}
-    _write_manifest(result, spec)
+def _write_reports(result: BatchResult, spec: GridSpec, *, final: bool = True) -> None:
+    """``manifest.json``; if ``final``, also ``summary.csv`` and ``contact_sheet.png`` (each run's last output)."""
+    files.write_json({"grid": spec.source, "notebook": spec.notebook, "outputs": spec.outputs,
+                      "updated": time.strftime(_ISO), "workers": result.workers, "runs": result.records},
+                     result.out / "manifest.json")
+    if not final:
+        return
     keys = dict.fromkeys(k for run in result.runs for k in run.parameters)
     stages = dict.fromkeys(f"{s}_final_loss" for r in result.records for s in r["final_losses"])
-    text = io.StringIO()
-    writer = csv.DictWriter(text, ["index", "run_id", "status", *keys, *stages, "seconds", "attempts", "error"],
-                            extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(text := io.StringIO(), ["index", "run_id", "status", *keys, *stages, "seconds",
+                                                    "attempts", "error"], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows({**r["parameters"], **{f"{s}_final_loss": v for s, v in r["final_losses"].items()}, **r,
                       "error": f"{r['error']['ename']}: {r['error']['evalue']}" if r["error"] else ""}
                      for r in result.records)
     files.atomic_write_text(text.getvalue(), result.out / "summary.csv")
-    side, ncols = 200, min(6, math.ceil(math.sqrt(len(result.runs))))
-    head = 14 * (2 + max(len(run.varying) for run in result.runs))
+    side, ncols, head = 200, min(6, math.ceil(math.sqrt(len(result.runs)))), 14 * (2 + len(result.runs[0].varying))
     sheet = Image.new("RGB", (ncols * side, math.ceil(len(result.runs) / ncols) * (head + side)), "white")
     for slot, (run, record) in enumerate(zip(result.runs, result.records)):
         x, y = slot % ncols * side, slot // ncols * (head + side)
-        title = f"#{run.index} {record['status']}\n{run.label(sep=chr(10))}"
-        ImageDraw.Draw(sheet).multiline_text((x + 4, y + 4), title, fill="black", font_size=11)
+        ImageDraw.Draw(sheet).multiline_text((x + 4, y + 4), f"#{run.index} {record['status']}\n"
+                                             + run.label(sep="\n"), fill="black", font_size=11)
         with contextlib.suppress(OSError), Image.open(result.out / "runs" / run.run_id / spec.outputs[-1]) as image:
             image.thumbnail((side - 8, side - 8))  # a failed run has no image
             sheet.paste(image.convert("RGB"), (x + 4, y + head))
-    png = io.BytesIO()
-    sheet.save(png, format="PNG")
+    sheet.save(png := io.BytesIO(), format="PNG")
     files.atomic_write_bytes(png.getvalue(), result.out / "contact_sheet.png")
 
 
 def main_from_args(args) -> int:
     """``nstdream batch``: 0 when every run completed, 1 otherwise, 130 on Ctrl-C (one line says what finished)."""
-    out = Path(args.out)
     try:
-        result = run_batch(args.grid, out, workers=args.workers, scheduler=args.scheduler,
+        result = run_batch(args.grid, args.out, workers=args.workers, scheduler=args.scheduler,
                            retries=args.retries, dry_run=args.dry_run, max_runs=args.max_runs or MAX_RUNS)
     except KeyboardInterrupt:
-        records = list(_read_manifest(out).values())
-        done = sum(r.get("status") == "completed" for r in records)
-        print(f"\ninterrupted: {done} of {len(records)} runs complete, recorded in {out / 'manifest.json'}; "
-              "rerun the same command to go on (complete runs are skipped)" if records else
+        done = [r.get("status") == "completed" for r in _read_manifest(Path(args.out)).values()]
+        print(f"\ninterrupted: {sum(done)} of {len(done)} runs complete, see {Path(args.out, 'manifest.json')}; "
+              "rerun the same command to go on (complete runs are skipped)" if done else
               "\ninterrupted before the batch started: nothing written", file=sys.stderr)
         return 130
-    for run, r in zip(result.runs, result.records):
+    for r in result.records:  # as the manifest records them
         if args.dry_run:
-            print(f"{'skip' if r['skipped'] else 'run '} {run.run_id}  {run.label()}"
+            print(f"{'skip' if r['skipped'] else 'run '} {r['run_id']}  {r['label']}"
                   + ("  (complete)" if r["skipped"] else f"  (failed before: {r['incomplete']})" if r["error"] else ""))
         elif r["status"] != "completed" and (error := r["error"]):
             cell = f"cell {error['cell_index']} (`{error['cell']}`) " if error.get("cell_index") is not None else ""
-            print(f"failed {run.run_id} after {r['attempts']} attempt(s): {cell}raised "
+            print(f"failed {r['run_id']} after {r['attempts']} attempt(s): {cell}raised "
                   f"{error['ename']}: {error['evalue']}", file=sys.stderr)
     if args.dry_run:
         print(f"{len(result.runs) - len(result.skipped)} to run, {len(result.skipped)} complete, "
-              f"{len(result.runs)} in the grid → {out}")
+              f"{len(result.runs)} in the grid → {result.out}")
         return 0
     print(f"{len(result.runs)} runs: {len(result.executed)} ran, {len(result.skipped)} were complete, "
           f"{len(result.failed)} failed — see {result.out / 'summary.csv'} and contact_sheet.png")
