@@ -140,7 +140,7 @@ def load_grid(grid: GridSpec | Mapping[str, Any] | str | os.PathLike) -> GridSpe
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise bad(f"line {event.start_mark.line + 1} has a YAML anchor or alias",
                           fix="write the values out: a grid needs no anchors (&name) or aliases (*name)")
-        grid = yaml.load(text, Loader=Loader)  # noqa: S506 — a SafeLoader
+        grid = Loader(text).get_single_data()
     except UnicodeDecodeError as exc:
         raise bad(f"is not UTF-8 (byte {exc.start} is {exc.object[exc.start]:#04x})", fix="save it as UTF-8") from None
     except yaml.YAMLError as exc:
@@ -316,7 +316,8 @@ def gpu_ids() -> list[str]:
     """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else one per ``nvidia-smi -L`` GPU."""
     if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [gpu.strip() for gpu in visible.split(",") if gpu.strip() not in ("", "-1")]
-    listed = subprocess.run("nvidia-smi -L", shell=True, capture_output=True, text=True).stdout  # "" without one
+    smi = shutil.which("nvidia-smi")
+    listed = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else ""
     return [str(index) for index in range(len(re.findall(r"^GPU \d+:", listed, re.M)))]
 
 

@@ -192,7 +192,7 @@ def test_dry_run_lists_the_runs_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_gpus_come_from_cuda_visible_devices(monkeypatch):
+def test_gpus_come_from_cuda_visible_devices(monkeypatch, tmp_path):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0, 2")
     assert batch.gpu_ids() == ["0", "2"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
@@ -203,6 +203,11 @@ def test_gpus_come_from_cuda_visible_devices(monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.setenv("PATH", "")  # no nvidia-smi: no GPUs
     assert batch.gpu_ids() == []
+    smi = tmp_path / "nvidia-smi"  # its `-L` format: one "GPU n: name (UUID: …)" line per GPU
+    smi.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H100 (UUID: GPU-a)'\necho 'GPU 1: NVIDIA H100 (UUID: GPU-b)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert batch.gpu_ids() == ["0", "1"]
 
 
 def test_a_bad_scheduler_address_is_an_input_error(tmp_path):
