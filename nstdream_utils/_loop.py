@@ -1,7 +1,5 @@
 """Bookkeeping of the NST and DeepDream loops: history, progress bar, log lines, frames, the NaN guard."""
 
-from __future__ import annotations
-
 import math
 import sys
 import time

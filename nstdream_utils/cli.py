@@ -2,8 +2,6 @@
 ``error: <where>: <what> — <fix>``, exit 2 (paths and options checked before TensorFlow loads). A NaN/Inf loss writes
 the last finite image, exit 1; Ctrl-C writes the current image and metrics, exit 130 (``docs/robustness.md``)."""
 
-from __future__ import annotations
-
 import argparse
 import os
 import re

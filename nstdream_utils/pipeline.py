@@ -1,7 +1,5 @@
 """The paper's pipeline: neural style transfer, then resize, then DeepDream (notebook 06; ``batch`` runs it)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np

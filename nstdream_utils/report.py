@@ -4,8 +4,6 @@
 ``build/report/`` (Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``.
 """
 
-from __future__ import annotations
-
 import argparse
 import ast
 import contextlib

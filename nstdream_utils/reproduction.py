@@ -1,7 +1,5 @@
 """The numbers of Al-Khazraji, Abbas & Jamil (2022) beside ours, from notebook 06 run as a batch. Notebook 07."""
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json

@@ -1,7 +1,5 @@
 """Sliders in a live notebook, one static figure everywhere else (papermill, nbval, nbconvert, scripts)."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
