@@ -5,14 +5,13 @@ becomes a run's frozen configs, checked when made (so every config is valid). Te
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
 PRESERVE_COLORS = ("luminance", "histogram")
@@ -81,9 +80,7 @@ def _check(cfg) -> None:
 def _check_name(name, valid, kind: str, where: str) -> None:
     """InputError unless ``name`` is in ``valid``, suggesting a close match and listing the valid names."""
     if name not in valid:
-        close = difflib.get_close_matches(str(name), valid, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        _fail(f"unknown {kind} '{name}'", where, f"{hint}valid {kind}s: {', '.join(valid)}")
+        _fail(f"unknown {kind} '{name}'", where, f"{did_you_mean(name, valid)}valid {kind}s: {', '.join(valid)}")
 
 
 def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:

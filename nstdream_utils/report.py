@@ -7,7 +7,6 @@
 import argparse
 import ast
 import contextlib
-import difflib
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import numpy as np
 from jupyter_client import AsyncKernelManager
 
 from nstdream_utils import notebooks as nbtools
-from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
+from nstdream_utils.errors import InputError, MissingFileError, NstdreamError, did_you_mean
 from nstdream_utils.presets import get_preset
 
 # Figures inline whatever the shell says (the Makefile exports MPLBACKEND=Agg); no debugger warning; no kernel log.
@@ -137,9 +136,8 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values())
     if unknown := sorted(values.keys() - known):
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}", fix=f"did you mean {close[0]!r}?"
-                         if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
+        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}",
+                         fix=f"{did_you_mean(unknown[0], sorted(known))}defined: {', '.join(sorted(known)) or 'none'}")
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
         given.update({"preset": preset} if preset is not None and "preset" in declared[path] else {})
