@@ -327,7 +327,6 @@ def _local_worker(gpu: str | None) -> None:
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` processes: InputError if it fails."""
     from distributed import Client
-
     try:
         client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="ERROR")

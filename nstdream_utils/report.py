@@ -101,7 +101,6 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
     """Papermill ``source`` (or ``run_from``, its copy) in its folder into ``output``; NotebookError if a cell fails."""
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -164,7 +163,6 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
                 notebooks_dir: str | os.PathLike = "notebooks") -> Path:
     """Build the site ``report_dir`` from executed notebooks (no nav cells) and the course's docs; its index.html."""
     from sphinx.cmd.build import build_main
-
     paths, root, report_dir = _existing(executed), Path(notebooks_dir).resolve().parent, Path(report_dir)
     notebooks_subdir, docs = Path(notebooks_dir).resolve().name, sorted((root / "docs").glob("*.md"))
     with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:

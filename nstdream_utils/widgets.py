@@ -12,7 +12,6 @@ def is_live_frontend() -> bool:
     IPython kernel → False; 0/false/no/off → True; else whether the running cell's request allowed stdin
     (front ends send ``allow_stdin=True``; nbclient, so papermill, and nbval send False)."""
     from IPython import get_ipython
-
     choice, kernel = os.environ.get(ENV_VAR, "").strip().lower(), getattr(get_ipython(), "kernel", None)
     if choice in {"1", "true", "yes", "on"} or kernel is None:
         return False
@@ -32,7 +31,6 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     import ipywidgets
     import matplotlib.pyplot as plt
     from IPython.display import display
-
     controls = {name: ipywidgets.interactive.widget_from_abbrev(abbrev) for name, abbrev in widget_kwargs.items()}
 
     def redraw(change):
