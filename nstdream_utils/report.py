@@ -1,8 +1,7 @@
 """Run the course notebooks with papermill and build the report site from them.
 
-``make report``: notebooks into ``build/notebooks/``, then they and ``docs/*.md`` into the offline site
-``build/report/`` (Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``.
-"""
+``make report``: notebooks into ``build/notebooks/``, then with ``docs/*.md`` into the offline site ``build/report/``
+(Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``."""
 
 import argparse
 import ast

@@ -19,10 +19,9 @@ def is_live_frontend() -> bool:
 
 
 def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str, Any], **widget_kwargs):
-    """Sliders (``(min, max, step)`` or a list of choices) that redraw the figure ``fn(**values)`` on release
-    in a live notebook; elsewhere just ``fn(**static_values)`` (a value per slider, plus fixed arguments). Returns
-    the figure or, live, the controls (the figure below them, an ordinary output, is redrawn in place). ValueError
-    for a slider without a static value."""
+    """Sliders (``(min, max, step)`` or a list of choices) that redraw the figure ``fn(**values)`` on release in a
+    live notebook; elsewhere just ``fn(**static_values)`` (a value per slider, plus fixed arguments). Returns the
+    figure or, live, the controls (the figure below them is redrawn in place). ValueError: a slider without a value."""
     if missing := [name for name in widget_kwargs if name not in static_values]:
         raise ValueError(f"static_values has no value for {missing}; the static figure needs one per slider")
     if not is_live_frontend():
