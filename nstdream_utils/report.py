@@ -106,7 +106,8 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
         papermill.execute_notebook(
             run_from or str(Path(source).resolve()), str(output.resolve()), parameters=dict(parameters),
             kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
-            progress_bar={"desc": progress} if progress else False, extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            progress_bar={"desc": progress} if progress else False,
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_KernelManager)
     except NoSuchKernel as exc:
         raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
@@ -119,7 +120,8 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
 def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
     paths = [Path(p) for p in paths]
     if not paths:
-        raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass --notebooks-dir")
+        raise MissingFileError("no notebooks match NN_*.ipynb",
+                               fix="run from the repository root or pass --notebooks-dir")
     for path in (path for path in paths if not path.is_file()):
         raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
@@ -221,7 +223,8 @@ def _parameter(text: str) -> tuple[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.report", description=__doc__.split("\n")[0])
     add = parser.add_argument
-    add("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
+    add("notebooks", nargs="*", metavar="NOTEBOOK",
+        help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
     add("--preset", help="preset passed to notebooks that take one (default: quick)")
     add("--out", default="build", help="output folder (default: build)")
     add("--notebooks-dir", default="notebooks", help="default: notebooks")
