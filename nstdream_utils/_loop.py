@@ -1,7 +1,5 @@
 """Bookkeeping of the NST and DeepDream loops: history, progress bar, log lines, frames, the NaN guard."""
 
-from __future__ import annotations
-
 import math
 import sys
 import time
@@ -42,7 +40,6 @@ class Recorder:
                  desc: str = "", log_every: int = 0, frame_every: int = 0, callback=None,
                  main_key: str = "total", step_offset: int = 0) -> None:
         from tqdm.auto import tqdm
-
         self.history, self.frames = {}, []
         self.get_image, self.main_key, self.callback = get_image, main_key, callback
         self.log_every, self.frame_every, self.step_offset = log_every, frame_every, step_offset
@@ -54,7 +51,6 @@ class Recorder:
                          **({"display": False} if widget else {}))
         if widget:
             from IPython.display import display
-
             bundle = dict(self._bar.container._repr_mimebundle_())
             bundle.pop("text/plain", None)  # nbval skips widget views: nothing to compare with a batch run
             self._handle = display(bundle, raw=True, display_id=True)

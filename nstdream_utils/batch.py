@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import difflib
 import functools
 import hashlib
 import io
@@ -28,7 +27,7 @@ import nbformat
 from PIL import Image, ImageDraw
 
 from . import files, images, presets, report
-from .errors import InputError, MissingFileError, NstdreamError
+from .errors import InputError, MissingFileError, NstdreamError, did_you_mean
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_NOTEBOOK = "notebooks/06_nst_to_deepdream.ipynb"
@@ -83,9 +82,8 @@ class GridSpec:
                       fix="see examples/grid_small.yaml")
         walk(grid, "grid", 0)
         if unknown := [key for key in grid if key not in GRID_KEYS]:
-            close = difflib.get_close_matches(unknown[0], GRID_KEYS, n=1)
             raise bad(f"unknown top-level key {unknown[0]!r}",
-                      fix=f"did you mean {close[0]!r}?" if close else f"use {', '.join(GRID_KEYS)}")
+                      fix=f"{did_you_mean(unknown[0], GRID_KEYS)}use {', '.join(GRID_KEYS)}")
         parameters, runs, outputs = grid.get("parameters") or {}, grid.get("runs") or [], grid.get("outputs")
         if not isinstance(parameters, Mapping) or not isinstance(runs, list) or not all(
                 isinstance(r, Mapping) for r in runs):
@@ -195,10 +193,8 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
         raise InputError(f"parameter {key!r} is set by the batch (each run's folder)",
                          fix=f"remove {key!r} from the grid; use --out to choose where runs go")
     if key not in defaults:
-        close = difflib.get_close_matches(key, list(defaults), n=1)
         raise InputError(f"unknown parameter {key!r}: the notebook {notebook.name} does not define it in its "
-                         "parameters cell", fix=f"did you mean {close[0]!r}?" if close else
-                         f"defined parameters: {', '.join(defaults)}")
+                         "parameters cell", fix=f"{did_you_mean(key, defaults)}defined: {', '.join(defaults)}")
     default = defaults[key]
     kind = list if isinstance(default, tuple) else type(default)
     value = float(value) if kind is float and type(value) is int else value
@@ -331,7 +327,6 @@ def _local_worker(gpu: str | None) -> None:
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` processes: InputError if it fails."""
     from distributed import Client
-
     try:
         client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="ERROR")

@@ -1,7 +1,5 @@
 """The paper's claim (:data:`HYPOTHESES`) tested as it states it, then style-image scores against both losses."""
 
-from __future__ import annotations
-
 import collections
 import itertools
 import math

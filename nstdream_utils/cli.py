@@ -2,8 +2,6 @@
 ``error: <where>: <what> — <fix>``, exit 2 (paths and options checked before TensorFlow loads). A NaN/Inf loss writes
 the last finite image, exit 1; Ctrl-C writes the current image and metrics, exit 130 (``docs/robustness.md``)."""
 
-from __future__ import annotations
-
 import argparse
 import os
 import re
@@ -223,7 +221,6 @@ def _run(args, preset: presets.Preset, interrupts: _Interrupts) -> int:
                     should_stop=interrupts.should_stop, precision=args.precision)
     _check_weights({"style": ("vgg19",), "dream": ("inception_v3",)}.get(command, ("vgg19", "inception_v3")))
     from . import dream, pipeline, pyramid
-
     style, stage = styles if len(styles) > 1 else styles[0], "dream" if command == "dream" else "nst"
     try:
         if command == "dream":
@@ -293,7 +290,6 @@ def _run_tool(args) -> int:
         return runpy.run_path(str(data.STYLE_SCRIPT))["main"]([] if args.out is None else ["--out", args.out])
     else:
         from . import batch
-
         return batch.main_from_args(args)
     return EXIT_OK
 

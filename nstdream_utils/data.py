@@ -1,13 +1,12 @@
 """The bundled images in ``data/`` (or ``$NSTDREAM_DATA_DIR``): styles drawn by ``make_styles.py``, skimage photos."""
 
-import difflib
 import io
 import os
 from pathlib import Path
 
 from PIL import Image
 
-from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
+from nstdream_utils.errors import InputError, MissingFileError, NstdreamError, did_you_mean
 from nstdream_utils.files import atomic_write_bytes
 
 PAPER_STYLES = ("triangle", "circular", "spiral", "3d_squares")  # the paper's Fig. 5, as look-alikes
@@ -32,9 +31,8 @@ def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
     if not isinstance(name, str):
         raise TypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r} — use one of {list(names)}")
     if name not in names:
-        close = difflib.get_close_matches(name.lower().replace("-", "_").replace(" ", "_"), names, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path", fix=f"{hint}valid names: {', '.join(names)}")
+        raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path",
+                         fix=f"{did_you_mean(name, names)}valid names: {', '.join(names)}")
     path = data_dir() / ("styles" if kind == "style" else kind) / f"{name}.png"
     if not path.is_file():
         raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path),

@@ -1,8 +1,6 @@
 """DeepDream (TF tutorial): gradient *ascent* of Inception v3's mean activations, each step adding ``step_size`` ×
 the gradient ÷ its std to the image in [-1, 1]; octaves at growing scales; tiles bound the memory. Notebook 05."""
 
-from __future__ import annotations
-
 import numpy as np
 import tensorflow as tf
 

@@ -1,5 +1,14 @@
 """Exceptions that carry a fix, shown as one line ``<where>: <what> — <fix>``; each is also the expected built-in."""
 
+import difflib
+
+
+def did_you_mean(name, valid) -> str:
+    """``"did you mean '<closest of valid>'? "``, or ``""`` if none is close (case, ``-`` and spaces aside)."""
+    key = str(name).lower().replace("-", "_").replace(" ", "_")
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
+    return f"did you mean {close[0]!r}? " if close else ""
+
 
 class NstdreamError(Exception):
     """``what`` is wrong with ``where`` (a file, a parameter); ``fix`` says what to do."""

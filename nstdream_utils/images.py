@@ -1,7 +1,5 @@
 """Images in and out, float32 ``[H, W, 3]`` (or ``[1, H, W, 3]``) RGB in [0, 1], without TensorFlow."""
 
-from __future__ import annotations
-
 import io
 import os
 import warnings

@@ -1,8 +1,6 @@
 """Losses of neural style transfer (Al-Khazraji, Abbas & Jamil 2022, after Gatys et al. 2016: Eqs 3–6) and
 DeepDream, pure functions of channels-last float32 tensors. Taught in notebooks 01, 02, 05 and 08."""
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 
 import tensorflow as tf

@@ -1,8 +1,6 @@
 """Frozen ImageNet feature extractors, VGG-19 for style transfer and Inception v3 for DeepDream: images in [0, 1]
 in, ``{Keras layer name: feature map}`` out; each network built once per weights file and precision. Notebook 00."""
 
-from __future__ import annotations
-
 import functools
 import warnings
 from collections.abc import Sequence

@@ -1,7 +1,5 @@
 """Reading, writing and normalising the course notebooks ``NN_*.ipynb`` (authoring: ``tools/notebooks.py``)."""
 
-from __future__ import annotations
-
 import copy
 import hashlib
 import itertools

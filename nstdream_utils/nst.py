@@ -1,8 +1,6 @@
 """Neural style transfer (Gatys et al. 2016, Eqs 2–6): an image whose VGG-19 features match a content image's and
 whose Gram matrices match a style image's, by SGD (Eq 2, ``x ← x − η_t ∇L(x)``), Adam or L-BFGS. Notebooks 03, 04."""
 
-from __future__ import annotations
-
 import keras
 import numpy as np
 import tensorflow as tf

@@ -1,7 +1,5 @@
 """Checkpoints and the L-BFGS loops of ``nst.style_transfer`` (same arguments and result as its gradient loop)."""
 
-from __future__ import annotations
-
 import dataclasses
 import io
 import json

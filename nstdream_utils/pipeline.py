@@ -1,7 +1,5 @@
 """The paper's pipeline: neural style transfer, then resize, then DeepDream (notebook 06; ``batch`` runs it)."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,9 +24,8 @@ def run_pipeline(content_image, style_image, *, config: Preset | str = "quick", 
                  progress: bool = True, log_every: int = 0, should_stop=None, precision: str | None = None,
                  mask=None, guide=None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image`` (float ``[H, W, 3]`` in [0, 1], or a list of styles) by
-    ``pyramid.stylize`` (``mask``), then dream on the result (``guide``) unless NST stopped early.
-    ``config``: a preset name or a :class:`presets.Preset`; the run keywords go to both stages. Whatever
-    DeepDream raises (NonFiniteLossError, KeyboardInterrupt, …) carries the finished NST result as ``.nst_result``."""
+    ``pyramid.stylize`` (``mask``), then dream on it (``guide``) unless NST stopped early. ``config``: a preset name
+    or a Preset; run keywords go to both stages. What DeepDream raises carries the NST result as ``.nst_result``."""
     config = resolve(config)
     run = dict(seed=seed, progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)
     styled = pyramid.stylize(content_image, style_image, config=config.nst, mask=mask, **run)

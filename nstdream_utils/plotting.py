@@ -1,7 +1,5 @@
 """Figures for the course: image rows, loss curves, heatmaps, GIFs; fixed-size Figures, never ``plt.show()``."""
 
-from __future__ import annotations
-
 import io
 import math
 import os

@@ -1,18 +1,16 @@
 """Named recipes (``paper``, ``tf-tutorial``, ``quick``) and :func:`resolve`, the one way a preset plus overrides
-becomes a run's frozen configs, checked when made (so every config is valid). TensorFlow-free: the CLI resolves first.
-"""
+becomes a run's frozen configs, checked when made. TensorFlow-free: the CLI resolves first."""
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, did_you_mean
 
 OPTIMIZERS = ("sgd", "adam", "lbfgs", "lbfgs-tf")
 PRESERVE_COLORS = ("luminance", "histogram")
@@ -81,9 +79,7 @@ def _check(cfg) -> None:
 def _check_name(name, valid, kind: str, where: str) -> None:
     """InputError unless ``name`` is in ``valid``, suggesting a close match and listing the valid names."""
     if name not in valid:
-        close = difflib.get_close_matches(str(name), valid, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        _fail(f"unknown {kind} '{name}'", where, f"{hint}valid {kind}s: {', '.join(valid)}")
+        _fail(f"unknown {kind} '{name}'", where, f"{did_you_mean(name, valid)}valid {kind}s: {', '.join(valid)}")
 
 
 def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
@@ -294,18 +290,16 @@ def get_preset(name: str | Preset) -> Preset:
 
 
 def resolve(preset: str | Preset = "quick", *, nst: dict | None = None, dream: dict | None = None) -> Preset:
-    """``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts of fields; None keeps
-    the preset's value), applied by :func:`nst_config` and :func:`dream_config`. InputError: an unknown
-    preset or a bad override."""
+    """``preset`` (a name or a Preset) with the ``nst`` and ``dream`` overrides (dicts of fields; None keeps the
+    preset's value) by :func:`nst_config` and :func:`dream_config`. InputError: an unknown preset or a bad override."""
     chosen = get_preset(preset)
     return dataclasses.replace(chosen, nst=nst_config(chosen.nst, **(nst or {})),
                                dream=dream_config(chosen.dream, **(dream or {})))
 
 
 def nst_config(config: NSTConfig | str = "quick", **overrides) -> NSTConfig:
-    """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field). A new ``levels`` takes
-    the default ``steps_per_level`` unless given, and above 1 turns SGD or Adam into L-BFGS unless an
-    ``optimizer`` is given (the default level steps are L-BFGS steps)."""
+    """``config`` (or a preset's, by name) with ``overrides`` (None keeps a field). A new ``levels`` takes the default
+    ``steps_per_level`` unless given, and above 1 turns SGD or Adam into L-BFGS unless an ``optimizer`` is given."""
     cfg = get_preset(config).nst if isinstance(config, (str, Preset)) else config
     if (levels := overrides.get("levels")) is not None:
         if _whole(levels) and levels > 1 and cfg.optimizer in ("sgd", "adam"):

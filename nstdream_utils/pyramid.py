@@ -1,8 +1,6 @@
 """Coarse-to-fine neural style transfer: each level is an ordinary NST problem at 1/4, 1/2, … of the size, started
 from the previous level's result upsampled (half the size costs a quarter per VGG-19 pass; ``docs/benchmarks.md``)."""
 
-from __future__ import annotations
-
 import time
 
 import numpy as np

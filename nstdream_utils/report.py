@@ -1,15 +1,11 @@
 """Run the course notebooks with papermill and build the report site from them.
 
-``make report``: notebooks into ``build/notebooks/``, then they and ``docs/*.md`` into the offline site
-``build/report/`` (Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``.
-"""
-
-from __future__ import annotations
+``make report``: notebooks into ``build/notebooks/``, then with ``docs/*.md`` into the offline site ``build/report/``
+(Sphinx with myst-nb, configured in ``site/``). ``make notebooks``: ``--in-place``."""
 
 import argparse
 import ast
 import contextlib
-import difflib
 import os
 import re
 import shutil
@@ -24,7 +20,7 @@ import numpy as np
 from jupyter_client import AsyncKernelManager
 
 from nstdream_utils import notebooks as nbtools
-from nstdream_utils.errors import InputError, MissingFileError, NstdreamError
+from nstdream_utils.errors import InputError, MissingFileError, NstdreamError, did_you_mean
 from nstdream_utils.presets import get_preset
 
 # Figures inline whatever the shell says (the Makefile exports MPLBACKEND=Agg); no debugger warning; no kernel log.
@@ -104,14 +100,14 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
     """Papermill ``source`` (or ``run_from``, its copy) in its folder into ``output``; NotebookError if a cell fails."""
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
-
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         papermill.execute_notebook(
             run_from or str(Path(source).resolve()), str(output.resolve()), parameters=dict(parameters),
             kernel_name=kernel_name, cwd=str(Path(source).resolve().parent), start_timeout=180,
-            progress_bar={"desc": progress} if progress else False, extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            progress_bar={"desc": progress} if progress else False,
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             kernel_manager_class=_KernelManager)
     except NoSuchKernel as exc:
         raise NstdreamError(f"no Jupyter kernel named {kernel_name!r}", where=str(source),
@@ -124,7 +120,8 @@ def execute_notebook(source: Path, output: Path, parameters: Mapping[str, Any], 
 def _existing(paths: Sequence[str | os.PathLike]) -> list[Path]:
     paths = [Path(p) for p in paths]
     if not paths:
-        raise MissingFileError("no notebooks match NN_*.ipynb", fix="run from the repository root or pass --notebooks-dir")
+        raise MissingFileError("no notebooks match NN_*.ipynb",
+                               fix="run from the repository root or pass --notebooks-dir")
     for path in (path for path in paths if not path.is_file()):
         raise MissingFileError("no such notebook", where=str(path), fix="pass notebooks that exist")
     return paths
@@ -139,9 +136,8 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values())
     if unknown := sorted(values.keys() - known):
-        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}", fix=f"did you mean {close[0]!r}?"
-                         if close else f"defined parameters: {', '.join(sorted(known)) or 'none'}")
+        raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}",
+                         fix=f"{did_you_mean(unknown[0], sorted(known))}defined: {', '.join(sorted(known)) or 'none'}")
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
         given.update({"preset": preset} if preset is not None and "preset" in declared[path] else {})
@@ -168,7 +164,6 @@ def render_site(executed: Sequence[str | os.PathLike], report_dir: str | os.Path
                 notebooks_dir: str | os.PathLike = "notebooks") -> Path:
     """Build the site ``report_dir`` from executed notebooks (no nav cells) and the course's docs; its index.html."""
     from sphinx.cmd.build import build_main
-
     paths, root, report_dir = _existing(executed), Path(notebooks_dir).resolve().parent, Path(report_dir)
     notebooks_subdir, docs = Path(notebooks_dir).resolve().name, sorted((root / "docs").glob("*.md"))
     with tempfile.TemporaryDirectory(prefix="nstdream-site-") as tmp:
@@ -228,7 +223,8 @@ def _parameter(text: str) -> tuple[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.report", description=__doc__.split("\n")[0])
     add = parser.add_argument
-    add("notebooks", nargs="*", metavar="NOTEBOOK", help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
+    add("notebooks", nargs="*", metavar="NOTEBOOK",
+        help="notebooks to run (default: every NN_*.ipynb in --notebooks-dir)")
     add("--preset", help="preset passed to notebooks that take one (default: quick)")
     add("--out", default="build", help="output folder (default: build)")
     add("--notebooks-dir", default="notebooks", help="default: notebooks")

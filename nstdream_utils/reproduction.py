@@ -1,7 +1,5 @@
 """The numbers of Al-Khazraji, Abbas & Jamil (2022) beside ours, from notebook 06 run as a batch. Notebook 07."""
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json
@@ -97,7 +95,6 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               scheduler: str | None = None, command: str | None = None, **overrides) -> dict:
     """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed."""
     from .dream import deep_dream
-
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
     made = _made(preset, seed, nst_cfg, dream_cfg, command)
@@ -213,7 +210,6 @@ def text_table(rows: list[dict], paper_label: str = "paper", ours_label: str = "
 def recipe_comparison(*, size: int = 64, num_steps: int = 20, seed: int = 0) -> dict:
     """The paper's and the TF tutorial's NST on the astronaut: losses, log10 medians, gaps, ρ; the closest recipes."""
     from . import nst
-
     recipes, styles = ("paper", "tf-tutorial"), data.PAPER_STYLES
     photo, paper = images.load_image(data.content_path("astronaut")), [PAPER_NST_LOSS_10000[s] for s in styles]
     paper_median, found = float(np.log10(np.median(paper))), {}

@@ -1,7 +1,6 @@
 """Find, md5-check and fetch the ImageNet weights of VGG-19 and Inception v3 (``shared/weights/SOURCES.md``)."""
 
 import contextlib
-import difflib
 import functools
 import hashlib
 import os
@@ -18,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from nstdream_utils import files
-from nstdream_utils.errors import InputError, MissingFileError, WeightsError
+from nstdream_utils.errors import InputError, MissingFileError, WeightsError, did_you_mean
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_FILE = "inception_v3_2015-12-05_notop_keras.h5"
@@ -63,8 +62,8 @@ def keras_cache_dir() -> Path:
 def _file(name: str) -> str:
     """The weight file name for ``name``; InputError suggesting a close name."""
     if name not in FILES:
-        close = "".join(f"did you mean {c!r}? " for c in difflib.get_close_matches(str(name), NAMES, n=1))
-        raise InputError(f"unknown weights name {name!r}", where="weights", fix=f"{close}use one of {', '.join(NAMES)}")
+        raise InputError(f"unknown weights name {name!r}", where="weights",
+                         fix=f"{did_you_mean(name, NAMES)}use one of {', '.join(NAMES)}")
     return FILES[name]
 
 

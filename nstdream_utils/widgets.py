@@ -1,7 +1,5 @@
 """Sliders in a live notebook, one static figure everywhere else (papermill, nbval, nbconvert, scripts)."""
 
-from __future__ import annotations
-
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -14,7 +12,6 @@ def is_live_frontend() -> bool:
     IPython kernel → False; 0/false/no/off → True; else whether the running cell's request allowed stdin
     (front ends send ``allow_stdin=True``; nbclient, so papermill, and nbval send False)."""
     from IPython import get_ipython
-
     choice, kernel = os.environ.get(ENV_VAR, "").strip().lower(), getattr(get_ipython(), "kernel", None)
     if choice in {"1", "true", "yes", "on"} or kernel is None:
         return False
@@ -22,10 +19,9 @@ def is_live_frontend() -> bool:
 
 
 def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str, Any], **widget_kwargs):
-    """Sliders (``(min, max, step)`` or a list of choices) that redraw the figure ``fn(**values)`` on release
-    in a live notebook; elsewhere just ``fn(**static_values)`` (a value per slider, plus fixed arguments). Returns
-    the figure or, live, the controls (the figure below them, an ordinary output, is redrawn in place). ValueError
-    for a slider without a static value."""
+    """Sliders (``(min, max, step)`` or a list of choices) that redraw the figure ``fn(**values)`` on release in a
+    live notebook; elsewhere just ``fn(**static_values)`` (a value per slider, plus fixed arguments). Returns the
+    figure or, live, the controls (the figure below them is redrawn in place). ValueError: a slider without a value."""
     if missing := [name for name in widget_kwargs if name not in static_values]:
         raise ValueError(f"static_values has no value for {missing}; the static figure needs one per slider")
     if not is_live_frontend():
@@ -34,7 +30,6 @@ def interactive_or_static(fn: Callable[..., Any], *, static_values: Mapping[str,
     import ipywidgets
     import matplotlib.pyplot as plt
     from IPython.display import display
-
     controls = {name: ipywidgets.interactive.widget_from_abbrev(abbrev) for name, abbrev in widget_kwargs.items()}
 
     def redraw(change):
