@@ -286,7 +286,7 @@ def execute_run(notebook: str, runs_dir: str, run_id: str, values: Mapping[str, 
                 retries: int = 0) -> dict[str, Any]:
     """On a worker: papermill in a temporary folder, up to ``1 + retries`` times, renamed into place: the record."""
     notebook, temp = Path(notebook), Path(runs_dir, f".{run_id}.tmp-{os.getpid()}")
-    for attempt in range(1, retries + 2):
+    for attempt in range(1, max(retries, 0) + 2):
         with _LOCK:
             shutil.rmtree(temp, ignore_errors=True)
             temp.mkdir(parents=True)
@@ -312,8 +312,10 @@ def gpu_ids() -> list[str]:
     """The GPUs to spread runs over: ``CUDA_VISIBLE_DEVICES`` when set, else one per ``nvidia-smi -L`` GPU."""
     if (visible := os.environ.get("CUDA_VISIBLE_DEVICES")) is not None:
         return [gpu.strip() for gpu in visible.split(",") if gpu.strip() not in ("", "-1")]
-    smi = shutil.which("nvidia-smi")
-    listed = subprocess.run([smi, "-L"], capture_output=True, text=True).stdout if smi else ""
+    try:  # no nvidia-smi, or one that fails or hangs: no GPUs
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
     return [str(index) for index in range(len(re.findall(r"^GPU \d+:", listed, re.M)))]
 
 

@@ -65,8 +65,10 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         try:
             pil.load()
             upright = ImageOps.exif_transpose(pil)
-            if upright.mode.startswith("I"):  # greyscale beyond 8 bits
-                rgb = np.repeat(np.asarray(upright, np.float32)[..., None] / 65535.0, 3, axis=-1)
+            if upright.mode[0] in "IF":  # greyscale beyond 8 bits: 16-bit integers, or floats in [0, 1] or [0, 255]
+                grey = np.nan_to_num(np.asarray(upright, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+                scale = 65535.0 if upright.mode[0] == "I" else 255.0 if grey.max() > 1.0 else 1.0
+                rgb = np.repeat(grey[..., None] / scale, 3, axis=-1)
             else:  # any transparency (alpha, a tRNS colour or palette entry) over white
                 rgba = np.asarray(upright.convert("RGBA"), np.float32) / 255.0
                 rgb = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])

@@ -6,6 +6,7 @@ import hashlib
 import os
 import pickle
 import re
+import socket
 import subprocess
 import sys
 import tarfile
@@ -70,12 +71,16 @@ def _file(name: str) -> str:
 def _keras_download(name: str) -> tuple[Path | None, str]:
     """``keras.utils.get_file`` (md5-checked) into the Keras cache: ``(path, "")`` or ``(None, why it failed)``."""
     url = f"https://storage.googleapis.com/tensorflow/keras-applications/vgg19/{VGG19_FILE}"
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)  # Keras' urlretrieve has no timeout: a stalled connection fails instead of hanging
     try:
         from keras.utils import get_file
         return Path(get_file(VGG19_FILE, url, file_hash=EXPECTED_MD5[VGG19_FILE], cache_subdir="models",
                              cache_dir=str(keras_cache_dir().parent))), ""
     except Exception as error:  # noqa: BLE001 — Keras raises a bare Exception for network failures
         return None, f"{type(error).__name__}: {' '.join(str(error).replace(url, VGG19_FILE).split())[:200]}"
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def resolve(name: str, *, path: str | os.PathLike[str] | None = None, download: bool = True) -> Path:

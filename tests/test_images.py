@@ -170,6 +170,8 @@ def test_32_bit_int_and_float_tiff(tmp_path):
 
     ints = tiff([0, 32768, 70000], np.int32, "i.tif")  # mode "I": 16-bit scale, above 65535 clips
     np.testing.assert_allclose(ints[0, :, 0], [0, 32768 / 65535, 1.0], atol=1e-6)
+    unit = tiff([0.0, 0.25, 1.0], np.float32, "f1.tif")  # mode "F" within [0, 1]
+    np.testing.assert_allclose(unit[0, :, 1], [0.0, 0.25, 1.0], atol=1e-6)
     bytes_range = tiff([0.0, 51.0, 255.0], np.float32, "f255.tif")  # mode "F" in [0, 255]
     np.testing.assert_allclose(bytes_range[0, :, 2], [0.0, 0.2, 1.0], atol=1e-6)
 
