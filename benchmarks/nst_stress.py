@@ -1,7 +1,7 @@
 """Does every NST preset converge on every photo and style? A stress matrix of runs, one JSON line.
 
     .venv/bin/python benchmarks/nst_stress.py [--presets quick,paper,tf-tutorial] [--photos all]
-        [--styles all] [--sizes 64,96,128,224] [--steps 30]
+        [--styles all] [--sizes 64,96,128,224] [--steps 30] [--runs FILE.jsonl] [--shard K/N]
 
 Runs ``nst.style_transfer`` for every preset × photo × style × size, each for ``--steps`` steps
 from the content image, and counts the runs that
@@ -20,18 +20,28 @@ bundled data when it is installed (its files ship with the package; nothing is d
 ``portrait``: the astronaut resized to 600×512 (height × width) to have one portrait shape.
 Styles: the eight in ``data/styles`` plus generated high-energy images (:func:`generated_styles`):
 three-colour sine stripes, fine checkerboards and saturated noise at several frequencies.
+
+The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit
+and CPU that made it) and skips the runs already in the file, so a stopped matrix goes on where it
+stopped; ``--shard K/N`` runs every N-th run from the K-th (0-based), so N processes on one file
+share the matrix (each appends whole lines). The JSON line counts every run of the matrix found in
+the file, including runs made by earlier invocations.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import time
+from pathlib import Path
 
 import common
 import numpy as np
 
 PRESETS = ("quick", "paper", "tf-tutorial")
 EXTRA_PRESETS = ("paper-keras", "quick-sgd")
+SIMD_NOTED = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")  # what tells the CPU kinds apart
 
 
 def generated_styles(side: int = 256) -> dict[str, np.ndarray]:
@@ -122,6 +132,44 @@ def _pick(requested: str, available: dict) -> dict:
     return {n: available[n] for n in names}
 
 
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=common.ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _done(path: Path | None) -> dict[tuple, dict]:
+    """The runs already in ``--runs``, by (preset, photo, style, size, steps); a torn last line is ignored."""
+    done = {}
+    if path is not None and path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
+    return done
+
+
+def summarize(runs: list[dict]) -> dict:
+    """Counts per preset: runs, diverged, spiked, ended above start, runs with a guard retry, largest last ÷ first."""
+    by_preset: dict[str, dict] = {}
+    for r in runs:
+        c = by_preset.setdefault(r["preset"], {"runs": 0, "diverged": 0, "spiked": 0, "ended_above_start": 0,
+                                               "runs_with_retries": 0, "final_over_first_max": 0.0, "seconds": 0.0})
+        c["runs"] += 1
+        c["diverged"] += r["diverged"]
+        c["spiked"] += r["spiked"]
+        c["ended_above_start"] += r["above_start"]
+        c["runs_with_retries"] += r["retries"] > 0
+        c["seconds"] += r["seconds"]
+        if not r["diverged"]:
+            c["final_over_first_max"] = max(c["final_over_first_max"], r["final"] / r["first"])
+    return by_preset
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="NST stress matrix: presets × photos × styles × sizes.")
     parser.add_argument("--presets", default=",".join(PRESETS),
@@ -130,39 +178,42 @@ def main() -> None:
     parser.add_argument("--styles", default="all")
     parser.add_argument("--sizes", default="64,96,128,224")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--runs", type=Path, help="JSONL file: append each run, skip runs already in it")
+    parser.add_argument("--shard", default="0/1", help="K/N: run every N-th run of the matrix from the K-th")
     parser.add_argument("--failures", action="store_true", help="list each run that diverged, spiked or ended above")
     args = parser.parse_args()
     common.setup_env()
+    shard, n_shards = (int(x) for x in args.shard.split("/"))
 
     content_images, style_images = _pick(args.photos, photos()), _pick(args.styles, styles())
     sizes = [int(s) for s in args.sizes.split(",")]
-    by_preset: dict[str, dict] = {}
-    failures = []
+    matrix = [(preset, photo, style, size, args.steps) for preset in args.presets.split(",")
+              for photo in content_images for style in style_images for size in sizes]
+    done = _done(args.runs)
+    machine = common.machine()
+    commit = _commit()
     start = time.perf_counter()
-    for preset in args.presets.split(","):
-        cfg = preset_config(preset)
-        counts = {"runs": 0, "diverged": 0, "spiked": 0, "ended_above_start": 0, "runs_with_retries": 0,
-                  "final_over_first_max": 0.0, "seconds": 0.0}
-        for photo, content in content_images.items():
-            for style_name, style in style_images.items():
-                for size in sizes:
-                    r = run_one(content, style, cfg, size, args.steps)
-                    counts["runs"] += 1
-                    counts["diverged"] += r["diverged"]
-                    counts["spiked"] += r["spiked"]
-                    counts["ended_above_start"] += r["above_start"]
-                    counts["runs_with_retries"] += r["retries"] > 0
-                    counts["seconds"] += r["seconds"]
-                    if not r["diverged"]:
-                        counts["final_over_first_max"] = max(counts["final_over_first_max"], r["final"] / r["first"])
-                    if r["diverged"] or r["spiked"] or r["above_start"]:
-                        failures.append(f"{preset}/{photo}/{style_name}/{size}")
-        by_preset[preset] = counts
-    record = {"benchmark": "nst_stress", **common.machine(), "steps": args.steps, "sizes": sizes,
-              "photos": list(content_images), "styles": list(style_images), "presets": by_preset,
-              "seconds": time.perf_counter() - start}
+    for i, key in enumerate(matrix):
+        if i % n_shards != shard or key in done:
+            continue
+        preset, photo, style, size, steps = key
+        r = run_one(content_images[photo], style_images[style], preset_config(preset), size, steps)
+        r.update(preset=preset, photo=photo, style=style, size=size, steps=steps, commit=commit,
+                 cpu=machine["cpu"], cpu_simd=[f for f in machine["cpu_simd"] if f in SIMD_NOTED])
+        done[key] = r
+        if args.runs is not None:
+            with open(args.runs, "a") as f:
+                f.write(json.dumps(r) + "\n")
+    done = {**done, **_done(args.runs)}  # runs other shards finished meanwhile
+    runs = [done[k] for k in matrix if k in done]
+    record = {"benchmark": "nst_stress", **machine, "steps": args.steps, "sizes": sizes,
+              "photos": list(content_images), "styles": list(style_images), "presets": summarize(runs),
+              "runs_in_matrix": len(matrix), "runs_found": len(runs),
+              "commits": sorted({r.get("commit", "unknown") for r in runs}),
+              "cpus": sorted({r.get("cpu", "unknown") for r in runs}), "seconds": time.perf_counter() - start}
     if args.failures:
-        record["failures"] = failures
+        record["failures"] = ["/".join(map(str, k[:4])) for k in matrix
+                              if k in done and (done[k]["diverged"] or done[k]["spiked"] or done[k]["above_start"])]
     common.emit(record)
 
 
