@@ -23,8 +23,8 @@ three-colour sine stripes, fine checkerboards and saturated noise at several fre
 
 The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit
 and CPU that made it) and skips the runs already in the file, so a stopped matrix goes on where it
-stopped; ``--shard K/N`` runs every N-th run from the K-th (0-based), so N processes on one file
-share the matrix (each appends whole lines). The JSON line counts every run of the matrix found in
+stopped; ``--shard K/N`` runs one N-th of the matrix (K from 0; every size in each shard), so N
+processes on one file share the matrix (each appends whole lines). The JSON line counts every run of the matrix found in
 the file, including runs made by earlier invocations.
 """
 
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="64,96,128,224")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--runs", type=Path, help="JSONL file: append each run, skip runs already in it")
-    parser.add_argument("--shard", default="0/1", help="K/N: run every N-th run of the matrix from the K-th")
+    parser.add_argument("--shard", default="0/1", help="K/N: run the K-th of N parts of the matrix (K from 0)")
     parser.add_argument("--failures", action="store_true", help="list each run that diverged, spiked or ended above")
     args = parser.parse_args()
     common.setup_env()
@@ -194,7 +194,7 @@ def main() -> None:
     commit = _commit()
     start = time.perf_counter()
     for i, key in enumerate(matrix):
-        if i % n_shards != shard or key in done:
+        if (i + i // len(sizes)) % n_shards != shard or key in done:  # shards alternate sizes, so each gets all
             continue
         preset, photo, style, size, steps = key
         r = run_one(content_images[photo], style_images[style], preset_config(preset), size, steps)
