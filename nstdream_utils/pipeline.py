@@ -22,13 +22,15 @@ class PipelineResult:
 
 def run_pipeline(content_image, style_image, *, config: Preset | str = "quick", seed: int = 0,
                  progress: bool = True, log_every: int = 0, should_stop=None, precision: str | None = None,
-                 mask=None, guide=None) -> PipelineResult:
+                 mask=None, guide=None, checkpoint=None) -> PipelineResult:
     """Stylise ``content_image`` with ``style_image`` (float ``[H, W, 3]`` in [0, 1], or a list of styles) by
-    ``pyramid.stylize`` (``mask``), then dream on it (``guide``) unless NST stopped early. ``config``: a preset name
-    or a Preset; run keywords go to both stages. What DeepDream raises carries the NST result as ``.nst_result``."""
+    ``pyramid.stylize`` (``mask``; ``checkpoint``: a ``.npz`` NST saves itself to and resumes from, as
+    ``nst.style_transfer``), then dream on it (``guide``) unless NST stopped early. ``config``: a preset name or a
+    Preset; run keywords go to both stages. What DeepDream raises carries the NST result as ``.nst_result``."""
     config = resolve(config)
     run = dict(seed=seed, progress=progress, log_every=log_every, should_stop=should_stop, precision=precision)
-    styled = pyramid.stylize(content_image, style_image, config=config.nst, mask=mask, **run)
+    saving = {"checkpoint": checkpoint} if checkpoint is not None else {}
+    styled = pyramid.stylize(content_image, style_image, config=config.nst, mask=mask, **saving, **run)
     if styled.status != "completed":
         return PipelineResult(styled.image, None, styled, None, status=styled.status)
     try:

@@ -57,12 +57,12 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
 
 
 def stylize(content_image, style_image, *, config: NSTConfig | str = "quick", mask=None, **kwargs) -> nst.NSTResult:
-    """``nst.style_transfer`` for a config of one level, else :func:`coarse_to_fine` (no ``mask`` or list of styles);
-    ``**kwargs``: the run keywords of both (``seed``, ``progress``, ``precision``, …)."""
+    """``nst.style_transfer`` for a config of one level, else :func:`coarse_to_fine` (no ``mask``, ``checkpoint`` or
+    list of styles); ``**kwargs``: the run keywords of both (``seed``, ``progress``, ``precision``, …)."""
     cfg = nst.resolve_config(config)
     if cfg.levels == 1:
         return nst.style_transfer(content_image, style_image, config=cfg, mask=mask, **kwargs)
-    given = [name for name, on in (("mask", mask is not None),
+    given = [name for name, on in (("mask", mask is not None), ("checkpoint", kwargs.get("checkpoint") is not None),
                                    ("a list of style images", isinstance(style_image, (list, tuple)))) if on]
     if given:
         raise InputError(f"{', '.join(given)} with levels={cfg.levels}: coarse to fine takes none of these",

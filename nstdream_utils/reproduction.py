@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, batch, claim, data, device, files, images, weights
-from .errors import NstdreamError
+from .errors import InputError, NstdreamError
 from .presets import get_preset, resolve
 
 # The paper's printed losses: NST after 10,000 iterations; DeepDream at step 900 (step size 0.005, 299×299).
@@ -30,6 +30,10 @@ COMMAND = ("python -m nstdream_utils.reproduction run --preset paper --out resul
 CLAIM_DIR = "results/claim"
 CLAIM_COMMAND = ("python -m nstdream_utils.reproduction run --preset quick --out results/claim "
                  "--contents astronaut,chelsea,coffee,rocket,camera")
+LONG_DIR, LR_DIR, LR_RATES = "results/paper_10k", "results/lr_study", (1.0, 3.0, 10.0, 30.0, 100.0)
+LONG_COMMAND = (f"python -m nstdream_utils.reproduction run --preset paper --out {LONG_DIR} "
+                "--styles triangle,circular,spiral,3d_squares --nst-steps 10000 --checkpoints")
+LR_COMMAND = f"python -m nstdream_utils.reproduction lr-study --out {LR_DIR}"
 
 
 def _at(values: Sequence[float | None] | None, index: int) -> float | None:
@@ -92,11 +96,21 @@ def _record(out: Path, content: str, style: str, made: dict, dream: list, nst: d
 def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               styles: Sequence[str] = data.PAPER_STYLES, contents: Sequence[str] = ("astronaut",),
               recompute: bool = False, seed: int = 0, log: Callable | None = print, workers: int | None = None,
-              scheduler: str | None = None, command: str | None = None, **overrides) -> dict:
-    """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed."""
+              scheduler: str | None = None, command: str | None = None, checkpoints: bool = False,
+              **overrides) -> dict:
+    """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed.
+    ``checkpoints``: each NST saves itself to ``<out_dir>/checkpoints`` every 500 steps, and a run stopped part-way
+    goes on from there when the command is run again."""
     from .dream import deep_dream
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
+    if checkpoints and nst_cfg.optimizer not in ("sgd", "adam"):
+        raise InputError(f"checkpoints are kept for sgd and adam, not {nst_cfg.optimizer} ({preset})",
+                         where="checkpoints", fix="use the paper or tf-tutorial preset, or no checkpoints")
+    (out / "checkpoints").mkdir(parents=True, exist_ok=True) if checkpoints else None
+    saved = {(c, s): {"checkpoint": os.path.relpath(out.resolve() / "checkpoints" / f"{run_name(c, s)}.npz",
+                                               REPO / "notebooks")} if checkpoints else {}
+             for c in contents for s in styles}
     made = _made(preset, seed, nst_cfg, dream_cfg, command)
     pairs = [(c, s) for c in contents for s in styles]
     given = {} if overrides.get("learning_rate") is None else {"learning_rate": float(nst_cfg.learning_rate)}
@@ -104,7 +118,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         "preset": preset, "size": nst_cfg.size, "nst_steps": nst_cfg.num_steps, "dream_size": dream_cfg.size,
         "dream_steps": dream_cfg.num_steps, "seed": seed, **given},
         "runs": [{"content": os.path.relpath(data.content_path(c), REPO),  # the run ids hold no checkout path
-                  "style": os.path.relpath(data.style_path(s), REPO)} for c, s in pairs]}, base_dir=REPO)
+                  "style": os.path.relpath(data.style_path(s), REPO), **saved[c, s]} for c, s in pairs]}, base_dir=REPO)
     for run in batch.validate(spec) if recompute else ():  # these runs afresh
         shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
     result = batch.run_batch(spec, out / "batch", workers=workers, scheduler=scheduler, progress=log is not None)
@@ -150,6 +164,36 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     files.write_json(summary, out / "summary.json")
     say(f"summary: {out / 'summary.json'} ({len(ran)} runs computed, {len(failed)} failed)")
     return {**summary, "ran": ran, "failed": failed}
+
+
+def lr_study(out_dir: str | Path = LR_DIR, *, rates: Sequence[float] = LR_RATES,
+             styles: Sequence[str] = data.PAPER_STYLES, content: str = "astronaut", **kwargs) -> dict:
+    """The paper preset's NST at each of ``rates`` (1,000 iterations) into ``<out_dir>/lr<rate>`` by
+    :func:`run_paper`, the dream cut to 2 steps (only NST is studied); ``{rate: run_paper's result}``."""
+    return {rate: run_paper(Path(out_dir) / f"lr{rate:g}", styles=styles, contents=(content,), learning_rate=rate,
+                            dream_steps=2, **kwargs) for rate in rates}
+
+
+def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict]] | None:
+    """The study's final NST loss per rate and style (``*``: unstable by ``claim.STABILITY_RULE``) and the rate it
+    picks: the lowest median final loss among the rates whose every style ran and is stable. None before any run."""
+    found = {float(f.name[2:]): {r["style"]: r for r in load_records(f) if r["style"] != ORIGINAL}
+             for f in Path(out_dir).glob("lr*") if f.is_dir()}
+    found = {rate: runs for rate, runs in sorted(found.items()) if runs}
+    if not found:
+        return None
+    lines, medians = [f"{'lr':>5}" + "".join(f"{s:>12}" for s in data.PAPER_STYLES)], {}
+    for rate, runs in found.items():
+        ok = {s: s in runs and bool(claim.stable(runs[s]["nst_loss"])) for s in data.PAPER_STYLES}
+        cells = ["not run" if s not in runs else sig(runs[s]["nst_loss_final"]) + "*" * (not ok[s])
+                 for s in data.PAPER_STYLES]
+        lines.append(f"{rate:>5g}" + "".join(f"{c:>12}" for c in cells))
+        if all(ok.values()):
+            medians[rate] = float(np.median([runs[s]["nst_loss_final"] for s in data.PAPER_STYLES]))
+    picked = min(medians, key=medians.get, default=None)
+    lines.append("* unstable by the stability rule; " + ("no rate has all four styles run and stable" if picked is None
+                 else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable"))
+    return "\n".join(lines), [r for runs in found.values() for r in runs.values()]
 
 
 def load_summary(out_dir: str | Path = "results/paper") -> dict:
@@ -240,14 +284,20 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
     summary, claimed = load_summary(out_dir), load_summary(CLAIM_DIR)
     ours = {f"our {s['preset']} runs ({folder})": load_records(folder, s["parameters"])
             for s, folder in ((claimed, CLAIM_DIR), (summary, out_dir))}
-    claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
     table1, table2 = summary_tables(summary)
     table1 = text_table(table1, "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)")
+    study, longer = lr_table(), (Path(LONG_DIR) / "summary.json").is_file()
+    if longer:
+        long_summary = load_summary(LONG_DIR)
+        ours[f"our 10,000-iteration runs ({LONG_DIR})"] = load_records(LONG_DIR, long_summary["parameters"])
+        long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final")
+    claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
+    made_by = [*(r for runs in ours.values() for r in runs), *(study[1] if study else ())]
     made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
             + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "
                           f"{p['machine']['cpu']} ({p['machine']['cores']} cores): `{p['command']}`."
-                          for p in (r["provenance"] for runs in ours.values() for r in runs))
+                          for p in (r["provenance"] for r in made_by))
     sections = [
         "# Reproducing the paper's numbers",
         "<!-- Generated by `python -m nstdream_utils.reproduction markdown`; edit nstdream_utils/reproduction.py. -->",
@@ -259,6 +309,15 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         "\n".join(["```text", *(claim.claim_text(label, claim.evaluate(runs)) for label, runs in claims), "```"]),
         "## Tables 1 and 2 · NST loss, DeepDream loss at step 900",
         "\n".join(["```text", table1, "", text_table(table2), "```"]),
+        "## 10,000 iterations",
+        f"`{LONG_COMMAND}`: the paper's length, each NST saving itself every 500 iterations and going on from there "
+        "when the command is run again (its history is the same as a run never stopped).",
+        "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
+                   text_table(long_tables[1]), "```"]) if longer else "Not run yet.",
+        "## Learning rate of the paper preset",
+        f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr {', '.join(f'{r:g}' for r in LR_RATES)} "
+        "(keras-io's is 100, the preset's 10, with its step guard), 1,000 iterations each, final NST loss:",
+        "\n".join(["```text", study[0], "```"]) if study else "Not run yet.",
         "## How our numbers were made", "\n".join(made)]
     return files.atomic_write_text("\n\n".join(sections) + "\n", path)
 
@@ -270,23 +329,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="every content × style (notebook 06 through batch) and the original dreams")
     markdown = sub.add_parser("markdown", aliases=["docs"], help="render docs/reproduction.md from <out>")
+    study = sub.add_parser("lr-study", help="the paper preset's NST at each learning rate, 1,000 iterations")
+    study.add_argument("--out", default=LR_DIR, help=f"results folder (default {LR_DIR})")
+    study.add_argument("--rates", default=LR_RATES, type=lambda v: [float(r) for r in v.split(",")],
+                       help="comma-separated (" + ",".join(f"{r:g}" for r in LR_RATES) + ")")
     for command in (run, markdown):
         command.add_argument("--out", default="results/paper", help="results folder (default results/paper)")
     run.add_argument("--preset", default="paper", help="paper (default), quick or tf-tutorial")
     for flag, default in (("--contents", "astronaut"), ("--styles", ",".join(data.STYLE_NAMES))):
         run.add_argument(flag, default=default, type=lambda v: v.split(","), help=f"comma-separated ({default})")
-    for flag in ("--nst-steps", "--dream-steps", "--nst-size", "--dream-size", "--seed", "--workers"):
+    for flag in ("--nst-steps", "--dream-steps", "--nst-size", "--dream-size", "--seed"):
         run.add_argument(flag, type=int, default=0 if flag == "--seed" else None)
     run.add_argument("--lr", type=float, dest="learning_rate")
-    run.add_argument("--recompute", action="store_true", help="run again even when results exist")
-    run.add_argument("--scheduler", help="a Dask scheduler address, tcp://HOST:8786 (default: a local cluster)")
+    run.add_argument("--checkpoints", action="store_true", help="save each NST every 500 steps; resume from it")
+    for command in (run, study):
+        command.add_argument("--workers", type=int)
+        command.add_argument("--recompute", action="store_true", help="run again even when results exist")
+        command.add_argument("--scheduler", help="a Dask scheduler address, tcp://HOST:8786 (default: a local cluster)")
     options = vars(parser.parse_args(raw := list(sys.argv[1:] if argv is None else argv)))
     action, out = options.pop("action"), options.pop("out")
     try:
-        if action != "run":
+        if action not in ("run", "lr-study"):
             print(write_docs(out))
             return 0
-        summary = run_paper(out, **options, command=shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw]))
+        command = shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw])
+        if action == "lr-study":
+            done = lr_study(out, **options, command=command).values()
+            summary = {"failed": {k: v for result in done for k, v in result["failed"].items()}}
+        else:
+            summary = run_paper(out, **options, command=command)
     except NstdreamError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -156,14 +156,17 @@ def test_adam_and_tensorflow_lbfgs_levels_also_lower_their_loss(pair, optimizer)
 
 def test_stylize_is_style_transfer_for_one_level_and_coarse_to_fine_for_more(monkeypatch):
     calls = []
-    monkeypatch.setattr(pyramid.nst, "style_transfer", lambda c, s, **kw: calls.append(("one", kw["config"].levels)))
+    monkeypatch.setattr(pyramid.nst, "style_transfer",
+                        lambda c, s, **kw: calls.append(("one", kw["config"].levels, kw.get("checkpoint"))))
     monkeypatch.setattr(pyramid, "coarse_to_fine", lambda c, s, **kw: calls.append(("c2f", kw["config"].levels)))
     image = np.zeros((32, 32, 3), np.float32)
-    pyramid.stylize(image, image, config=CONFIG, mask=np.ones((4, 4)))
+    pyramid.stylize(image, image, config=CONFIG, mask=np.ones((4, 4)), checkpoint="run.npz")
     pyramid.stylize(image, image, config=CONFIG.replace(levels=2))
-    assert calls == [("one", 1), ("c2f", 2)]
+    assert calls == [("one", 1, "run.npz"), ("c2f", 2)]
     with pytest.raises(InputError, match="mask with levels=2"):
         pyramid.stylize(image, image, config=CONFIG.replace(levels=2), mask=np.ones((4, 4)))
+    with pytest.raises(InputError, match="checkpoint with levels=2"):
+        pyramid.stylize(image, image, config=CONFIG.replace(levels=2), checkpoint="run.npz")
 
 
 def test_coarse_to_fine_runs_lbfgs_for_new_levels_unless_told(monkeypatch):

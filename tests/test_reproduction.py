@@ -102,6 +102,54 @@ def test_a_tiny_grid_through_batch_end_to_end_and_resumed(tmp_path, weights_dir)
     assert again["ran"] == [] and {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("astronaut__*")} == mtimes
 
 
+@pytest.mark.slow
+def test_checkpointed_runs_go_on_from_where_they_stopped(tmp_path, weights_dir):
+    """With checkpoints, notebook 06 resumes an NST stopped part-way from <out>/checkpoints, to the history
+    of a run never stopped, and removes the checkpoint once the run completes."""
+    from nstdream_utils import images, nst
+
+    cfg = reproduction.resolve_configs("paper", nst_steps=24, nst_size=32)[0]
+    content, style = (images.load_image(p) for p in (data.content_path("astronaut"), data.style_path("triangle")))
+    whole = nst.style_transfer(content, style, config=cfg, progress=False)
+    path, calls = tmp_path / "checkpoints" / "astronaut__triangle.npz", iter(range(10 ** 6))
+    path.parent.mkdir()
+    stopped = nst.style_transfer(content, style, config=cfg, progress=False, checkpoint=path, checkpoint_every=10,
+                                 should_stop=lambda: next(calls) >= 15)  # saved at step 10, stopped at 15
+    assert stopped.status == "interrupted" and path.is_file()
+    summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), **{**TINY, "nst_steps": 24},
+                                     checkpoints=True, log=None, workers=1)
+    assert summary["failed"] == {} and not path.exists()
+    record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
+    np.testing.assert_allclose(record["nst_loss"], whole.history["total"], rtol=1e-5)  # one machine: rounding only
+    executed = (tmp_path / "batch" / "runs" / record["batch_run"] / "06_nst_to_deepdream.ipynb").read_text()
+    assert 'checkpoints/astronaut__triangle.npz\\"' in executed  # the parameter papermill injected
+    with pytest.raises(reproduction.InputError, match="sgd and adam"):
+        reproduction.run_paper(tmp_path, preset="quick", styles=("triangle",), checkpoints=True, log=None)
+
+
+def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
+    """lr_table: final losses per rate and style, ``*`` on a run the stability rule marks, and the pick among
+    the rates whose four styles all ran and are stable (synthetic curves)."""
+    falling = [100.0, 50.0, 40.0, 39.0, 38.0, 37.0, 36.0, 35.0, 34.0, 33.0]
+    curves = {1.0: (falling, 1.0), 3.0: (falling, 0.5), 30.0: (falling[:-1] + [80.0], 0.1)}
+    for rate, (curve, scale) in curves.items():
+        folder = tmp_path / f"lr{rate:g}"
+        folder.mkdir()
+        for style in PAPER_STYLES:
+            losses = [v * scale for v in curve]
+            (folder / f"astronaut__{style}.json").write_text(json.dumps(
+                {"status": "completed", "style": style, "parameters": {}, "nst_loss": losses,
+                 "nst_loss_final": losses[-1]}))
+    (tmp_path / "lr10").mkdir()  # a rate not run yet
+    text, records = reproduction.lr_table(tmp_path)
+    lines = text.splitlines()
+    assert lines[0].split() == ["lr", *PAPER_STYLES] and len(records) == 12
+    assert lines[1].split() == ["1", "33", "33", "33", "33"] and lines[2].split() == ["3"] + ["16.5"] * 4
+    assert lines[3].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
+    assert lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four stable")
+    assert reproduction.lr_table(tmp_path / "none") is None
+
+
 # ---------------------------------------------------------------------------------- pure helpers
 
 
@@ -206,6 +254,10 @@ def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
                    "10,431.64", "3.6324", "ours, paper's Eq 6", "16,950", "our quick runs (results/claim): 40 runs",
                    "Made by commit `08c33dac31`"):
         assert phrase in text, phrase
+    makefile = (REPO / "Makefile").read_text()
+    for command in (reproduction.COMMAND, reproduction.CLAIM_COMMAND, reproduction.LONG_COMMAND, reproduction.LR_COMMAND):
+        assert command.replace("python", "$(PY)", 1) in makefile, command  # `make paper` runs what the docs name
+        assert command in text, command
     assert text == (REPO / "docs" / "reproduction.md").read_text(), \
         "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
     written = []
