@@ -79,7 +79,7 @@ paper: setup
 	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper --styles triangle,circular,spiral,3d_squares
 	$(PY) -m nstdream_utils.reproduction run --preset quick --out results/claim --contents astronaut,chelsea,coffee,rocket,camera
 	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper_10k --styles triangle,circular,spiral,3d_squares --nst-steps 10000 --checkpoints
-	$(PY) -m nstdream_utils.reproduction lr-study --out results/lr_study
+	-$(PY) -m nstdream_utils.reproduction lr-study --out results/lr_study  # a rate whose runs diverge is a result
 	$(PY) -m nstdream_utils.reproduction markdown
 
 benchmarks: setup

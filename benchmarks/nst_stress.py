@@ -24,8 +24,9 @@ three-colour sine stripes, fine checkerboards and saturated noise at several fre
 The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit
 and CPU that made it) and skips the runs already in the file, so a stopped matrix goes on where it
 stopped; ``--shard K/N`` runs one N-th of the matrix (K from 0; every size in each shard), so N
-processes on one file share the matrix (each appends whole lines). The JSON line counts every run of the matrix found in
-the file, including runs made by earlier invocations.
+processes on one file, with the same photos and styles, share the matrix (each appends whole lines).
+The JSON line counts every run of the matrix found in the file, including runs made by earlier
+invocations.
 """
 
 from __future__ import annotations
@@ -147,9 +148,9 @@ def _done(path: Path | None) -> dict[tuple, dict]:
         for line in path.read_text().splitlines():
             try:
                 r = json.loads(line)
-            except json.JSONDecodeError:
+                done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
+            except (json.JSONDecodeError, KeyError, TypeError):
                 continue
-            done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
     return done
 
 
@@ -184,6 +185,8 @@ def main() -> None:
     args = parser.parse_args()
     common.setup_env()
     shard, n_shards = (int(x) for x in args.shard.split("/"))
+    if not 0 <= shard < n_shards:
+        raise SystemExit(f"--shard K/N needs 0 ≤ K < N, got {args.shard}")
 
     content_images, style_images = _pick(args.photos, photos()), _pick(args.styles, styles())
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -194,7 +197,7 @@ def main() -> None:
     commit = _commit()
     start = time.perf_counter()
     for i, key in enumerate(matrix):
-        if (i + i // len(sizes)) % n_shards != shard or key in done:  # shards alternate sizes, so each gets all
+        if (i // len(sizes) + i % len(sizes)) % n_shards != shard or key in done:  # every size in every shard
             continue
         preset, photo, style, size, steps = key
         r = run_one(content_images[photo], style_images[style], preset_config(preset), size, steps)
@@ -202,8 +205,12 @@ def main() -> None:
                  cpu=machine["cpu"], cpu_simd=[f for f in machine["cpu_simd"] if f in SIMD_NOTED])
         done[key] = r
         if args.runs is not None:
-            with open(args.runs, "a") as f:
-                f.write(json.dumps(r) + "\n")
+            with open(args.runs, "a+b") as f:
+                torn = False  # the last line cut off by a killed run: start on a new line
+                if f.seek(0, 2) > 0:
+                    f.seek(-1, 2)
+                    torn = f.read(1) != b"\n"
+                f.write(b"\n" * torn + (json.dumps(r) + "\n").encode())
     done = {**done, **_done(args.runs)}  # runs other shards finished meanwhile
     runs = [done[k] for k in matrix if k in done]
     record = {"benchmark": "nst_stress", **machine, "steps": args.steps, "sizes": sizes,

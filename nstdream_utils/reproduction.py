@@ -5,6 +5,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -100,7 +101,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
               **overrides) -> dict:
     """Notebook 06 on each content × style (a resumable batch), a dream on each content; the summary, ran, failed.
     ``checkpoints``: each NST saves itself to ``<out_dir>/checkpoints`` every 500 steps, and a run stopped part-way
-    goes on from there when the command is run again."""
+    through its NST goes on from there when the command is run again (the file goes when its NST completes)."""
     from .dream import deep_dream
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
@@ -121,6 +122,8 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
                   "style": os.path.relpath(data.style_path(s), REPO), **saved[c, s]} for c, s in pairs]}, base_dir=REPO)
     for run in batch.validate(spec) if recompute else ():  # these runs afresh
         shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
+    for name in (run_name(c, s) for c, s in pairs) if recompute else ():
+        (out / "checkpoints" / f"{name}.npz").unlink(missing_ok=True)
     result = batch.run_batch(spec, out / "batch", workers=workers, scheduler=scheduler, progress=log is not None)
     old = {run_name(r["content"], r["style"]): r for r in load_records(out, made["parameters"])}
     records, ran, failed = {}, [], {}
@@ -178,7 +181,7 @@ def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict]] | None:
     """The study's final NST loss per rate and style (``*``: unstable by ``claim.STABILITY_RULE``) and the rate it
     picks: the lowest median final loss among the rates whose every style ran and is stable. None before any run."""
     found = {float(f.name[2:]): {r["style"]: r for r in load_records(f) if r["style"] != ORIGINAL}
-             for f in Path(out_dir).glob("lr*") if f.is_dir()}
+             for f in Path(out_dir).glob("lr*") if f.is_dir() and re.fullmatch(r"lr\d+(\.\d+)?", f.name)}
     found = {rate: runs for rate, runs in sorted(found.items()) if runs}
     if not found:
         return None
@@ -221,13 +224,13 @@ def sig(value: float | None, digits: int = 4) -> str:
     return f"{rounded:,.0f}" if abs(rounded) >= 10 ** (digits - 1) else f"{rounded:.{digits}g}"
 
 
-def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000",
-                   ours_key_dream: str = "dream_loss_900") -> tuple[list[dict], list[dict]]:
+def summary_tables(summary: dict, *, ours_key_nst: str = "nst_loss_1000", ours_key_dream: str = "dream_loss_900",
+                   ours_key_eq6: str | None = "nst_loss_eq6_1000") -> tuple[list[dict], list[dict]]:
     """Tables 1 (NST) and 2 (dream, with original): style, paper, ours, ratio, eq6, paper_rank, our_rank per row."""
     ours = {**summary.get("styles", {}), ORIGINAL: {k[9:]: v for k, v in summary.items() if k.startswith("original_")}}
     nst_ratio = summary.get("parameters", {}).get("nst", {}).get("num_steps") == 10_000  # like for like
     tables, dream = [], {**PAPER_DREAM_LOSS_900, ORIGINAL: PAPER_ORIGINAL_DREAM_LOSS_900}
-    for paper, key, ratio, eq6 in ((PAPER_NST_LOSS_10000, ours_key_nst, nst_ratio, "nst_loss_eq6_1000"),
+    for paper, key, ratio, eq6 in ((PAPER_NST_LOSS_10000, ours_key_nst, nst_ratio, ours_key_eq6),
                                    (dream, ours_key_dream, True, None)):
         names = [n for n in paper if n in ours]
         values = [ours[n].get(key) for n in names]
@@ -287,12 +290,12 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
     table1, table2 = summary_tables(summary)
     table1 = text_table(table1, "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)")
     study, longer = lr_table(), (Path(LONG_DIR) / "summary.json").is_file()
-    if longer:
-        long_summary = load_summary(LONG_DIR)
-        ours[f"our 10,000-iteration runs ({LONG_DIR})"] = load_records(LONG_DIR, long_summary["parameters"])
-        long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final")
     claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
     made_by = [*(r for runs in ours.values() for r in runs), *(study[1] if study else ())]
+    if longer:  # its Table 1 at the last iteration; Eq 6 is recorded at iteration 1,000 only
+        long_summary = load_summary(LONG_DIR)
+        made_by += load_records(LONG_DIR, long_summary["parameters"])
+        long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final", ours_key_eq6=None)
     made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
             + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "
@@ -310,12 +313,14 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         "## Tables 1 and 2 · NST loss, DeepDream loss at step 900",
         "\n".join(["```text", table1, "", text_table(table2), "```"]),
         "## 10,000 iterations",
-        f"`{LONG_COMMAND}`: the paper's length, each NST saving itself every 500 iterations and going on from there "
-        "when the command is run again (its history is the same as a run never stopped).",
+        f"`{LONG_COMMAND}`: the paper's length, each NST saving itself every 500 iterations; run again, a run "
+        "stopped during its NST goes on from there, to the same history as a run never stopped (one stopped during "
+        "its dream runs again). The loss after the last iteration:",
         "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
                    text_table(long_tables[1]), "```"]) if longer else "Not run yet.",
         "## Learning rate of the paper preset",
-        f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr {', '.join(f'{r:g}' for r in LR_RATES)} "
+        f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr "
+        f"{', '.join(f'{r:g}' for r in LR_RATES)} by default "
         "(keras-io's is 100, the preset's 10, with its step guard), 1,000 iterations each, final NST loss:",
         "\n".join(["```text", study[0], "```"]) if study else "Not run yet.",
         "## How our numbers were made", "\n".join(made)]
@@ -323,7 +328,7 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nstdream_utils.reproduction run|markdown [options]`` (``--help`` for each)."""
+    """``python -m nstdream_utils.reproduction run|lr-study|markdown [options]`` (``--help`` for each)."""
     parser = argparse.ArgumentParser(prog="python -m nstdream_utils.reproduction",
                                      description="Reproduce the paper's numbers beside ours.")
     sub = parser.add_subparsers(dest="action", required=True)
@@ -354,8 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = shlex.join(["python", "-m", "nstdream_utils.reproduction", *raw])
         if action == "lr-study":
-            done = lr_study(out, **options, command=command).values()
-            summary = {"failed": {k: v for result in done for k, v in result["failed"].items()}}
+            done = lr_study(out, **options, command=command)
+            summary = {"failed": {f"lr{rate:g}/{name}": error for rate, result in done.items()
+                                  for name, error in result["failed"].items()}}
         else:
             summary = run_paper(out, **options, command=command)
     except NstdreamError as error:

@@ -141,6 +141,7 @@ def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
                 {"status": "completed", "style": style, "parameters": {}, "nst_loss": losses,
                  "nst_loss_final": losses[-1]}))
     (tmp_path / "lr10").mkdir()  # a rate not run yet
+    (tmp_path / "lr_old").mkdir()  # not a rate: ignored
     text, records = reproduction.lr_table(tmp_path)
     lines = text.splitlines()
     assert lines[0].split() == ["lr", *PAPER_STYLES] and len(records) == 12
@@ -148,6 +149,20 @@ def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
     assert lines[3].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
     assert lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four stable")
     assert reproduction.lr_table(tmp_path / "none") is None
+
+
+def test_the_lr_study_command_names_each_failed_run_with_its_rate(monkeypatch, capsys):
+    seen = {}
+
+    def lr_study(out, **options):
+        seen.update(out=out, **options)
+        return {rate: {"failed": {"astronaut__spiral": "NonFiniteLossError"}} for rate in options["rates"]}
+
+    monkeypatch.setattr(reproduction, "lr_study", lr_study)
+    assert reproduction.main(["lr-study", "--rates", "3,100", "--workers", "1"]) == 1
+    assert seen["out"] == reproduction.LR_DIR and seen["rates"] == [3.0, 100.0] and seen["workers"] == 1
+    assert seen["command"] == "python -m nstdream_utils.reproduction lr-study --rates 3,100 --workers 1"
+    assert "2 runs failed: lr3/astronaut__spiral, lr100/astronaut__spiral" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------- pure helpers
@@ -255,7 +270,8 @@ def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
                    "Made by commit `08c33dac31`"):
         assert phrase in text, phrase
     makefile = (REPO / "Makefile").read_text()
-    for command in (reproduction.COMMAND, reproduction.CLAIM_COMMAND, reproduction.LONG_COMMAND, reproduction.LR_COMMAND):
+    for command in (reproduction.COMMAND, reproduction.CLAIM_COMMAND, reproduction.LONG_COMMAND,
+                    reproduction.LR_COMMAND):
         assert command.replace("python", "$(PY)", 1) in makefile, command  # `make paper` runs what the docs name
         assert command in text, command
     assert text == (REPO / "docs" / "reproduction.md").read_text(), \
