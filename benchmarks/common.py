@@ -26,6 +26,7 @@ import json
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,15 @@ def setup_env() -> None:
                 break
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+
+
+def commit() -> str:
+    """The checkout's commit (10 hex digits), or ``"unknown"``."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def emit(record: dict) -> None:

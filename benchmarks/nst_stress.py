@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -133,14 +132,6 @@ def _pick(requested: str, available: dict) -> dict:
     return {n: available[n] for n in names}
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short=10", "HEAD"], cwd=common.ROOT, capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def _done(path: Path | None) -> dict[tuple, dict]:
     """The runs already in ``--runs``, by (preset, photo, style, size, steps); a torn last line is ignored."""
     done = {}
@@ -194,7 +185,7 @@ def main() -> None:
               for photo in content_images for style in style_images for size in sizes]
     done = _done(args.runs)
     machine = common.machine()
-    commit = _commit()
+    commit = common.commit()
     start = time.perf_counter()
     for i, key in enumerate(matrix):
         if (i // len(sizes) + i % len(sizes)) % n_shards != shard or key in done:  # every size in every shard
