@@ -15,9 +15,10 @@ Presets: ``quick``, ``paper`` (with its step guard, ``sgd_guard_factor``), ``tf-
 and the paper recipe at quick's size (the SGD that ``quick`` used before it moved to L-BFGS) — for
 like-for-like comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
 
-Photos: the three in ``data/content`` plus ``rocket`` and ``motorcycle`` from scikit-image's
-bundled data when it is installed (its files ship with the package; nothing is downloaded), and
-``portrait``: the astronaut resized to 600×512 (height × width) to have one portrait shape.
+Photos: the five in ``data/content`` and, when scikit-image is installed (its files ship with the
+package; nothing is downloaded), its ``motorcycle`` and its full-size ``rocket`` (640×427, in place
+of ``data/content``'s 512×342 copy); and ``portrait``: the astronaut resized to 600×512 (height ×
+width) to have one portrait shape. Seven photos in all.
 Styles: the eight in ``data/styles`` plus generated high-energy images (:func:`generated_styles`):
 three-colour sine stripes, fine checkerboards and saturated noise at several frequencies.
 
