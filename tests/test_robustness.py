@@ -741,3 +741,20 @@ def test_papermill_parameters_are_passed_as_values():
     assert value == hostile and ast.literal_eval(PythonTranslator.translate(value)) == hostile
     with pytest.raises(InputError):
         report._plain("preset", type("Code", (), {"__repr__": lambda self: "__import__('os')"})())
+
+
+def test_the_stress_table_in_the_docs_is_the_committed_matrix(monkeypatch):
+    """docs/robustness.md's stress table is what `nst_stress.summarize` makes of the committed runs: the full
+    matrix, each run once, none diverged and none ended above its first loss."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import nst_stress
+
+    runs = [json.loads(line) for line in (REPO / "results" / "stress" / "nst_stress.jsonl").read_text().splitlines()]
+    keys = {(r["preset"], r["photo"], r["style"], r["size"], r["steps"]) for r in runs}
+    assert len(keys) == len(runs) == 3 * 7 * 14 * 4 and all(r["commit"] and r["cpu"] for r in runs)
+    docs = (REPO / "docs" / "robustness.md").read_text(encoding="utf-8")
+    for preset, c in nst_stress.summarize(runs).items():
+        assert c["diverged"] == 0 and c["ended_above_start"] == 0, preset
+        row = f"| {c['runs']} | {c['diverged']} | {c['spiked']} | {c['ended_above_start']} |"
+        assert re.search(rf"\| {re.escape(preset)} \([^)]*\) {re.escape(row)}", docs), (preset, row)
+        assert f"| {c['final_over_first_max']:.3g} |" in docs, preset
