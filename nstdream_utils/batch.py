@@ -329,9 +329,9 @@ def _local_worker(gpu: str | None) -> None:
 def _connect(workers: int, scheduler: str | None, gpus: Sequence[str]):
     """A Dask client on ``scheduler``, else on a LocalCluster of ``workers`` processes: InputError if it fails."""
     from distributed import Client
-    try:
+    try:  # the workers log nothing below CRITICAL: a heartbeat to a scheduler that Ctrl-C ended is no news
         client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s") if scheduler else Client(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="ERROR")
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs="CRITICAL")
     except Exception as exc:  # noqa: BLE001 — OSError, TimeoutError, ValueError: cannot connect
         where = f"--scheduler {scheduler}" if scheduler else "LocalCluster"
         raise InputError(f"cannot reach the Dask scheduler ({exc})", where=where,
