@@ -83,7 +83,7 @@ class GridSpec:
         walk(grid, "grid", 0)
         if unknown := [key for key in grid if key not in GRID_KEYS]:
             raise bad(f"unknown top-level key {unknown[0]!r}",
-                      fix=did_you_mean(unknown[0], GRID_KEYS).strip() or f"use {', '.join(GRID_KEYS)}")
+                      fix=did_you_mean(unknown[0], GRID_KEYS, f"use {', '.join(GRID_KEYS)}"))
         parameters, runs, outputs = grid.get("parameters") or {}, grid.get("runs") or [], grid.get("outputs")
         if not isinstance(parameters, Mapping) or not isinstance(runs, list) or not all(
                 isinstance(r, Mapping) for r in runs):
@@ -194,7 +194,7 @@ def _check(key: str, value: Any, defaults: Mapping[str, Any], notebook: Path) ->
                          fix=f"remove {key!r} from the grid; use --out to choose where runs go")
     if key not in defaults:
         raise InputError(f"unknown parameter {key!r}: the notebook {notebook.name} does not define it in its "
-                         "parameters cell", fix=did_you_mean(key, defaults).strip() or f"defined: {', '.join(defaults)}")
+                         "parameters cell", fix=did_you_mean(key, defaults, f"defined: {', '.join(defaults)}"))
     default = defaults[key]
     kind = list if isinstance(default, tuple) else type(default)
     value = float(value) if kind is float and type(value) is int else value

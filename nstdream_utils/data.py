@@ -32,7 +32,7 @@ def _existing(name: object, names: tuple[str, ...], kind: str) -> Path:
         raise TypeError(f"{kind} name must be a str, got {type(name).__name__} {name!r} — use one of {list(names)}")
     if name not in names:
         raise InputError(f"unknown {kind} {name!r}", where=f"{kind}_path",
-                         fix=f"{did_you_mean(name, names)}valid names: {', '.join(names)}")
+                         fix=did_you_mean(name, names, f"valid names: {', '.join(names)}"))
     path = data_dir() / ("styles" if kind == "style" else kind) / f"{name}.png"
     if not path.is_file():
         raise MissingFileError(f"the {kind} image {name!r} has not been generated", where=str(path),

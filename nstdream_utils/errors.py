@@ -3,11 +3,12 @@
 import difflib
 
 
-def did_you_mean(name, valid) -> str:
-    """``"did you mean '<closest of valid>'? "``, or ``""`` if none is close (case, ``-`` and spaces aside)."""
+def did_you_mean(name, valid, listing: str) -> str:
+    """``"did you mean '<closest of valid>'? <listing>"``, or ``listing`` if none is close (case, ``-`` and spaces
+    aside); ``listing`` names the valid choices."""
     key = str(name).lower().replace("-", "_").replace(" ", "_")
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.5)
-    return f"did you mean {close[0]!r}? " if close else ""
+    return f"did you mean {close[0]!r}? {listing}" if close else listing
 
 
 class NstdreamError(Exception):

@@ -8,7 +8,7 @@ import tensorflow as tf
 from . import device, images, losses, models, optim
 from ._loop import Recorder, RunResult, run_steps
 from .errors import InputError
-from .presets import NSTConfig, check_mask, check_styles, nst_config
+from .presets import NSTConfig, check_checkpointable, check_mask, check_styles, nst_config
 
 resolve_config = nst_config  # a preset name or NSTConfig plus overrides (None keeps) → an NSTConfig
 
@@ -198,9 +198,8 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     if cfg.levels > 1:
         raise InputError(f"levels={cfg.levels}: style_transfer runs one level", where="levels",
                          fix="run several levels with pyramid.coarse_to_fine or pipeline.run_pipeline")
-    if checkpoint is not None and cfg.optimizer not in ("sgd", "adam"):
-        raise InputError(f"checkpoints are kept for sgd and adam, not {cfg.optimizer}", where="checkpoint",
-                         fix="leave checkpoint unset, or use optimizer='sgd' or 'adam'")
+    if checkpoint is not None:
+        check_checkpointable(cfg, "checkpoint")
     models.check_precision(precision)  # a bad precision fails here, before any work
     device.setup()
     device.seed_everything(seed)

@@ -79,7 +79,7 @@ def _check(cfg) -> None:
 def _check_name(name, valid, kind: str, where: str) -> None:
     """InputError unless ``name`` is in ``valid``, suggesting a close match and listing the valid names."""
     if name not in valid:
-        _fail(f"unknown {kind} '{name}'", where, f"{did_you_mean(name, valid)}valid {kind}s: {', '.join(valid)}")
+        _fail(f"unknown {kind} '{name}'", where, did_you_mean(name, valid, f"valid {kind}s: {', '.join(valid)}"))
 
 
 def check_layers(layers, valid: tuple[str, ...], *, where: str) -> None:
@@ -107,6 +107,13 @@ def check_styles(cfg: NSTConfig, num_styles: int) -> None:
     if cfg.style_blend is not None and len(cfg.style_blend) != num_styles:
         _fail(f"{len(cfg.style_blend)} weights for {num_styles} style images", "style_blend",
               f"give one weight per style image ({num_styles})")
+
+
+def check_checkpointable(cfg: NSTConfig, where: str) -> None:
+    """Refuse a checkpoint for an optimiser whose state is not saved (L-BFGS): only SGD and Adam are kept."""
+    if cfg.optimizer not in ("sgd", "adam"):
+        _fail(f"checkpoints are kept for sgd and adam, not {cfg.optimizer}", where,
+              "use optimizer 'sgd' or 'adam' (the paper or tf-tutorial preset), or no checkpoint")
 
 
 def check_mask(mask) -> np.ndarray:

@@ -136,8 +136,9 @@ def run_notebooks(notebooks: Sequence[str | os.PathLike], out_dir: str | os.Path
     declared = {path: declared_parameters(path) for path in paths}
     known = set().union(*declared.values())
     if unknown := sorted(values.keys() - known):
+        defined = f"defined: {', '.join(sorted(known)) or 'none'}"
         raise InputError(f"no notebook's parameters cell defines {unknown[0]!r}",
-                         fix=did_you_mean(unknown[0], sorted(known)).strip() or f"defined: {', '.join(sorted(known)) or 'none'}")
+                         fix=did_you_mean(unknown[0], sorted(known), defined))
     for number, path in enumerate(paths, start=1):
         given = {name: value for name, value in values.items() if name in declared[path]}
         given.update({"preset": preset} if preset is not None and "preset" in declared[path] else {})

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, batch, claim, data, device, files, images, weights
-from .errors import InputError, NstdreamError
-from .presets import get_preset, resolve
+from .errors import NstdreamError
+from .presets import check_checkpointable, get_preset, resolve
 
 # The paper's printed losses: NST after 10,000 iterations; DeepDream at step 900 (step size 0.005, 299×299).
 PAPER_NST_LOSS_10000 = {"triangle": 10431.64, "circular": 23225.48, "spiral": 40709.7, "3d_squares": 1788.9}
@@ -105,25 +105,24 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     from .dream import deep_dream
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
-    if checkpoints and nst_cfg.optimizer not in ("sgd", "adam"):
-        raise InputError(f"checkpoints are kept for sgd and adam, not {nst_cfg.optimizer} ({preset})",
-                         where="checkpoints", fix="use the paper or tf-tutorial preset, or no checkpoints")
-    (out / "checkpoints").mkdir(parents=True, exist_ok=True) if checkpoints else None
-    saved = {(c, s): {"checkpoint": os.path.relpath(out.resolve() / "checkpoints" / f"{run_name(c, s)}.npz",
-                                               REPO / "notebooks")} if checkpoints else {}
-             for c in contents for s in styles}
-    made = _made(preset, seed, nst_cfg, dream_cfg, command)
     pairs = [(c, s) for c in contents for s in styles]
+    saved = {pair: out / "checkpoints" / f"{run_name(*pair)}.npz" for pair in pairs} if checkpoints else {}
+    if checkpoints:
+        check_checkpointable(nst_cfg, "checkpoints")
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    made = _made(preset, seed, nst_cfg, dream_cfg, command)
     given = {} if overrides.get("learning_rate") is None else {"learning_rate": float(nst_cfg.learning_rate)}
     spec = batch.GridSpec.from_dict({"notebook": "notebooks/06_nst_to_deepdream.ipynb", "parameters": {
         "preset": preset, "size": nst_cfg.size, "nst_steps": nst_cfg.num_steps, "dream_size": dream_cfg.size,
         "dream_steps": dream_cfg.num_steps, "seed": seed, **given},
         "runs": [{"content": os.path.relpath(data.content_path(c), REPO),  # the run ids hold no checkout path
-                  "style": os.path.relpath(data.style_path(s), REPO), **saved[c, s]} for c, s in pairs]}, base_dir=REPO)
+                  "style": os.path.relpath(data.style_path(s), REPO),
+                  **({"checkpoint": os.path.relpath(saved[c, s].resolve(), REPO / "notebooks")} if saved else {})}
+                 for c, s in pairs]}, base_dir=REPO)
     for run in batch.validate(spec) if recompute else ():  # these runs afresh
         shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
-    for name in (run_name(c, s) for c, s in pairs) if recompute else ():
-        (out / "checkpoints" / f"{name}.npz").unlink(missing_ok=True)
+    for path in saved.values() if recompute else ():
+        path.unlink(missing_ok=True)
     result = batch.run_batch(spec, out / "batch", workers=workers, scheduler=scheduler, progress=log is not None)
     old = {run_name(r["content"], r["style"]): r for r in load_records(out, made["parameters"])}
     records, ran, failed = {}, [], {}

@@ -64,7 +64,7 @@ def _file(name: str) -> str:
     """The weight file name for ``name``; InputError suggesting a close name."""
     if name not in FILES:
         raise InputError(f"unknown weights name {name!r}", where="weights",
-                         fix=f"{did_you_mean(name, NAMES)}use one of {', '.join(NAMES)}")
+                         fix=did_you_mean(name, NAMES, f"use one of {', '.join(NAMES)}"))
     return FILES[name]
 
 

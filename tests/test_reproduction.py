@@ -13,6 +13,7 @@ import pytest
 
 from nstdream_utils import batch, data, presets, reproduction
 from nstdream_utils.data import PAPER_STYLES
+from nstdream_utils.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER_DIR, CLAIM_DIR = REPO / "results" / "paper", REPO / reproduction.CLAIM_DIR
@@ -123,7 +124,7 @@ def test_checkpointed_runs_go_on_from_where_they_stopped(tmp_path, weights_dir):
     np.testing.assert_allclose(record["nst_loss"], whole.history["total"], rtol=1e-5)  # one machine: rounding only
     executed = (tmp_path / "batch" / "runs" / record["batch_run"] / "06_nst_to_deepdream.ipynb").read_text()
     assert 'checkpoints/astronaut__triangle.npz\\"' in executed  # the parameter papermill injected
-    with pytest.raises(reproduction.InputError, match="sgd and adam"):
+    with pytest.raises(InputError, match="sgd and adam"):
         reproduction.run_paper(tmp_path, preset="quick", styles=("triangle",), checkpoints=True, log=None)
 
 
