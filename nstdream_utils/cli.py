@@ -277,9 +277,9 @@ def _run_tool(args) -> int:
               sep="\n")
         return EXIT_OK if all(r["ok"] for r in rows) else EXIT_ERROR
     elif args.command == "info":
-        print(device.format_report(), "weights:", sep="\n")
-        for row in weights.check():
-            print(f"  {'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'}")
+        print(device.format_report(), "weights:",
+              *(f"  {'ok ' if row['ok'] else 'BAD'} {row['name']}: {row.get('path') or '-'}" for row in weights.check()),
+              sep="\n")
         print("presets:", *map(presets.describe, presets.PRESETS.values()), sep="\n")
     elif args.command == "data" and args.what == "content":
         print(*data.write_content(args.out), sep="\n")

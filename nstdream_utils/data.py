@@ -62,7 +62,6 @@ def write_content(directory: str | os.PathLike | None = None) -> list[Path]:
     for name in CONTENT_NAMES:
         photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")  # uint8
         photo.thumbnail((512, 512), Image.Resampling.LANCZOS, reducing_gap=None)
-        buffer = io.BytesIO()
-        photo.save(buffer, format="PNG", compress_level=9)
+        photo.save(buffer := io.BytesIO(), format="PNG", compress_level=9)
         paths.append(atomic_write_bytes(buffer.getvalue(), folder / f"{name}.png"))
     return paths

@@ -16,8 +16,6 @@ INCEPTION_MIN_SIZE = 75  # Inception v3 needs at least 75×75 pixels; smaller im
 class DreamResult(RunResult):
     """What :func:`deep_dream` returns: ``image`` at the working size; ``history["loss"][i]``: before update i."""
 
-    main_key = "loss"
-
 
 def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
     """Resize to the configured size (exact square or longest side), at least 75 px on each side."""
@@ -26,12 +24,6 @@ def prepare_image(image, cfg: DreamConfig) -> np.ndarray:
 
 
 FLOAT16_LOSS_SCALE = 2.0 ** 12  # the loss × this through a float16 network: its gradient (≈ 10⁻³) would underflow
-
-
-def guide_features(extractor: models.FeatureExtractor, guide, cfg: DreamConfig) -> dict[str, tf.Tensor]:
-    """The guide image's features at each dream layer and the dream's size, ``[Q, C]`` (positions × channels)."""
-    features = extractor(prepare_image(guide, cfg)[np.newaxis])
-    return {n: tf.reshape(tf.cast(f, tf.float32), [-1, f.shape[-1]]) for n, f in features.items()}
 
 
 def _gradient_fn(extractor: models.FeatureExtractor, guides: dict | None):
@@ -100,7 +92,8 @@ def deep_dream(image, *, config: DreamConfig | str = "quick", seed: int = 0, pro
     device.seed_everything(seed)
     base = prepare_image(image, cfg)
     extractor = models.inception_features(cfg.layers, weights=weights, precision=precision)
-    guides = guide_features(extractor, guide, cfg) if guide is not None else None
+    guides = None if guide is None else {  # the guide's features at the dream's size, [positions, channels]
+        name: tf.reshape(f, [-1, f.shape[-1]]) for name, f in extractor(prepare_image(guide, cfg)[np.newaxis]).items()}
     whole_step = make_step(extractor, cfg, guides)
     tiled_step = make_tiled_step(extractor, cfg, guides) if cfg.tile_size else None  # traced at its first call
     rng = np.random.default_rng(seed)

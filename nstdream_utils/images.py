@@ -83,8 +83,7 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
 def save_image(image: Any, path: str | os.PathLike) -> Path:
     """Save ``image`` as an 8-bit RGB PNG (:func:`to_pil`), atomically; InputError for a bad image or path."""
     target = check_output_path(path, suffixes=(".png",))
-    buffer = io.BytesIO()
-    to_pil(image).save(buffer, format="PNG")
+    to_pil(image).save(buffer := io.BytesIO(), format="PNG")
     return atomic_write_bytes(buffer.getvalue(), target)
 
 

@@ -80,8 +80,7 @@ class NSTLoss:
             image_positions=tf.shape(image)[1] * tf.shape(image)[2]) for weight, targets in self.blend])
         tv = losses.total_variation_loss(image, kind=cfg.tv_kind, power=cfg.tv_power) \
             if cfg.tv_weight else tf.constant(0.0)
-        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style,
-                 "tv": cfg.tv_weight * tv}
+        terms = {"content": cfg.content_weight * content, "style": cfg.style_weight * style, "tv": cfg.tv_weight * tv}
         if self.outside is not None:  # the mask's pixel term counts as content
             kept = tf.square(image / cfg.pixel_scale - self.content_image) * self.outside
             terms["content"] += cfg.mask_weight * tf.reduce_mean(kept)
@@ -209,8 +208,7 @@ def style_transfer(content_image, style_image, *, config: NSTConfig | str = "qui
     loss_fn = NSTLoss(content, styles, cfg, mask=mask, weights=weights, precision=precision)
     x0 = _initial_image(content, styles[0], cfg, seed)
     recorder = Recorder(num_steps=cfg.num_steps, get_image=lambda: x0[0] / cfg.pixel_scale, progress=progress,
-                        desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every,
-                        callback=callback, main_key="total")
+                        desc=f"NST ({cfg.optimizer})", log_every=log_every, frame_every=frame_every, callback=callback)
     saving = {"checkpoint": optim.Checkpoint(checkpoint, checkpoint_every)} if checkpoint is not None else {}
     image = loop_for(cfg.optimizer)(loss_fn, x0, cfg, recorder, should_stop=should_stop, **saving)
     if cfg.preserve_color == "luminance":  # after the run: the output's luminance Y, the content's Cb, Cr

@@ -40,8 +40,7 @@ def coarse_to_fine(content_image, style_image, *, config: NSTConfig | str = "qui
             lambda step, losses, img, level=level: callback(step, {**losses, "level": float(level)}, img)
         recorder = Recorder(num_steps=num_steps, get_image=lambda x0=x0: x0[0] / level_cfg.pixel_scale,
                             progress=progress, desc=f"NST level {level + 1}/{cfg.levels} {h}×{w}",
-                            log_every=log_every, callback=tagged, main_key="total",
-                            step_offset=len(history.get("total", [])))
+                            log_every=log_every, callback=tagged, step_offset=len(history.get("total", [])))
         loop = nst.loop_for(level_cfg.optimizer)
         image = np.clip(loop(loss_fn, x0, level_cfg, recorder, should_stop=should_stop), 0, 1).astype(np.float32)
         del loss_fn

@@ -334,11 +334,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = sub.add_parser("run", help="every content × style (notebook 06 through batch) and the original dreams")
     markdown = sub.add_parser("markdown", aliases=["docs"], help="render docs/reproduction.md from <out>")
     study = sub.add_parser("lr-study", help="the paper preset's NST at each learning rate, 1,000 iterations")
-    study.add_argument("--out", default=LR_DIR, help=f"results folder (default {LR_DIR})")
+    for command, folder in ((study, LR_DIR), (run, "results/paper"), (markdown, "results/paper")):
+        command.add_argument("--out", default=folder, help=f"results folder (default {folder})")
     study.add_argument("--rates", default=LR_RATES, type=lambda v: [float(r) for r in v.split(",")],
                        help="comma-separated (" + ",".join(f"{r:g}" for r in LR_RATES) + ")")
-    for command in (run, markdown):
-        command.add_argument("--out", default="results/paper", help="results folder (default results/paper)")
     run.add_argument("--preset", default="paper", help="paper (default), quick or tf-tutorial")
     for flag, default in (("--contents", "astronaut"), ("--styles", ",".join(data.STYLE_NAMES))):
         run.add_argument(flag, default=default, type=lambda v: v.split(","), help=f"comma-separated ({default})")
