@@ -87,7 +87,7 @@ def _record(out: Path, content: str, style: str, made: dict, dream: list, nst: d
         eq6 = [0.5 * c + s for c, s in zip(nst["content_loss"], nst["style_loss"])]  # the paper's Eq 6: ½, no TV
         run.update({f"nst_{term}_loss": nst[f"{term}_loss"] for term in ("content", "style", "tv")},
                    nst_loss=nst["loss"], nst_loss_1000=_at(nst["loss"], NST_INDEX), nst_loss_final=_at(nst["loss"], -1),
-                   nst_loss_eq6_1000=_at(eq6, NST_INDEX))
+                   nst_loss_eq6_1000=_at(eq6, NST_INDEX), nst_loss_eq6_final=_at(eq6, -1))
     record = files.to_jsonable({"content": content, "style": style, **run, "dream_loss": dream,
                                 "dream_loss_900": _at(dream, DREAM_INDEX), "dream_loss_final": _at(dream, -1), **made})
     files.write_json(record, out / f"{run_name(content, style)}.json")
@@ -155,12 +155,13 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             ran.append(name)
         records[name] = old[name]
     # the first content's losses per style (None: failed), also at the top level (summary["triangle"])
-    keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final")
+    keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "nst_loss_eq6_final", "dream_loss_900",
+            "dream_loss_final")
     first = {s: records.get(run_name(contents[0], s), {}) for s in (*styles, ORIGINAL)}
     per_style = {s: {k: first[s].get(k) for k in keys} for s in styles}
     summary = files.to_jsonable({
         **{s: {k: entry[k] for k in ("nst_loss_1000", "dream_loss_900")} for s, entry in per_style.items()},
-        **{f"original_{k}": first[ORIGINAL].get(k) for k in keys[3:]}, **made, "preset": preset,
+        **{f"original_{k}": first[ORIGINAL].get(k) for k in keys[-2:]}, **made, "preset": preset,
         "versions": made["provenance"]["versions"], "content": contents[0], "contents": list(contents),
         "styles": per_style, "runs": sorted(records)})
     files.write_json(summary, out / "summary.json")
@@ -176,9 +177,10 @@ def lr_study(out_dir: str | Path = LR_DIR, *, rates: Sequence[float] = LR_RATES,
                             dream_steps=2, **kwargs) for rate in rates}
 
 
-def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict]] | None:
-    """The study's final NST loss per rate and style (``*``: unstable by ``claim.STABILITY_RULE``) and the rate it
-    picks: the lowest median final loss among the rates whose every style ran and is stable. None before any run."""
+def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict], float | None] | None:
+    """The study's table of final NST loss per rate and style (``*``: unstable by ``claim.STABILITY_RULE``), its
+    records, and the rate it picks: the lowest median final loss among the rates whose every style ran and is
+    stable (None if no rate qualifies). None before any run."""
     found = {float(f.name[2:]): {r["style"]: r for r in load_records(f) if r["style"] != ORIGINAL}
              for f in Path(out_dir).glob("lr*") if f.is_dir() and re.fullmatch(r"lr\d+(\.\d+)?", f.name)}
     found = {rate: runs for rate, runs in sorted(found.items()) if runs}
@@ -194,8 +196,9 @@ def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict]] | None:
             medians[rate] = float(np.median([runs[s]["nst_loss_final"] for s in data.PAPER_STYLES]))
     picked = min(medians, key=medians.get, default=None)
     lines.append("* unstable by the stability rule; " + ("no rate has all four styles run and stable" if picked is None
-                 else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable"))
-    return "\n".join(lines), [r for runs in found.values() for r in runs.values()]
+                 else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable")
+                 + f"; the paper preset's is {get_preset('paper').nst.learning_rate:g}")
+    return "\n".join(lines), [r for runs in found.values() for r in runs.values()], picked
 
 
 def load_summary(out_dir: str | Path = "results/paper") -> dict:
@@ -291,10 +294,10 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
     study, longer = lr_table(), (Path(LONG_DIR) / "summary.json").is_file()
     claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
     made_by = [*(r for runs in ours.values() for r in runs), *(study[1] if study else ())]
-    if longer:  # its Table 1 at the last iteration; Eq 6 is recorded at iteration 1,000 only
+    if longer:  # its Table 1 at the last iteration
         long_summary = load_summary(LONG_DIR)
         made_by += load_records(LONG_DIR, long_summary["parameters"])
-        long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final", ours_key_eq6=None)
+        long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final", ours_key_eq6="nst_loss_eq6_final")
     made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
             + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "

@@ -60,7 +60,9 @@ def test_runs_go_through_batch_and_become_records(tmp_path, weights_dir, monkeyp
     assert not (tmp_path / "astronaut__spiral.json").exists() and summary["styles"]["spiral"]["nst_loss_1000"] is None
     assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__triangle"]
     record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
-    assert set(record) == set(COMMITTED) | {"batch_run"}
+    assert set(record) == set(COMMITTED) | {"batch_run", "nst_loss_eq6_final"}  # the paper's Eq 6 at the last step
+    assert record["nst_loss_eq6_final"] == pytest.approx(
+        0.5 * COMMITTED["nst_content_loss"][-1] + COMMITTED["nst_style_loss"][-1], rel=1e-12)
     for key in ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final"):
         assert record[key] == pytest.approx(COMMITTED[key], rel=1e-12), key
     assert record["batch_run"] == seen["runs"][0].run_id and record["seconds"] == 3.0
@@ -143,12 +145,13 @@ def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
                  "nst_loss_final": losses[-1]}))
     (tmp_path / "lr10").mkdir()  # a rate not run yet
     (tmp_path / "lr_old").mkdir()  # not a rate: ignored
-    text, records = reproduction.lr_table(tmp_path)
+    text, records, picked = reproduction.lr_table(tmp_path)
     lines = text.splitlines()
     assert lines[0].split() == ["lr", *PAPER_STYLES] and len(records) == 12
     assert lines[1].split() == ["1", "33", "33", "33", "33"] and lines[2].split() == ["3"] + ["16.5"] * 4
     assert lines[3].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
-    assert lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four stable")
+    assert picked == 3.0 and lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four "
+                                               "stable; the paper preset's is 10")
     assert reproduction.lr_table(tmp_path / "none") is None
 
 
@@ -275,6 +278,9 @@ def test_the_docs_come_from_the_committed_results(tmp_path, monkeypatch):
                     reproduction.LR_COMMAND):
         assert command.replace("python", "$(PY)", 1) in makefile, command  # `make paper` runs what the docs name
         assert command in text, command
+    notebook = (REPO / "notebooks" / "07_reproducing_the_paper.ipynb").read_text()
+    for command in (reproduction.COMMAND, reproduction.LONG_COMMAND, reproduction.LR_COMMAND):
+        assert command in notebook, command  # notebook 07 says how each of its results was made
     assert text == (REPO / "docs" / "reproduction.md").read_text(), \
         "docs/reproduction.md is stale: run `python -m nstdream_utils.reproduction markdown`"
     written = []
