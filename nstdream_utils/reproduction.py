@@ -106,9 +106,9 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
     say, out = log or (lambda line: None), Path(out_dir)
     nst_cfg, dream_cfg = resolve_configs(preset, **overrides)
     pairs = [(c, s) for c in contents for s in styles]
-    saved = {pair: out / "checkpoints" / f"{run_name(*pair)}.npz" for pair in pairs} if checkpoints else {}
+    saved = {pair: out / "checkpoints" / f"{run_name(*pair)}.npz" for pair in pairs}
     if checkpoints:
-        check_checkpointable(nst_cfg, "checkpoints")
+        check_checkpointable(nst_cfg, f"checkpoints (preset {preset})")
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     made = _made(preset, seed, nst_cfg, dream_cfg, command)
     given = {} if overrides.get("learning_rate") is None else {"learning_rate": float(nst_cfg.learning_rate)}
@@ -117,7 +117,7 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
         "dream_steps": dream_cfg.num_steps, "seed": seed, **given},
         "runs": [{"content": os.path.relpath(data.content_path(c), REPO),  # the run ids hold no checkout path
                   "style": os.path.relpath(data.style_path(s), REPO),
-                  **({"checkpoint": os.path.relpath(saved[c, s].resolve(), REPO / "notebooks")} if saved else {})}
+                  **({"checkpoint": os.path.relpath(saved[c, s].resolve(), REPO / "notebooks")} if checkpoints else {})}
                  for c, s in pairs]}, base_dir=REPO)
     for run in batch.validate(spec) if recompute else ():  # these runs afresh
         shutil.rmtree(out / "batch" / "runs" / run.run_id, ignore_errors=True)
@@ -197,7 +197,7 @@ def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict], float | Non
     picked = min(medians, key=medians.get, default=None)
     lines.append("* unstable by the stability rule; " + ("no rate has all four styles run and stable" if picked is None
                  else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable")
-                 + f"; the paper preset's is {get_preset('paper').nst.learning_rate:g}")
+                 + f"; the paper preset uses lr {get_preset('paper').nst.learning_rate:g}")
     return "\n".join(lines), [r for runs in found.values() for r in runs.values()], picked
 
 

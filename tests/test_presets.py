@@ -43,6 +43,13 @@ def test_tf_tutorial_preset():
     assert (nst.gram_normalize, nst.style_weight, nst.content_weight, nst.tv_weight) == ("hw", 1e-2, 1e4, 30.0)
 
 
+def test_only_gradient_loops_keep_checkpoints():
+    for name in ("paper", "tf-tutorial"):
+        presets.check_checkpointable(presets.get_preset(name).nst, "checkpoint")  # SGD, Adam: no error
+    with pytest.raises(errors.InputError, match="checkpoint: checkpoints are kept for sgd and adam, not lbfgs — use"):
+        presets.check_checkpointable(presets.get_preset("quick").nst, "checkpoint")
+
+
 def test_unknown_preset_suggests_close_match():
     with pytest.raises(errors.InputError, match="did you mean 'paper'"):
         presets.get_preset("papr")

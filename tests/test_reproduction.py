@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -151,8 +152,13 @@ def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
     assert lines[1].split() == ["1", "33", "33", "33", "33"] and lines[2].split() == ["3"] + ["16.5"] * 4
     assert lines[3].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
     assert picked == 3.0 and lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four "
-                                               "stable; the paper preset's is 10")
+                                               "stable; the paper preset uses lr 10")
     assert reproduction.lr_table(tmp_path / "none") is None
+    for rate in (1, 3):
+        shutil.rmtree(tmp_path / f"lr{rate}")
+    text, records, picked = reproduction.lr_table(tmp_path)  # only the unstable rate is left
+    assert picked is None and text.splitlines()[-1] == ("* unstable by the stability rule; no rate has all four "
+                                                        "styles run and stable; the paper preset uses lr 10")
 
 
 def test_the_lr_study_command_names_each_failed_run_with_its_rate(monkeypatch, capsys):
