@@ -178,16 +178,17 @@ def lr_study(out_dir: str | Path = LR_DIR, *, rates: Sequence[float] = LR_RATES,
 
 
 def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict], float | None] | None:
-    """The study's table of final NST loss per rate and style (``*``: unstable by ``claim.STABILITY_RULE``), its
-    records, and the rate it picks: the lowest median final loss among the rates whose every style ran and is
-    stable (None if no rate qualifies). None before any run."""
+    """The study's table of final NST loss per rate (each of :data:`LR_RATES` and any other run) and style (``*``:
+    unstable by ``claim.STABILITY_RULE``), its records, and the rate it picks: the lowest median final loss among
+    the rates whose every style ran and is stable (None if no rate qualifies). None before any run."""
     found = {float(f.name[2:]): {r["style"]: r for r in load_records(f) if r["style"] != ORIGINAL}
              for f in Path(out_dir).glob("lr*") if f.is_dir() and re.fullmatch(r"lr\d+(\.\d+)?", f.name)}
     found = {rate: runs for rate, runs in sorted(found.items()) if runs}
     if not found:
         return None
     lines, medians = [f"{'lr':>5}" + "".join(f"{s:>12}" for s in data.PAPER_STYLES)], {}
-    for rate, runs in found.items():
+    missing = [rate for rate in LR_RATES if rate not in found]
+    for rate, runs in sorted({**dict.fromkeys(missing, {}), **found}.items()):
         ok = {s: s in runs and bool(claim.stable(runs[s]["nst_loss"])) for s in data.PAPER_STYLES}
         cells = ["not run" if s not in runs else sig(runs[s]["nst_loss_final"]) + "*" * (not ok[s])
                  for s in data.PAPER_STYLES]
@@ -196,7 +197,8 @@ def lr_table(out_dir: str | Path = LR_DIR) -> tuple[str, list[dict], float | Non
             medians[rate] = float(np.median([runs[s]["nst_loss_final"] for s in data.PAPER_STYLES]))
     picked = min(medians, key=medians.get, default=None)
     lines.append("* unstable by the stability rule; " + ("no rate has all four styles run and stable" if picked is None
-                 else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable")
+                 else f"picked: lr {picked:g}, the lowest median final loss of the rates with all four stable"
+                 + (f" (so far: lr {', '.join(f'{r:g}' for r in missing)} not run)" if missing else ""))
                  + f"; the paper preset uses lr {get_preset('paper').nst.learning_rate:g}")
     return "\n".join(lines), [r for runs in found.values() for r in runs.values()], picked
 

@@ -150,15 +150,17 @@ def test_the_learning_rate_study_picks_the_lowest_stable_rate(tmp_path):
     lines = text.splitlines()
     assert lines[0].split() == ["lr", *PAPER_STYLES] and len(records) == 12
     assert lines[1].split() == ["1", "33", "33", "33", "33"] and lines[2].split() == ["3"] + ["16.5"] * 4
-    assert lines[3].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
-    assert picked == 3.0 and lines[4].endswith("picked: lr 3, the lowest median final loss of the rates with all four "
-                                               "stable; the paper preset uses lr 10")
+    assert lines[3].split() == ["10"] + ["not", "run"] * 4 and lines[5].split() == ["100"] + ["not", "run"] * 4
+    assert lines[4].split() == ["30", "8*", "8*", "8*", "8*"]  # 80 × 0.1 after a tail minimum of 3.4
+    assert picked == 3.0 and lines[6].endswith("picked: lr 3, the lowest median final loss of the rates with all four "
+                                               "stable (so far: lr 10, 100 not run); the paper preset uses lr 10")
     assert reproduction.lr_table(tmp_path / "none") is None
     for rate in (1, 3):
         shutil.rmtree(tmp_path / f"lr{rate}")
     text, records, picked = reproduction.lr_table(tmp_path)  # only the unstable rate is left
     assert picked is None and text.splitlines()[-1] == ("* unstable by the stability rule; no rate has all four "
                                                         "styles run and stable; the paper preset uses lr 10")
+    assert len(text.splitlines()) == 2 + len(reproduction.LR_RATES)  # every rate of the study has a row
 
 
 def test_the_lr_study_command_names_each_failed_run_with_its_rate(monkeypatch, capsys):
