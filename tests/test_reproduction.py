@@ -238,6 +238,26 @@ def test_committed_results_load():
     assert all(r["status"] == "completed" and r["provenance"]["dirty"] is False for r in claim_records)
 
 
+def test_the_committed_learning_rate_study():
+    """Each run of results/lr_study is the paper preset at its folder's rate, made by the study command from a
+    clean commit; at lr 10 it is the committed paper-preset run (the same notebook, parameters and seed)."""
+    text, records, picked = reproduction.lr_table(REPO / reproduction.LR_DIR)
+    rates = {float(r["parameters"]["nst"]["learning_rate"]) for r in records}
+    assert 10.0 in rates and rates <= set(reproduction.LR_RATES) and picked in rates
+    for record in records:
+        nst = record["parameters"]["nst"]
+        assert record["status"] == "completed" and (nst["num_steps"], nst["size"]) == (1000, 224), record["style"]
+        assert record["parameters"]["preset"] == "paper" and record["weights"] == COMMITTED["weights"]
+        made = record["provenance"]
+        assert made["command"].startswith("python -m nstdream_utils.reproduction lr-study") and made["dirty"] is False
+        folder = REPO / reproduction.LR_DIR / f"lr{nst['learning_rate']:g}"
+        assert json.loads((folder / f"astronaut__{record['style']}.json").read_text()) == record
+    at_10 = {r["style"]: r for r in records if r["parameters"]["nst"]["learning_rate"] == 10.0}
+    for style in PAPER_STYLES:
+        committed = json.loads((PAPER_DIR / f"astronaut__{style}.json").read_text())
+        np.testing.assert_allclose(at_10[style]["nst_loss"], committed["nst_loss"], rtol=1e-6, err_msg=style)
+
+
 def _config(cls, stored: dict):
     """A config dataclass from a run record's parameters (JSON lists back to tuples)."""
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
