@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAPER_DIR, CLAIM_DIR = REPO / "results" / "paper", REPO / reproduction.CLAIM_DIR
 EXPECTED_MD5 = {"vgg19": "253f8cb515780f3b799900260a226db6", "inception_v3": "c6c5a68d5832b063671faaa7de3c9ab9"}
 COMMITTED = json.loads((PAPER_DIR / "astronaut__triangle.json").read_text())
+# a record's keys today: the committed ones, its batch run, and the paper's Eq 6 at the last step (newer than them)
+RECORD_KEYS = set(COMMITTED) | {"batch_run", "nst_loss_eq6_final"}
 TINY = dict(nst_steps=2, dream_steps=2, nst_size=32, dream_size=75)
 
 
@@ -61,7 +63,7 @@ def test_runs_go_through_batch_and_become_records(tmp_path, weights_dir, monkeyp
     assert not (tmp_path / "astronaut__spiral.json").exists() and summary["styles"]["spiral"]["nst_loss_1000"] is None
     assert sorted(summary["ran"]) == ["astronaut__original", "astronaut__triangle"]
     record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
-    assert set(record) == set(COMMITTED) | {"batch_run", "nst_loss_eq6_final"}  # the paper's Eq 6 at the last step
+    assert set(record) == RECORD_KEYS
     assert record["nst_loss_eq6_final"] == pytest.approx(
         0.5 * COMMITTED["nst_content_loss"][-1] + COMMITTED["nst_style_loss"][-1], rel=1e-12)
     for key in ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "dream_loss_900", "dream_loss_final"):
@@ -93,7 +95,7 @@ def test_a_tiny_grid_through_batch_end_to_end_and_resumed(tmp_path, weights_dir)
     summary = reproduction.run_paper(tmp_path, preset="paper", styles=("triangle",), **TINY, log=None, workers=1)
     assert summary["failed"] == {} and sorted(summary["ran"]) == ["astronaut__original", "astronaut__triangle"]
     record = json.loads((tmp_path / "astronaut__triangle.json").read_text())
-    assert set(record) == set(COMMITTED) | {"batch_run"} and record["status"] == "completed"
+    assert set(record) == RECORD_KEYS and record["status"] == "completed"
     assert len(record["nst_loss"]) == 2 and len(record["dream_loss"]) == 2
     assert record["nst_loss_1000"] is None and record["dream_loss_900"] is None  # fewer steps
     assert math.isfinite(record["nst_loss_final"]) and math.isfinite(record["dream_loss_final"])
