@@ -155,13 +155,13 @@ def run_paper(out_dir: str | Path = "results/paper", *, preset: str = "paper",
             ran.append(name)
         records[name] = old[name]
     # the first content's losses per style (None: failed), also at the top level (summary["triangle"])
-    keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "nst_loss_eq6_final", "dream_loss_900",
-            "dream_loss_final")
+    dream_keys = ("dream_loss_900", "dream_loss_final")
+    keys = ("nst_loss_1000", "nst_loss_eq6_1000", "nst_loss_final", "nst_loss_eq6_final", *dream_keys)
     first = {s: records.get(run_name(contents[0], s), {}) for s in (*styles, ORIGINAL)}
     per_style = {s: {k: first[s].get(k) for k in keys} for s in styles}
     summary = files.to_jsonable({
         **{s: {k: entry[k] for k in ("nst_loss_1000", "dream_loss_900")} for s, entry in per_style.items()},
-        **{f"original_{k}": first[ORIGINAL].get(k) for k in keys[-2:]}, **made, "preset": preset,
+        **{f"original_{k}": first[ORIGINAL].get(k) for k in dream_keys}, **made, "preset": preset,
         "versions": made["provenance"]["versions"], "content": contents[0], "contents": list(contents),
         "styles": per_style, "runs": sorted(records)})
     files.write_json(summary, out / "summary.json")
