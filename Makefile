@@ -76,7 +76,7 @@ styles: setup
 ## The paper's numbers beside ours (hours on a CPU; finished runs are kept in results/*/batch), the claim
 ## runs, the 10,000-iteration runs (checkpointed), the learning-rate study, then docs/reproduction.md.
 paper: setup
-	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper --styles triangle,circular,spiral,3d_squares
+	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper --styles triangle,circular,spiral,3d_squares --contents astronaut,chelsea,coffee
 	$(PY) -m nstdream_utils.reproduction run --preset quick --out results/claim --contents astronaut,chelsea,coffee,rocket,camera
 	$(PY) -m nstdream_utils.reproduction run --preset paper --out results/paper_10k --styles triangle,circular,spiral,3d_squares --nst-steps 10000 --checkpoints
 	-$(PY) -m nstdream_utils.reproduction lr-study --out results/lr_study  # a rate whose runs diverge is a result

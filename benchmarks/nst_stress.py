@@ -12,8 +12,8 @@ from the content image, and counts the runs that
 
 Presets: ``quick``, ``paper`` (with its step guard, ``sgd_guard_factor``), ``tf-tutorial``, and
 ``paper-keras`` / ``quick-sgd`` — the paper preset with the guard off (exactly keras-io's recipe)
-and the paper recipe at quick's size (the SGD that ``quick`` used before it moved to L-BFGS) — for
-like-for-like comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
+and keras-io's SGD at lr 10 and quick's size, no guard (the SGD that ``quick`` used before it moved
+to L-BFGS) — for like-for-like comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
 
 Photos: the five in ``data/content`` and, when scikit-image is installed (its files ship with the
 package; nothing is downloaded), its ``motorcycle`` and its full-size ``rocket`` (640×427, in place
@@ -102,7 +102,8 @@ def preset_config(name: str):
     if name == "paper-keras":
         return dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None)
     if name == "quick-sgd":
-        return dataclasses.replace(presets.PAPER.nst, size=presets.QUICK.nst.size, sgd_guard_factor=None)
+        return dataclasses.replace(presets.PAPER.nst, size=presets.QUICK.nst.size, sgd_guard_factor=None,
+                                   learning_rate=10.0)
     return presets.get_preset(name).nst
 
 

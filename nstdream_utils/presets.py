@@ -257,12 +257,12 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description="The paper's sizes and steps with the keras-io NST and the TF DeepDream recipes, but learning rate 10 "
-    "(100 diverges at 224²: loss 8.5e5 → inf by step 4); a step that more than doubles the loss is retried at half "
-    "the rate (sgd_guard_factor; None: exactly keras-io's SGD).",
+    description="The paper's sizes and steps with the keras-io NST (SGD, learning rate 100: the learning-rate "
+    "study's pick) and the TF DeepDream recipes; a step that more than doubles the loss is retried at half the rate "
+    "(sgd_guard_factor; None: exactly keras-io's SGD, which can diverge at 224²).",
     source="NST: keras-io examples/generative/neural_style_transfer.py (Σ(F−P)², Σ(G−A)²/(4·3²·(HW)²), caffe pixels); "
     "DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb (gradient ÷ std, pixels in [-1, 1]).",
-    nst=NSTConfig(sgd_guard_factor=SGD_GUARD_FACTOR),
+    nst=NSTConfig(learning_rate=100.0, sgd_guard_factor=SGD_GUARD_FACTOR),
     dream=DreamConfig(),
 )
 TF_TUTORIAL = Preset(

@@ -27,7 +27,7 @@ NST_INDEX, DREAM_INDEX = 999, 899  # keras-io's loss printed at iteration 1000, 
 ORIGINAL = "original"  # the pseudo-style of the dream on the unstylised photo
 REPO = Path(__file__).resolve().parents[1]
 COMMAND = ("python -m nstdream_utils.reproduction run --preset paper --out results/paper "
-           "--styles triangle,circular,spiral,3d_squares")
+           "--styles triangle,circular,spiral,3d_squares --contents astronaut,chelsea,coffee")
 CLAIM_DIR = "results/claim"
 CLAIM_COMMAND = ("python -m nstdream_utils.reproduction run --preset quick --out results/claim "
                  "--contents astronaut,chelsea,coffee,rocket,camera")
@@ -314,7 +314,7 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         "\n".join([*(f"- **{name}** {text}." for name, (_, _, text) in claim.HYPOTHESES.items()),
                    f"- **Stability rule:** {claim.STABILITY_RULE}; such runs are left out.", _TESTS]),
         "\n".join(["```text", *(claim.claim_text(label, claim.evaluate(runs)) for label, runs in claims), "```"]),
-        "## Tables 1 and 2 · NST loss, DeepDream loss at step 900",
+        f"## Tables 1 and 2 · NST loss, DeepDream loss at step 900 ({summary['content']})",
         "\n".join(["```text", table1, "", text_table(table2), "```"]),
         "## 10,000 iterations",
         f"`{LONG_COMMAND}`: the paper's length, each NST saving itself every 500 iterations; run again, a run "
@@ -325,7 +325,8 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         "## Learning rate of the paper preset",
         f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr "
         f"{', '.join(f'{r:g}' for r in LR_RATES)} by default "
-        "(keras-io's is 100, the preset's 10, with its step guard), 1,000 iterations each, final NST loss:",
+        "(keras-io's is 100; the preset runs the rate picked here, with its step guard), 1,000 iterations each, "
+        "final NST loss:",
         "\n".join(["```text", study[0], "```"]) if study else "Not run yet.",
         "## How our numbers were made", "\n".join(made)]
     return files.atomic_write_text("\n\n".join(sections) + "\n", path)

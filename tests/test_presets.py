@@ -105,7 +105,7 @@ def test_levels_take_lbfgs_and_the_default_steps_unless_given():
 
 def test_describe_names_the_source():
     text = presets.describe(presets.PAPER)
-    assert "keras-io" in text and "deepdream" in text.lower() and "learning_rate=10.0" in text
+    assert "keras-io" in text and "deepdream" in text.lower() and "learning_rate=100.0" in text
 
 
 def test_overrides_name_real_settings_and_levels_keep_an_lbfgs_variant():
