@@ -6,7 +6,7 @@
 For each content:style pair (the names of ``data/content`` and ``data/styles``, plus
 ``nst_stress.py``'s ``portrait`` photo and generated styles), runs the paper preset's losses at
 ``--size`` (longest side, aspect kept) for ``--steps`` steps twice: with SGD (keras-io's schedule,
-lr 10 scaled by H·W/224², no guard: what ``quick`` used before) and with L-BFGS (``"lbfgs"``, no
+lr 10 scaled by H·W/224², no guard) and with L-BFGS (``"lbfgs"``, no
 learning rate). Both histories carry elapsed seconds, so the line reports, per pair:
 
 * ``sgd_final`` and ``sgd_seconds``: SGD's last loss and its wall time;

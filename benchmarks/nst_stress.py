@@ -12,8 +12,8 @@ from the content image, and counts the runs that
 
 Presets: ``quick``, ``paper`` (with its step guard, ``sgd_guard_factor``), ``tf-tutorial``, and
 ``paper-keras`` / ``quick-sgd`` — the paper preset with the guard off (exactly keras-io's recipe)
-and keras-io's SGD at lr 10 and quick's size, no guard (the SGD that ``quick`` used before it moved
-to L-BFGS) — for like-for-like comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
+and SGD with keras-io's schedule at lr 10 and quick's size, no guard — for like-for-like
+comparisons. ``--size`` overrides each preset's size (longest side, aspect kept).
 
 Photos: the five in ``data/content`` and, when scikit-image is installed (its files ship with the
 package; nothing is downloaded), its ``motorcycle`` and its full-size ``rocket`` (640×427, in place

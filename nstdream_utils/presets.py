@@ -257,9 +257,9 @@ class Preset:
 
 PAPER = Preset(
     name="paper",
-    description="The paper's sizes and steps with the keras-io NST (SGD, learning rate 100: the learning-rate "
-    "study's pick) and the TF DeepDream recipes; a step that more than doubles the loss is retried at half the rate "
-    "(sgd_guard_factor; None: exactly keras-io's SGD, which can diverge at 224²).",
+    description="The paper's sizes and steps with the keras-io NST and TF DeepDream recipes; NST by SGD at lr 100 "
+    "(the learning-rate study's pick) with a guard: a step that more than doubles the loss is retried at half the "
+    "rate (sgd_guard_factor; None: keras-io's unguarded SGD, which can diverge at 224²).",
     source="NST: keras-io examples/generative/neural_style_transfer.py (Σ(F−P)², Σ(G−A)²/(4·3²·(HW)²), caffe pixels); "
     "DeepDream: tensorflow/docs site/en/tutorials/generative/deepdream.ipynb (gradient ÷ std, pixels in [-1, 1]).",
     nst=NSTConfig(learning_rate=100.0, sgd_guard_factor=SGD_GUARD_FACTOR),

@@ -224,7 +224,7 @@ def test_resolve_configs_applies_overrides():
 def test_committed_results_load():
     summary = reproduction.load_summary(PAPER_DIR)
     assert summary["preset"] == "paper" and summary["contents"] == ["astronaut", "chelsea", "coffee"]
-    # made with the preset as it is now (its learning rate included), so notebook 07 and the docs describe them
+    # made with the preset's parameters (its learning rate included), so notebook 07 and the docs describe them
     assert summary["parameters"]["nst"] == files.to_jsonable(dataclasses.asdict(presets.PAPER.nst))
     assert summary["parameters"]["nst"]["num_steps"] == 1000 and summary["parameters"]["dream"]["num_steps"] == 1000
     for style in PAPER_STYLES:
