@@ -22,8 +22,7 @@ PAPER_DIR, CLAIM_DIR = REPO / "results" / "paper", REPO / reproduction.CLAIM_DIR
 EXPECTED_MD5 = {"vgg19": "253f8cb515780f3b799900260a226db6", "inception_v3": "c6c5a68d5832b063671faaa7de3c9ab9"}
 COMMITTED = json.loads((PAPER_DIR / "astronaut__triangle.json").read_text())
 PRESET_LR = f"{presets.PAPER.nst.learning_rate:g}"
-# a record's keys today: the committed ones, its batch run, and the paper's Eq 6 at the last step (newer than them)
-RECORD_KEYS = set(COMMITTED) | {"batch_run", "nst_loss_eq6_final"}
+RECORD_KEYS = set(COMMITTED)  # a record's keys: those of the committed runs
 # lr 10: notebook 06 checks that the NST loss fell, and at the preset's 100 the guard redoes the first step at 32 px
 TINY = dict(nst_steps=2, dream_steps=2, nst_size=32, dream_size=75, learning_rate=10.0)
 
