@@ -42,7 +42,8 @@ def main() -> None:
     from nstdream_utils.errors import NonFiniteLossError
 
     photos, styles = nst_stress.photos(), nst_stress.styles()
-    base = dataclasses.replace(presets.PAPER.nst, square=False, sgd_guard_factor=None, learning_rate=10.0)
+    base = dataclasses.replace(presets.PAPER.nst, square=False, sgd_guard_factor=None,
+                               learning_rate=nst_stress.SGD_BASELINE_LR)
     pairs, panels, titles = {}, [], []
     with common.counted_evaluations() as counting:
         for pair in args.pairs.split(","):

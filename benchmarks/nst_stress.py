@@ -42,6 +42,7 @@ import numpy as np
 
 PRESETS = ("quick", "paper", "tf-tutorial")
 EXTRA_PRESETS = ("paper-keras", "quick-sgd")
+SGD_BASELINE_LR = 10.0  # the unguarded SGD baseline's rate at 224² (quick-sgd, nst_quick_default.py)
 SIMD_NOTED = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_fp16")  # what tells the CPU kinds apart
 
 
@@ -103,7 +104,7 @@ def preset_config(name: str):
         return dataclasses.replace(presets.PAPER.nst, sgd_guard_factor=None)
     if name == "quick-sgd":
         return dataclasses.replace(presets.PAPER.nst, size=presets.QUICK.nst.size, sgd_guard_factor=None,
-                                   learning_rate=10.0)
+                                   learning_rate=SGD_BASELINE_LR)
     return presets.get_preset(name).nst
 
 
