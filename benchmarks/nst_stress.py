@@ -22,9 +22,9 @@ width) to have one portrait shape. Seven photos in all.
 Styles: the eight in ``data/styles`` plus generated high-energy images (:func:`generated_styles`):
 three-colour sine stripes, fine checkerboards and saturated noise at several frequencies.
 
-The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit
-and CPU that made it) and skips the runs already in the file, so a stopped matrix goes on where it
-stopped; ``--shard K/N`` runs one N-th of the matrix (K from 0; every size in each shard), so N
+The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit,
+CPU and learning rate that made it) and skips the runs already in the file at the preset's learning rate
+(a line without one is taken to have it), so a stopped matrix goes on where it stopped; ``--shard K/N`` runs one N-th of the matrix (K from 0; every size in each shard), so N
 processes on one file, with the same photos and styles, share the matrix (each appends whole lines).
 The JSON line counts every run of the matrix found in the file, including runs made by earlier
 invocations.
@@ -135,14 +135,16 @@ def _pick(requested: str, available: dict) -> dict:
     return {n: available[n] for n in names}
 
 
-def _done(path: Path | None) -> dict[tuple, dict]:
-    """The runs already in ``--runs``, by (preset, photo, style, size, steps); a torn last line is ignored."""
+def _done(path: Path | None, rates: dict[str, float]) -> dict[tuple, dict]:
+    """The runs already in ``--runs`` at the learning rate ``rates`` gives their preset, by (preset, photo, style,
+    size, steps); a torn last line is ignored."""
     done = {}
     if path is not None and path.exists():
         for line in path.read_text().splitlines():
             try:
                 r = json.loads(line)
-                done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
+                if r.get("learning_rate", rates.get(r["preset"])) == rates.get(r["preset"]):
+                    done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
     return done
@@ -186,7 +188,9 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     matrix = [(preset, photo, style, size, args.steps) for preset in args.presets.split(",")
               for photo in content_images for style in style_images for size in sizes]
-    done = _done(args.runs)
+    configs = {preset: preset_config(preset) for preset in args.presets.split(",")}
+    rates = {preset: float(cfg.learning_rate) for preset, cfg in configs.items()}
+    done = _done(args.runs, rates)
     machine = common.machine()
     commit = common.commit()
     start = time.perf_counter()
@@ -194,8 +198,9 @@ def main() -> None:
         if (i // len(sizes) + i % len(sizes)) % n_shards != shard or key in done:  # every size in every shard
             continue
         preset, photo, style, size, steps = key
-        r = run_one(content_images[photo], style_images[style], preset_config(preset), size, steps)
-        r.update(preset=preset, photo=photo, style=style, size=size, steps=steps, commit=commit,
+        r = run_one(content_images[photo], style_images[style], configs[preset], size, steps)
+        r.update(preset=preset, photo=photo, style=style, size=size, steps=steps, learning_rate=rates[preset],
+                 commit=commit,
                  cpu=machine["cpu"], cpu_simd=[f for f in machine["cpu_simd"] if f in SIMD_NOTED])
         done[key] = r
         if args.runs is not None:
@@ -205,7 +210,7 @@ def main() -> None:
                     f.seek(-1, 2)
                     torn = f.read(1) != b"\n"
                 f.write(b"\n" * torn + (json.dumps(r) + "\n").encode())
-    done = {**done, **_done(args.runs)}  # runs other shards finished meanwhile
+    done = {**done, **_done(args.runs, rates)}  # runs other shards finished meanwhile
     runs = [done[k] for k in matrix if k in done]
     record = {"benchmark": "nst_stress", **machine, "steps": args.steps, "sizes": sizes,
               "photos": list(content_images), "styles": list(style_images), "presets": summarize(runs),
