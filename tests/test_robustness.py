@@ -745,14 +745,17 @@ def test_papermill_parameters_are_passed_as_values():
 
 def test_the_stress_table_in_the_docs_is_the_committed_matrix(monkeypatch):
     """docs/robustness.md's stress table is what `nst_stress.summarize` makes of the committed runs: the full
-    matrix, each run once, none diverged and none ended above its first loss."""
+    matrix, each run once at its preset's learning rate, none diverged and none ended above its first loss."""
     monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
     import nst_stress
 
     runs = [json.loads(line) for line in (REPO / "results" / "stress" / "nst_stress.jsonl").read_text().splitlines()]
     keys = {(r["preset"], r["photo"], r["style"], r["size"], r["steps"]) for r in runs}
     assert len(keys) == len(runs) == 3 * 7 * 14 * 4 and all(r["commit"] and r["cpu"] for r in runs)
+    rates = {preset: float(nst_stress.preset_config(preset).learning_rate) for preset in nst_stress.PRESETS}
+    assert all(r.get("learning_rate", rates[r["preset"]]) == rates[r["preset"]] for r in runs)
     docs = (REPO / "docs" / "robustness.md").read_text(encoding="utf-8")
+    assert f"| paper (SGD at lr {rates['paper']:g}, guard" in docs  # the table names the rate its rows ran at
     for preset, c in nst_stress.summarize(runs).items():
         assert c["diverged"] == 0 and c["ended_above_start"] == 0, preset
         row = f"| {c['runs']} | {c['diverged']} | {c['spiked']} | {c['ended_above_start']} |"
