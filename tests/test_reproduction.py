@@ -266,6 +266,30 @@ def test_the_committed_learning_rate_study():
         np.testing.assert_allclose(at_pick[style]["nst_loss"], committed["nst_loss"], rtol=1e-6, err_msg=style)
 
 
+def test_the_long_runs_resume_with_the_paper_preset_and_follow_the_committed_runs():
+    """The 10,000-iteration runs (`reproduction.LONG_COMMAND`) span sessions, so their checkpoints are committed
+    while they are under way: each must resume with today's paper preset (the configuration saved in it is the
+    preset's, or `optim.Checkpoint` refuses it), and each run's first iterations, from its checkpoint or its
+    finished record, are results/paper's astronaut run (the same notebook, preset and seed, made on one CPU)."""
+    long_dir = REPO / reproduction.LONG_DIR
+    cfg = reproduction.resolve_configs("paper", nst_steps=10000)[0]
+    expected = json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
+    curves = {}
+    for path in sorted((long_dir / "checkpoints").glob("*.npz")):
+        with np.load(path, allow_pickle=False) as saved:
+            assert str(saved["config"]) == expected, path.name
+            curves[path.stem] = json.loads(str(saved["history"]))["total"]
+    if (long_dir / "summary.json").is_file():
+        curves |= {reproduction.run_name(r["content"], r["style"]): r["nst_loss"]
+                   for r in reproduction.load_records(long_dir) if "nst_loss" in r}
+    assert sorted(curves) == sorted(f"astronaut__{style}" for style in PAPER_STYLES)
+    for name, curve in curves.items():
+        committed = json.loads((PAPER_DIR / f"{name}.json").read_text())["nst_loss"]
+        assert len(curve) >= 500, name  # a checkpoint is saved every 500 iterations
+        n = min(len(curve), len(committed))
+        np.testing.assert_allclose(curve[:n], committed[:n], rtol=1e-6, err_msg=name)
+
+
 def _config(cls, stored: dict):
     """A config dataclass from a run record's parameters (JSON lists back to tuples)."""
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()})
