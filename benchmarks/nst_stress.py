@@ -24,8 +24,9 @@ three-colour sine stripes, fine checkerboards and saturated noise at several fre
 
 The full matrix takes hours. ``--runs FILE.jsonl`` appends one line per finished run (with the commit,
 CPU and learning rate that made it) and skips the runs already in the file at the preset's learning rate
-(a line without one is taken to have it), so a stopped matrix goes on where it stopped; ``--shard K/N`` runs one N-th of the matrix (K from 0; every size in each shard), so N
-processes on one file, with the same photos and styles, share the matrix (each appends whole lines).
+(:func:`at_rate`), so a stopped matrix goes on where it stopped; ``--shard K/N`` runs one N-th of the
+matrix (K from 0; every size in each shard), so N processes on one file, with the same photos and styles,
+share the matrix (each appends whole lines).
 The JSON line counts every run of the matrix found in the file, including runs made by earlier
 invocations.
 """
@@ -135,15 +136,20 @@ def _pick(requested: str, available: dict) -> dict:
     return {n: available[n] for n in names}
 
 
+def at_rate(run: dict, rates: dict[str, float]) -> bool:
+    """Whether a run was made at the learning rate ``rates`` gives its preset (a run without one is taken to)."""
+    return run.get("learning_rate", rates.get(run["preset"])) == rates.get(run["preset"])
+
+
 def _done(path: Path | None, rates: dict[str, float]) -> dict[tuple, dict]:
-    """The runs already in ``--runs`` at the learning rate ``rates`` gives their preset, by (preset, photo, style,
+    """The runs already in ``--runs`` at their preset's learning rate (``at_rate``), by (preset, photo, style,
     size, steps); a torn last line is ignored."""
     done = {}
     if path is not None and path.exists():
         for line in path.read_text().splitlines():
             try:
                 r = json.loads(line)
-                if r.get("learning_rate", rates.get(r["preset"])) == rates.get(r["preset"]):
+                if at_rate(r, rates):
                     done[(r["preset"], r["photo"], r["style"], r["size"], r["steps"])] = r
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue
@@ -200,8 +206,7 @@ def main() -> None:
         preset, photo, style, size, steps = key
         r = run_one(content_images[photo], style_images[style], configs[preset], size, steps)
         r.update(preset=preset, photo=photo, style=style, size=size, steps=steps, learning_rate=rates[preset],
-                 commit=commit,
-                 cpu=machine["cpu"], cpu_simd=[f for f in machine["cpu_simd"] if f in SIMD_NOTED])
+                 commit=commit, cpu=machine["cpu"], cpu_simd=[f for f in machine["cpu_simd"] if f in SIMD_NOTED])
         done[key] = r
         if args.runs is not None:
             with open(args.runs, "a+b") as f:

@@ -753,7 +753,7 @@ def test_the_stress_table_in_the_docs_is_the_committed_matrix(monkeypatch):
     keys = {(r["preset"], r["photo"], r["style"], r["size"], r["steps"]) for r in runs}
     assert len(keys) == len(runs) == 3 * 7 * 14 * 4 and all(r["commit"] and r["cpu"] for r in runs)
     rates = {preset: float(nst_stress.preset_config(preset).learning_rate) for preset in nst_stress.PRESETS}
-    assert all(r.get("learning_rate", rates[r["preset"]]) == rates[r["preset"]] for r in runs)
+    assert all(nst_stress.at_rate(r, rates) for r in runs)
     docs = (REPO / "docs" / "robustness.md").read_text(encoding="utf-8")
     assert f"| paper (SGD at lr {rates['paper']:g}, guard" in docs  # the table names the rate its rows ran at
     for preset, c in nst_stress.summarize(runs).items():
