@@ -1,4 +1,4 @@
-"""The ``nstdream`` command (issue 4): options, one-line errors, metrics files, exit codes.
+"""The ``nstdream`` command: options, one-line errors, metrics files, exit codes.
 
 Runs ``cli.main([...])`` in this process; real networks only at 48 px for 2 steps. The signal,
 crash and import-time checks, which need a real process, are in ``test_robustness.py``.

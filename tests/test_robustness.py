@@ -1,4 +1,4 @@
-"""Robustness (issue 9): awkward inputs, refused inputs, bad parameters, bad weights, NaN, Ctrl-C,
+"""Robustness: awkward inputs, refused inputs, bad parameters, bad weights, NaN, Ctrl-C,
 crashes and unsafe code — each through the library and through the ``nstdream`` command.
 
 The behaviour under test is written up in ``docs/robustness.md``. Every network run here is tiny
