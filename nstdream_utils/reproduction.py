@@ -321,7 +321,9 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         "stopped during its NST goes on from there, to the same history as a run never stopped (one stopped during "
         "its dream runs again). The loss after the last iteration:",
         "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
-                   text_table(long_tables[1]), "```"]) if longer else "Not run yet.",
+                   text_table(long_tables[1]), "```"]) if longer else "Not finished yet: each run goes on from "
+        f"its last checkpoint in `{LONG_DIR}/checkpoints/`." if (Path(LONG_DIR) / "checkpoints").is_dir()
+        else "Not run yet.",
         "## Learning rate of the paper preset",
         f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr "
         f"{', '.join(f'{r:g}' for r in LR_RATES)} by default "
