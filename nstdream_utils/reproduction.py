@@ -300,6 +300,12 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         long_summary = load_summary(LONG_DIR)
         made_by += load_records(LONG_DIR, long_summary["parameters"])
         long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final", ours_key_eq6="nst_loss_eq6_final")
+        long_text = "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
+                               text_table(long_tables[1]), "```"])
+    elif (Path(LONG_DIR) / "checkpoints").is_dir():
+        long_text = f"Not finished yet: each run goes on from its last checkpoint in `{LONG_DIR}/checkpoints/`."
+    else:
+        long_text = "Not run yet."
     made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
             + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "
@@ -320,10 +326,7 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
         f"`{LONG_COMMAND}`: the paper's length, each NST saving itself every 500 iterations; run again, a run "
         "stopped during its NST goes on from there, to the same history as a run never stopped (one stopped during "
         "its dream runs again). The loss after the last iteration:",
-        "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
-                   text_table(long_tables[1]), "```"]) if longer else "Not finished yet: each run goes on from "
-        f"its last checkpoint in `{LONG_DIR}/checkpoints/`." if (Path(LONG_DIR) / "checkpoints").is_dir()
-        else "Not run yet.",
+        long_text,
         "## Learning rate of the paper preset",
         f"`{LR_COMMAND}`: the paper preset's NST on the astronaut at lr "
         f"{', '.join(f'{r:g}' for r in LR_RATES)} by default "
