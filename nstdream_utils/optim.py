@@ -24,16 +24,12 @@ class Checkpoint:
             raise InputError(f"checkpoint_every must be an int ≥ 1, got {every!r}", where="checkpoint_every")
         self.path, self.every, self.saved_at = Path(path), every, 0
 
-    @staticmethod
-    def config_key(cfg: NSTConfig) -> str:
-        """The configuration a checkpoint is saved with and must match to resume: ``cfg`` but its ``num_steps``."""
-        return json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
-
     def restore(self, cfg: NSTConfig, variables: dict, optimizer, recorder: Recorder) -> int:
         """Attach to a loop's state and load the saved one into it, if any; the steps already done."""
         self.recorder, self.state = recorder, {**{f"var_{name}": v for name, v in variables.items()},
                                                **{f"opt_{i}": v for i, v in enumerate(optimizer.variables)}}
-        self.config = self.config_key(cfg)
+        # the configuration it is saved with and must match to resume: cfg but its num_steps (a run may go longer)
+        self.config = json.dumps(files.to_jsonable({**dataclasses.asdict(cfg), "num_steps": None}), sort_keys=True)
         if self.path.is_file():
             with np.load(self.path, allow_pickle=False) as saved:
                 if str(saved["config"]) != self.config:

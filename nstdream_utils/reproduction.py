@@ -214,6 +214,11 @@ def load_records(out_dir: str | Path = "results/paper", parameters: dict | None 
     return [r for r in records if r.get("status") == "completed" and parameters in (None, r["parameters"])]
 
 
+def at_last_iteration(records: list[dict]) -> list[dict]:
+    """``records`` with the NST loss after their last iteration where the claim test reads the one after 1,000."""
+    return [{**r, "nst_loss_1000": r.get("nst_loss_final")} for r in records]
+
+
 def paper_records() -> list[dict]:
     """The paper's own numbers as run records (one per paper style), for ``claim.evaluate``."""
     return [{"content": "paper", "style": s, "nst_loss_1000": PAPER_NST_LOSS_10000[s],
@@ -293,19 +298,18 @@ def write_docs(out_dir: str | Path = "results/paper", path: str | Path = "docs/r
             for s, folder in ((claimed, CLAIM_DIR), (summary, out_dir))}
     table1, table2 = summary_tables(summary)
     table1 = text_table(table1, "paper (10,000 it)", f"ours ({summary['parameters']['nst']['num_steps']:,} it)")
-    study, longer = lr_table(), (Path(LONG_DIR) / "summary.json").is_file()
-    claims = [*ours.items(), ("the paper's printed numbers", paper_records())]
+    study, long_text = lr_table(), "Not run yet."
+    claims = list(ours.items())
     made_by = [*(r for runs in ours.values() for r in runs), *(study[1] if study else ())]
-    if longer:  # its Table 1 at the last iteration
+    if (Path(LONG_DIR) / "summary.json").is_file():  # the claim and Tables 1 and 2 at the last iteration
         long_summary = load_summary(LONG_DIR)
-        made_by += load_records(LONG_DIR, long_summary["parameters"])
+        long_records = load_records(LONG_DIR, long_summary["parameters"])
+        made_by += long_records
+        claims.append((f"our paper runs, 10,000 iterations ({LONG_DIR})", at_last_iteration(long_records)))
         long_tables = summary_tables(long_summary, ours_key_nst="nst_loss_final", ours_key_eq6="nst_loss_eq6_final")
         long_text = "\n".join(["```text", text_table(long_tables[0], "paper (10,000 it)", "ours (10,000 it)"), "",
                                text_table(long_tables[1]), "```"])
-    elif (Path(LONG_DIR) / "checkpoints").is_dir():
-        long_text = f"Not finished yet: each run goes on from its last checkpoint in `{LONG_DIR}/checkpoints/`."
-    else:
-        long_text = "Not run yet."
+    claims.append(("the paper's printed numbers", paper_records()))
     made = ["- Weights: " + ", ".join(f"`{w['file']}` (md5 `{w['md5']}`)" for w in summary["weights"].values())
             + "; " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items()) + ", float32 on a CPU."]
     made += dict.fromkeys(f"- Made by commit `{p['commit'][:10]}`{' (uncommitted changes)' * bool(p['dirty'])} on "

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nstdream_utils import batch, data, files, optim, presets, reproduction
+from nstdream_utils import batch, data, files, presets, reproduction
 from nstdream_utils.data import PAPER_STYLES
 from nstdream_utils.errors import InputError
 
@@ -266,28 +266,25 @@ def test_the_committed_learning_rate_study():
         np.testing.assert_allclose(at_pick[style]["nst_loss"], committed["nst_loss"], rtol=1e-6, err_msg=style)
 
 
-def test_the_long_runs_resume_with_the_paper_preset_and_follow_the_committed_runs():
-    """The 10,000-iteration runs (`reproduction.LONG_COMMAND`) span sessions, so their checkpoints are committed
-    while they are under way: each must resume with today's paper preset (the configuration saved in it is the
-    preset's, or `optim.Checkpoint` refuses it), and each run's first iterations, from its checkpoint or its
-    finished record, are results/paper's astronaut run (the same notebook, preset and seed, made on one CPU)."""
+def test_the_long_runs_are_the_paper_preset_for_10000_iterations_and_follow_the_committed_runs():
+    """The 10,000-iteration runs (`reproduction.LONG_COMMAND`) ran today's paper preset on the astronaut to 10,000
+    iterations, then a dream on each image and on the photo; their first 1,000 iterations are results/paper's
+    astronaut runs (the same notebook, preset and seed, made on one CPU)."""
     long_dir = REPO / reproduction.LONG_DIR
-    cfg = reproduction.resolve_configs("paper", nst_steps=10000)[0]
-    expected = optim.Checkpoint.config_key(cfg)
-    curves = {}
-    for path in sorted((long_dir / "checkpoints").glob("*.npz")):
-        with np.load(path, allow_pickle=False) as saved:
-            assert str(saved["config"]) == expected, path.name
-            curves[path.stem] = json.loads(str(saved["history"]))["total"]
-    if (long_dir / "summary.json").is_file():
-        curves |= {reproduction.run_name(r["content"], r["style"]): r["nst_loss"]
-                   for r in reproduction.load_records(long_dir) if "nst_loss" in r}
-    assert sorted(curves) == sorted(f"astronaut__{style}" for style in PAPER_STYLES)
-    for name, curve in curves.items():
-        committed = json.loads((PAPER_DIR / f"{name}.json").read_text())["nst_loss"]
-        assert len(curve) >= 500, name  # a checkpoint is saved every 500 iterations
-        n = min(len(curve), len(committed))
-        np.testing.assert_allclose(curve[:n], committed[:n], rtol=1e-6, err_msg=name)
+    summary = reproduction.load_summary(long_dir)
+    nst_cfg, dream_cfg = reproduction.resolve_configs("paper", nst_steps=10000)
+    assert summary["parameters"]["nst"] == files.to_jsonable(dataclasses.asdict(nst_cfg))
+    assert summary["parameters"]["dream"] == files.to_jsonable(dataclasses.asdict(dream_cfg))
+    records = {r["style"]: r for r in reproduction.load_records(long_dir, summary["parameters"])}
+    assert sorted(records) == sorted([*PAPER_STYLES, reproduction.ORIGINAL])
+    for style, record in records.items():
+        made = record["provenance"]
+        assert made["command"].startswith(reproduction.LONG_COMMAND) and made["dirty"] is False, style
+        assert record["weights"] == COMMITTED["weights"] and len(record["dream_loss"]) == dream_cfg.num_steps, style
+        if style != reproduction.ORIGINAL:
+            committed = json.loads((PAPER_DIR / f"astronaut__{style}.json").read_text())["nst_loss"]
+            assert len(record["nst_loss"]) == 10000 and record["nst_loss_final"] == record["nst_loss"][-1], style
+            np.testing.assert_allclose(record["nst_loss"][:1000], committed, rtol=1e-6, err_msg=style)
 
 
 def _config(cls, stored: dict):
