@@ -10,7 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -214,7 +214,7 @@ def load_records(out_dir: str | Path = "results/paper", parameters: dict | None 
     return [r for r in records if r.get("status") == "completed" and parameters in (None, r["parameters"])]
 
 
-def at_last_iteration(records: list[dict]) -> list[dict]:
+def at_last_iteration(records: Iterable[dict]) -> list[dict]:
     """``records`` with the NST loss after their last iteration where the claim test reads the one after 1,000."""
     return [{**r, "nst_loss_1000": r.get("nst_loss_final")} for r in records]
 

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nstdream_utils import batch, data, files, presets, reproduction
+from nstdream_utils import batch, claim, data, files, presets, reproduction
 from nstdream_utils.data import PAPER_STYLES
 from nstdream_utils.errors import InputError
 
@@ -285,6 +285,10 @@ def test_the_long_runs_are_the_paper_preset_for_10000_iterations_and_follow_the_
             committed = json.loads((PAPER_DIR / f"astronaut__{style}.json").read_text())["nst_loss"]
             assert len(record["nst_loss"]) == 10000 and record["nst_loss_final"] == record["nst_loss"][-1], style
             np.testing.assert_allclose(record["nst_loss"][:1000], committed, rtol=1e-6, err_msg=style)
+    # the claim at the last iteration reads each run's NST loss after 10,000, not the one after 1,000
+    cells = claim.table(reproduction.at_last_iteration(records.values()))["cells"]["astronaut"]
+    assert {s: cells[s]["nst"] for s in PAPER_STYLES} == pytest.approx(
+        {s: math.log(records[s]["nst_loss"][-1]) for s in PAPER_STYLES})
 
 
 def _config(cls, stored: dict):
